@@ -1,0 +1,2 @@
+#include "shim.h"
+int starling_ccurl_placeholder(void) { return 0; }

@@ -1,0 +1,2 @@
+// Placeholder so the package resolves; replaced by the module's real code.
+enum _GRPCShimPlaceholder {}

@@ -1,0 +1,30 @@
+/// Where the bytes of a layer blob come from.
+///
+/// The format code never does I/O itself: it asks a `BlobSource` for byte
+/// ranges of the (compressed) blob. A local file, an HTTP range reader against a
+/// registry and an on-disk cache all implement this one small protocol, so the
+/// same verified read path serves `starling layer extract`, the FUSE mount and
+/// the tests.
+///
+/// Calls are synchronous and may block (FUSE worker threads and libcurl both are
+/// blocking); implementations must be safe to call from many threads at once.
+public protocol BlobSource: Sendable {
+    /// Total size of the blob in bytes.
+    func size() throws -> Int64
+
+    /// Returns exactly `length` bytes starting at `offset`.
+    ///
+    /// Throws when the range lies (partly) past the end of the blob or the
+    /// underlying transport fails; never returns a short read.
+    func read(at offset: Int64, length: Int) throws -> [UInt8]
+
+    /// Reads several ranges, in one round trip where the transport supports it.
+    /// The result has one buffer per range, in the order given.
+    func read(ranges: [Range<Int64>]) throws -> [[UInt8]]
+}
+
+extension BlobSource {
+    public func read(ranges: [Range<Int64>]) throws -> [[UInt8]] {
+        try ranges.map { try read(at: $0.lowerBound, length: Int($0.count)) }
+    }
+}
