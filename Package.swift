@@ -87,7 +87,18 @@ let package = Package(
         .executableTarget(name: "starling", dependencies: ["Snapshotter"]),
 
         // MARK: tests
-        .testTarget(name: "StargzTests", dependencies: ["StargzReader"]),
+        // Shared test harness: temp dirs, child processes, a real docker-registry on
+        // loopback, skopeo pushes, containerd instances.
+        .target(name: "TestSupport", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Tests/TestSupport"),
+        .testTarget(name: "StargzTests", dependencies: ["StargzReader", "TestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "StargzReader", "TestSupport"]),
+        .testTarget(name: "FuseFSTests", dependencies: ["FuseFS", "LazyLayer", "StargzReader", "Registry", "TestSupport"]),
+        .testTarget(name: "SnapshotterTests", dependencies: ["Snapshotter", "GRPCShim", "TestSupport",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )
