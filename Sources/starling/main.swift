@@ -1,1 +1,3 @@
 import Snapshotter
+
+await StarlingCommand.main()
