@@ -1,0 +1,97 @@
+import Foundation
+
+/// A real `docker-registry` (Debian's distribution 2.8) on 127.0.0.1, with its
+/// storage in a temporary directory. Started by tests, stopped with `stop()`.
+public final class LocalRegistry: @unchecked Sendable {
+    public let port: Int
+    public let directory: TemporaryDirectory
+    private var process: Process?
+    /// `127.0.0.1:PORT`, the host part of image references.
+    public var host: String { "127.0.0.1:\(port)" }
+
+    /// Starts a plain-HTTP registry. `extraConfig` is appended to the YAML
+    /// config (for TLS or auth sections).
+    public init(extraConfig: String = "", port: Int? = nil) throws {
+        self.port = try port ?? freeLoopbackPort()
+        directory = try TemporaryDirectory(prefix: "starling-registry")
+        try start(extraConfig: extraConfig)
+    }
+
+    private func configYAML(extra: String) -> String {
+        """
+        version: 0.1
+        log:
+          level: error
+          accesslog:
+            disabled: true
+        storage:
+          filesystem:
+            rootdirectory: \(directory.path)/storage
+          delete:
+            enabled: true
+        http:
+          addr: 127.0.0.1:\(port)
+        \(extra)
+        """
+    }
+
+    /// (Re)starts the registry process on the same port and storage.
+    public func start(extraConfig: String = "") throws {
+        let config = directory.appending("config.yml")
+        if !FileManager.default.fileExists(atPath: config) || !extraConfig.isEmpty {
+            try configYAML(extra: extraConfig).write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+        process.arguments = ["serve", config]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        let log = directory.appending("registry.log")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        self.process = process
+        let up = waitUntil(timeout: 15) { Self.isListening(port: self.port) }
+        if !up {
+            stop()
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw CommandError(command: ["docker-registry", "serve", config],
+                               result: CommandResult(status: -1, stdout: "", stderr: "registry did not listen on \(port): \(text)"))
+        }
+    }
+
+    /// Stops the registry (SIGKILL, like a crash) but keeps its storage.
+    public func stop() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// Pushes an image with skopeo: `source` is any skopeo transport
+    /// (`oci:DIR:TAG`, `oci-archive:...`), `repository` like `test/img:1`.
+    /// Returns the full reference `127.0.0.1:PORT/test/img:1`.
+    @discardableResult
+    public func push(_ source: String, as repository: String, extraArguments: [String] = []) throws -> String {
+        let reference = "\(host)/\(repository)"
+        try Command.check(["skopeo", "copy", "-q", "--dest-tls-verify=false"] + extraArguments
+                          + [source, "docker://\(reference)"])
+        return reference
+    }
+
+    static func isListening(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    deinit { stop() }
+}
