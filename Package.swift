@@ -94,6 +94,7 @@ let package = Package(
         ], path: "Tests/TestSupport"),
         .testTarget(name: "StargzTests", dependencies: ["StargzReader", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "StargzReader", "TestSupport"]),
+        .testTarget(name: "LazyLayerTests", dependencies: ["LazyLayer", "StargzReader", "Registry", "TestSupport"]),
         .testTarget(name: "FuseFSTests", dependencies: ["FuseFS", "LazyLayer", "StargzReader", "Registry", "TestSupport"]),
         .testTarget(name: "SnapshotterTests", dependencies: ["Snapshotter", "GRPCShim", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
