@@ -104,6 +104,20 @@ public struct LayerIndex: Sendable {
             xattrs: extra?.xattrs ?? [])
     }
 
+    /// Heap bytes held by the index's arrays (capacity, not count), plus the
+    /// strings of symlink targets and xattrs: what keeping this index costs.
+    public var memoryFootprint: Int {
+        var bytes = inodes.capacity * MemoryLayout<Inode>.stride
+            + dirents.capacity * MemoryLayout<Dirent>.stride
+            + chunkRecords.capacity * MemoryLayout<ChunkRecord>.stride
+            + names.capacity + extras.capacity * MemoryLayout<Extra>.stride
+        for extra in extras {
+            if let target = extra.linkTarget, target.utf8.count > 15 { bytes += target.utf8.count + 32 }
+            for x in extra.xattrs { bytes += MemoryLayout<Xattr>.stride + x.value.count + 32 }
+        }
+        return bytes
+    }
+
     /// Whether `id` names an entry of this index.
     public func contains(_ id: EntryID) -> Bool { Int(id.rawValue) < inodes.count }
 

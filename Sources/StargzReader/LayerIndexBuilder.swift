@@ -283,12 +283,21 @@ struct LayerIndexBuilder {
         for i in inodes.indices where inodes[i].type == .directory && childCounts[i] == 0 {
             inodes[i].itemCount = 0
         }
-        var index = LayerIndex(inodes: inodes, dirents: finalDirents, chunkRecords: chunks, names: names,
-                               extras: extras, tocOffset: tocOffset, landmark: .none, version: version)
+        // Exact-capacity copies: growth slack would be ~25% of the index.
+        var index = LayerIndex(inodes: Self.compact(inodes), dirents: finalDirents, chunkRecords: Self.compact(chunks),
+                               names: Self.compact(names), extras: Self.compact(extras), tocOffset: tocOffset,
+                               landmark: .none, version: version)
         index = LayerIndex(inodes: index.inodes, dirents: index.dirents, chunkRecords: index.chunkRecords,
                            names: index.names, extras: index.extras, tocOffset: tocOffset,
                            landmark: Self.landmark(in: index), version: version)
         return index
+    }
+
+    private static func compact<T>(_ array: [T]) -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(array.count)
+        out.append(contentsOf: array)
+        return out
     }
 
     private static func landmark(in index: LayerIndex) -> Landmark {

@@ -11,6 +11,10 @@ struct ZstdChunkedLayerCodec: LayerCodec {
     static let footerMagic = Array("GNUlInUx".utf8)
     static let manifestChecksumAnnotation = "io.github.containers.zstd-chunked.manifest-checksum"
     static let manifestPositionAnnotation = "io.github.containers.zstd-chunked.manifest-position"
+    /// The same two annotations under the prefix the reference converter
+    /// (stargz-snapshotter 0.12) writes; both are emitted.
+    static let legacyChecksumAnnotation = "io.containers.zstd-chunked.manifest-checksum"
+    static let legacyPositionAnnotation = "io.containers.zstd-chunked.manifest-position"
 
     func parseFooter(tail: ArraySlice<UInt8>, blobSize: Int64) throws -> TOCLocation? {
         guard tail.count >= Self.footerSize else { return nil }
@@ -71,9 +75,11 @@ struct ZstdChunkedLayerCodec: LayerCodec {
         footer += Self.le64Bytes(1)
         footer += Self.footerMagic
         let bytes = Self.skippableFrame(compressedTOC) + Self.skippableFrame(footer)
+        let checksum = SHA256Digest.of(compressedTOC).description
+        let position = "\(tocOffset):\(compressedTOC.count):\(tocJSON.count):1"
         return EncodedTail(bytes: bytes, uncompressedTail: [], annotations: [
-            Self.manifestChecksumAnnotation: SHA256Digest.of(compressedTOC).description,
-            Self.manifestPositionAnnotation: "\(tocOffset):\(compressedTOC.count):\(tocJSON.count):1",
+            Self.manifestChecksumAnnotation: checksum, Self.legacyChecksumAnnotation: checksum,
+            Self.manifestPositionAnnotation: position, Self.legacyPositionAnnotation: position,
         ])
     }
 
