@@ -10,7 +10,8 @@ public struct LayerState: Codable, Sendable, Equatable {
     /// Compressed bytes of file data that are local (fetched and verified,
     /// or found in the cache).
     public var fetchedBytes: Int64
-    /// `fetchedBytes` as a percentage of `chunkBytes` (100 for a layer without file data).
+    /// `fetchedBytes` as a percentage of `chunkBytes`, rounded down to 0.01
+    /// (so 100 means everything; 100 too for a layer without file data).
     public var fetchedPercent: Double
     /// Bytes received from the blob source, TOC and read-ahead included.
     public var downloadedBytes: Int64

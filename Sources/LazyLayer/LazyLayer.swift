@@ -65,8 +65,10 @@ public final class LazyLayer: @unchecked Sendable {
         var backgroundWorkers = 0
         var errors = 0
         var lastError: String?
-        /// First positions of ranges whose failure was already logged.
+        /// Chunks whose failure was already logged (until they succeed).
         var loggedFailures: Set<Int> = []
+        /// First positions of requests whose transport failure was already logged.
+        var loggedRangeFailures: Set<Int> = []
         /// The last error of chunks whose fetch failed (cleared on success).
         var chunkFailures: [Int: LazyLayerError] = [:]
         /// Chunks the background will not retry (they did not verify).
@@ -293,7 +295,7 @@ public final class LazyLayer: @unchecked Sendable {
             mutable.counters.recordLatency(seconds)
             mutable.counters.fetchFailures += 1
             countRequest(purpose)
-            let firstLog = mutable.loggedFailures.insert(positions[0]).inserted
+            let firstLog = mutable.loggedRangeFailures.insert(positions[0]).inserted
             noteError(failure)
             condition.unlock()
             if firstLog { logger.error("\(failure)") }
@@ -305,7 +307,7 @@ public final class LazyLayer: @unchecked Sendable {
         mutable.counters.recordLatency(seconds)
         countRequest(purpose)
         mutable.counters.fetchedBytes += Int64(buffers.reduce(0) { $0 + $1.count })
-        mutable.loggedFailures.remove(positions[0])
+        mutable.loggedRangeFailures.remove(positions[0])
         condition.unlock()
 
         var allGood = true
@@ -396,7 +398,7 @@ public final class LazyLayer: @unchecked Sendable {
         let allLocal = mutable.localBytes >= total
         return LayerState(
             digest: digest, size: layer.blobSize, chunkBytes: total, fetchedBytes: mutable.localBytes,
-            fetchedPercent: total == 0 ? 100 : (Double(mutable.localBytes) * 1000 / Double(total)).rounded() / 10,
+            fetchedPercent: total == 0 ? 100 : (Double(mutable.localBytes) * 10000 / Double(total)).rounded(.down) / 100,
             downloadedBytes: mutable.counters.fetchedBytes, requests: mutable.counters.requests,
             prefetchDone: mutable.prefetch == .done || allLocal,
             backgroundDone: allLocal,
