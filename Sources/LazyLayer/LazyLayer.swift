@@ -408,6 +408,16 @@ public final class LazyLayer: @unchecked Sendable {
             cacheMisses: cacheStatistics.misses)
     }
 
+    /// The layer's blob digest, under the name FuseFS's `LayerContentSource` uses.
+    public var layerDigest: String { digest }
+
+    /// `state()` as pretty, key-sorted JSON (the `/.starling/<digest>.json` file).
+    public func stateJSON() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(state())) + [UInt8(ascii: "\n")]
+    }
+
     /// Cumulative counters of this layer's data path.
     public func counters() -> DataPathCounters {
         condition.lock(); defer { condition.unlock() }

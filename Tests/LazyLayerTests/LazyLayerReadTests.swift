@@ -152,3 +152,33 @@ final class LazyLayerReadTests: XCTestCase {
         XCTAssertLessThan(state.fetchedPercent, 100)
     }
 }
+
+/// The state file the filesystem serves as `/.starling/<digest>.json`.
+final class LayerStateTests: XCTestCase {
+    func testStateJSONReportsProgressAndErrors() throws {
+        let test = try TestLayer(files: ["a": randomBytes(300_000, seed: 1), "b": randomBytes(300_000, seed: 2)],
+                                 chunkSize: 64 << 10)
+        let options = LazyLayerOptions(readaheadBytes: 0, wholeFileBytes: 0, background: BackgroundFetchOptions(enabled: false))
+        let lazy = try makeLazyLayer(test, source: try LocalFileBlobSource(path: test.blobPath), options: options)
+        let before = try JSONDecoder().decode(LayerState.self, from: Data(try lazy.stateJSON()))
+        XCTAssertEqual(before.digest, test.result.digest)
+        XCTAssertEqual(before.size, test.result.size)
+        XCTAssertEqual(before.fetchedBytes, 0)
+        XCTAssertEqual(before.errors, 0)
+        XCTAssertEqual(lazy.layerDigest, test.result.digest)
+
+        _ = try lazy.readAll(path: "a")
+        let after = try JSONDecoder().decode(LayerState.self, from: Data(try lazy.stateJSON()))
+        XCTAssertGreaterThan(after.fetchedPercent, 40)
+        XCTAssertLessThan(after.fetchedPercent, 60)
+        XCTAssertEqual(after.fetchedBytes, after.downloadedBytes)
+        XCTAssertGreaterThan(after.requests, 0)
+        let counters = lazy.counters()
+        XCTAssertEqual(counters.foregroundRequests, after.requests)
+        XCTAssertEqual(counters.fetchCount, counters.latencyBucketCounts.reduce(0, +))
+        let json = String(decoding: try lazy.stateJSON(), as: UTF8.self)
+        for key in ["\"digest\"", "\"fetchedBytes\"", "\"fetchedPercent\"", "\"prefetchDone\"", "\"errors\""] {
+            XCTAssertTrue(json.contains(key), "\(key) in \(json)")
+        }
+    }
+}
