@@ -1,4 +1,4 @@
-import StargzReader
+// Compiled in one module with Sources/StargzReader/*.swift (see build.sh), so no import.
 
 /// libFuzzer entry point: treat the input as a whole blob, open it (footer,
 /// TOC container, TOC JSON, index) with verification disabled so the digest
