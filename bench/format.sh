@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Format benchmarks (prints ratios; run by bench/run or alone):
 #  1. Convert one Debian bookworm minbase root filesystem layer to eStargz at
-#     gzip level 9 with `starling layer convert` (release build) and with the
+#     gzip level 9 with Starling's converter (release build) and with the
 #     reference `ctr-remote images convert --oci --estargz` (through a private
 #     containerd). Target: Starling <= 1/3 of the reference's time.
-#  2. Parse + index the TOC of a synthetic layer with 100,000 entries
-#     (`starling layer inspect --stats`). Targets: < 300 ms, < 150 resident
-#     bytes per entry.
+#  2. Parse + index the TOC of a synthetic layer with 100,000 entries.
+#     Targets: < 300 ms, < 150 resident bytes per entry.
+# Starling's side runs bench/format/FormatBench.swift: the StargzReader code
+# behind `starling layer convert` / `inspect`, built optimised on its own
+# (bench/format/build.sh) so the benchmark does not need a release build of
+# the whole daemon. STARLING=/path/to/starling uses the CLI instead.
 # Root filesystem cache: $CACHE (default /var/tmp/debian-rootfs/base, made
 # with debootstrap --variant=minbase if missing).
 set -euo pipefail
@@ -31,10 +34,16 @@ if [ ! -f "$rootfs.done" ]; then
 fi
 
 starling=${STARLING:-}
-if [ -z "$starling" ]; then
-  swift build -c release --product starling >&2
-  starling="$(swift build -c release --show-bin-path)/starling"
-fi
+bench=
+[ -n "$starling" ] || bench=$(bench/format/build.sh)
+convert() { # in out level -> prints seconds
+  if [ -n "$bench" ]; then "$bench" convert "$1" "$2" "$3" | jq -r .seconds
+  else local t0 t1; t0=$(date +%s.%N); "$starling" layer convert --level "$3" "$1" "$2" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; fi
+}
+open_stats() { # blob -> {openMilliseconds, entries, residentBytesPerEntry, indexBytesPerEntry}
+  if [ -n "$bench" ]; then "$bench" open "$1"
+  else "$starling" layer inspect --stats "$1" | tail -1; fi
+}
 
 # The same layer both converters start from: gzip tar, as a registry serves it.
 tar --numeric-owner --xattrs -C "$rootfs" -cf "$work/layer.tar" .
@@ -44,10 +53,7 @@ echo "layer: $(du -m "$work/layer.tar" | cut -f1) MiB tar, $(du -m "$work/layer.
 now() { date +%s.%N; }
 
 # --- Starling
-t0=$(now)
-"$starling" layer convert --level "$level" "$work/layer.tar.gz" "$work/starling.esgz" > "$work/starling.json"
-t1=$(now)
-starling_s=$(echo "$t1 - $t0" | bc -l)
+starling_s=$(convert "$work/layer.tar.gz" "$work/starling.esgz" "$level")
 
 # --- Reference, through a private containerd
 sock="$work/containerd.sock"
@@ -80,17 +86,17 @@ ctr images convert --oci --estargz --estargz-compression-level "$level" "$src" b
 t1=$(now)
 reference_s=$(echo "$t1 - $t0" | bc -l)
 
-ours_size=$(jq -r .size "$work/starling.json")
-ref_size=$(ctr content ls | awk 'NR>1 {print $2}' | sort -n | tail -1)
-printf 'convert (gzip level %s): starling %.2f s, ctr-remote %.2f s, ratio %.3f (target <= 0.333); sizes: starling %s bytes\n' \
-  "$level" "$starling_s" "$reference_s" "$(echo "$starling_s / $reference_s" | bc -l)" "$ours_size"
+ours_size=$(stat -c %s "$work/starling.esgz")
+ref_layer=$(ctr content get "$(ctr images ls | awk '$1=="bench/esgz:1" {print $3}')" | jq -r '.layers[0].size')
+printf 'convert (gzip level %s): starling %.2f s, ctr-remote %.2f s, ratio %.3f (target <= 0.333); blob sizes: starling %s, ctr-remote %s bytes\n' \
+  "$level" "$starling_s" "$reference_s" "$(echo "$starling_s / $reference_s" | bc -l)" "$ours_size" "$ref_layer"
 
 # --- TOC parse + index of a synthetic layer
 python3 "$root/bench/format/make-synthetic-tar.py" "$entries" "$work/synthetic.tar"
-"$starling" layer convert --level 1 "$work/synthetic.tar" "$work/synthetic.esgz" > /dev/null
+convert "$work/synthetic.tar" "$work/synthetic.esgz" 1 > /dev/null
 best=
 for _ in 1 2 3; do
-  "$starling" layer inspect --stats "$work/synthetic.esgz" | tail -1 > "$work/stats.json"
+  open_stats "$work/synthetic.esgz" > "$work/stats.json"
   ms=$(jq -r .openMilliseconds "$work/stats.json")
   if [ -z "$best" ] || [ "$(echo "$ms < $best" | bc -l)" = 1 ]; then best=$ms; cp "$work/stats.json" "$work/best.json"; fi
 done

@@ -5,9 +5,10 @@ import Darwin
 #endif
 
 /// A `BlobSource` over a local file, read with `pread` (no shared file
-/// position, so any number of threads may read at once).
-public final class LocalFileBlobSource: BlobSource, @unchecked Sendable {
-    // @unchecked: the only state is an immutable descriptor, closed in deinit.
+/// position, so any number of threads may read at once). Buffer pointers for
+/// `pread`/`write` (here, in OutputFile and LayerExtractor) are the only
+/// pointer uses outside the two codec wrappers.
+public final class LocalFileBlobSource: BlobSource, Sendable {
     private let descriptor: Int32
     public let path: String
 
@@ -31,8 +32,8 @@ public final class LocalFileBlobSource: BlobSource, @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: length)
         var done = 0
         while done < length {
-            let n = buffer.withUnsafeMutableBytes { raw in
-                pread(descriptor, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+            let n = buffer[done...].withUnsafeMutableBytes { raw in
+                pread(descriptor, raw.baseAddress, raw.count, off_t(offset) + off_t(done))
             }
             if n < 0 {
                 if errno == EINTR { continue }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes a layer tar with N entries shaped like a real root filesystem:
-10% directories, 80% small regular files (1..4000 bytes), 10% symlinks, in
+10% directories, 80% small regular files (1..600 bytes), 10% symlinks, in
 nested directories. Used to measure TOC parse + index time and memory."""
 import io, random, sys, tarfile
 
@@ -23,7 +23,7 @@ with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
             t.linkname = "../lib/x86_64-linux-gnu/libsomething.so.%d" % i; t.mtime = 1700000000
             tar.addfile(t)
         else:
-            size = rnd.randrange(1, 4000)
+            size = rnd.randrange(1, 600)
             t = tarfile.TarInfo("%s/file%06d.txt" % (parent, i)); t.size = size; t.mode = 0o644
             t.mtime = 1700000000; t.uid = 0; t.gid = 0
             tar.addfile(t, io.BytesIO(payload[:size]))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds bench/format/FormatBench.swift with Sources/StargzReader/*.swift as
+# one optimised module, linked against a release build of swift-crypto.
+# Prints the binary's path.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bp=${BUILD_PATH:-.build}
+rel="$bp/release"
+[ -d "$rel/Crypto.build" ] || swift build -c release --target StargzReader --build-path "$bp" >&2
+objs=$(find "$rel/Crypto.build" "$rel/CCryptoBoringSSL.build" "$rel/CCryptoBoringSSLShims.build" \
+            "$rel/CryptoBoringWrapper.build" "$rel/CXKCP.build" "$rel/CXKCPShims.build" -name '*.o')
+mkdir -p "$bp/format-bench"
+swiftc -O -wmo -parse-as-library -module-name FormatBench -I "$rel/Modules" -I Sources/CZlib -I Sources/CZstd \
+  Sources/StargzReader/*.swift bench/format/FormatBench.swift $objs -lz -lzstd -lstdc++ \
+  -o "$bp/format-bench/format-bench" >&2
+echo "$bp/format-bench/format-bench"
