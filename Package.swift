@@ -90,6 +90,9 @@ let package = Package(
         .executableTarget(name: "starling", dependencies: ["Snapshotter"]),
         // Benchmark driver for bench/registry.sh (not installed, not a starling subcommand).
         .executableTarget(name: "registry-bench", dependencies: ["Registry"], path: "bench/registry"),
+        // Benchmark driver for bench/coldread.sh: cold read of every file through LazyLayer.
+        .executableTarget(name: "coldread-bench", dependencies: ["LazyLayer", "Registry", "StargzReader"],
+                          path: "bench/coldread"),
 
         // MARK: tests
         // Shared test harness: temp dirs, child processes, a real docker-registry on

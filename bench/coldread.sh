@@ -118,13 +118,18 @@ done
 pull=$(printf '%s\n' "${pull_times[@]}" | median)
 
 # --- lazy: mount with an empty cache, read every file, unmount
+mount_help=$("$STARLING" layer mount --help 2>&1 || true)
+flag_if_known() { if grep -q -- "$1" <<<"$mount_help"; then mount_flags+=("$@"); fi; }
 lazy_times=()
 requests=""
 for i in $(seq "$RUNS"); do
   mnt=$work/mnt$i; cache=$work/cache$i
   mkdir -p "$mnt" "$cache"
+  mount_flags=()
+  flag_if_known --cache-dir "$cache"
+  flag_if_known --insecure-registry "$registry"
   t0=$(now)
-  "$STARLING" layer mount --toc-digest "$toc" --cache-dir "$cache" "$registry/debian-python@$layer" "$mnt" \
+  "$STARLING" layer mount "${mount_flags[@]}" --toc-digest "$toc" "$registry/debian-python@$layer" "$mnt" \
     >"$work/mount$i.log" 2>&1 &
   mpid=$!; pids+=($mpid); mounts+=("$mnt")
   for _ in $(seq 600); do mountpoint -q "$mnt" && break; kill -0 $mpid 2>/dev/null || break; sleep 0.05; done
