@@ -67,6 +67,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // MARK: CVMFS (layers already unpacked in a repository such as unpacked.cern.ch)
+        .target(name: "CVMFSBackend"),
+
         // MARK: gRPC and daemon
         .target(name: "GRPCShim", dependencies: [
             .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -74,7 +77,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .target(name: "Snapshotter", dependencies: [
-            "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim",
+            "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -92,6 +95,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Tests/TestSupport"),
+        .testTarget(name: "CVMFSTests", dependencies: ["CVMFSBackend", "TestSupport"]),
         .testTarget(name: "StargzTests", dependencies: ["StargzReader", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "StargzReader", "TestSupport"]),
         .testTarget(name: "LazyLayerTests", dependencies: ["LazyLayer", "StargzReader", "Registry", "TestSupport"]),

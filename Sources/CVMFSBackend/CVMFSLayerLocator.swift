@@ -1,0 +1,87 @@
+import Foundation
+
+/// The answer to "does CVMFS hold this layer unpacked?".
+public enum CVMFSLookup: Sendable, Equatable {
+    /// The layer's root directory, ready to be used as an overlay lower directory.
+    case found(directory: String)
+    /// The repository is mounted but does not hold this layer.
+    case absent
+    /// CVMFS cannot be asked (disabled, not mounted, stalled, bad digest); the
+    /// reason is for the log, and the caller falls back to another source.
+    case unavailable(reason: String)
+}
+
+/// Finds unpacked layers in a CVMFS repository by their compressed digest.
+///
+/// Lookups only `stat` paths (which triggers the autofs mount of the
+/// repository), on a worker thread with a timeout so a hung mount turns into a
+/// fallback rather than a hung pull. Digests are checked to be `sha256:` plus
+/// 64 lowercase hex digits before they become part of a path, so a label can
+/// never point outside the repository.
+public struct CVMFSLayerLocator: Sendable {
+    public let configuration: CVMFSConfiguration
+
+    public init(configuration: CVMFSConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// The path where the repository would keep the layer with `digest`, or nil
+    /// when the digest is not a well-formed sha256 digest.
+    public func layerDirectory(for digest: String) -> String? {
+        guard let hex = Self.sha256Hex(digest) else { return nil }
+        let prefix = hex.prefix(2)
+        return "\(configuration.mountpoint)/.layers/\(prefix)/\(hex)/layerfs"
+    }
+
+    /// Looks the layer up; never blocks longer than the configured timeout.
+    public func locate(layerDigest digest: String) -> CVMFSLookup {
+        guard configuration.enabled else { return .unavailable(reason: "CVMFS lookups are disabled") }
+        guard let directory = layerDirectory(for: digest) else {
+            return .unavailable(reason: "layer digest \(digest.debugDescription) is not a sha256 digest")
+        }
+        let mountpoint = configuration.mountpoint
+        let outcome = Self.withTimeout(configuration.lookupTimeoutSeconds) { () -> CVMFSLookup in
+            guard Self.isDirectory(mountpoint) else {
+                return .unavailable(reason: "CVMFS repository \(configuration.repository) is not mounted at \(mountpoint)")
+            }
+            return Self.isDirectory(directory) ? .found(directory: directory) : .absent
+        }
+        return outcome ?? .unavailable(
+            reason: "CVMFS lookup of \(digest) under \(mountpoint) took longer than \(configuration.lookupTimeoutSeconds) s")
+    }
+
+    static func sha256Hex(_ digest: String) -> Substring? {
+        guard digest.hasPrefix("sha256:") else { return nil }
+        let hex = digest.dropFirst("sha256:".count)
+        guard hex.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            return nil
+        }
+        return hex
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Runs `body` on a detached thread and waits at most `seconds` for it; a
+    /// body that overruns is left to finish on its own (it only stats paths).
+    static func withTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () -> T) -> T? {
+        let result = ResultSlot<T>()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            result.store(body())
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+        return result.load()
+    }
+}
+
+/// One value handed from a worker thread to the waiting caller.
+private final class ResultSlot<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T?
+    func store(_ newValue: T) { lock.lock(); value = newValue; lock.unlock() }
+    func load() -> T? { lock.lock(); defer { lock.unlock() }; return value }
+}

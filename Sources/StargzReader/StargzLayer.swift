@@ -1,0 +1,202 @@
+/// An opened eStargz or zstd:chunked layer: its verified TOC as a
+/// `LayerIndex`, and verified chunk reads through a `BlobSource`.
+///
+/// ## Read API in brief
+/// ```swift
+/// let layer = try StargzLayer.open(source: LocalFileBlobSource(path: p),
+///                                  tocDigest: "sha256:…", verification: .required)
+/// let index = layer.index                     // immutable, Sendable
+/// let id = index.lookup(path: "usr/bin/env")! // or index.lookup(name, in: dir)
+/// let meta = index.entry(id)                  // name, type, mode, uid, gid, size, …
+/// for child in index.children(of: index.root) { … }
+/// let chunks = index.chunks(of: id, covering: 0..<4096)
+/// // fetch chunk.compressedRange yourself (coalescing neighbours) and
+/// let bytes = try layer.decodeChunk(chunks[0], compressed: fetched)  // verified
+/// // or let the layer fetch it: try layer.readChunk(chunks[0])
+/// index.prefetchRange                         // blob range before .prefetch.landmark
+/// ```
+///
+/// Opening costs one range read of the blob's tail (`tailWindow` bytes), which
+/// holds footer and TOC for all but huge layers; a second read fetches the
+/// rest of the TOC only when it starts before that window.
+public struct StargzLayer: Sendable {
+    /// Whether unverifiable bytes are an error.
+    public enum Verification: Sendable, Equatable {
+        /// The TOC must match `tocDigest` and every chunk its `chunkDigest`.
+        case required
+        /// Debugging only: digests present are still checked, missing ones are tolerated.
+        case disabled
+    }
+
+    /// Caps on what a blob may make us allocate.
+    public struct Limits: Sendable, Equatable {
+        /// Largest TOC accepted, compressed or not. Default 64 MiB: a TOC
+        /// entry is ~250 bytes, so this allows ~250,000 entries and refuses a
+        /// 100 MB TOC.
+        public var maxTOCBytes: Int
+        /// Bytes of the blob's tail read at open (footer + TOC in one request).
+        public var tailWindow: Int
+
+        public init(maxTOCBytes: Int = 64 << 20, tailWindow: Int = 512 << 10) {
+            self.maxTOCBytes = maxTOCBytes
+            self.tailWindow = tailWindow
+        }
+        public static let `default` = Limits()
+    }
+
+    public let source: any BlobSource
+    public let index: LayerIndex
+    public let format: LayerFormat
+    /// `sha256:` digest of the TOC JSON, as computed from the blob.
+    public let tocDigest: String
+    public let verification: Verification
+    /// Size of the blob in bytes.
+    public let blobSize: Int64
+    private let codec: any LayerCodec
+
+    /// Opens a layer: reads footer and TOC, checks the TOC against
+    /// `tocDigest` (required unless `verification` is `.disabled`), and builds
+    /// the index. Every failure is a `StargzError`.
+    public static func open(source: any BlobSource, tocDigest: String?,
+                            verification: Verification = .required,
+                            limits: Limits = .default) throws -> StargzLayer {
+        if verification == .required && tocDigest == nil { throw StargzError.tocDigestMissing }
+        let raw = try RawTOC.read(from: source, limits: limits)
+        let actual = SHA256Digest.of(raw.json).description
+        if let expected = tocDigest, expected.lowercased() != actual {
+            throw StargzError.tocDigestMismatch(expected: expected, actual: actual)
+        }
+        var builder = LayerIndexBuilder(tocOffset: raw.location.offset)
+        var parser = TOCJSONParser(raw.json)
+        let version = try parser.parse { try builder.add($0) }
+        let index = try builder.finish(version: version)
+        return StargzLayer(source: source, index: index, format: raw.format, tocDigest: actual,
+                           verification: verification, blobSize: raw.blobSize, codec: raw.format.codec)
+    }
+
+    /// Decompresses one chunk from its compressed bytes and checks its sha256.
+    ///
+    /// `compressed` must start at `chunk.compressedRange.lowerBound`; it may
+    /// extend past the chunk (for example a slice of a coalesced read).
+    public func decodeChunk(_ chunk: Chunk, compressed: ArraySlice<UInt8>) throws -> [UInt8] {
+        let data: [UInt8]
+        do {
+            data = try codec.decompress(compressed, skip: Int(chunk.innerOffset), count: Int(chunk.size))
+        } catch StargzError.decompressionFailed(let message) {
+            throw StargzError.decompressionFailed("chunk of \"\(index.path(of: chunk.entry))\" at offset \(chunk.fileOffset): \(message)")
+        }
+        guard let expected = chunk.digest else {
+            if verification == .required {
+                throw StargzError.chunkDigestMissing(name: index.path(of: chunk.entry), fileOffset: chunk.fileOffset)
+            }
+            return data
+        }
+        let actual = SHA256Digest.of(data)
+        guard actual == expected else {
+            throw StargzError.chunkDigestMismatch(name: index.path(of: chunk.entry), fileOffset: chunk.fileOffset,
+                                                  expected: expected.description, actual: actual.description)
+        }
+        return data
+    }
+
+    /// `decodeChunk` for a whole array.
+    public func decodeChunk(_ chunk: Chunk, compressed: [UInt8]) throws -> [UInt8] {
+        try decodeChunk(chunk, compressed: compressed[...])
+    }
+
+    /// Fetches one chunk's compressed range through the source and decodes it (verified).
+    public func readChunk(_ chunk: Chunk) throws -> [UInt8] {
+        let range = chunk.compressedRange
+        let compressed = try source.read(at: range.lowerBound, length: Int(range.count))
+        return try decodeChunk(chunk, compressed: compressed)
+    }
+
+    /// Reads `range` of a regular file: the chunks it needs are fetched in
+    /// one `read(ranges:)` call (adjacent chunks coalesced) and each is verified.
+    public func read(_ id: EntryID, range: Range<Int64>) throws -> [UInt8] {
+        let entry = index.entry(id)
+        guard entry.type == .regular else { throw StargzError.notFound("\(index.path(of: id)) is not a regular file") }
+        let clipped = max(0, range.lowerBound)..<min(entry.size, max(range.upperBound, 0))
+        guard !clipped.isEmpty else { return [] }
+        let chunks = index.chunks(of: id, covering: clipped)
+        // Coalesce adjacent compressed ranges into one request each.
+        var requests: [Range<Int64>] = []
+        for chunk in chunks {
+            if let last = requests.last, last.upperBound >= chunk.compressedRange.lowerBound {
+                requests[requests.count - 1] = last.lowerBound..<max(last.upperBound, chunk.compressedRange.upperBound)
+            } else {
+                requests.append(chunk.compressedRange)
+            }
+        }
+        let buffers = try source.read(ranges: requests)
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(clipped.count))
+        var requestIndex = 0
+        for chunk in chunks {
+            while !requests[requestIndex].contains(chunk.compressedRange.lowerBound) { requestIndex += 1 }
+            let base = requests[requestIndex].lowerBound
+            let buffer = buffers[requestIndex]
+            let start = Int(chunk.compressedRange.lowerBound - base)
+            let end = Int(chunk.compressedRange.upperBound - base)
+            guard end <= buffer.count else { throw StargzError.truncated("short read from the blob source") }
+            let data = try decodeChunk(chunk, compressed: buffer[start..<end])
+            let from = Int(max(clipped.lowerBound, chunk.fileOffset) - chunk.fileOffset)
+            let to = Int(min(clipped.upperBound, chunk.fileOffset + chunk.size) - chunk.fileOffset)
+            out += data[from..<to]
+        }
+        return out
+    }
+
+    /// Reads a whole regular file (verified).
+    public func readFile(_ id: EntryID) throws -> [UInt8] {
+        try read(id, range: 0..<index.entry(id).size)
+    }
+}
+
+/// The TOC JSON of a blob and where it came from, before indexing.
+public struct RawTOC: Sendable {
+    public let format: LayerFormat
+    public let json: [UInt8]
+    public let blobSize: Int64
+    let location: TOCLocation
+
+    /// Byte offset of the TOC in the blob.
+    public var tocOffset: Int64 { location.offset }
+
+    /// Reads footer and TOC: one read of the tail window, a second only if
+    /// the TOC begins before it.
+    public static func read(from source: any BlobSource, limits: StargzLayer.Limits = .default) throws -> RawTOC {
+        let blobSize = try source.size()
+        guard blobSize >= 40 else {
+            throw StargzError.truncated("blob of \(blobSize) bytes is smaller than any footer")
+        }
+        let windowStart = max(0, blobSize - Int64(max(limits.tailWindow, Int(LayerFormat.maxFooterSize) + 8)))
+        let tail = try source.read(at: windowStart, length: Int(blobSize - windowStart))
+        guard tail.count == Int(blobSize - windowStart) else { throw StargzError.truncated("short read of the blob's tail") }
+
+        var found: (LayerCodec, TOCLocation)?
+        for format in [LayerFormat.zstdChunked, .estargz] {
+            let codec = format.codec
+            if let location = try codec.parseFooter(tail: tail[...], blobSize: blobSize) {
+                found = (codec, location)
+                break
+            }
+        }
+        guard let (codec, location) = found else {
+            throw StargzError.badFooter("no eStargz, stargz or zstd:chunked footer at the end of the blob")
+        }
+        guard location.size <= Int64(limits.maxTOCBytes) else {
+            throw StargzError.tocTooLarge(bytes: location.size, limit: Int64(limits.maxTOCBytes))
+        }
+        let tocEnd = location.offset + location.size
+        var stored: ArraySlice<UInt8>
+        if location.offset >= windowStart {
+            stored = tail[Int(location.offset - windowStart)..<Int(tocEnd - windowStart)]
+        } else {
+            let head = try source.read(at: location.offset, length: Int(windowStart - location.offset))
+            stored = (head + tail[0..<Int(tocEnd - windowStart)])[...]
+        }
+        let json = try codec.decodeTOC(stored, location: location, limit: limits.maxTOCBytes)
+        return RawTOC(format: codec.format, json: json, blobSize: blobSize, location: location)
+    }
+}

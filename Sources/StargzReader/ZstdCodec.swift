@@ -1,0 +1,74 @@
+import CZstd
+
+/// The one place that talks to libzstd, the zstd:chunked twin of
+/// `GzipCodec`: one frame per compress call, bounded prefix decompression.
+enum ZstdCodec {
+    /// Compresses `input` into one zstd frame (content size recorded, checksum on).
+    static func compressFrame(_ input: ArraySlice<UInt8>, level: Int32) throws -> [UInt8] {
+        guard let context = ZSTD_createCCtx() else { throw StargzError.compressionFailed("ZSTD_createCCtx") }
+        defer { ZSTD_freeCCtx(context) }
+        ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
+        var output = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
+        let produced = input.withUnsafeBytes { inBuf in
+            output.withUnsafeMutableBytes { outBuf in
+                ZSTD_compress2(context, outBuf.baseAddress, outBuf.count, inBuf.baseAddress, inBuf.count)
+            }
+        }
+        if ZSTD_isError(produced) != 0 {
+            throw StargzError.compressionFailed("zstd: \(String(cString: ZSTD_getErrorName(produced)))")
+        }
+        output.removeSubrange(produced...)
+        return output
+    }
+
+    /// Decompresses the frames in `input`, discards `skip` bytes and returns
+    /// the next `count` bytes; throws if the input ends first.
+    static func decompress(_ input: ArraySlice<UInt8>, skip: Int, count: Int) throws -> [UInt8] {
+        guard skip >= 0, count >= 0 else { throw StargzError.decompressionFailed("negative range") }
+        var output = [UInt8](repeating: 0, count: skip + count)
+        let produced = try decompressInto(input, output: &output)
+        guard produced == skip + count else {
+            throw StargzError.decompressionFailed("zstd data ended after \(produced) of \(skip + count) bytes")
+        }
+        return skip == 0 ? output : Array(output[skip...])
+    }
+
+    /// Decompresses all frames in `input`, refusing to produce more than `limit` bytes.
+    static func decompressAll(_ input: ArraySlice<UInt8>, limit: Int) throws -> [UInt8] {
+        var capacity = min(max(input.count * 4, 4096), limit)
+        while true {
+            var output = [UInt8](repeating: 0, count: capacity + 1)
+            let produced = try decompressInto(input, output: &output)
+            if produced <= capacity {
+                output.removeSubrange(produced...)
+                return output
+            }
+            guard capacity < limit else {
+                throw StargzError.decompressionFailed("zstd data expands past the limit of \(limit) bytes")
+            }
+            capacity = min(capacity * 4, limit)
+        }
+    }
+
+    private static func decompressInto(_ input: ArraySlice<UInt8>, output: inout [UInt8]) throws -> Int {
+        if output.isEmpty { return 0 }
+        guard let context = ZSTD_createDCtx() else { throw StargzError.decompressionFailed("ZSTD_createDCtx") }
+        defer { ZSTD_freeDCtx(context) }
+        return try input.withUnsafeBytes { inBuf in
+            try output.withUnsafeMutableBytes { outBuf in
+                var inBuffer = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: 0)
+                var outBuffer = ZSTD_outBuffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
+                while outBuffer.pos < outBuffer.size && inBuffer.pos < inBuffer.size {
+                    let before = (inBuffer.pos, outBuffer.pos)
+                    let status = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
+                    if ZSTD_isError(status) != 0 {
+                        throw StargzError.decompressionFailed("zstd: \(String(cString: ZSTD_getErrorName(status)))")
+                    }
+                    if before == (inBuffer.pos, outBuffer.pos) { break }
+                }
+                return outBuffer.pos
+            }
+        }
+    }
+}

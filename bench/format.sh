@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Format benchmarks (prints ratios; run by bench/run or alone):
+#  1. Convert one Debian bookworm minbase root filesystem layer to eStargz at
+#     gzip level 9 with `starling layer convert` (release build) and with the
+#     reference `ctr-remote images convert --oci --estargz` (through a private
+#     containerd). Target: Starling <= 1/3 of the reference's time.
+#  2. Parse + index the TOC of a synthetic layer with 100,000 entries
+#     (`starling layer inspect --stats`). Targets: < 300 ms, < 150 resident
+#     bytes per entry.
+# Root filesystem cache: $CACHE (default /var/tmp/debian-rootfs/base, made
+# with debootstrap --variant=minbase if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+level=${LEVEL:-9}
+entries=${ENTRIES:-100000}
+rootfs=${CACHE:-/var/tmp/debian-rootfs}/base
+work=$(mktemp -d /tmp/starling-bench-format.XXXXXX)
+cpid=
+cleanup() {
+  if [ -n "$cpid" ]; then kill "$cpid" 2>/dev/null || true; wait "$cpid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ ! -f "$rootfs.done" ]; then
+  rm -rf "$rootfs"; mkdir -p "$rootfs"
+  debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >&2
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  touch "$rootfs.done"
+fi
+
+starling=${STARLING:-}
+if [ -z "$starling" ]; then
+  swift build -c release --product starling >&2
+  starling="$(swift build -c release --show-bin-path)/starling"
+fi
+
+# The same layer both converters start from: gzip tar, as a registry serves it.
+tar --numeric-owner --xattrs -C "$rootfs" -cf "$work/layer.tar" .
+gzip -n -6 -c "$work/layer.tar" > "$work/layer.tar.gz"
+echo "layer: $(du -m "$work/layer.tar" | cut -f1) MiB tar, $(du -m "$work/layer.tar.gz" | cut -f1) MiB gzip, $(nproc) cores"
+
+now() { date +%s.%N; }
+
+# --- Starling
+t0=$(now)
+"$starling" layer convert --level "$level" "$work/layer.tar.gz" "$work/starling.esgz" > "$work/starling.json"
+t1=$(now)
+starling_s=$(echo "$t1 - $t0" | bc -l)
+
+# --- Reference, through a private containerd
+sock="$work/containerd.sock"
+cat > "$work/config.toml" <<TOML
+version = 2
+root = "$work/root"
+state = "$work/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+[debug]
+  address = "$work/debug.sock"
+[metrics]
+  address = ""
+TOML
+containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
+cpid=$!
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+ctr() { ctr-remote --address "$sock" --namespace bench "$@"; }
+python3 "$root/Tests/Fixtures/oci-layout.py" "$work/layer.tar.gz" "$work/layer.tar" "$work/layout"
+tar -C "$work/layout" -cf "$work/image.tar" .
+ctr images import --no-unpack --base-name bench/src "$work/image.tar" >/dev/null
+src=$(ctr images ls -q | grep '^bench/src' | head -1)
+t0=$(now)
+ctr images convert --oci --estargz --estargz-compression-level "$level" "$src" bench/esgz:1 >/dev/null
+t1=$(now)
+reference_s=$(echo "$t1 - $t0" | bc -l)
+
+ours_size=$(jq -r .size "$work/starling.json")
+ref_size=$(ctr content ls | awk 'NR>1 {print $2}' | sort -n | tail -1)
+printf 'convert (gzip level %s): starling %.2f s, ctr-remote %.2f s, ratio %.3f (target <= 0.333); sizes: starling %s bytes\n' \
+  "$level" "$starling_s" "$reference_s" "$(echo "$starling_s / $reference_s" | bc -l)" "$ours_size"
+
+# --- TOC parse + index of a synthetic layer
+python3 "$root/bench/format/make-synthetic-tar.py" "$entries" "$work/synthetic.tar"
+"$starling" layer convert --level 1 "$work/synthetic.tar" "$work/synthetic.esgz" > /dev/null
+best=
+for _ in 1 2 3; do
+  "$starling" layer inspect --stats "$work/synthetic.esgz" | tail -1 > "$work/stats.json"
+  ms=$(jq -r .openMilliseconds "$work/stats.json")
+  if [ -z "$best" ] || [ "$(echo "$ms < $best" | bc -l)" = 1 ]; then best=$ms; cp "$work/stats.json" "$work/best.json"; fi
+done
+printf 'TOC parse+index: %s entries in %.1f ms (target < 300), index %.1f bytes/entry, resident delta %.1f bytes/entry (target < 150)\n' \
+  "$(jq -r .entries "$work/best.json")" "$best" "$(jq -r .indexBytesPerEntry "$work/best.json")" \
+  "$(jq -r .residentBytesPerEntry "$work/best.json")"
