@@ -142,8 +142,8 @@ enum FuseOperationTable {
             var result = statvfs()
             result.f_bsize = numbers.blockSize
             result.f_frsize = numbers.blockSize
-            result.f_blocks = numbers.totalBlocks
-            result.f_files = numbers.totalInodes
+            result.f_blocks = UInt(numbers.totalBlocks)
+            result.f_files = UInt(numbers.totalInodes)
             result.f_namemax = numbers.maximumNameLength
             fuse_reply_statfs(request, &result)
         }
@@ -209,12 +209,12 @@ private func handler(of request: fuse_req_t?) -> (any FuseRequestHandler)? {
 
 private func makeStat(_ attributes: FuseAttributes) -> stat {
     var status = stat()
-    status.st_ino = attributes.inode
+    status.st_ino = UInt(attributes.inode)
     status.st_mode = attributes.mode
     status.st_nlink = UInt(attributes.linkCount)
     status.st_uid = attributes.uid
     status.st_gid = attributes.gid
-    status.st_rdev = attributes.device
+    status.st_rdev = UInt(attributes.device)
     status.st_size = Int(attributes.size)
     status.st_blocks = Int(attributes.blocks)
     status.st_blksize = 4096
@@ -285,7 +285,7 @@ private func replyDirectory(_ request: fuse_req_t?, _ inode: fuse_ino_t, _ size:
                                                 &parameter, Int(entry.nextOffset))
             } else {
                 var status = stat()
-                status.st_ino = entry.attributes.inode
+                status.st_ino = UInt(entry.attributes.inode)
                 status.st_mode = entry.attributes.mode
                 needed = fuse_add_direntry(request, buffer + used, remaining, entry.name,
                                            &status, Int(entry.nextOffset))

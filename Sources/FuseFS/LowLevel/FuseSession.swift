@@ -118,7 +118,7 @@ final class FuseSession: @unchecked Sendable {
                 let code = errno
                 if code == EBUSY {
                     logger.warning("mount is busy, detaching lazily", metadata: ["mountpoint": "\(mountpoint)"])
-                    _ = umount2(mountpoint, MNT_DETACH)
+                    _ = umount2(mountpoint, Int32(MNT_DETACH))
                 } else if code != EINVAL && code != ENOENT {
                     logger.warning("unmount failed", metadata: ["mountpoint": "\(mountpoint)", "error": "\(String(cString: strerror(code)))"])
                 }
@@ -139,7 +139,7 @@ final class FuseSession: @unchecked Sendable {
         fuse_loop_cfg_set_clone_fd(loopConfig, configuration.cloneFileDescriptor ? 1 : 0)
         fuse_loop_cfg_set_idle_threads(loopConfig, configuration.maxIdleThreads)
         fuse_loop_cfg_set_max_threads(loopConfig, configuration.maxThreads)
-        let status = fuse_session_loop_mt_312(session, loopConfig)
+        let status = fuse_session_loop_mt(session, loopConfig)
         fuse_loop_cfg_destroy(loopConfig)
         if status != 0 {
             logger.warning("FUSE session loop ended with an error", metadata: ["mountpoint": "\(mountpoint)", "status": "\(status)"])
@@ -258,8 +258,9 @@ enum FuseLogBridge {
         fuse_set_log_func { level, format, arguments in
             guard let format else { return }
             var buffer = [CChar](repeating: 0, count: 1024)
+            guard let arguments else { return }
             _ = vsnprintf(&buffer, buffer.count, format, arguments)
-            let message = String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard let logger = FuseLogBridge.current.withLock({ $0 }) else { return }
             switch level {
             case FUSE_LOG_EMERG, FUSE_LOG_ALERT, FUSE_LOG_CRIT, FUSE_LOG_ERR:
