@@ -88,6 +88,8 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "starling", dependencies: ["Snapshotter"]),
+        // Benchmark driver for bench/registry.sh (not installed, not a starling subcommand).
+        .executableTarget(name: "registry-bench", dependencies: ["Registry"], path: "bench/registry"),
 
         // MARK: tests
         // Shared test harness: temp dirs, child processes, a real docker-registry on

@@ -2,13 +2,13 @@
 /// zstd frames; the TOC JSON compressed as one zstd frame wrapped in a
 /// skippable frame; last, a skippable frame holding a 40-byte footer:
 /// little-endian TOC offset, compressed size, uncompressed size, manifest
-/// type (1), then the magic "GNUlInUx".
+/// type (1), then the magic "GnUlInUx".
 struct ZstdChunkedLayerCodec: LayerCodec {
     var format: LayerFormat { .zstdChunked }
 
     static let footerSize = 40
     static let skippableMagic: [UInt8] = [0x50, 0x2a, 0x4d, 0x18]
-    static let footerMagic = Array("GNUlInUx".utf8)
+    static let footerMagic = Array("GnUlInUx".utf8)
     static let manifestChecksumAnnotation = "io.github.containers.zstd-chunked.manifest-checksum"
     static let manifestPositionAnnotation = "io.github.containers.zstd-chunked.manifest-position"
     /// The same two annotations under the prefix the reference converter

@@ -1,0 +1,118 @@
+import Foundation
+import Logging
+import StargzReader
+
+/// The chunk cache shared by every lazy layer of a daemon: a bounded memory
+/// tier in front of an optional on-disk tier, both keyed by `ChunkKey`.
+///
+/// Only verified bytes enter it (the layer verifies before storing), and the
+/// disk tier re-verifies on load, so what comes out is always what the TOC
+/// promised.
+public final class ChunkCache: Sendable {
+    /// Where and how much to cache.
+    public struct Options: Sendable, Equatable {
+        /// Memory tier size in bytes. Default 128 MiB.
+        public var memoryBytes: Int
+        /// Directory of the disk tier; nil keeps chunks in memory only (and
+        /// disables background fetch, which would have nowhere to put the layer).
+        public var directory: String?
+        /// Disk tier cap in bytes; least recently used chunks are evicted
+        /// beyond it. Default 10 GiB.
+        public var diskBytes: Int
+
+        public init(memoryBytes: Int = 128 << 20, directory: String? = nil, diskBytes: Int = 10 << 30) {
+            self.memoryBytes = memoryBytes
+            self.directory = directory
+            self.diskBytes = diskBytes
+        }
+    }
+
+    /// Counters since the cache was created.
+    public struct Statistics: Sendable, Equatable, Codable {
+        public var memoryHits: Int
+        public var diskHits: Int
+        public var misses: Int
+        public var memoryBytes: Int
+        public var diskBytes: Int
+        public var diskCapacityBytes: Int
+        public var diskEvictions: Int
+        /// Disk files found damaged, removed and refetched instead of served.
+        public var diskCorruptDropped: Int
+    }
+
+    public let options: Options
+    private let memory: MemoryChunkCache
+    private let disk: DiskChunkCache?
+    private let counters = Counters()
+
+    /// Creates the cache; opening the disk tier indexes the directory.
+    public init(options: Options, logger: Logger = Logger(label: "starling.chunkcache")) throws {
+        self.options = options
+        memory = MemoryChunkCache(capacityBytes: options.memoryBytes)
+        if let directory = options.directory {
+            disk = try DiskChunkCache(directory: directory, capacityBytes: options.diskBytes, logger: logger)
+        } else {
+            disk = nil
+        }
+    }
+
+    /// Whether chunks can be kept on disk (and how many bytes).
+    public var diskCapacity: Int? { disk?.capacityBytes }
+
+    /// The chunk's verified bytes from memory, else from disk (then promoted
+    /// to memory when `promote`), else nil.
+    public func get(_ key: ChunkKey, size: Int? = nil, promote: Bool = true) -> [UInt8]? {
+        if let bytes = memory.get(key) {
+            counters.add(\.memoryHits)
+            return bytes
+        }
+        if case .content(let digest) = key, let disk, let bytes = disk.load(digest, expectedSize: size) {
+            counters.add(\.diskHits)
+            if promote { memory.put(key, bytes) }
+            return bytes
+        }
+        counters.add(\.misses)
+        return nil
+    }
+
+    /// Whether the chunk is cached, without reading it.
+    public func contains(_ key: ChunkKey) -> Bool {
+        if memory.contains(key) { return true }
+        if case .content(let digest) = key, let disk { return disk.contains(digest) }
+        return false
+    }
+
+    /// Whether the chunk is in the disk tier (survives restarts).
+    public func containsOnDisk(_ key: ChunkKey) -> Bool {
+        if case .content(let digest) = key, let disk { return disk.contains(digest) }
+        return false
+    }
+
+    /// Stores verified bytes: on disk (content keys only) and, when
+    /// `inMemory`, in memory. Background fetch skips memory so bulk
+    /// streaming does not push out the working set.
+    public func put(_ key: ChunkKey, _ bytes: [UInt8], inMemory: Bool = true) {
+        if inMemory { memory.put(key, bytes) }
+        if case .content(let digest) = key, let disk { disk.store(digest, bytes) }
+    }
+
+    /// Drops the memory tier (the disk tier stays).
+    public func clearMemory() { memory.removeAll() }
+
+    public func statistics() -> Statistics {
+        let c = counters.snapshot()
+        let d = disk?.counts() ?? (bytes: 0, evictions: 0, droppedCorrupt: 0)
+        return Statistics(memoryHits: c.memoryHits, diskHits: c.diskHits, misses: c.misses,
+                          memoryBytes: memory.totalBytes, diskBytes: d.bytes,
+                          diskCapacityBytes: disk?.capacityBytes ?? 0,
+                          diskEvictions: d.evictions, diskCorruptDropped: d.droppedCorrupt)
+    }
+
+    private final class Counters: @unchecked Sendable {
+        struct Values { var memoryHits = 0, diskHits = 0, misses = 0 }
+        private let lock = NSLock()
+        private var values = Values()
+        func add(_ field: WritableKeyPath<Values, Int>) { lock.lock(); values[keyPath: field] += 1; lock.unlock() }
+        func snapshot() -> Values { lock.lock(); defer { lock.unlock() }; return values }
+    }
+}

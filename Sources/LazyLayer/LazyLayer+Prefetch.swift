@@ -1,0 +1,81 @@
+import Foundation
+import StargzReader
+
+extension LazyLayer {
+    /// Starts prefetch (once) and waits until the prioritized range is local
+    /// or `timeout` seconds (default `options.prefetchTimeout`) pass. Returns
+    /// whether prefetch finished; on timeout it keeps going in the background,
+    /// so a mount can proceed. Background fetch starts when prefetch ends.
+    @discardableResult
+    public func prefetch(timeout: Double? = nil) -> Bool {
+        start()
+        let deadline = Date().addingTimeInterval(timeout ?? options.prefetchTimeout)
+        condition.lock(); defer { condition.unlock() }
+        while !isPrefetchFinished(mutable.prefetch) && !mutable.closed {
+            if !condition.wait(until: deadline) { break }
+        }
+        return mutable.prefetch == .done
+    }
+
+    private func isPrefetchFinished(_ status: PhaseStatus) -> Bool {
+        switch status {
+        case .done, .failed, .disabled: return true
+        case .notStarted, .running: return false
+        }
+    }
+
+    /// Starts the prefetch-then-background worker once.
+    public func start() {
+        condition.lock()
+        guard !mutable.started, !mutable.closed else { condition.unlock(); return }
+        mutable.started = true
+        mutable.prefetch = .running
+        condition.unlock()
+        let thread = Thread { [self] in
+            runPrefetch()
+            startBackground()
+        }
+        thread.name = "starling-prefetch"
+        thread.start()
+    }
+
+    /// Fetches the chunks before the prefetch landmark: one request for the
+    /// whole range (gaps of already cached chunks included) unless it is
+    /// larger than `prefetchMaxRequestBytes`.
+    private func runPrefetch() {
+        guard let range = index.prefetchRange, !range.isEmpty else {
+            setPrefetch(.done)
+            return
+        }
+        condition.lock()
+        var mine: [Int] = []
+        for position in table.positions(within: range) where isMissing(position) {
+            mutable.inFlight[position] = PendingChunk()
+            mine.append(position)
+        }
+        condition.unlock()
+        let ok = fetch(positions: mine, purpose: .prefetch, maxGap: Int64.max / 4,
+                       maxBytes: Int64(options.prefetchMaxRequestBytes))
+        if ok {
+            logger.debug("prefetched \(mine.count) chunks of [\(range.lowerBound), \(range.upperBound))")
+            setPrefetch(.done)
+        } else {
+            // Reads and background fetch will fetch what is missing.
+            setPrefetch(.failed("some chunks of the prioritized range could not be fetched"))
+        }
+    }
+
+    private func setPrefetch(_ status: PhaseStatus) {
+        condition.lock()
+        mutable.prefetch = status
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func setBackground(_ status: PhaseStatus) {
+        condition.lock()
+        mutable.background = status
+        condition.broadcast()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,435 @@
+import Foundation
+import Logging
+import StargzReader
+
+/// The data path of one lazily mounted layer: turns "bytes of this file"
+/// into verified bytes, fetching only what is missing.
+///
+/// Read path: the chunks covering the request → chunk cache → for misses,
+/// one coalesced range request (with read-ahead) → decode and verify each
+/// chunk → cache → serve. A chunk that is already being fetched is waited
+/// for, never fetched twice. Bytes that fail verification are never served.
+///
+/// Around it: `prefetch(timeout:)` fetches the layer's prioritized range in
+/// one request, then background workers stream the rest of the blob into
+/// the disk cache in large sequential requests, yielding to on-demand reads.
+///
+/// Thread safety: every method may be called from any number of threads
+/// (FUSE worker threads call `read` concurrently).
+public final class LazyLayer: @unchecked Sendable {
+    // @unchecked: mutable state lives in `mutable`, guarded by `condition`.
+
+    /// The layer's blob digest (`sha256:…`), used in logs and state.
+    public let digest: String
+    /// The opened layer (its verified index and chunk decoder).
+    public let layer: StargzLayer
+    /// Where the data path reads blob bytes (usually the registry).
+    public let source: any BlobSource
+    public let cache: ChunkCache
+    public let options: LazyLayerOptions
+    let logger: Logger
+    let table: LayerChunkTable
+
+    /// The layer's metadata index.
+    public var index: LayerIndex { layer.index }
+
+    enum Purpose: Sendable { case foreground, prefetch, background }
+
+    enum PhaseStatus: Sendable, Equatable {
+        case notStarted, running, done
+        case disabled(String)
+        case failed(String)
+        var text: String {
+            switch self {
+            case .notStarted: return "notStarted"
+            case .running: return "running"
+            case .done: return "done"
+            case .disabled(let why): return "disabled: \(why)"
+            case .failed(let why): return "failed: \(why)"
+            }
+        }
+    }
+
+    struct Mutable {
+        var inFlight: [Int: PendingChunk] = [:]
+        var local: [Bool]
+        var localBytes: Int64 = 0
+        /// Where the last read of a file ended, to detect sequential reads.
+        var lastReadEnd: [EntryID: Int64] = [:]
+        var foregroundFetches = 0
+        var closed = false
+        var started = false
+        var prefetch: PhaseStatus = .notStarted
+        var background: PhaseStatus = .notStarted
+        var backgroundCursor = 0
+        var backgroundWorkers = 0
+        var errors = 0
+        var lastError: String?
+        /// Chunks whose failure was already logged (until they succeed).
+        var loggedFailures: Set<Int> = []
+        /// First positions of requests whose transport failure was already logged.
+        var loggedRangeFailures: Set<Int> = []
+        /// The last error of chunks whose fetch failed (cleared on success).
+        var chunkFailures: [Int: LazyLayerError] = [:]
+        /// Chunks the background will not retry (they did not verify).
+        var backgroundSkipped: Set<Int> = []
+        var counters = DataPathCounters()
+    }
+
+    let condition = NSCondition()
+    var mutable: Mutable
+
+    /// Creates the data path for an opened layer. No I/O happens here except
+    /// checking which chunks the disk cache already holds (a warm restart
+    /// starts fully local). Call `prefetch(timeout:)` to start prefetch and
+    /// background fetch.
+    public init(digest: String, layer: StargzLayer, source: (any BlobSource)? = nil, cache: ChunkCache,
+                options: LazyLayerOptions = LazyLayerOptions(),
+                logger: Logger = Logger(label: "starling.lazylayer")) {
+        self.digest = digest
+        self.layer = layer
+        self.source = source ?? layer.source
+        self.cache = cache
+        self.options = options
+        var logger = logger
+        logger[metadataKey: "layer"] = "\(digest)"
+        self.logger = logger
+        table = LayerChunkTable(index: layer.index)
+        var state = Mutable(local: [Bool](repeating: false, count: table.count))
+        for position in 0..<table.count {
+            let key = Self.key(for: table.chunks[position], layer: digest)
+            if cache.containsOnDisk(key) {
+                state.local[position] = true
+                state.localBytes += table.accountedBytes[position]
+            }
+        }
+        mutable = state
+    }
+
+    deinit { close() }
+
+    static func key(for chunk: Chunk, layer: String) -> ChunkKey {
+        if let digest = chunk.digest { return .content(digest) }
+        return .unverified(layer: layer, compressedOffset: chunk.compressedRange.lowerBound,
+                           innerOffset: chunk.innerOffset)
+    }
+
+    func key(_ position: Int) -> ChunkKey { Self.key(for: table.chunks[position], layer: digest) }
+
+    // MARK: reads
+
+    /// Reads up to `length` bytes of a regular file at `offset` (fewer at the
+    /// end of the file, none past it). Throws `LazyLayerError` when a needed
+    /// chunk cannot be fetched or verified; the next read retries.
+    public func read(entry id: EntryID, offset: Int64, length: Int) throws(LazyLayerError) -> [UInt8] {
+        guard index.contains(id) else { throw .notARegularFile("\(id)") }
+        let entry = index.entry(id)
+        guard entry.type == .regular else { throw .notARegularFile(index.path(of: id)) }
+        let start = max(0, offset)
+        let end = min(entry.size, start + Int64(max(0, length)))
+        guard start < end else { return [] }
+        let chunks = index.chunks(of: id, covering: start..<end)
+        var pieces = [[UInt8]?](repeating: nil, count: chunks.count)
+        var hits = 0
+        for (i, chunk) in chunks.enumerated() {
+            if let bytes = cache.get(Self.key(for: chunk, layer: digest), size: Int(chunk.size)) {
+                pieces[i] = bytes
+                hits += 1
+            }
+        }
+        condition.lock()
+        mutable.counters.reads += 1
+        mutable.counters.chunkHits += hits
+        mutable.counters.chunkMisses += chunks.count - hits
+        let sequential = mutable.lastReadEnd[id] == start && start > 0
+        if mutable.lastReadEnd.count > 4096 { mutable.lastReadEnd.removeAll(keepingCapacity: true) }
+        mutable.lastReadEnd[id] = end
+        condition.unlock()
+
+        // A chunk seen in the cache may be evicted before it is read back;
+        // then it is fetched again (at most a few rounds, never a loop).
+        for _ in 0..<3 where pieces.contains(where: { $0 == nil }) {
+            try fetchMissing(chunks: chunks, pieces: &pieces, entry: id, sequential: sequential)
+        }
+        if let missing = zip(chunks, pieces).first(where: { $0.1 == nil })?.0 {
+            throw .fetchFailed(range: missing.compressedRange, reason: "chunk evicted from the cache while being read")
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(end - start))
+        for (chunk, piece) in zip(chunks, pieces) {
+            guard let piece else { continue }
+            let from = Int(max(start, chunk.fileOffset) - chunk.fileOffset)
+            let to = Int(min(end, chunk.fileOffset + chunk.size) - chunk.fileOffset)
+            out += piece[from..<to]
+        }
+        return out
+    }
+
+    /// Reads a whole regular file.
+    public func readFile(entry id: EntryID) throws(LazyLayerError) -> [UInt8] {
+        guard index.contains(id) else { throw .notARegularFile("\(id)") }
+        return try read(entry: id, offset: 0, length: Int(index.entry(id).size))
+    }
+
+    /// Fills the nil `pieces`: waits for chunks others are fetching, fetches
+    /// the rest (plus read-ahead) in one coalesced call on this thread.
+    private func fetchMissing(chunks: [Chunk], pieces: inout [[UInt8]?], entry id: EntryID,
+                              sequential: Bool) throws(LazyLayerError) {
+        var waits: [(Int, PendingChunk)] = []
+        var recheck: [Int] = []
+        var mine: [Int] = []
+        condition.lock()
+        if mutable.closed { condition.unlock(); throw .closed }
+        for i in pieces.indices where pieces[i] == nil {
+            guard let position = table.position(of: chunks[i]) else {
+                condition.unlock()
+                throw .chunkInvalid(path: index.path(of: id), fileOffset: chunks[i].fileOffset,
+                                    reason: "chunk missing from the layer's chunk table")
+            }
+            if let pending = mutable.inFlight[position] {
+                waits.append((i, pending))
+            } else if cache.contains(key(position)) {
+                recheck.append(i)
+            } else {
+                let pending = PendingChunk()
+                mutable.inFlight[position] = pending
+                waits.append((i, pending))
+                mine.append(position)
+            }
+        }
+        if !mine.isEmpty {
+            mine = extendWithReadahead(mine, entry: id, sequential: sequential)
+            mutable.foregroundFetches += 1
+        }
+        condition.unlock()
+
+        if !mine.isEmpty {
+            fetch(positions: mine, purpose: .foreground)
+            condition.lock()
+            mutable.foregroundFetches -= 1
+            condition.broadcast()
+            condition.unlock()
+        }
+        for i in recheck {
+            pieces[i] = cache.get(Self.key(for: chunks[i], layer: digest), size: Int(chunks[i].size))
+        }
+        var firstError: LazyLayerError?
+        for (i, pending) in waits {
+            do { pieces[i] = try pending.wait() } catch { firstError = firstError ?? error }
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// Whether `position` needs fetching (caller holds `condition`).
+    func isMissing(_ position: Int) -> Bool {
+        !mutable.local[position] && mutable.inFlight[position] == nil && !cache.contains(key(position))
+    }
+
+    /// Adds read-ahead to the chunks a read must fetch: a small file whole,
+    /// the rest of a sequentially read file, and the chunks that follow in
+    /// the blob (most likely read next). Registers the added chunks as in
+    /// flight. Caller holds `condition`.
+    private func extendWithReadahead(_ required: [Int], entry id: EntryID, sequential: Bool) -> [Int] {
+        var chosen = Set(required)
+        var added: [Int] = []
+        let limit = Int64(options.maxRequestBytes)
+        var bytes = required.reduce(Int64(0)) { $0 + Int64(table.chunks[$1].compressedRange.count) }
+        func take(_ position: Int) -> Bool {
+            guard !chosen.contains(position), isMissing(position) else { return false }
+            let size = Int64(table.chunks[position].compressedRange.count)
+            guard bytes + size <= limit else { return false }
+            chosen.insert(position)
+            added.append(position)
+            bytes += size
+            return true
+        }
+        let fileChunks = index.chunks(of: id)
+        let filePositions = fileChunks.compactMap { table.position(of: $0) }
+        let fileBytes = fileChunks.reduce(Int64(0)) { $0 + Int64($1.compressedRange.count) }
+        if fileBytes <= Int64(options.wholeFileBytes) {
+            for position in filePositions { _ = take(position) }
+        } else if sequential, let last = required.max() {
+            var budget = Int64(options.sequentialReadaheadBytes)
+            for position in filePositions where position > last && budget > 0 {
+                guard take(position) else { break }
+                budget -= Int64(table.chunks[position].compressedRange.count)
+            }
+        }
+        if options.readaheadBytes > 0, let last = chosen.max() {
+            var budget = Int64(options.readaheadBytes)
+            var position = last + 1
+            while position < table.count, budget > 0 {
+                guard take(position) else { break }
+                budget -= Int64(table.chunks[position].compressedRange.count)
+                position += 1
+            }
+        }
+        for position in added { mutable.inFlight[position] = PendingChunk() }
+        return (required + added).sorted()
+    }
+
+    // MARK: fetching
+
+    /// Fetches, verifies, caches and completes the chunks at `positions`
+    /// (sorted, already registered in flight by the caller). Every pending
+    /// chunk is completed, with bytes or an error, before this returns.
+    /// Returns whether every chunk succeeded.
+    @discardableResult
+    func fetch(positions: [Int], purpose: Purpose, maxGap: Int64? = nil, maxBytes: Int64? = nil) -> Bool {
+        guard !positions.isEmpty else { return true }
+        let coalescer = RangeCoalescer(maxGap: maxGap ?? Int64(options.maxGapBytes),
+                                       maxBytes: maxBytes ?? Int64(options.maxRequestBytes))
+        let requests = coalescer.plan(positions.map { table.chunks[$0].compressedRange })
+        let started = DispatchTime.now().uptimeNanoseconds
+        let buffers: [[UInt8]]
+        do {
+            buffers = try source.read(ranges: requests.map(\.range))
+            guard buffers.count == requests.count else {
+                throw LazyLayerError.fetchFailed(range: requests[0].range, reason: "source returned \(buffers.count) buffers for \(requests.count) ranges")
+            }
+        } catch {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let range = requests[0].range.lowerBound..<requests[requests.count - 1].range.upperBound
+            let failure = LazyLayerError.fetchFailed(range: range, reason: "\(error)")
+            condition.lock()
+            mutable.counters.recordLatency(seconds)
+            mutable.counters.fetchFailures += 1
+            countRequest(purpose)
+            let firstLog = mutable.loggedRangeFailures.insert(positions[0]).inserted
+            noteError(failure)
+            condition.unlock()
+            if firstLog { logger.error("\(failure)") }
+            for position in positions { complete(position, .failure(failure)) }
+            return false
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        condition.lock()
+        mutable.counters.recordLatency(seconds)
+        countRequest(purpose)
+        mutable.counters.fetchedBytes += Int64(buffers.reduce(0) { $0 + $1.count })
+        mutable.loggedRangeFailures.remove(positions[0])
+        condition.unlock()
+
+        var allGood = true
+        for (request, buffer) in zip(requests, buffers) {
+            for member in request.members {
+                let position = positions[member]
+                let chunk = table.chunks[position]
+                let from = Int(chunk.compressedRange.lowerBound - request.range.lowerBound)
+                let to = Int(chunk.compressedRange.upperBound - request.range.lowerBound)
+                guard from >= 0, to <= buffer.count else {
+                    let failure = LazyLayerError.fetchFailed(range: request.range, reason: "short read: \(buffer.count) of \(request.range.count) bytes")
+                    recordFailure(failure, position: position)
+                    complete(position, .failure(failure))
+                    allGood = false
+                    continue
+                }
+                do {
+                    let bytes = try layer.decodeChunk(chunk, compressed: buffer[from..<to])
+                    cache.put(key(position), bytes, inMemory: purpose != .background)
+                    complete(position, .success(bytes))
+                } catch {
+                    let failure = LazyLayerError.chunkInvalid(path: index.path(of: chunk.entry),
+                                                              fileOffset: chunk.fileOffset, reason: "\(error)")
+                    condition.lock()
+                    mutable.counters.invalidChunks += 1
+                    condition.unlock()
+                    recordFailure(failure, position: position)
+                    complete(position, .failure(failure))
+                    allGood = false
+                }
+            }
+        }
+        return allGood
+    }
+
+    private func countRequest(_ purpose: Purpose) {
+        switch purpose {
+        case .foreground: mutable.counters.foregroundRequests += 1
+        case .prefetch: mutable.counters.prefetchRequests += 1
+        case .background: mutable.counters.backgroundRequests += 1
+        }
+    }
+
+    /// Caller holds `condition`.
+    private func noteError(_ error: LazyLayerError) {
+        mutable.errors += 1
+        mutable.lastError = error.description
+    }
+
+    private func recordFailure(_ failure: LazyLayerError, position: Int) {
+        condition.lock()
+        let firstLog = mutable.loggedFailures.insert(position).inserted
+        noteError(failure)
+        condition.unlock()
+        if firstLog { logger.error("\(failure)") }
+    }
+
+    /// Marks a chunk done (local on success), removes it from the in-flight
+    /// table (after it was stored, so nobody misses it in between) and wakes
+    /// its waiters.
+    private func complete(_ position: Int, _ outcome: Result<[UInt8], LazyLayerError>) {
+        condition.lock()
+        switch outcome {
+        case .success:
+            if !mutable.local[position] {
+                mutable.local[position] = true
+                mutable.localBytes += table.accountedBytes[position]
+            }
+            mutable.loggedFailures.remove(position)
+            mutable.chunkFailures[position] = nil
+            mutable.backgroundSkipped.remove(position)
+        case .failure(let error):
+            mutable.chunkFailures[position] = error
+        }
+        let pending = mutable.inFlight.removeValue(forKey: position)
+        condition.broadcast()
+        condition.unlock()
+        pending?.complete(outcome)
+    }
+
+    // MARK: state
+
+    /// The layer's progress and errors, for `/.starling/<digest>.json`.
+    public func state() -> LayerState {
+        let cacheStatistics = cache.statistics()
+        condition.lock(); defer { condition.unlock() }
+        let total = table.totalCompressedBytes
+        let allLocal = mutable.localBytes >= total
+        return LayerState(
+            digest: digest, size: layer.blobSize, chunkBytes: total, fetchedBytes: mutable.localBytes,
+            fetchedPercent: total == 0 ? 100 : (Double(mutable.localBytes) * 10000 / Double(total)).rounded(.down) / 100,
+            downloadedBytes: mutable.counters.fetchedBytes, requests: mutable.counters.requests,
+            prefetchDone: mutable.prefetch == .done || allLocal,
+            backgroundDone: allLocal,
+            backgroundStatus: mutable.background.text,
+            errors: mutable.errors, lastError: mutable.lastError,
+            cacheHits: cacheStatistics.memoryHits + cacheStatistics.diskHits,
+            cacheMisses: cacheStatistics.misses)
+    }
+
+    /// The layer's blob digest, under the name FuseFS's `LayerContentSource` uses.
+    public var layerDigest: String { digest }
+
+    /// `state()` as pretty, key-sorted JSON (the `/.starling/<digest>.json` file).
+    public func stateJSON() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(state())) + [UInt8(ascii: "\n")]
+    }
+
+    /// Cumulative counters of this layer's data path.
+    public func counters() -> DataPathCounters {
+        condition.lock(); defer { condition.unlock() }
+        return mutable.counters
+    }
+
+    /// Stops prefetch and background work (running requests finish) and
+    /// refuses new reads. Idempotent; called on unmount.
+    public func close() {
+        condition.lock()
+        mutable.closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,83 @@
+/// How a `LazyLayer` fetches: request coalescing, read-ahead, prefetch and
+/// background fetch. Every knob has a default that suits a loopback or LAN
+/// registry; docs/lazylayer.md explains when to change them.
+public struct LazyLayerOptions: Sendable, Equatable {
+    /// Largest single range request (compressed bytes) that coalescing may
+    /// build for an on-demand read. Bounds the memory one read can pin and the
+    /// latency of the first byte. Default 16 MiB.
+    public var maxRequestBytes: Int
+    /// Two missing ranges closer than this are fetched as one range, the gap
+    /// included: re-reading a few KiB is cheaper than a second range. Default 64 KiB.
+    public var maxGapBytes: Int
+    /// On a miss, the missing chunks that follow in blob order (usually the
+    /// next files of the same directory) are fetched in the same request, up to
+    /// this many compressed bytes. 0 disables it. Default 512 KiB.
+    public var readaheadBytes: Int
+    /// When a file is read sequentially (a read starts where the previous one
+    /// ended), its next chunks are fetched in the same request, up to this
+    /// many compressed bytes. Default 8 MiB.
+    public var sequentialReadaheadBytes: Int
+    /// A file whose chunks together are at most this many compressed bytes is
+    /// always fetched whole in one request, whatever part is read. Default 1 MiB.
+    public var wholeFileBytes: Int
+    /// How long `prefetch(timeout:)` callers wait by default, in seconds. Default 10.
+    public var prefetchTimeout: Double
+    /// The prioritized range is fetched in one request when it is at most
+    /// this large, else in consecutive requests of this size (bounds memory).
+    /// Default 256 MiB.
+    public var prefetchMaxRequestBytes: Int
+    /// Background fetch of the rest of the layer after prefetch.
+    public var background: BackgroundFetchOptions
+
+    public init(maxRequestBytes: Int = 16 << 20, maxGapBytes: Int = 64 << 10,
+                readaheadBytes: Int = 512 << 10, sequentialReadaheadBytes: Int = 8 << 20,
+                wholeFileBytes: Int = 1 << 20, prefetchTimeout: Double = 10,
+                prefetchMaxRequestBytes: Int = 256 << 20,
+                background: BackgroundFetchOptions = BackgroundFetchOptions()) {
+        self.maxRequestBytes = max(1, maxRequestBytes)
+        self.maxGapBytes = max(0, maxGapBytes)
+        self.readaheadBytes = max(0, readaheadBytes)
+        self.sequentialReadaheadBytes = max(0, sequentialReadaheadBytes)
+        self.wholeFileBytes = max(0, wholeFileBytes)
+        self.prefetchTimeout = max(0, prefetchTimeout)
+        self.prefetchMaxRequestBytes = max(1, prefetchMaxRequestBytes)
+        self.background = background
+    }
+}
+
+/// The low-priority fetch that makes a layer fully local after prefetch.
+public struct BackgroundFetchOptions: Sendable, Equatable {
+    /// Whether to fetch the rest of the layer at all. It needs a disk cache
+    /// large enough for the layer; otherwise it is skipped (and logged).
+    public var enabled: Bool
+    /// Size of each sequential range request, in compressed bytes. Large
+    /// requests keep the stream at full bandwidth. Default 8 MiB.
+    public var requestBytes: Int
+    /// Requests the background may have in flight at once (each on its own
+    /// worker thread; one fetches while another decodes). Keep it below the
+    /// registry client's connection limit so on-demand reads always find a
+    /// connection. Default 2.
+    public var concurrency: Int
+    /// Average bandwidth cap in bytes per second; nil for none.
+    public var maxBytesPerSecond: Int?
+    /// Attempts per range before the background fetch gives up (on-demand
+    /// reads keep working). Default 5.
+    public var maxAttempts: Int
+    /// First retry delay in seconds, doubled on each failure. Default 1.
+    public var initialBackoff: Double
+    /// While on-demand fetches are running, background workers wait up to
+    /// this long (seconds) before starting their next request. Default 0.05.
+    public var foregroundYield: Double
+
+    public init(enabled: Bool = true, requestBytes: Int = 8 << 20, concurrency: Int = 2,
+                maxBytesPerSecond: Int? = nil, maxAttempts: Int = 5, initialBackoff: Double = 1,
+                foregroundYield: Double = 0.05) {
+        self.enabled = enabled
+        self.requestBytes = max(1, requestBytes)
+        self.concurrency = max(1, concurrency)
+        self.maxBytesPerSecond = maxBytesPerSecond.map { max(1, $0) }
+        self.maxAttempts = max(1, maxAttempts)
+        self.initialBackoff = max(0, initialBackoff)
+        self.foregroundYield = max(0, foregroundYield)
+    }
+}

@@ -1,0 +1,232 @@
+import CCurl
+import Foundation
+
+/// One HTTP exchange as libcurl should perform it. Plain data; the transport
+/// options (timeouts, TLS, proxy) come from the endpoint's configuration.
+struct HTTPRequest: Sendable {
+    enum Method: String, Sendable { case get = "GET", head = "HEAD", post = "POST" }
+
+    var method: Method = .get
+    var url: String
+    /// Complete header lines (`Name: value`). May carry credentials, so a
+    /// request is never logged or put into an error.
+    var headers: [String] = []
+    var body: [UInt8]? = nil
+    var followRedirects = true
+    var options: TransportOptions
+}
+
+/// Per-endpoint connection settings handed to libcurl.
+struct TransportOptions: Sendable {
+    var connectTimeoutSeconds: Double = 10
+    /// A transfer that receives less than one byte per second for this long is
+    /// aborted (curl's low-speed limit), so a stalled server cannot hang a reader.
+    var stallTimeoutSeconds: Int = 30
+    var verifyTLS = true
+    var caFile: String? = nil
+    /// nil: libcurl reads http_proxy/https_proxy/no_proxy from the environment.
+    var proxy: String? = nil
+    var noProxy: String? = nil
+}
+
+/// The status line and headers of the final response (after redirects).
+struct HTTPResponseHead: Sendable {
+    var status: Int = 0
+    /// Header names lower-cased, in arrival order.
+    var headers: [(name: String, value: String)] = []
+
+    func header(_ name: String) -> String? {
+        let wanted = name.lowercased()
+        return headers.first { $0.name == wanted }?.value
+    }
+}
+
+/// What `CurlEasy.perform` observed.
+struct HTTPExchange: Sendable {
+    var head: HTTPResponseHead
+    /// CURLE_OK, or the libcurl error that ended the transfer.
+    var curlCode: Int
+    /// libcurl's error text (no URLs with credentials: we never put any in URLs).
+    var curlMessage: String
+    /// The URL of the last request after following redirects.
+    var effectiveURL: String
+    /// New connections this transfer had to open (0 when one was reused).
+    var newConnections: Int
+    /// True when the body sink asked to stop early (it had all it needed).
+    var stoppedBySink: Bool
+    var cancelled: Bool
+
+    var succeeded: Bool { curlCode == Int(CURLE_OK.rawValue) || stoppedBySink }
+}
+
+/// Receives body bytes as they arrive. Returns false to stop the transfer
+/// (not an error: the caller has what it needs).
+typealias BodySink = (HTTPResponseHead, UnsafeRawBufferPointer) throws -> Bool
+
+/// The one Swift wrapper around a libcurl easy handle.
+///
+/// An easy handle keeps its connections alive between transfers, which is how
+/// Starling reuses connections: handles are pooled per host and handed to one
+/// thread at a time (`CurlHandlePool`), hence `@unchecked Sendable`. Every
+/// unsafe pointer crossing into libcurl lives in this file and `CurlShare.swift`.
+final class CurlEasy: @unchecked Sendable {
+    private let handle: UnsafeMutableRawPointer
+    private let share: CurlShare
+    private let errorBuffer: UnsafeMutablePointer<CChar>
+
+    init(share: CurlShare) {
+        _ = curlGlobalInitialisation
+        guard let easy = curl_easy_init() else { preconditionFailure("curl_easy_init: out of memory") }
+        handle = easy
+        self.share = share
+        errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
+
+    /// Performs `request` on this handle (blocking), streaming the body to `sink`.
+    /// Transport failures are reported in the result, never thrown; errors
+    /// thrown by `sink` stop the transfer and are rethrown.
+    func perform(_ request: HTTPRequest, cancellation: RegistryCancellation?,
+                 sink: BodySink) throws -> HTTPExchange {
+        curl_easy_reset(handle)
+        errorBuffer[0] = 0
+        return try withoutActuallyEscaping(sink) { sink in
+            try perform(request, context: TransferContext(sink: sink, cancellation: cancellation))
+        }
+    }
+
+    private func perform(_ request: HTTPRequest, context: TransferContext) throws -> HTTPExchange {
+        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        defer { curl_slist_free_all(headerList) }
+        for line in request.headers + ["Expect:"] {
+            headerList = curl_slist_append(headerList, line)
+        }
+
+        setLong(CURLOPT_NOSIGNAL, 1)  // threads: no SIGALRM for DNS timeouts
+        setPointer(CURLOPT_SHARE, share.handle)
+        setPointer(CURLOPT_ERRORBUFFER, errorBuffer)
+        setString(CURLOPT_URL, request.url)
+        setString(CURLOPT_PROTOCOLS_STR, "http,https")
+        setString(CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        setString(CURLOPT_USERAGENT, "starling")
+        setLong(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        setLong(CURLOPT_TCP_KEEPALIVE, 1)
+        setLong(CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
+        setLong(CURLOPT_MAXREDIRS, 10)
+        setPointer(CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
+        switch request.method {
+        case .get: break
+        case .head: setLong(CURLOPT_NOBODY, 1)
+        case .post:
+            let body = request.body ?? []
+            setLong(CURLOPT_POSTFIELDSIZE, body.count)
+            body.withUnsafeBufferPointer { buffer in
+                // COPYPOSTFIELDS copies, so the buffer need not outlive this call.
+                _ = starling_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS,
+                                                 UnsafeMutableRawPointer(mutating: buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!))
+            }
+        }
+
+        let options = request.options
+        setLong(CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeoutSeconds * 1000))
+        setLong(CURLOPT_LOW_SPEED_LIMIT, 1)
+        setLong(CURLOPT_LOW_SPEED_TIME, max(1, options.stallTimeoutSeconds))
+        setLong(CURLOPT_SSL_VERIFYPEER, options.verifyTLS ? 1 : 0)
+        setLong(CURLOPT_SSL_VERIFYHOST, options.verifyTLS ? 2 : 0)
+        if let caFile = options.caFile { setString(CURLOPT_CAINFO, caFile) }
+        if let proxy = options.proxy { setString(CURLOPT_PROXY, proxy) }
+        if let noProxy = options.noProxy { setString(CURLOPT_NOPROXY, noProxy) }
+
+        let opaque = Unmanaged.passUnretained(context).toOpaque()
+        setPointer(CURLOPT_HEADERDATA, opaque)
+        _ = starling_easy_setopt_write_function(handle, CURLOPT_HEADERFUNCTION) { data, size, count, opaque in
+            guard let opaque, let data else { return 0 }
+            let context = Unmanaged<TransferContext>.fromOpaque(opaque).takeUnretainedValue()
+            let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
+            context.receiveHeader(bytes)
+            return size * count
+        }
+        setPointer(CURLOPT_WRITEDATA, opaque)
+        _ = starling_easy_setopt_write_function(handle, CURLOPT_WRITEFUNCTION) { data, size, count, opaque in
+            guard let opaque else { return 0 }
+            let context = Unmanaged<TransferContext>.fromOpaque(opaque).takeUnretainedValue()
+            let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
+            return context.receiveBody(bytes) ? size * count : 0
+        }
+        setLong(CURLOPT_NOPROGRESS, 0)
+        setPointer(CURLOPT_XFERINFODATA, opaque)
+        _ = starling_easy_setopt_xferinfo_function(handle) { opaque, _, _, _, _ in
+            guard let opaque else { return 0 }
+            let context = Unmanaged<TransferContext>.fromOpaque(opaque).takeUnretainedValue()
+            return context.cancellation?.isCancelled == true ? 1 : 0
+        }
+
+        let code = withExtendedLifetime(context) { curl_easy_perform(handle) }
+        if let error = context.sinkError { throw error }
+
+        var effective: UnsafePointer<CChar>? = nil
+        _ = starling_easy_getinfo_string(handle, CURLINFO_EFFECTIVE_URL, &effective)
+        var connects = 0
+        _ = starling_easy_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
+        let message = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
+        return HTTPExchange(
+            head: context.head, curlCode: Int(code.rawValue), curlMessage: message,
+            effectiveURL: effective.map { String(cString: $0) } ?? request.url,
+            newConnections: connects, stoppedBySink: context.stoppedBySink,
+            cancelled: code == CURLE_ABORTED_BY_CALLBACK)
+    }
+
+    private func setLong(_ option: CURLoption, _ value: Int) {
+        _ = starling_easy_setopt_long(handle, option, value)
+    }
+    private func setString(_ option: CURLoption, _ value: String) {
+        _ = starling_easy_setopt_string(handle, option, value)  // libcurl copies strings
+    }
+    private func setPointer(_ option: CURLoption, _ value: UnsafeMutableRawPointer?) {
+        _ = starling_easy_setopt_pointer(handle, option, value)
+    }
+}
+
+/// State shared with libcurl's callbacks for one transfer (same thread).
+private final class TransferContext {
+    let sink: BodySink
+    let cancellation: RegistryCancellation?
+    var head = HTTPResponseHead()
+    var sinkError: Error?
+    var stoppedBySink = false
+
+    init(sink: @escaping BodySink, cancellation: RegistryCancellation?) {
+        self.sink = sink
+        self.cancellation = cancellation
+    }
+
+    func receiveHeader(_ bytes: UnsafeRawBufferPointer) {
+        let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.hasPrefix("HTTP/") {
+            // A new response (after a redirect, a 100 Continue, or a proxy CONNECT).
+            head = HTTPResponseHead()
+            let parts = line.split(separator: " ", maxSplits: 2)
+            head.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            head.headers.append((name, value))
+        }
+    }
+
+    func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        do {
+            if try sink(head, bytes) { return true }
+            stoppedBySink = true
+            return false
+        } catch {
+            sinkError = error
+            return false
+        }
+    }
+}

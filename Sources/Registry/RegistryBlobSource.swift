@@ -1,0 +1,215 @@
+import Foundation
+import StargzReader
+import Synchronization
+
+/// Random access to one blob in a registry with HTTP range requests: the
+/// `BlobSource` the lazy layer and `starling layer inspect/extract` read from.
+///
+/// Safe to share between threads. It remembers the blob size, the endpoint
+/// (mirror or registry) that served it, and the object-storage URL the
+/// registry redirected to (reused without a registry round trip until it
+/// expires or fails). Several ranges go out as one multi-range request
+/// (`multipart/byteranges`); a server that ignores ranges and sends the whole
+/// blob (200) is handled by reading only as far as needed.
+///
+/// Range reads cannot be checked against the blob digest (that needs the
+/// whole blob): callers verify chunks against the TOC's chunk digests.
+public final class RegistryBlobSource: BlobSource {
+    public let repository: ImageReference
+    public let digest: String
+    let client: RegistryClient
+    let cancellation: RegistryCancellation?
+    private let state: Mutex<State>
+
+    /// Ranges per multi-range request (keeps the Range header well under 8 KiB).
+    static let rangesPerRequest = 64
+
+    private struct State: Sendable {
+        var size: Int64?
+        var redirect: (url: String, expires: Date)?
+        var endpoint: Endpoint?
+        var multiRangeUnsupported = false
+    }
+
+    init(client: RegistryClient, repository: ImageReference, digest: String, size: Int64?,
+         cancellation: RegistryCancellation?) {
+        self.client = client
+        self.repository = repository
+        self.digest = digest
+        self.cancellation = cancellation
+        state = Mutex(State(size: size))
+    }
+
+    public func size() throws -> Int64 {
+        if let size = state.withLock({ $0.size }) { return size }
+        let size = try client.blobSize(repository, digest: digest, cancellation: cancellation)
+        state.withLock { $0.size = size }
+        return size
+    }
+
+    public func read(at offset: Int64, length: Int) throws -> [UInt8] {
+        let range = try validated(offset: offset, length: length)
+        let response = try fetch([range])
+        guard let bytes = response.slice(range) else { throw notSatisfiable(range) }
+        return bytes
+    }
+
+    public func read(ranges: [Range<Int64>]) throws -> [[UInt8]] {
+        let checked = try ranges.map { try validated(offset: $0.lowerBound, length: Int($0.count)) }
+        if checked.count <= 1 || state.withLock({ $0.multiRangeUnsupported }) {
+            return try checked.map { try read(at: $0.lowerBound, length: Int($0.count)) }
+        }
+        var results: [[UInt8]] = []
+        results.reserveCapacity(checked.count)
+        var start = 0
+        while start < checked.count {
+            let batch = Array(checked[start..<min(checked.count, start + Self.rangesPerRequest)])
+            start += batch.count
+            let response = try fetch(batch)
+            if !response.isMultipart && batch.count > 1 {
+                // One part or the whole blob: the server does not do multi-range.
+                state.withLock { $0.multiRangeUnsupported = true }
+            }
+            for range in batch {
+                if let bytes = response.slice(range) {
+                    results.append(bytes)
+                } else {
+                    results.append(try read(at: range.lowerBound, length: Int(range.count)))
+                }
+            }
+        }
+        return results
+    }
+
+    // MARK: - one range request
+
+    /// What one range request returned: parts keyed by blob offset.
+    private struct RangeResponse {
+        var parts: [(range: Range<Int64>, bytes: ArraySlice<UInt8>)]
+        var isMultipart: Bool
+
+        func slice(_ range: Range<Int64>) -> [UInt8]? {
+            guard let part = parts.first(where: { $0.range.lowerBound <= range.lowerBound && range.upperBound <= $0.range.upperBound })
+            else { return nil }
+            let from = part.bytes.startIndex + Int(range.lowerBound - part.range.lowerBound)
+            return Array(part.bytes[from..<(from + Int(range.count))])
+        }
+    }
+
+    private func validated(offset: Int64, length: Int) throws -> Range<Int64> {
+        guard offset >= 0, length > 0 else {
+            throw RegistryError.invalidRange(registry: repository.registry, repository: repository.repository,
+                                             digest: digest, offset: offset, length: length)
+        }
+        let range = offset..<(offset + Int64(length))
+        if let size = state.withLock({ $0.size }), range.upperBound > size { throw notSatisfiable(range) }
+        return range
+    }
+
+    private func notSatisfiable(_ range: Range<Int64>) -> RegistryError {
+        .rangeNotSatisfiable(registry: repository.registry, repository: repository.repository, digest: digest,
+                             range: range, blobSize: state.withLock { $0.size })
+    }
+
+    private func fetch(_ ranges: [Range<Int64>]) throws -> RangeResponse {
+        let rangeHeader = "Range: bytes=" + ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ",")
+        let neededEnd = ranges.map(\.upperBound).max() ?? 0
+        let expected = ranges.reduce(0) { $0 + Int($1.count) }
+        var body: [UInt8] = []
+        // 206: keep everything (bounded); 200: the whole blob, so stop once
+        // every requested byte has arrived.
+        let makeSink: () -> BodySink = {
+            body = []
+            body.reserveCapacity(expected)
+            return { head, bytes in
+                if head.status == 206 {
+                    guard body.count + bytes.count <= expected + 1024 * ranges.count + 65536 else {
+                        throw RegistryError.invalidResponse(registry: self.repository.registry,
+                                                            repository: self.repository.repository,
+                                                            detail: "range response for \(self.digest) is longer than requested")
+                    }
+                    body.append(contentsOf: bytes)
+                    return true
+                }
+                let wanted = Int(min(Int64(Int.max), neededEnd)) - body.count
+                body.append(contentsOf: bytes.prefix(max(0, wanted)))
+                return Int64(body.count) < neededEnd
+            }
+        }
+
+        if let redirected = try fetchFromRedirect(rangeHeader: rangeHeader, makeSink: makeSink) {
+            return try interpret(redirected, body: body, ranges: ranges, host: repository.registry)
+        }
+        let call = RegistryCall(reference: repository, path: "blobs/\(digest)", what: "blob \(digest)")
+        let preferred = state.withLock { $0.endpoint }
+        let result = try client.send(call, cancellation: cancellation, preferred: preferred) {
+            AttemptSetup(headers: [rangeHeader], sink: makeSink())
+        }
+        let requestURL = result.endpoint.apiBase + repository.repository + "/" + call.path
+        state.withLock { state in
+            state.endpoint = result.endpoint
+            if result.exchange.effectiveURL != requestURL && (result.status == 206 || result.status == 200) {
+                state.redirect = (result.exchange.effectiveURL,
+                                  Date().addingTimeInterval(client.configuration.redirectCacheSeconds))
+            }
+        }
+        return try interpret(result.exchange, body: body, ranges: ranges, host: result.endpoint.host)
+    }
+
+    /// One attempt at the remembered object-storage URL; nil (and forgotten)
+    /// when there is none or it no longer works.
+    private func fetchFromRedirect(rangeHeader: String, makeSink: () -> BodySink) throws -> HTTPExchange? {
+        guard let redirect = state.withLock({ $0.redirect }) else { return nil }
+        guard redirect.expires.timeIntervalSinceNow > 0, let host = URLComponents(string: redirect.url)?.host,
+              let endpoint = state.withLock({ $0.endpoint }) else {
+            state.withLock { $0.redirect = nil }
+            return nil
+        }
+        let request = HTTPRequest(url: redirect.url, headers: [rangeHeader],
+                                  options: client.configuration.transportOptions(forAuxiliaryHost: host, sameAs: endpoint))
+        let (exchange, _) = try client.perform(request, host: host, cancellation: cancellation, sink: makeSink())
+        if exchange.cancelled { throw RegistryError.cancelled }
+        if exchange.succeeded && (exchange.head.status == 206 || exchange.head.status == 200) { return exchange }
+        state.withLock { $0.redirect = nil }
+        return nil
+    }
+
+    private func interpret(_ exchange: HTTPExchange, body: [UInt8], ranges: [Range<Int64>], host: String) throws -> RangeResponse {
+        let head = exchange.head
+        func invalid(_ detail: String) -> RegistryError {
+            .invalidResponse(registry: host, repository: repository.repository, detail: "\(detail) (blob \(digest))")
+        }
+        switch head.status {
+        case 206:
+            if let contentType = head.header("content-type"), let boundary = MultipartByteRanges.boundary(contentType: contentType) {
+                guard let parts = MultipartByteRanges.parse(body, boundary: boundary) else {
+                    throw invalid("malformed multipart/byteranges body")
+                }
+                if let total = head.header("content-range").flatMap(ContentRange.init)?.total { remember(size: total) }
+                return RangeResponse(parts: parts.map { ($0.range, $0.bytes) }, isMultipart: true)
+            }
+            guard let contentRange = head.header("content-range").flatMap(ContentRange.init), let range = contentRange.range else {
+                throw invalid("206 without a usable Content-Range")
+            }
+            if let total = contentRange.total { remember(size: total) }
+            guard body.count == range.count else {
+                throw invalid("206 body has \(body.count) bytes for Content-Range of \(range.count)")
+            }
+            return RangeResponse(parts: [(range, body[...])], isMultipart: false)
+        case 200:
+            // The server ignored Range. Content-Length is the blob size.
+            if let length = head.header("content-length").flatMap(Int64.init) { remember(size: length) }
+            return RangeResponse(parts: [(0..<Int64(body.count), body[...])], isMultipart: false)
+        case 416:
+            if let total = head.header("content-range").flatMap(ContentRange.init)?.total { remember(size: total) }
+            throw notSatisfiable(ranges[0])
+        default:
+            throw RegistryError.unexpectedStatus(registry: host, repository: repository.repository,
+                                                 status: head.status, detail: "range request for \(digest)")
+        }
+    }
+
+    private func remember(size: Int64) {
+        state.withLock { $0.size = size }
+    }
+}

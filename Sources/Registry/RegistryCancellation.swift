@@ -1,0 +1,18 @@
+import Synchronization
+
+/// A flag that stops registry calls in flight.
+///
+/// Registry calls block their thread (FUSE workers call them), so cancellation
+/// cannot come from Swift concurrency. Pass one of these to a call or to a
+/// `RegistryBlobSource`; `cancel()` makes the running transfer abort within
+/// about a second (libcurl's progress callback checks it) and stops retries.
+/// The call then throws `RegistryError.cancelled`.
+public final class RegistryCancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    public init() {}
+
+    public func cancel() { flag.store(true, ordering: .releasing) }
+
+    public var isCancelled: Bool { flag.load(ordering: .acquiring) }
+}

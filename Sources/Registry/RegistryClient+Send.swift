@@ -1,0 +1,179 @@
+import CCurl
+import Foundation
+import Logging
+
+/// One registry API request, relative to `/v2/<repository>/`.
+struct RegistryCall: Sendable {
+    var reference: ImageReference
+    var method: HTTPRequest.Method = .get
+    /// e.g. `manifests/latest`, `blobs/sha256:...`
+    var path: String
+    /// For error messages: `manifest latest`, `blob sha256:...`.
+    var what: String
+}
+
+/// What one attempt sends and where its successful (2xx) body goes. Built
+/// fresh for every attempt, so a retry starts from a clean buffer (or, for a
+/// stream, resumes where the previous attempt stopped).
+struct AttemptSetup {
+    var headers: [String] = []
+    var sink: BodySink
+}
+
+struct CallResult: Sendable {
+    var exchange: HTTPExchange
+    var endpoint: Endpoint
+    /// Start of a non-2xx body (registry error JSON), for messages.
+    var errorBody: [UInt8]
+    var status: Int { exchange.head.status }
+}
+
+extension RegistryClient {
+    /// Sends `call` to the registry's endpoints in order (mirrors, then the
+    /// registry; `preferred` first when given) and returns the first answer
+    /// that is not an error. 404 and connection failures move on to the next
+    /// endpoint; the last endpoint's error is thrown.
+    func send(_ call: RegistryCall, cancellation: RegistryCancellation?, preferred: Endpoint? = nil,
+              prepare: () throws -> AttemptSetup) throws -> CallResult {
+        var endpoints = configuration.endpoints(for: call.reference.registry)
+        if let preferred, let index = endpoints.firstIndex(of: preferred), index > 0 {
+            endpoints.insert(endpoints.remove(at: index), at: 0)
+        }
+        var lastError: Error = RegistryError.cancelled
+        for (index, endpoint) in endpoints.enumerated() {
+            do {
+                return try send(call, to: endpoint, cancellation: cancellation, prepare: prepare)
+            } catch let error as RegistryError {
+                lastError = error
+                let isLast = index == endpoints.count - 1
+                switch error {
+                case .cancelled, .rangeNotSatisfiable, .invalidRange, .digestMismatch:
+                    throw error
+                default:
+                    if isLast { throw error }
+                    logger.info("registry endpoint failed, trying the next one",
+                                metadata: ["endpoint": "\(endpoint.host)", "error": "\(error)"])
+                }
+            }
+        }
+        throw lastError
+    }
+
+    /// One endpoint: authentication and retries.
+    func send(_ call: RegistryCall, to endpoint: Endpoint, cancellation: RegistryCancellation?,
+              prepare: () throws -> AttemptSetup) throws -> CallResult {
+        let registry = endpoint.host
+        let repository = call.reference.repository
+        let url = endpoint.apiBase + repository + "/" + call.path
+        var attempt = 0
+        var answeredChallenge = false
+        while true {
+            if cancellation?.isCancelled == true { throw RegistryError.cancelled }
+            let authorization = try authorization(for: endpoint, repository: repository, cancellation: cancellation)
+            let setup = try prepare()
+            var headers = setup.headers
+            if let authorization { headers.append("Authorization: \(authorization.header)") }
+            let request = HTTPRequest(method: call.method, url: url, headers: headers,
+                                      options: configuration.transportOptions(for: endpoint))
+            let (exchange, errorBody) = try perform(request, host: endpoint.host, cancellation: cancellation, sink: setup.sink)
+
+            if !exchange.succeeded {
+                if exchange.cancelled || cancellation?.isCancelled == true { throw RegistryError.cancelled }
+                let failure = transportError(exchange, registry: registry)
+                if RetryPolicy.isRetryable(curlCode: exchange.curlCode) && attempt < retryPolicy.maxRetries {
+                    try backOff(&attempt, retryAfter: nil, registry: registry, reason: "\(failure)", cancellation: cancellation)
+                    continue
+                }
+                throw failure
+            }
+            let status = exchange.head.status
+            let result = CallResult(exchange: exchange, endpoint: endpoint, errorBody: errorBody)
+            switch status {
+            case 401:
+                let challenge = exchange.head.header("www-authenticate").flatMap(AuthChallenge.init(header:))
+                if answeredChallenge || challenge == nil {
+                    throw RegistryError.authenticationFailed(
+                        registry: registry, repository: repository,
+                        reason: authorization == nil ? "the registry requires credentials and none are configured"
+                                                     : "the registry rejected the credentials (HTTP 401)")
+                }
+                answeredChallenge = true
+                if let authorization { forget(authorization, endpoint: endpoint, repository: repository) }
+                if let challenge {
+                    try answer(challenge, endpoint: endpoint, repository: repository, cancellation: cancellation)
+                }
+            case 403:
+                throw RegistryError.authenticationFailed(registry: registry, repository: repository,
+                                                         reason: "access denied (HTTP 403) \(Self.errorSummary(errorBody))".trimmingCharacters(in: .whitespaces))
+            case 404:
+                throw RegistryError.notFound(registry: registry, repository: repository, what: call.what)
+            case _ where RetryPolicy.isRetryable(status: status):
+                guard attempt < retryPolicy.maxRetries else {
+                    throw RegistryError.unexpectedStatus(registry: registry, repository: repository, status: status,
+                                                         detail: Self.errorSummary(errorBody))
+                }
+                try backOff(&attempt, retryAfter: exchange.head.header("retry-after"), registry: registry,
+                            reason: "HTTP \(status)", cancellation: cancellation)
+            default:
+                return result
+            }
+        }
+    }
+
+    /// Performs one request on a pooled handle; non-2xx bodies go to a small
+    /// buffer (returned) instead of `sink`.
+    func perform(_ request: HTTPRequest, host: String, cancellation: RegistryCancellation?,
+                 sink: BodySink) throws -> (HTTPExchange, [UInt8]) {
+        var errorBody: [UInt8] = []
+        let exchange = try pool.withHandle(host: host) { handle in
+            try handle.perform(request, cancellation: cancellation) { head, bytes in
+                counters.bytesReceived.add(Int64(bytes.count), ordering: .relaxed)
+                if (200..<300).contains(head.status) { return try sink(head, bytes) }
+                errorBody.append(contentsOf: bytes.prefix(max(0, 16384 - errorBody.count)))
+                return errorBody.count < 16384
+            }
+        }
+        counters.requests.add(1, ordering: .relaxed)
+        counters.connectionsOpened.add(exchange.newConnections, ordering: .relaxed)
+        return (exchange, errorBody)
+    }
+
+    func backOff(_ attempt: inout Int, retryAfter: String?, registry: String, reason: String,
+                 cancellation: RegistryCancellation?) throws {
+        let delay = retryPolicy.delay(afterAttempt: attempt, retryAfter: retryAfter)
+        attempt += 1
+        counters.retries.add(1, ordering: .relaxed)
+        logger.debug("retrying registry request", metadata: [
+            "registry": "\(registry)", "reason": "\(reason)", "attempt": "\(attempt)",
+            "delay": "\(String(format: "%.2f", delay))",
+        ])
+        try RetryPolicy.sleep(delay, cancellation: cancellation)
+    }
+
+    func transportError(_ exchange: HTTPExchange, registry: String) -> RegistryError {
+        if RetryPolicy.isTimeout(curlCode: exchange.curlCode) {
+            let connecting = exchange.curlMessage.lowercased().contains("connect")
+            return .timedOut(registry: registry, seconds: connecting ? configuration.connectTimeoutSeconds
+                                                                     : configuration.transferTimeoutSeconds)
+        }
+        return .transport(registry: registry, detail: Self.redact(exchange.curlMessage))
+    }
+
+    /// libcurl messages can quote URLs; drop query strings (signed redirect
+    /// URLs carry credentials there).
+    static func redact(_ message: String) -> String {
+        message.split(separator: " ", omittingEmptySubsequences: false).map { word in
+            guard word.contains("://"), let question = word.firstIndex(of: "?") else { return String(word) }
+            return String(word[..<question]) + "?..."
+        }.joined(separator: " ")
+    }
+
+    /// `CODE message` from a registry error body (`{"errors":[{"code":..,"message":..}]}`).
+    static func errorSummary(_ body: [UInt8]) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let errors = object["errors"] as? [[String: Any]], let first = errors.first else { return "" }
+        let code = first["code"] as? String ?? ""
+        let message = first["message"] as? String ?? ""
+        return "\(code) \(message)".trimmingCharacters(in: .whitespaces)
+    }
+}

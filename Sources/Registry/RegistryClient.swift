@@ -1,0 +1,38 @@
+import Foundation
+import Logging
+
+/// The OCI distribution client: resolves image references to manifests and
+/// reads blobs, whole or by byte range.
+///
+/// One client serves a whole daemon. Every method blocks its calling thread
+/// and is safe to call from many threads at once (FUSE worker threads do).
+/// Connections are reused per registry host and bounded by
+/// `maxConnectionsPerHost`; transient failures are retried with backoff;
+/// authentication (anonymous or credentialed bearer tokens, basic auth) is
+/// handled transparently. Errors are `RegistryError`s.
+public final class RegistryClient: Sendable {
+    public let configuration: RegistryConfiguration
+    let logger: Logger
+    let pool: CurlHandlePool
+    let credentials: CredentialStore
+    let tokens = LockedDictionary<TokenKey, CachedAuthorization>()
+    /// Per endpoint host: the last challenge seen, to fetch tokens for new
+    /// repositories without first collecting a 401.
+    let challenges = LockedDictionary<String, AuthChallenge>()
+    let counters = StatisticsCounters()
+    let retryPolicy: RetryPolicy
+
+    public init(configuration: RegistryConfiguration = RegistryConfiguration(),
+                logger: Logger = Logger(label: "starling.registry")) {
+        self.configuration = configuration
+        self.logger = logger
+        pool = CurlHandlePool(limitPerHost: configuration.maxConnectionsPerHost)
+        credentials = CredentialStore(configuration: configuration)
+        retryPolicy = RetryPolicy(maxRetries: configuration.maxRetries,
+                                  baseDelay: configuration.retryBaseDelaySeconds,
+                                  maxDelay: configuration.retryMaxDelaySeconds)
+    }
+
+    /// Requests, connections opened, retries and bytes so far.
+    public var statistics: RegistryStatistics { counters.snapshot }
+}

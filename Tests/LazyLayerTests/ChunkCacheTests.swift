@@ -1,0 +1,112 @@
+import Foundation
+import LazyLayer
+import StargzReader
+import TestSupport
+import XCTest
+
+/// The two cache tiers, on their own and as seen through a layer.
+final class ChunkCacheTests: XCTestCase {
+    private func digest(_ bytes: [UInt8]) -> SHA256Digest { SHA256Digest.of(bytes) }
+
+    func testMemoryTierEvictsLeastRecentlyUsedByBytes() throws {
+        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 3000))
+        let chunks = (0..<4).map { randomBytes(1000, seed: UInt64($0)) }
+        for chunk in chunks.prefix(3) { cache.put(.content(digest(chunk)), chunk) }
+        XCTAssertNotNil(cache.get(.content(digest(chunks[0]))), "touch the oldest so it becomes the newest")
+        cache.put(.content(digest(chunks[3])), chunks[3])
+        XCTAssertEqual(cache.get(.content(digest(chunks[0]))), chunks[0])
+        XCTAssertNil(cache.get(.content(digest(chunks[1]))), "least recently used was evicted")
+        XCTAssertEqual(cache.get(.content(digest(chunks[2]))), chunks[2])
+        XCTAssertEqual(cache.get(.content(digest(chunks[3]))), chunks[3])
+        XCTAssertLessThanOrEqual(cache.statistics().memoryBytes, 3000)
+    }
+
+    func testDiskTierKeepsItsCapAndSurvivesReopening() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-cache")
+        let chunks = (0..<10).map { randomBytes(10_000, seed: UInt64($0)) }
+        do {
+            let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path,
+                                                                   diskBytes: 50_000))
+            for chunk in chunks { cache.put(.content(digest(chunk)), chunk) }
+            let statistics = cache.statistics()
+            XCTAssertLessThanOrEqual(statistics.diskBytes, 50_000)
+            XCTAssertGreaterThan(statistics.diskEvictions, 0)
+            XCTAssertNil(cache.get(.content(digest(chunks[0]))), "oldest chunk evicted")
+            XCTAssertEqual(cache.get(.content(digest(chunks[9]))), chunks[9])
+        }
+        let reopened = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path,
+                                                                  diskBytes: 50_000))
+        XCTAssertEqual(reopened.get(.content(digest(chunks[9]))), chunks[9], "newest chunk survives a restart")
+        XCTAssertGreaterThan(reopened.statistics().diskBytes, 0)
+    }
+
+    func testDamagedDiskFilesAreDroppedNotServed() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-cache")
+        let good = randomBytes(5000, seed: 1)
+        let truncated = randomBytes(5000, seed: 2)
+        let garbled = randomBytes(5000, seed: 3)
+        do {
+            let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path))
+            for chunk in [good, truncated, garbled] { cache.put(.content(digest(chunk)), chunk) }
+        }
+        func file(_ bytes: [UInt8]) -> String {
+            let hex = digest(bytes).hex
+            return "\(directory.path)/chunks/\(hex.prefix(2))/\(hex)"
+        }
+        XCTAssertTrue(truncate(file(truncated), 100) == 0)
+        try Data(randomBytes(5000, seed: 99)).write(to: URL(fileURLWithPath: file(garbled)))
+        // A crash between write and rename leaves a temporary file behind.
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: directory.path + "/tmp/leftover"))
+
+        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path + "/tmp/leftover"))
+        XCTAssertEqual(cache.get(.content(digest(good))), good)
+        XCTAssertNil(cache.get(.content(digest(truncated))))
+        XCTAssertNil(cache.get(.content(digest(garbled))))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file(truncated)), "damaged file removed")
+        XCTAssertEqual(cache.statistics().diskCorruptDropped, 2)
+    }
+
+    func testCacheSurvivesANewLayerInstanceOverTheSameDirectory() throws {
+        let test = try TestLayer(files: LazyLayerReadTests.mixedFiles())
+        let cacheDirectory = test.directory.appending("cache")
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        var fetched: Int64 = 0
+        do {
+            let first = try makeLazyLayer(test, source: source, cacheDirectory: cacheDirectory)
+            for path in test.files.keys { _ = try first.readAll(path: path) }
+            fetched = first.state().fetchedBytes
+            XCTAssertGreaterThan(fetched, 0)
+        }
+        let second = try makeLazyLayer(test, source: source, cacheDirectory: cacheDirectory)
+        XCTAssertEqual(second.state().fetchedBytes, fetched, "a restart finds the fetched chunks local")
+        source.reset()
+        for (path, content) in test.files {
+            XCTAssertEqual(sha256Hex(try second.readAll(path: path)), sha256Hex(content), path)
+        }
+        XCTAssertEqual(source.requestCount, 0, "nothing fetched again: \(source.requests)")
+    }
+
+    func testTruncatedCacheFileIsRefetchedNotServed() throws {
+        let content = randomBytes(150_000, seed: 21)
+        let test = try TestLayer(files: ["victim": content, "other": textBytes(10_000, seed: 2)], chunkSize: 64 << 10)
+        let cacheDirectory = test.directory.appending("cache")
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        do {
+            let first = try makeLazyLayer(test, source: source, cacheDirectory: cacheDirectory)
+            XCTAssertEqual(try first.readAll(path: "victim"), content)
+        }
+        // Truncate the cached file of the victim's first chunk, as a crash or full disk might.
+        let layer = try test.open()
+        let chunk = layer.index.chunks(of: try XCTUnwrap(layer.index.lookup(path: "victim")))[0]
+        let hex = try XCTUnwrap(chunk.digest).hex
+        let path = "\(cacheDirectory)/chunks/\(hex.prefix(2))/\(hex)"
+        XCTAssertEqual(truncate(path, 1000), 0)
+
+        let second = try makeLazyLayer(test, source: source, cacheDirectory: cacheDirectory)
+        source.reset()
+        XCTAssertEqual(sha256Hex(try second.readAll(path: "victim")), sha256Hex(content))
+        XCTAssertGreaterThanOrEqual(source.requestCount, 1, "the damaged chunk was fetched again")
+        XCTAssertEqual(second.cache.statistics().diskCorruptDropped, 1)
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import LazyLayer
+import StargzReader
+import TestSupport
+import XCTest
+
+/// Prefetch of the prioritized range and the background fetch that makes a
+/// layer fully local.
+final class PrefetchAndBackgroundTests: XCTestCase {
+    static func files() -> [String: [UInt8]] {
+        var files: [String: [UInt8]] = [
+            "usr/bin/python3": randomBytes(400_000, seed: 1),
+            "usr/lib/libpython.so": randomBytes(700_000, seed: 2),
+            "etc/hosts": textBytes(300, seed: 3),
+        ]
+        for i in 0..<30 { files["usr/share/data\(i)"] = randomBytes(100_000, seed: UInt64(10 + i)) }
+        return files
+    }
+    static let prioritized = ["usr/bin/python3", "etc/hosts", "usr/lib/libpython.so"]
+
+    func testPrefetchFetchesThePrioritizedRangeInOneRequest() throws {
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10, prioritized: Self.prioritized)
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        let lazy = try makeLazyLayer(test, source: source)
+        let range = try XCTUnwrap(lazy.index.prefetchRange)
+        source.reset()
+        XCTAssertTrue(lazy.prefetch(timeout: 30))
+        XCTAssertEqual(source.requests.count, 1, "\(source.requests)")
+        let fetched = try XCTUnwrap(source.requests.first?.first)
+        XCTAssertTrue(fetched.lowerBound <= range.lowerBound + 512 && fetched.upperBound >= range.upperBound - 512,
+                      "one request \(fetched) covering the prioritized range \(range)")
+        XCTAssertTrue(lazy.state().prefetchDone)
+        source.reset()
+        for path in Self.prioritized {
+            XCTAssertEqual(sha256Hex(try lazy.readAll(path: path)), sha256Hex(test.files[path]!), path)
+        }
+        XCTAssertEqual(source.requestCount, 0, "prioritized files are local after prefetch")
+    }
+
+    func testLayerWithoutPrioritizedFilesPrefetchesNothing() throws {
+        let test = try TestLayer(files: ["a": randomBytes(1000, seed: 1)])
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        let lazy = try makeLazyLayer(test, source: source)
+        source.reset()
+        XCTAssertTrue(lazy.prefetch(timeout: 10))
+        XCTAssertEqual(source.requestCount, 0)
+    }
+
+    func testBackgroundFetchMakesTheLayerLocalInLargeRequests() throws {
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10, prioritized: Self.prioritized)
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        let cacheDirectory = test.directory.appending("cache")
+        let options = LazyLayerOptions(background: BackgroundFetchOptions(requestBytes: 1 << 20, concurrency: 2))
+        let lazy = try makeLazyLayer(test, source: source, cacheDirectory: cacheDirectory, memoryBytes: 0,
+                                     options: options)
+        source.reset()
+        lazy.prefetch(timeout: 30)
+        XCTAssertTrue(waitUntil(timeout: 60) { lazy.state().backgroundDone }, "\(lazy.state())")
+        let state = lazy.state()
+        XCTAssertEqual(state.fetchedPercent, 100)
+        XCTAssertEqual(state.backgroundStatus, "done")
+        XCTAssertEqual(state.errors, 0)
+        // ~4 MiB of blob in 1 MiB background requests plus one prefetch request:
+        // far fewer requests than the layer has chunks.
+        let chunkCount = test.files.keys.reduce(0) { $0 + lazy.index.chunkCount(of: lazy.index.lookup(path: $1)!) }
+        XCTAssertLessThanOrEqual(source.requestCount, Int(state.size >> 20) + 3, "\(source.requests.count) requests")
+        XCTAssertGreaterThan(chunkCount, source.requestCount * 5)
+        source.reset()
+        for (path, content) in test.files {
+            XCTAssertEqual(sha256Hex(try lazy.readAll(path: path)), sha256Hex(content), path)
+        }
+        XCTAssertEqual(source.requestCount, 0, "every read is local after background fetch")
+    }
+
+    func testReadsDuringBackgroundFetchAreCorrect() throws {
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10)
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath), delay: 0.01)
+        let options = LazyLayerOptions(background: BackgroundFetchOptions(requestBytes: 256 << 10, concurrency: 2))
+        let lazy = try makeLazyLayer(test, source: source, cacheDirectory: test.directory.appending("cache"),
+                                     options: options)
+        lazy.prefetch(timeout: 30)
+        let failures = LockedBox([String]())
+        let paths = Array(test.files.keys).sorted()
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for path in paths.reversed() where path.hashValue % 4 == worker || worker == 0 {
+                let read = try? lazy.readAll(path: path)
+                if read != test.files[path] { failures.withValue { $0.append(path) } }
+            }
+        }
+        XCTAssertEqual(failures.get(), [])
+        XCTAssertTrue(waitUntil(timeout: 60) { lazy.state().backgroundDone }, "\(lazy.state())")
+        XCTAssertEqual(lazy.state().errors, 0)
+    }
+
+    func testBackgroundFetchIsSkippedWhenTheDiskCacheIsTooSmall() throws {
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10)
+        let lazy = try makeLazyLayer(test, source: try LocalFileBlobSource(path: test.blobPath),
+                                     cacheDirectory: test.directory.appending("cache"), diskBytes: 1 << 20,
+                                     options: LazyLayerOptions())
+        lazy.prefetch(timeout: 10)
+        XCTAssertTrue(waitUntil(timeout: 10) { lazy.state().backgroundStatus.hasPrefix("disabled") },
+                      lazy.state().backgroundStatus)
+        XCTAssertEqual(sha256Hex(try lazy.readAll(path: "etc/hosts")), sha256Hex(test.files["etc/hosts"]!))
+    }
+}
