@@ -17,6 +17,6 @@ struct LayerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "layer",
         abstract: "Convert, inspect, extract or mount one layer blob.",
-        subcommands: [LayerConvertCommand.self, LayerInspectCommand.self, LayerExtractCommand.self]
+        subcommands: [LayerConvertCommand.self, LayerInspectCommand.self, LayerExtractCommand.self, LayerMountCommand.self]
     )
 }

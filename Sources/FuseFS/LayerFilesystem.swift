@@ -1,0 +1,364 @@
+import Foundation
+import Logging
+import StargzReader
+import Synchronization
+
+/// A read-only FUSE filesystem that looks exactly like the unpacked layer:
+/// metadata comes from the verified TOC index (answered at once, without
+/// fetching), file contents from the `LayerContentSource` (fetched and
+/// verified on demand). Whiteouts appear as overlayfs expects them (see
+/// `LayerNamespace`), and a hidden `/.starling` directory holds the layer's
+/// state as JSON.
+final class LayerFilesystem: FuseRequestHandler {
+    static let stateDirectoryName = ".starling"
+
+    private let content: any LayerContentSource
+    private let index: LayerIndex
+    private let namespace: LayerNamespace
+    private let inodes: InodeNumbering
+    private let options: FuseMountOptions
+    private let logger: Logger
+    private let stateFileName: String
+    /// False when the layer itself has a `/.starling` (the layer wins).
+    private let stateDirectoryAvailable: Bool
+    private let mountTime: Int64
+    private let totalBytes: Int64
+    private let handles = Mutex(HandleTable())
+    private let reportedReadFailures = Mutex(Set<EntryID>())
+    /// Signalled once the kernel connection is initialized.
+    let initialized = DispatchSemaphore(value: 0)
+
+    /// Open directory listings and state-file snapshots, by handle.
+    private struct HandleTable {
+        var next: UInt64 = 1
+        var listings: [UInt64: [FuseDirectoryEntry]] = [:]
+        var snapshots: [UInt64: [UInt8]] = [:]
+
+        mutating func allocate() -> UInt64 {
+            defer { next += 1 }
+            return next
+        }
+    }
+
+    init(content: any LayerContentSource, options: FuseMountOptions, logger: Logger) {
+        self.content = content
+        self.index = content.index
+        self.namespace = LayerNamespace(index: content.index)
+        self.inodes = InodeNumbering(entryCount: content.index.entryCount)
+        self.options = options
+        self.logger = logger
+        self.stateFileName = content.layerDigest + ".json"
+        self.stateDirectoryAvailable = content.index.lookup(Self.stateDirectoryName, in: content.index.root) == nil
+        self.mountTime = Int64(Date().timeIntervalSince1970)
+        var total: Int64 = 0
+        content.index.walk { id, _ in
+            let entry = content.index.entry(id)
+            if entry.type == .regular { total += entry.size }
+        }
+        self.totalBytes = total
+    }
+
+    // MARK: connection
+
+    func initialize(_ connection: inout FuseConnection) {
+        func set(_ capability: FuseCapabilities, _ enabled: Bool) {
+            if enabled { connection.wanted.insert(capability) } else { connection.wanted.remove(capability) }
+        }
+        set(.asyncRead, options.asyncRead)
+        set(.readdirPlus, options.readdirPlus)
+        // Always READDIRPLUS (not the adaptive mode): one listing answers every
+        // later stat of the directory's children.
+        set(.readdirPlusAuto, false)
+        set(.parallelDirectoryOperations, options.parallelDirectoryOperations)
+        set(.cacheSymlinks, options.cacheSymlinks)
+        // The layer never changes: never drop cached pages because of attributes.
+        set(.autoInvalidateData, false)
+        connection.maxWrite = options.maxRead
+        connection.maxReadahead = options.readahead
+        connection.maxBackground = options.maxBackground
+        connection.congestionThreshold = max(1, options.maxBackground * 3 / 4)
+        initialized.signal()
+    }
+
+    func destroy() {
+        logger.debug("layer filesystem destroyed", metadata: ["layer": "\(content.layerDigest)"])
+    }
+
+    // MARK: metadata
+
+    func lookup(parent: UInt64, name: String) throws(FuseErrno) -> FuseEntry {
+        switch inodes.target(of: parent) {
+        case .entry(let directory):
+            guard index.entry(directory).type == .directory else { throw .notDirectory }
+            if directory == index.root && name == Self.stateDirectoryName && stateDirectoryAvailable {
+                return FuseEntry(attributes: stateDirectoryAttributes(),
+                                 entryTimeout: options.entryTimeout, attributeTimeout: options.attributeTimeout)
+            }
+            guard let node = namespace.lookup(name, in: directory) else { return negative() }
+            return FuseEntry(attributes: attributes(of: node),
+                             entryTimeout: options.entryTimeout, attributeTimeout: options.attributeTimeout)
+        case .stateDirectory:
+            guard name == stateFileName else { throw .noEntry }
+            // The state changes: never let the kernel cache its size.
+            return FuseEntry(attributes: stateFileAttributes(size: stateSnapshot().count),
+                             entryTimeout: options.entryTimeout, attributeTimeout: 0)
+        case .stateFile:
+            throw .notDirectory
+        case nil:
+            throw .noEntry
+        }
+    }
+
+    func attributes(of inode: UInt64) throws(FuseErrno) -> (FuseAttributes, timeout: Double) {
+        switch inodes.target(of: inode) {
+        case .entry(let id):
+            let node: LayerNamespace.Node = namespace.isWhiteout(id) ? .whiteout(id) : .entry(id)
+            return (attributes(of: node), options.attributeTimeout)
+        case .stateDirectory:
+            return (stateDirectoryAttributes(), options.attributeTimeout)
+        case .stateFile:
+            return (stateFileAttributes(size: stateSnapshot().count), 0)
+        case nil:
+            throw .noEntry
+        }
+    }
+
+    func readLink(_ inode: UInt64) throws(FuseErrno) -> String {
+        guard case .entry(let id) = inodes.target(of: inode) else { throw .invalid }
+        let entry = index.entry(id)
+        guard entry.type == .symlink, let target = entry.linkTarget else { throw .invalid }
+        return target
+    }
+
+    func statistics() -> FuseFilesystemStatistics {
+        FuseFilesystemStatistics(blockSize: 4096, totalBlocks: UInt64((totalBytes + 4095) / 4096),
+                                 totalInodes: UInt64(index.entryCount), maximumNameLength: 255)
+    }
+
+    func extendedAttributeNames(of inode: UInt64) throws(FuseErrno) -> [String] {
+        try extendedAttributes(of: inode).map(\.name)
+    }
+
+    func extendedAttribute(of inode: UInt64, name: String) throws(FuseErrno) -> [UInt8] {
+        guard let attribute = try extendedAttributes(of: inode).first(where: { $0.name == name }) else {
+            throw .noData
+        }
+        return attribute.value
+    }
+
+    // MARK: files
+
+    func open(_ inode: UInt64, flags: Int32) throws(FuseErrno) -> FuseOpenReply {
+        if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 { throw .readOnly }
+        switch inodes.target(of: inode) {
+        case .entry(let id):
+            if index.entry(id).type == .directory { throw .isDirectory }
+            return FuseOpenReply(keepCache: options.keepCache)
+        case .stateFile:
+            let snapshot = stateSnapshot()
+            let handle = handles.withLock { table in
+                let handle = table.allocate()
+                table.snapshots[handle] = snapshot
+                return handle
+            }
+            return FuseOpenReply(handle: handle, directIO: true)
+        case .stateDirectory:
+            throw .isDirectory
+        case nil:
+            throw .noEntry
+        }
+    }
+
+    func read(_ inode: UInt64, handle: UInt64, offset: Int64, size: Int) throws(FuseErrno) -> [UInt8] {
+        guard offset >= 0 else { throw .invalid }
+        switch inodes.target(of: inode) {
+        case .entry(let id):
+            let entry = index.entry(id)
+            guard entry.type == .regular, !namespace.isWhiteout(id) else { throw .invalid }
+            guard offset < entry.size, size > 0 else { return [] }
+            let length = Int(min(Int64(size), entry.size - offset))
+            do {
+                return try content.read(entry: id, offset: offset, length: length)
+            } catch {
+                reportReadFailure(id, error)
+                throw .io
+            }
+        case .stateFile:
+            let snapshot = handles.withLock { $0.snapshots[handle] } ?? stateSnapshot()
+            guard offset < Int64(snapshot.count) else { return [] }
+            let start = Int(offset)
+            return Array(snapshot[start..<min(snapshot.count, start + size)])
+        case .stateDirectory:
+            throw .isDirectory
+        case nil:
+            throw .noEntry
+        }
+    }
+
+    func release(_ inode: UInt64, handle: UInt64) {
+        guard handle != 0 else { return }
+        handles.withLock { _ = $0.snapshots.removeValue(forKey: handle) }
+    }
+
+    // MARK: directories
+
+    func openDirectory(_ inode: UInt64) throws(FuseErrno) -> FuseOpenReply {
+        let listing: [FuseDirectoryEntry]
+        let cacheable: Bool
+        switch inodes.target(of: inode) {
+        case .entry(let id):
+            let entry = index.entry(id)
+            guard entry.type == .directory else { throw .notDirectory }
+            listing = directoryListing(of: id)
+            cacheable = options.cacheDirectories
+        case .stateDirectory:
+            listing = stateDirectoryListing()
+            cacheable = false
+        case .stateFile:
+            throw .notDirectory
+        case nil:
+            throw .noEntry
+        }
+        let handle = handles.withLock { table in
+            let handle = table.allocate()
+            table.listings[handle] = listing
+            return handle
+        }
+        return FuseOpenReply(handle: handle, keepCache: cacheable, cacheDirectory: cacheable)
+    }
+
+    func readDirectory(_ inode: UInt64, handle: UInt64, offset: Int64,
+                       emit: (FuseDirectoryEntry) -> Bool) throws(FuseErrno) {
+        guard let listing = handles.withLock({ $0.listings[handle] }) else { throw .invalid }
+        guard offset >= 0 else { throw .invalid }
+        var position = Int(offset)
+        while position < listing.count {
+            guard emit(listing[position]) else { return }
+            position += 1
+        }
+    }
+
+    func releaseDirectory(_ inode: UInt64, handle: UInt64) {
+        handles.withLock { _ = $0.listings.removeValue(forKey: handle) }
+    }
+
+    // MARK: helpers
+
+    private func negative() -> FuseEntry {
+        FuseEntry(attributes: nil, entryTimeout: options.negativeEntryTimeout, attributeTimeout: 0)
+    }
+
+    private func attributes(of node: LayerNamespace.Node) -> FuseAttributes {
+        let entry = index.entry(node.id)
+        let inode = inodes.inode(of: node.id)
+        if case .whiteout = node {
+            // What `containerd`'s overlay applier makes of `.wh.NAME`: mknod(S_IFCHR, 0), chown.
+            return FuseAttributes(inode: inode, mode: S_IFCHR, linkCount: 1, uid: entry.uid, gid: entry.gid,
+                                  device: 0, size: 0, modificationTime: entry.modTime)
+        }
+        let typeBits: UInt32
+        var size = entry.size
+        var device: UInt64 = 0
+        switch entry.type {
+        case .directory: typeBits = S_IFDIR; size = 4096
+        case .regular: typeBits = S_IFREG
+        case .symlink: typeBits = S_IFLNK; size = Int64(entry.linkTarget?.utf8.count ?? 0)
+        case .charDevice: typeBits = S_IFCHR; size = 0; device = makeDevice(entry.devMajor, entry.devMinor)
+        case .blockDevice: typeBits = S_IFBLK; size = 0; device = makeDevice(entry.devMajor, entry.devMinor)
+        case .fifo: typeBits = S_IFIFO; size = 0
+        }
+        return FuseAttributes(inode: inode, mode: typeBits | (entry.mode & 0o7777), linkCount: max(1, entry.nlink),
+                              uid: entry.uid, gid: entry.gid, device: device, size: size,
+                              modificationTime: entry.modTime)
+    }
+
+    /// glibc's `makedev`, whose low 32 bits are the kernel's new_encode_dev
+    /// (what FUSE carries in `fuse_attr.rdev`).
+    private func makeDevice(_ major: UInt32, _ minor: UInt32) -> UInt64 {
+        let major = UInt64(major), minor = UInt64(minor)
+        return ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8)
+            | ((minor & 0xffff_ff00) << 12) | (minor & 0xff)
+    }
+
+    private func extendedAttributes(of inode: UInt64) throws(FuseErrno) -> [Xattr] {
+        switch inodes.target(of: inode) {
+        case .entry(let id):
+            if namespace.isWhiteout(id) { return [] }
+            let entry = index.entry(id)
+            var result = entry.xattrs
+            if entry.type == .directory && namespace.isOpaque(id) {
+                for name in options.opaqueXattrNames where !result.contains(where: { $0.name == name }) {
+                    result.append(Xattr(name: name, value: Array("y".utf8)))
+                }
+            }
+            return result
+        case .stateDirectory, .stateFile:
+            return []
+        case nil:
+            throw .noEntry
+        }
+    }
+
+    private func directoryListing(of directory: EntryID) -> [FuseDirectoryEntry] {
+        let visible = namespace.listing(of: directory)
+        var listing: [FuseDirectoryEntry] = []
+        listing.reserveCapacity(visible.count + 2)
+        let own = attributes(of: .entry(directory))
+        let parent = attributes(of: .entry(index.entry(directory).parent))
+        listing.append(directoryEntry(".", own, position: 0))
+        listing.append(directoryEntry("..", parent, position: 1))
+        for (name, node) in visible {
+            listing.append(directoryEntry(name, attributes(of: node), position: listing.count))
+        }
+        return listing
+    }
+
+    private func stateDirectoryListing() -> [FuseDirectoryEntry] {
+        [directoryEntry(".", stateDirectoryAttributes(), position: 0),
+         directoryEntry("..", attributes(of: .entry(index.root)), position: 1),
+         FuseDirectoryEntry(name: stateFileName, attributes: stateFileAttributes(size: stateSnapshot().count),
+                            entryTimeout: options.entryTimeout, attributeTimeout: 0, nextOffset: 3)]
+    }
+
+    private func directoryEntry(_ name: String, _ attributes: FuseAttributes, position: Int) -> FuseDirectoryEntry {
+        FuseDirectoryEntry(name: name, attributes: attributes, entryTimeout: options.entryTimeout,
+                           attributeTimeout: options.attributeTimeout, nextOffset: Int64(position + 1))
+    }
+
+    private func stateDirectoryAttributes() -> FuseAttributes {
+        FuseAttributes(inode: inodes.stateDirectory, mode: S_IFDIR | 0o555, linkCount: 2, uid: 0, gid: 0,
+                       device: 0, size: 4096, modificationTime: mountTime)
+    }
+
+    private func stateFileAttributes(size: Int) -> FuseAttributes {
+        FuseAttributes(inode: inodes.stateFile, mode: S_IFREG | 0o444, linkCount: 1, uid: 0, gid: 0,
+                       device: 0, size: Int64(size), modificationTime: Int64(Date().timeIntervalSince1970))
+    }
+
+    /// The current state JSON; a failure to produce it is itself reported as JSON.
+    private func stateSnapshot() -> [UInt8] {
+        do {
+            return try content.stateJSON()
+        } catch {
+            return Array("{\"error\": \(jsonString("\(error)"))}\n".utf8)
+        }
+    }
+
+    private func jsonString(_ text: String) -> String {
+        let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Logs the first read failure of each file; later ones only at debug
+    /// level (the data path retries on the next read, so failures repeat).
+    private func reportReadFailure(_ id: EntryID, _ error: any Error) {
+        let first = reportedReadFailures.withLock { $0.insert(id).inserted }
+        let metadata: Logger.Metadata = ["layer": "\(content.layerDigest)", "path": "\(index.path(of: id))",
+                                         "error": "\(error)"]
+        if first {
+            logger.error("read failed, answering EIO", metadata: metadata)
+        } else {
+            logger.debug("read failed again, answering EIO", metadata: metadata)
+        }
+    }
+}

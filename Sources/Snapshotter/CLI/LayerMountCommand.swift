@@ -1,0 +1,93 @@
+import ArgumentParser
+import Dispatch
+import FuseFS
+import Foundation
+import Logging
+import StargzReader
+
+/// `starling layer mount SOURCE MOUNTPOINT`: mounts one eStargz /
+/// zstd:chunked layer read-only through FUSE, in the foreground, until
+/// SIGINT/SIGTERM or until the mountpoint is unmounted from outside.
+struct LayerMountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount one eStargz / zstd:chunked layer read-only with FUSE (foreground).",
+        discussion: """
+            SOURCE is a local blob file. The mount looks exactly like the unpacked \
+            layer (whiteouts as overlayfs expects them) plus a hidden /.starling \
+            directory holding the layer state as JSON. Stops and unmounts on \
+            SIGINT/SIGTERM or when the mountpoint is unmounted.
+            """)
+
+    @Argument(help: "The layer: a local blob file.")
+    var source: String
+
+    @Argument(help: "An existing, empty directory to mount on.")
+    var mountpoint: String
+
+    @Option(name: .customLong("toc-digest"),
+            help: "Expected TOC digest (sha256:...). For a local file without it, the file's own TOC is trusted; chunks are verified against the TOC either way.")
+    var tocDigest: String?
+
+    @Option(name: .customLong("disable"),
+            help: ArgumentHelp("Turn off one kernel-cache feature (repeatable), for measurements: \(FuseMountOptions.Feature.allCases.map(\.rawValue).joined(separator: ", ")).",
+                               valueName: "feature"))
+    var disabled: [String] = []
+
+    @Flag(help: "Log every libfuse and filesystem message (debug level).")
+    var debug = false
+
+    func validate() throws {
+        for name in disabled where FuseMountOptions.Feature(rawValue: name) == nil {
+            throw ValidationError("unknown --disable feature \"\(name)\"; known: \(FuseMountOptions.Feature.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("mountpoint \(mountpoint) is not an existing directory")
+        }
+    }
+
+    func run() throws {
+        var logger = Logger(label: "starling.layer-mount")
+        logger.logLevel = debug ? .debug : .info
+        var options = FuseMountOptions()
+        for name in disabled {
+            if let feature = FuseMountOptions.Feature(rawValue: name) { options = options.disabling(feature) }
+        }
+        let content = try openLocalBlob(logger: logger)
+        try serve(content, options: options, logger: logger)
+    }
+
+    /// Opens a local blob; the layer digest (naming the state file) is its sha256.
+    private func openLocalBlob(logger: Logger) throws -> any LayerContentSource {
+        let blob = try LocalFileBlobSource(path: source)
+        let expected: String
+        if let tocDigest {
+            expected = tocDigest
+        } else {
+            expected = SHA256Digest.of(try RawTOC.read(from: blob).json).description
+            logger.notice("no --toc-digest: trusting the TOC of the local file", metadata: ["toc": "\(expected)"])
+        }
+        let layer = try StargzLayer.open(source: blob, tocDigest: expected, verification: .required)
+        let digest = SHA256Digest.of(try blob.read(at: 0, length: Int(layer.blobSize))).description
+        return DirectLayerContent(layer: layer, layerDigest: digest)
+    }
+
+    /// Mounts and blocks until a signal or an external unmount.
+    private func serve(_ content: any LayerContentSource, options: FuseMountOptions, logger: Logger) throws {
+        let mount = try FuseMount.mount(layer: content, at: mountpoint, options: options, logger: logger)
+        let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                logger.info("signal received, unmounting", metadata: ["signal": "\(number)"])
+                mount.unmount()
+            }
+            source.resume()
+            return source
+        }
+        print("mounted \(content.layerDigest) at \(mountpoint)")
+        mount.waitUntilUnmounted()
+        signals.forEach { $0.cancel() }
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+@testable import FuseFS
+import StargzReader
+import Testing
+import TestSupport
+
+/// What a user of a mounted layer notices beyond its content: it is
+/// read-only, it carries a hidden state directory, a bad chunk fails only
+/// its own file, and unmounting from outside ends the session cleanly.
+@Suite("Mounted layer behaviour")
+struct FilesystemBehaviourTests {
+    static let fixture = MountSupport.fixtures + "/reference-estargz.blob"
+
+    @Test("every modification answers EROFS")
+    func writesAreRefused() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { root, _ in
+            let file = root + "/etc/hostname"
+            func failure(_ result: Int32) -> Int32 { result == -1 ? errno : 0 }
+            #expect(failure(open(file, O_WRONLY)) == EROFS)
+            #expect(failure(open(file, O_RDWR)) == EROFS)
+            #expect(failure(open(root + "/etc/new", O_WRONLY | O_CREAT, 0o644)) == EROFS)
+            #expect(failure(truncate(file, 0)) == EROFS)
+            #expect(failure(mkdir(root + "/newdir", 0o755)) == EROFS)
+            #expect(failure(unlink(file)) == EROFS)
+            #expect(failure(rmdir(root + "/tmp")) == EROFS)
+            #expect(failure(rename(file, root + "/etc/renamed")) == EROFS)
+            #expect(failure(symlink("x", root + "/etc/link")) == EROFS)
+            #expect(failure(link(file, root + "/etc/link2")) == EROFS)
+            #expect(failure(chmod(file, 0o600)) == EROFS)
+            #expect(failure(chown(file, 1, 1)) == EROFS)
+            #expect(failure(setxattr(file, "user.x", "v", 1, 0)) == EROFS)
+            #expect(failure(removexattr(root + "/etc/with-xattr", "user.starling")) == EROFS)
+            #expect(failure(mknod(root + "/etc/node", S_IFIFO | 0o644, 0)) == EROFS)
+            // Reading still works after all that.
+            #expect(try String(contentsOfFile: file, encoding: .utf8) == "starling\n")
+        }
+    }
+
+    @Test("/.starling is hidden from listings but holds the layer state")
+    func stateDirectoryIsHiddenAndReadable() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let content = try MountSupport.openContent(blob: Self.fixture)
+        try MountSupport.withMount(content, under: directory) { root, _ in
+            let listing = try FileManager.default.contentsOfDirectory(atPath: root)
+            #expect(!listing.contains(".starling"))
+            #expect(!listing.contains(".prefetch.landmark") && !listing.contains(".no.prefetch.landmark"))
+            var status = stat()
+            #expect(stat(root + "/.starling", &status) == 0 && status.st_mode & S_IFMT == S_IFDIR)
+            let stateFile = root + "/.starling/\(content.layerDigest).json"
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/.starling") == ["\(content.layerDigest).json"])
+            // Read a file so the state has something to count.
+            _ = try Data(contentsOf: URL(fileURLWithPath: root + "/usr/lib/big.bin"))
+            let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stateFile))) as? [String: Any]
+            #expect(state?["digest"] as? String == content.layerDigest)
+            #expect((state?["size"] as? Int).map { $0 > 0 } == true)
+        }
+    }
+
+    @Test("a corrupted chunk answers EIO for its file only; the mount stays up")
+    func corruptedChunkFailsOnlyItsFile() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let tree = directory.appending("tree")
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        let damagedText = String(repeating: "this file will be damaged\n", count: 4000)
+        try damagedText.write(toFile: tree + "/damaged", atomically: false, encoding: .utf8)
+        try "healthy\n".write(toFile: tree + "/healthy", atomically: false, encoding: .utf8)
+        let blob = directory.appending("layer.blob")
+        _ = try MountSupport.writeLayer(from: tree, to: blob)
+
+        // Flip one byte in the middle of the damaged file's compressed chunk.
+        let pristine = try MountSupport.openContent(blob: blob)
+        let id = try #require(pristine.index.lookup(path: "damaged"))
+        let chunk = try #require(pristine.index.chunks(of: id).first)
+        let position = chunk.compressedRange.lowerBound + Int64(chunk.compressedRange.count / 2)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: blob)))
+        bytes[Int(position)] ^= 0x5a
+        try Data(bytes).write(to: URL(fileURLWithPath: blob))
+
+        let content = try MountSupport.openContent(blob: blob)
+        try MountSupport.withMount(content, under: directory) { root, mount in
+            let fd = open(root + "/damaged", O_RDONLY)
+            #expect(fd >= 0)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            #expect(read(fd, &buffer, buffer.count) == -1 && errno == EIO)
+            close(fd)
+            #expect(try String(contentsOfFile: root + "/healthy", encoding: .utf8) == "healthy\n")
+            #expect(mount.isMounted)
+            // The error is retried (not cached as success or as a hole): still EIO.
+            #expect((try? Data(contentsOf: URL(fileURLWithPath: root + "/damaged"))) == nil)
+        }
+    }
+
+    @Test("unmounting from outside ends the session; unmount() afterwards is harmless")
+    func externalUnmountEndsTheSession() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let mountpoint = directory.appending("mnt")
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let mount = try FuseMount.mount(layer: try MountSupport.openContent(blob: Self.fixture), at: mountpoint,
+                                        logger: MountSupport.logger)
+        defer { if MountSupport.isMountpoint(mountpoint) { _ = try? Command.run(["umount", "-l", mountpoint]) } }
+        #expect(mount.isMounted)
+        #expect(MountSupport.isMountpoint(mountpoint))
+        try Command.check(["fusermount3", "-u", mountpoint])
+        let ended = waitUntil(timeout: 10) { !mount.isMounted }
+        #expect(ended)
+        mount.unmount()
+        mount.unmount()
+        #expect(!MountSupport.isMountpoint(mountpoint))
+    }
+
+    @Test("unmount() of a busy mount detaches it and returns")
+    func unmountWhileBusy() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let mountpoint = directory.appending("mnt")
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let mount = try FuseMount.mount(layer: try MountSupport.openContent(blob: Self.fixture), at: mountpoint,
+                                        logger: MountSupport.logger)
+        defer { if MountSupport.isMountpoint(mountpoint) { _ = try? Command.run(["umount", "-l", mountpoint]) } }
+        let fd = open(mountpoint + "/etc/hostname", O_RDONLY)
+        #expect(fd >= 0)
+        mount.unmount()
+        close(fd)
+        #expect(!mount.isMounted)
+        #expect(!MountSupport.isMountpoint(mountpoint))
+    }
+
+    @Test("missing names, statfs and directory listings")
+    func namesAndStatistics() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { root, _ in
+            var status = stat()
+            #expect(lstat(root + "/does-not-exist", &status) == -1 && errno == ENOENT)
+            #expect(lstat(root + "/does-not-exist", &status) == -1 && errno == ENOENT)  // cached negative entry
+            #expect(lstat(root + "/etc/hostname/child", &status) == -1 && errno == ENOTDIR)
+            var numbers = statvfs()
+            #expect(statvfs(root, &numbers) == 0)
+            #expect(numbers.f_blocks > 0 && numbers.f_files > 0)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/etc").sorted() ==
+                    ["empty", "hostname", "hostname.hardlink", "null", "os-release", "with-xattr"])
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root + "/usr/lib/big-link") == "../lib/big.bin")
+        }
+    }
+}

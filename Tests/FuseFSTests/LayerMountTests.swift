@@ -1,0 +1,72 @@
+import Foundation
+@testable import FuseFS
+import StargzReader
+import Testing
+import TestSupport
+
+/// A mounted layer must look exactly like the unpacked layer: the same
+/// names, types, modes, owners, sizes, mtimes, link targets, device numbers,
+/// xattrs, hard links and contents as GNU tar's extraction of the same blob.
+@Suite("Layer mounts match tar extraction")
+struct LayerMountTests {
+    @Test("reference-converted eStargz fixture", arguments: ["reference-estargz.blob", "reference-zstdchunked.blob"])
+    func referenceFixtureMatchesTar(fixture: String) throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let blob = MountSupport.fixtures + "/" + fixture
+        try MountSupport.expectedTree(of: blob, into: directory.appending("expected"))
+        let expected = try MountSupport.manifest(directory.appending("expected"), excluding: MountSupport.formatFiles)
+        let content = try MountSupport.openContent(blob: blob)
+        try MountSupport.withMount(content, under: directory) { mountpoint, _ in
+            let mounted = try MountSupport.manifest(mountpoint)
+            #expect(mounted == expected)
+            // The fixture holds every kind of entry; make sure the comparison saw them.
+            for needle in ["etc/null char", "tmp/fifo fifo", "usr/lib/big-link symlink", "linkgroup=etc/hostname",
+                           "xattr:user.starling=", "x char mode=0", "opaque dir", "xattr:trusted.overlay.opaque=79"] {
+                #expect(mounted.contains(needle), "mounted tree lacks \(needle)")
+            }
+        }
+    }
+
+    @Test("Starling writer output with small chunks and a prefetch list")
+    func writerOutputMatchesTar() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let tree = directory.appending("src")
+        try Command.check(["python3", MountSupport.fixtures + "/make-source-tree.py", tree])
+        let blob = directory.appending("layer.estargz")
+        _ = try MountSupport.writeLayer(from: tree, to: blob, options: LayerConversionOptions(
+            format: .estargz, chunkSize: 64 << 10, prioritizedPaths: ["etc/hostname", "usr/lib/big.bin"]))
+        try MountSupport.expectedTree(of: blob, into: directory.appending("expected"))
+        let expected = try MountSupport.manifest(directory.appending("expected"), excluding: MountSupport.formatFiles)
+        try MountSupport.withMount(try MountSupport.openContent(blob: blob), under: directory) { mountpoint, _ in
+            #expect(try MountSupport.manifest(mountpoint) == expected)
+            // Unaligned reads across chunk boundaries return the same bytes as the file.
+            let original = try Data(contentsOf: URL(fileURLWithPath: tree + "/usr/lib/big.bin"))
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: mountpoint + "/usr/lib/big.bin"))
+            defer { try? handle.close() }
+            for offset in [0, 65_535, 65_536, 1_000_001, original.count - 10] {
+                try handle.seek(toOffset: UInt64(offset))
+                let bytes = try handle.read(upToCount: 100_000) ?? Data()
+                #expect(bytes == original[offset..<min(original.count, offset + 100_000)])
+            }
+        }
+    }
+
+    @Test("hard links share one inode and report their link count")
+    func hardLinksShareAnInode() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let content = try MountSupport.openContent(blob: MountSupport.fixtures + "/reference-estargz.blob")
+        try MountSupport.withMount(content, under: directory) { mountpoint, _ in
+            var first = stat(), second = stat()
+            #expect(lstat(mountpoint + "/etc/hostname", &first) == 0)
+            #expect(lstat(mountpoint + "/etc/hostname.hardlink", &second) == 0)
+            #expect(first.st_ino == second.st_ino)
+            #expect(first.st_nlink == 2)
+            var root = stat()
+            #expect(lstat(mountpoint, &root) == 0)
+            #expect(root.st_ino == 1)
+        }
+    }
+}
