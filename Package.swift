@@ -87,7 +87,8 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
-        .executableTarget(name: "starling", dependencies: ["Snapshotter"]),
+        .executableTarget(name: "starling", dependencies: ["Snapshotter",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark driver for bench/registry.sh (not installed, not a starling subcommand).
         .executableTarget(name: "registry-bench", dependencies: ["Registry"], path: "bench/registry"),
         // Benchmark driver for bench/coldread.sh: cold read of every file through LazyLayer.

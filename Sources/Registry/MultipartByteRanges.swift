@@ -33,7 +33,7 @@ enum MultipartByteRanges {
             guard let headerEnd = find(Array("\r\n\r\n".utf8), in: body, from: index) else { return nil }
             let headerText = String(decoding: body[index..<headerEnd], as: UTF8.self)
             var range: Range<Int64>?
-            for line in headerText.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) {
+            for line in headerText.split(whereSeparator: \.isNewline) {  // "\r\n" is one Character
                 guard let colon = line.firstIndex(of: ":") else { continue }
                 if line[..<colon].trimmingCharacters(in: .whitespaces).lowercased() == "content-range" {
                     range = ContentRange(String(line[line.index(after: colon)...]))?.range

@@ -1,4 +1,5 @@
 import Foundation
+import CZlib  // carries <sys/xattr.h>: Glibc's Swift module lacks the xattr calls
 @testable import FuseFS
 import StargzReader
 import Testing
@@ -15,7 +16,7 @@ struct FilesystemBehaviourTests {
     func writesAreRefused() throws {
         let directory = try TemporaryDirectory(prefix: "starling-fuse")
         defer { directory.remove() }
-        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { root, _ in
+        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { root, _ throws in
             let file = root + "/etc/hostname"
             func failure(_ result: Int32) -> Int32 { result == -1 ? errno : 0 }
             #expect(failure(open(file, O_WRONLY)) == EROFS)
@@ -43,7 +44,7 @@ struct FilesystemBehaviourTests {
         let directory = try TemporaryDirectory(prefix: "starling-fuse")
         defer { directory.remove() }
         let content = try MountSupport.openContent(blob: Self.fixture)
-        try MountSupport.withMount(content, under: directory) { root, _ in
+        try MountSupport.withMount(content, under: directory) { root, _ throws in
             let listing = try FileManager.default.contentsOfDirectory(atPath: root)
             #expect(!listing.contains(".starling"))
             #expect(!listing.contains(".prefetch.landmark") && !listing.contains(".no.prefetch.landmark"))
@@ -81,7 +82,7 @@ struct FilesystemBehaviourTests {
         try Data(bytes).write(to: URL(fileURLWithPath: blob))
 
         let content = try MountSupport.openContent(blob: blob)
-        try MountSupport.withMount(content, under: directory) { root, mount in
+        try MountSupport.withMount(content, under: directory) { root, mount throws in
             let fd = open(root + "/damaged", O_RDONLY)
             #expect(fd >= 0)
             var buffer = [UInt8](repeating: 0, count: 4096)
@@ -134,7 +135,7 @@ struct FilesystemBehaviourTests {
     func namesAndStatistics() throws {
         let directory = try TemporaryDirectory(prefix: "starling-fuse")
         defer { directory.remove() }
-        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { root, _ in
+        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { root, _ throws in
             var status = stat()
             #expect(lstat(root + "/does-not-exist", &status) == -1 && errno == ENOENT)
             #expect(lstat(root + "/does-not-exist", &status) == -1 && errno == ENOENT)  // cached negative entry

@@ -17,7 +17,7 @@ struct LayerMountTests {
         try MountSupport.expectedTree(of: blob, into: directory.appending("expected"))
         let expected = try MountSupport.manifest(directory.appending("expected"), excluding: MountSupport.formatFiles)
         let content = try MountSupport.openContent(blob: blob)
-        try MountSupport.withMount(content, under: directory) { mountpoint, _ in
+        try MountSupport.withMount(content, under: directory) { mountpoint, _ throws in
             let mounted = try MountSupport.manifest(mountpoint)
             #expect(mounted == expected)
             // The fixture holds every kind of entry; make sure the comparison saw them.
@@ -39,7 +39,7 @@ struct LayerMountTests {
             format: .estargz, chunkSize: 64 << 10, prioritizedPaths: ["etc/hostname", "usr/lib/big.bin"]))
         try MountSupport.expectedTree(of: blob, into: directory.appending("expected"))
         let expected = try MountSupport.manifest(directory.appending("expected"), excluding: MountSupport.formatFiles)
-        try MountSupport.withMount(try MountSupport.openContent(blob: blob), under: directory) { mountpoint, _ in
+        try MountSupport.withMount(try MountSupport.openContent(blob: blob), under: directory) { mountpoint, _ throws in
             #expect(try MountSupport.manifest(mountpoint) == expected)
             // Unaligned reads across chunk boundaries return the same bytes as the file.
             let original = try Data(contentsOf: URL(fileURLWithPath: tree + "/usr/lib/big.bin"))
@@ -58,7 +58,7 @@ struct LayerMountTests {
         let directory = try TemporaryDirectory(prefix: "starling-fuse")
         defer { directory.remove() }
         let content = try MountSupport.openContent(blob: MountSupport.fixtures + "/reference-estargz.blob")
-        try MountSupport.withMount(content, under: directory) { mountpoint, _ in
+        try MountSupport.withMount(content, under: directory) { mountpoint, _ throws in
             var first = stat(), second = stat()
             #expect(lstat(mountpoint + "/etc/hostname", &first) == 0)
             #expect(lstat(mountpoint + "/etc/hostname.hardlink", &second) == 0)

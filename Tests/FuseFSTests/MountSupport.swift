@@ -1,4 +1,5 @@
 import Foundation
+import CZlib  // carries <sys/xattr.h>: Glibc's Swift module lacks the xattr calls
 @testable import FuseFS
 import Logging
 import StargzReader

@@ -1,4 +1,5 @@
 import Foundation
+import CZlib  // carries <sys/xattr.h>: Glibc's Swift module lacks the xattr calls
 @testable import FuseFS
 import StargzReader
 import Testing
@@ -32,8 +33,8 @@ struct OverlayWhiteoutTests {
         let lowerContent = try MountSupport.openContent(blob: directory.appending("lower.blob"))
         let upperContent = try MountSupport.openContent(blob: directory.appending("upper.blob"))
 
-        try MountSupport.withMount(lowerContent, under: directory, name: "lower") { lowerMount, _ in
-            try MountSupport.withMount(upperContent, under: directory, name: "upper") { upperMount, _ in
+        try MountSupport.withMount(lowerContent, under: directory, name: "lower") { lowerMount, _ throws in
+            try MountSupport.withMount(upperContent, under: directory, name: "upper") { upperMount, _ throws in
                 // The upper layer itself shows the whiteout as a 0/0 char device.
                 var status = stat()
                 #expect(lstat(upperMount + "/deleted", &status) == 0)
@@ -65,7 +66,7 @@ struct OverlayWhiteoutTests {
         defer { directory.remove() }
         let content = try MountSupport.openContent(blob: MountSupport.fixtures + "/reference-estargz.blob")
         let options = FuseMountOptions(opaqueXattrNamespaces: ["trusted", "user"])
-        try MountSupport.withMount(content, under: directory, options: options) { mountpoint, _ in
+        try MountSupport.withMount(content, under: directory, options: options) { mountpoint, _ throws in
             for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
                 var value = [UInt8](repeating: 0, count: 8)
                 let length = getxattr(mountpoint + "/opaque", name, &value, value.count)

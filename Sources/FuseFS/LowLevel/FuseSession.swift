@@ -85,12 +85,15 @@ final class FuseSession: @unchecked Sendable {
                              Unmanaged.passUnretained(context).toOpaque())
         }
         guard let session else { throw FuseMountError.invalidOptions(configuration.mountOptions) }
+        // Resolved before mounting: once the FUSE mount exists, any lookup of
+        // the mountpoint blocks until the loop (not running yet) answers INIT.
+        let resolvedMountpoint = URL(fileURLWithPath: mountpoint).resolvingSymlinksInPath().path
         guard fuse_session_mount(session, mountpoint) == 0 else {
             fuse_session_destroy(session)
             throw FuseMountError.mountFailed(mountpoint: mountpoint)
         }
-        // Not stat(2): the root's attributes would need the loop that is not running yet.
-        let device = mountedDevice(at: mountpoint)
+        // From /proc, not stat(2): the root's attributes would need the loop that is not running yet.
+        let device = mountedDevice(at: resolvedMountpoint)
         let running = FuseSession(mountpoint: mountpoint, context: context, session: session,
                                   device: device, logger: logger)
         let thread = Thread { running.runLoop(configuration) }
@@ -200,17 +203,17 @@ extension FuseSession {
     }
 }
 
-/// The device (`major:minor`) of the newest mount at `mountpoint`, from
+/// The device (`major:minor`) of the newest mount at `mountpoint` (with
+/// symlinks already resolved: it must not touch the new mount), from
 /// /proc/self/mountinfo.
 private func mountedDevice(at mountpoint: String) -> (major: UInt32, minor: UInt32)? {
     guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
-    let resolved = URL(fileURLWithPath: mountpoint).resolvingSymlinksInPath().path
     var found: (UInt32, UInt32)?
     for line in text.split(separator: "\n") {
         let fields = line.split(separator: " ")
         guard fields.count > 4 else { continue }
         let target = fields[4].replacingOccurrences(of: "\\040", with: " ")
-        guard target == resolved || target == mountpoint else { continue }
+        guard target == mountpoint else { continue }
         let numbers = fields[2].split(separator: ":")
         if numbers.count == 2, let major = UInt32(numbers[0]), let minor = UInt32(numbers[1]) {
             found = (major, minor)
