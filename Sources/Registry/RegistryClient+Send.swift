@@ -77,7 +77,12 @@ extension RegistryClient {
                                       options: configuration.transportOptions(for: endpoint))
             let (exchange, errorBody) = try perform(request, host: endpoint.host, cancellation: cancellation, sink: setup.sink)
 
-            if !exchange.succeeded {
+            // A client-error answer whose body was cut short is still an
+            // answer: docker-registry's 416 announces the blob's length as
+            // Content-Length and then sends a short text.
+            let answeredDespiteTransport = (400..<500).contains(exchange.head.status)
+                && !RetryPolicy.isRetryable(status: exchange.head.status)
+            if !exchange.succeeded && !answeredDespiteTransport {
                 if exchange.cancelled || cancellation?.isCancelled == true { throw RegistryError.cancelled }
                 let failure = transportError(exchange, registry: registry)
                 if RetryPolicy.isRetryable(curlCode: exchange.curlCode) && attempt < retryPolicy.maxRetries {

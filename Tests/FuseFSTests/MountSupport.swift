@@ -63,7 +63,12 @@ enum MountSupport {
     /// whiteout, `.wh..wh..opq` → `trusted.overlay.opaque=y` on its directory).
     static func expectedTree(of blob: String, into directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Command.check(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", blob, "-C", directory])
+        // --delay-directory-restore: prioritized files come first in an
+        // eStargz blob with their parent directories, and more files join
+        // those directories later; without it GNU tar stamps a directory's
+        // mtime too early (containerd's applier, like us, restores it last).
+        try Command.check(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--delay-directory-restore",
+                           "-xpf", blob, "-C", directory])
         try applyWhiteouts(in: directory)
     }
 
