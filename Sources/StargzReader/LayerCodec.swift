@@ -50,7 +50,7 @@ struct EncodedTail: Sendable {
 }
 
 /// The two layer formats Starling reads and writes.
-public enum LayerFormat: String, Sendable, CaseIterable {
+public enum LayerFormat: String, Sendable, CaseIterable, Codable {
     /// eStargz: gzip members, TOC as a tar entry, 51-byte footer
     /// (the 47-byte legacy stargz footer is read too).
     case estargz

@@ -61,7 +61,16 @@ public struct StargzLayer: Sendable {
                             verification: Verification = .required,
                             limits: Limits = .default) throws -> StargzLayer {
         if verification == .required && tocDigest == nil { throw StargzError.tocDigestMissing }
-        let raw = try RawTOC.read(from: source, limits: limits)
+        return try open(source: source, raw: try RawTOC.read(from: source, limits: limits), tocDigest: tocDigest,
+                        verification: verification)
+    }
+
+    /// Opens a layer from a TOC already read (`RawTOC.read`, or one saved
+    /// with its `placement` and restored): checks it against `tocDigest` and
+    /// builds the index. No I/O; chunks are read through `source` later.
+    public static func open(source: any BlobSource, raw: RawTOC, tocDigest: String?,
+                            verification: Verification = .required) throws -> StargzLayer {
+        if verification == .required && tocDigest == nil { throw StargzError.tocDigestMissing }
         let actual = SHA256Digest.of(raw.json).description
         if let expected = tocDigest, expected.lowercased() != actual {
             throw StargzError.tocDigestMismatch(expected: expected, actual: actual)
@@ -163,6 +172,24 @@ public struct RawTOC: Sendable {
     /// Byte offset of the TOC in the blob.
     public var tocOffset: Int64 { location.offset }
 
+    /// Where the TOC sits in its blob. Saved next to the JSON, it lets a
+    /// layer be opened again without reading the blob (a daemon restart
+    /// remounts its layers from the TOCs it kept).
+    public struct Placement: Codable, Sendable, Equatable {
+        public var format: LayerFormat
+        public var blobSize: Int64
+        public var offset: Int64
+        public var storedSize: Int64
+        public var footerSize: Int64
+        public var uncompressedSize: Int64?
+    }
+
+    public var placement: Placement {
+        Placement(format: format, blobSize: blobSize, offset: location.offset, storedSize: location.size,
+                  footerSize: location.footerSize, uncompressedSize: location.uncompressedSize)
+    }
+
+
     /// Reads footer and TOC: one read of the tail window, a second only if
     /// the TOC begins before it.
     public static func read(from source: any BlobSource, limits: StargzLayer.Limits = .default) throws -> RawTOC {
@@ -198,5 +225,19 @@ public struct RawTOC: Sendable {
         }
         let json = try codec.decodeTOC(stored, location: location, limit: limits.maxTOCBytes)
         return RawTOC(format: codec.format, json: json, blobSize: blobSize, location: location)
+    }
+}
+
+extension RawTOC {
+    /// A TOC restored from its saved JSON and placement. The JSON is checked
+    /// against the TOC digest when the layer is opened, like a fresh one.
+    public init(placement: Placement, json: [UInt8]) throws {
+        guard placement.blobSize > 0, placement.offset >= 0, placement.storedSize >= 0,
+              placement.offset + placement.storedSize <= placement.blobSize else {
+            throw StargzError.tocOutOfRange(offset: placement.offset, size: placement.storedSize, blobSize: placement.blobSize)
+        }
+        self.init(format: placement.format, json: json, blobSize: placement.blobSize,
+                  location: TOCLocation(offset: placement.offset, size: placement.storedSize,
+                                        footerSize: placement.footerSize, uncompressedSize: placement.uncompressedSize))
     }
 }

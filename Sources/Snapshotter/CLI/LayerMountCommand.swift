@@ -2,7 +2,9 @@ import ArgumentParser
 import Dispatch
 import FuseFS
 import Foundation
+import LazyLayer
 import Logging
+import Registry
 import StargzReader
 
 /// `starling layer mount SOURCE MOUNTPOINT`: mounts one eStargz /
@@ -13,21 +15,34 @@ struct LayerMountCommand: ParsableCommand {
         commandName: "mount",
         abstract: "Mount one eStargz / zstd:chunked layer read-only with FUSE (foreground).",
         discussion: """
-            SOURCE is a local blob file. The mount looks exactly like the unpacked \
-            layer (whiteouts as overlayfs expects them) plus a hidden /.starling \
+            SOURCE is a local blob file or REGISTRY/REPOSITORY@sha256:DIGEST, read \
+            lazily with range requests through the chunk cache (--cache-dir), with \
+            prefetch of the prioritized files and background fetch of the rest. \
+            The mount looks exactly like the unpacked layer (whiteouts as overlayfs expects them) plus a hidden /.starling \
             directory holding the layer state as JSON. Stops and unmounts on \
             SIGINT/SIGTERM or when the mountpoint is unmounted.
             """)
 
-    @Argument(help: "The layer: a local blob file.")
+    @Argument(help: "The layer: a local blob file, or REGISTRY/REPOSITORY@sha256:DIGEST.")
     var source: String
 
     @Argument(help: "An existing, empty directory to mount on.")
     var mountpoint: String
 
     @Option(name: .customLong("toc-digest"),
-            help: "Expected TOC digest (sha256:...). For a local file without it, the file's own TOC is trusted; chunks are verified against the TOC either way.")
+            help: "Expected TOC digest (sha256:...). For a registry blob without it, the digest comes from the manifest of --image; for a local file without it, the file's own TOC is trusted. Chunks are verified against the TOC either way.")
     var tocDigest: String?
+
+    @Option(help: ArgumentHelp("For a registry blob without --toc-digest: the image (REGISTRY/REPOSITORY:TAG or @DIGEST) whose manifest annotates the layer with its TOC digest.",
+                               valueName: "image"))
+    var image: String?
+
+    @Option(name: .customLong("cache-dir"),
+            help: ArgumentHelp("Disk tier of the chunk cache for a registry blob (enables background fetch of the whole layer). Without it, chunks are cached in memory only.",
+                               valueName: "dir"))
+    var cacheDirectory: String?
+
+    @OptionGroup var registryOptions: RegistryOptions
 
     @Option(name: .customLong("disable"),
             help: ArgumentHelp("Turn off one kernel-cache feature (repeatable), for measurements: \(FuseMountOptions.Feature.allCases.map(\.rawValue).joined(separator: ", ")).",
@@ -54,8 +69,31 @@ struct LayerMountCommand: ParsableCommand {
         for name in disabled {
             if let feature = FuseMountOptions.Feature(rawValue: name) { options = options.disabling(feature) }
         }
-        let content = try openLocalBlob(logger: logger)
-        try serve(content, options: options, logger: logger)
+        let client = try registryOptions.makeClient()
+        if let blob = try registryOptions.registryBlob(source, client: client) {
+            let layer = try openRegistryBlob(blob, client: client, logger: logger)
+            layer.start()  // prefetch, then background fetch, while the mount comes up
+            try serve(layer, options: options, logger: logger)
+            layer.close()
+        } else {
+            try serve(try openLocalBlob(logger: logger), options: options, logger: logger)
+        }
+    }
+
+    /// Opens a registry blob as a lazy layer: footer and TOC in one tail read,
+    /// verified against the TOC digest (given, or from the image manifest).
+    private func openRegistryBlob(_ blob: RegistryBlobSource, client: RegistryClient, logger: Logger) throws -> LazyLayer {
+        var expected = tocDigest
+        if expected == nil, let image {
+            let resolved = try client.resolve(try ImageReference(parsing: image))
+            expected = resolved.layers.first { $0.digest == blob.digest }?.annotations[SnapshotLabel.tocDigest]
+        }
+        guard let expected else {
+            throw ValidationError("\(source): give --toc-digest, or --image whose manifest annotates this layer with \(SnapshotLabel.tocDigest)")
+        }
+        let layer = try StargzLayer.open(source: blob, tocDigest: expected, verification: .required)
+        let cache = try ChunkCache(options: ChunkCache.Options(directory: cacheDirectory))
+        return LazyLayer(digest: blob.digest, layer: layer, cache: cache, logger: logger)
     }
 
     /// Opens a local blob; the layer digest (naming the state file) is its sha256.

@@ -1,0 +1,76 @@
+import Foundation
+
+/// The layout of Starling's root directory (default `/var/lib/starling`):
+///
+///     metadata.db              snapshot metadata (SQLite)
+///     snapshots/<id>/fs        upper dir of an active snapshot, files of a
+///                              committed one, or the FUSE mountpoint of a lazy layer
+///     snapshots/<id>/work      overlay work dir (active snapshots)
+///     snapshots/new-XXXXXX     a snapshot directory being staged
+///     snapshots/rm-<id>        a removed snapshot's directory, being deleted
+///     layers/<hex>/            saved TOC of each lazy layer (for restarts)
+///     cache/                   chunk cache of lazy layers
+struct SnapshotPaths: Sendable {
+    let root: String
+
+    var metadata: String { "\(root)/metadata.db" }
+    var snapshots: String { "\(root)/snapshots" }
+    var layers: String { "\(root)/layers" }
+    var cache: String { "\(root)/cache" }
+
+    func directory(_ id: Int64) -> String { "\(snapshots)/\(id)" }
+    func filesystem(_ id: Int64) -> String { "\(directory(id))/fs" }
+    func work(_ id: Int64) -> String { "\(directory(id))/work" }
+    func removal(_ id: Int64) -> String { "\(snapshots)/rm-\(id)" }
+
+    /// The directory holding a layer's saved TOC, by blob digest.
+    func layer(_ digest: String) -> String {
+        "\(layers)/\(digest.replacingOccurrences(of: ":", with: "-"))"
+    }
+
+    /// Creates the root and its fixed subdirectories, private to root: they
+    /// hold every container's files.
+    func create() throws {
+        for path in [root, snapshots, layers, cache] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+        chmod(root, 0o700)
+    }
+
+    /// Makes a fresh staging directory (`snapshots/new-XXXXXX`) with `fs`
+    /// (and `work` for active snapshots) inside.
+    func stage(withWork: Bool) throws -> String {
+        var template = Array("\(snapshots)/new-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw POSIXFailure(operation: "mkdtemp in \(snapshots)", code: errno)
+        }
+        let staged = String(cString: made)
+        guard chmod(staged, 0o700) == 0, mkdir("\(staged)/fs", 0o755) == 0,
+              !withWork || mkdir("\(staged)/work", 0o711) == 0 else {
+            let failure = POSIXFailure(operation: "create snapshot directories in \(staged)", code: errno)
+            try? FileManager.default.removeItem(atPath: staged)
+            throw failure
+        }
+        return staged
+    }
+}
+
+/// A failed system call, with what was attempted.
+struct POSIXFailure: Error, CustomStringConvertible {
+    var operation: String
+    var code: Int32
+    var description: String { "\(operation): \(String(cString: strerror(code)))" }
+}
+
+/// rename(2) with an error that says what was renamed.
+func renameOrThrow(_ from: String, _ to: String) throws {
+    guard rename(from, to) == 0 else { throw POSIXFailure(operation: "rename \(from) to \(to)", code: errno) }
+}
+
+/// Gives `path` the owner of `reference` (best effort), as containerd does
+/// for a new upper directory so a container's root keeps its owner.
+func copyOwner(from reference: String, to path: String) {
+    var owner = stat()
+    if stat(reference, &owner) == 0 { _ = lchown(path, owner.st_uid, owner.st_gid) }
+}

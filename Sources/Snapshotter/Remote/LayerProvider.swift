@@ -1,0 +1,206 @@
+import CVMFSBackend
+import Foundation
+import LazyLayer
+import Logging
+import Registry
+import StargzReader
+import Synchronization
+
+/// A layer opened for lazy reading: its verified TOC and data path.
+struct OpenedLayer: Sendable {
+    let raw: RawTOC
+    let lazy: LazyLayer
+    let source: LazyLayerSource
+}
+
+/// Where a layer asked for during unpack will come from.
+enum ProvidedLayer: Sendable {
+    /// Unpacked in CVMFS already: used in place.
+    case cvmfs(directory: String)
+    /// eStargz / zstd:chunked in a registry: mounted lazily.
+    case lazy(OpenedLayer)
+    /// Neither: containerd downloads and unpacks it (the reason goes to the log).
+    case ordinary(reason: String)
+}
+
+/// Decides, per layer, between CVMFS, lazy and ordinary, and opens lazy
+/// layers ahead of time.
+///
+/// containerd unpacks an image's layers one after another, each Prepare
+/// waiting for the previous one. The first Prepare of an image therefore
+/// starts opening *all* its layers at once (manifest, footer + TOC, and the
+/// prefetch of their prioritized files, each layer on its own thread); the
+/// later Prepares find their layer open or nearly so. Layers opened but not
+/// asked for within `unclaimedLifetime` are closed.
+final class LayerProvider: Sendable {
+    private let client: RegistryClient
+    private let cache: ChunkCache
+    private let options: LazyLayerOptions
+    private let cvmfs: CVMFSLayerLocator?
+    private let logger: Logger
+    private let state = Mutex(State())
+    /// How long a resolved manifest is reused for the other layers of its image.
+    static let manifestLifetime: Double = 300
+    static let unclaimedLifetime: Double = 600
+
+    private struct State {
+        var manifests: [String: (pending: Pending<Result<ResolvedImage, RegistryError>>, time: Date)] = [:]
+        var opening: [String: (pending: Pending<LayerOpenOutcome>, time: Date)] = [:]
+    }
+
+    enum LayerOpenOutcome: Sendable {
+        case opened(OpenedLayer)
+        case notLazy(String)
+    }
+
+    init(client: RegistryClient, cache: ChunkCache, options: LazyLayerOptions, cvmfs: CVMFSLayerLocator?, logger: Logger) {
+        self.client = client
+        self.cache = cache
+        self.options = options
+        self.cvmfs = cvmfs
+        self.logger = logger
+    }
+
+    /// The source of `target`'s layer; blocks while it is opened. `known`
+    /// lists layer digests already served (not worth opening ahead).
+    func provide(_ target: RemoteLayerTarget, known: Set<String>) -> ProvidedLayer {
+        var cvmfsNote = ""
+        if let cvmfs {
+            switch cvmfs.locate(layerDigest: target.layerDigest) {
+            case .found(let directory): return .cvmfs(directory: directory)
+            case .absent: cvmfsNote = "; not in CVMFS repository \(cvmfs.configuration.repository)"
+            case .unavailable(let reason): cvmfsNote = "; CVMFS: \(reason)"
+            }
+        }
+        let pending = open(target.layerDigest, image: target.image, tocDigest: target.tocDigest)
+        // The rest of the image, in the background.
+        for digest in target.imageLayers where digest != target.layerDigest && !known.contains(digest) {
+            if cvmfs.map({ if case .found = $0.locate(layerDigest: digest) { return true } else { return false } }) == true { continue }
+            _ = open(digest, image: target.image, tocDigest: nil)
+        }
+        let outcome = pending.wait()
+        state.withLock { _ = $0.opening.removeValue(forKey: target.layerDigest) }
+        switch outcome {
+        case .opened(let layer): return .lazy(layer)
+        case .notLazy(let reason): return .ordinary(reason: reason + cvmfsNote)
+        }
+    }
+
+    /// Opens a layer again from a saved TOC (daemon restart): no registry
+    /// round trip; the digest check of the TOC is repeated.
+    func reopen(_ source: LazyLayerSource, raw: RawTOC) throws -> OpenedLayer {
+        let repository = try ImageReference(parsing: source.repository + "@" + source.layerDigest)
+        let blob = try client.blobSource(repository, digest: source.layerDigest, size: source.blobSize)
+        let layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: source.tocDigest)
+        return OpenedLayer(raw: raw, lazy: makeLazy(layer, digest: source.layerDigest), source: source)
+    }
+
+    /// Opens a layer from the registry (footer and TOC), for a restart whose
+    /// saved TOC is gone.
+    func refetch(_ source: LazyLayerSource) throws -> OpenedLayer {
+        let repository = try ImageReference(parsing: source.repository + "@" + source.layerDigest)
+        let blob = try client.blobSource(repository, digest: source.layerDigest, size: source.blobSize)
+        let raw = try RawTOC.read(from: blob)
+        let layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: source.tocDigest)
+        return OpenedLayer(raw: raw, lazy: makeLazy(layer, digest: source.layerDigest), source: source)
+    }
+
+    /// Closes layers opened ahead of time that nobody claimed.
+    func expireUnclaimed(now: Date = Date()) {
+        let expired = state.withLock { state -> [Pending<LayerOpenOutcome>] in
+            let old = state.opening.filter { now.timeIntervalSince($0.value.time) > Self.unclaimedLifetime }
+            for key in old.keys { state.opening.removeValue(forKey: key) }
+            state.manifests = state.manifests.filter { now.timeIntervalSince($0.value.time) <= Self.manifestLifetime }
+            return old.values.map(\.pending)
+        }
+        for pending in expired {
+            if case .opened(let layer)? = pending.value { layer.lazy.close() }
+        }
+    }
+
+    // MARK: opening
+
+    /// The pending open of `digest`, starting it if needed.
+    private func open(_ digest: String, image: ImageReference, tocDigest: String?) -> Pending<LayerOpenOutcome> {
+        let (pending, isNew) = state.withLock { state -> (Pending<LayerOpenOutcome>, Bool) in
+            if let existing = state.opening[digest] { return (existing.pending, false) }
+            let pending = Pending<LayerOpenOutcome>()
+            state.opening[digest] = (pending, Date())
+            return (pending, true)
+        }
+        if isNew {
+            Thread.detachNewThread { [self] in
+                pending.fulfil(openNow(digest, image: image, tocDigest: tocDigest))
+            }
+        }
+        return pending
+    }
+
+    private func openNow(_ digest: String, image: ImageReference, tocDigest: String?) -> LayerOpenOutcome {
+        let started = Date()
+        var toc = tocDigest
+        var size: Int64?
+        var manifestNote = ""
+        switch manifest(image) {
+        case .success(let resolved):
+            if let descriptor = resolved.layers.first(where: { $0.digest == digest }) {
+                size = descriptor.size
+                toc = toc ?? descriptor.annotations[SnapshotLabel.tocDigest]
+                    ?? descriptor.annotations["io.github.containers.zstd-chunked.manifest-checksum"]
+            } else {
+                manifestNote = " (the manifest of \(image) does not list it)"
+            }
+        case .failure(let error):
+            manifestNote = " (manifest of \(image): \(error))"
+        }
+        guard let toc, ContentDigestSyntax.isSHA256(toc) else {
+            return .notLazy("layer \(digest) has no TOC digest annotation: not eStargz / zstd:chunked\(manifestNote)")
+        }
+        do {
+            let repository = ImageReference(registry: image.registry, repository: image.repository)
+            let blob = try client.blobSource(repository, digest: digest, size: size)
+            let raw = try RawTOC.read(from: blob)
+            let layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: toc)
+            let lazy = makeLazy(layer, digest: digest)
+            lazy.start()  // the prioritized files start arriving now
+            logger.info("layer opened for lazy reading", metadata: [
+                "layer": "\(digest)", "image": "\(image)", "format": "\(raw.format.rawValue)",
+                "entries": "\(layer.index.entryCount)",
+                "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+            let source = LazyLayerSource(repository: repository.name, layerDigest: digest, tocDigest: layer.tocDigest,
+                                         blobSize: layer.blobSize)
+            return .opened(OpenedLayer(raw: raw, lazy: lazy, source: source))
+        } catch {
+            return .notLazy("layer \(digest) cannot be read lazily: \(error)")
+        }
+    }
+
+    private func makeLazy(_ layer: StargzLayer, digest: String) -> LazyLayer {
+        LazyLayer(digest: digest, layer: layer, cache: cache, options: options, logger: logger)
+    }
+
+    /// The image's manifest, resolved once for all its layers.
+    private func manifest(_ image: ImageReference) -> Result<ResolvedImage, RegistryError> {
+        let key = image.description
+        let (pending, isNew) = state.withLock { state -> (Pending<Result<ResolvedImage, RegistryError>>, Bool) in
+            if let cached = state.manifests[key], Date().timeIntervalSince(cached.time) < Self.manifestLifetime {
+                return (cached.pending, false)
+            }
+            let pending = Pending<Result<ResolvedImage, RegistryError>>()
+            state.manifests[key] = (pending, Date())
+            return (pending, true)
+        }
+        if isNew {
+            do {
+                pending.fulfil(.success(try client.resolve(image)))
+            } catch let error as RegistryError {
+                pending.fulfil(.failure(error))
+                state.withLock { _ = $0.manifests.removeValue(forKey: key) }
+            } catch {
+                pending.fulfil(.failure(.invalidConfiguration("\(error)")))
+                state.withLock { _ = $0.manifests.removeValue(forKey: key) }
+            }
+        }
+        return pending.wait()
+    }
+}

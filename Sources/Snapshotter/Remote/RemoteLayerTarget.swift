@@ -1,0 +1,66 @@
+import GRPCShim
+import Registry
+
+/// The labels containerd forwards to a snapshotter that make a layer
+/// servable remotely (see ../shared/notes/remote-snapshotter-facts.md).
+enum SnapshotLabel {
+    /// The chain ID of the layer being unpacked: the name a remote snapshot is committed under.
+    static let targetReference = "containerd.io/snapshot.ref"
+    // Set by lazy-pull clients (ctr-remote rpull, nerdctl).
+    static let stargzReference = "containerd.io/snapshot/remote/stargz.reference"
+    static let stargzDigest = "containerd.io/snapshot/remote/stargz.digest"
+    static let stargzLayers = "containerd.io/snapshot/remote/stargz.layers"
+    // Set by containerd's CRI plugin (disable_snapshot_annotations = false).
+    static let criImageReference = "containerd.io/snapshot/cri.image-ref"
+    static let criLayerDigest = "containerd.io/snapshot/cri.layer-digest"
+    static let criImageLayers = "containerd.io/snapshot/cri.image-layers"
+    /// The eStargz manifest annotation, forwarded because of its prefix.
+    static let tocDigest = "containerd.io/snapshot/stargz/toc.digest"
+}
+
+/// One layer containerd asks for during unpack, as far as the labels tell:
+/// the snapshot name to commit (chain ID), the image it belongs to, the
+/// layer's blob digest and the other layers of the image.
+struct RemoteLayerTarget: Sendable, Equatable {
+    var chainID: String
+    var image: ImageReference
+    var layerDigest: String
+    var tocDigest: String?
+    /// Blob digests of the image's layers (possibly truncated by containerd's
+    /// 4 KiB label limit), for resolving them all at once.
+    var imageLayers: [String]
+
+    /// nil when the labels do not describe a remote layer (no chain ID, no
+    /// image reference or no layer digest): an ordinary Prepare.
+    /// Throws `invalidArgument` when they do but are malformed.
+    init?(labels: [String: String]) throws(SnapshotError) {
+        guard let chainID = labels[SnapshotLabel.targetReference], !chainID.isEmpty else { return nil }
+        let reference = labels[SnapshotLabel.stargzReference] ?? labels[SnapshotLabel.criImageReference]
+        let digest = labels[SnapshotLabel.stargzDigest] ?? labels[SnapshotLabel.criLayerDigest]
+        guard let reference, !reference.isEmpty, let digest, !digest.isEmpty else { return nil }
+        do {
+            image = try ImageReference(parsing: reference)
+        } catch {
+            throw .invalidArgument("label \(SnapshotLabel.stargzReference): \(reference.debugDescription) is not an image reference: \(error)")
+        }
+        guard ContentDigestSyntax.isSHA256(digest) else {
+            throw .invalidArgument("layer digest label \(digest.debugDescription) is not a sha256 digest")
+        }
+        self.chainID = chainID
+        layerDigest = digest
+        tocDigest = labels[SnapshotLabel.tocDigest].flatMap { ContentDigestSyntax.isSHA256($0) ? $0 : nil }
+        let list = labels[SnapshotLabel.stargzLayers] ?? labels[SnapshotLabel.criImageLayers] ?? ""
+        imageLayers = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter(ContentDigestSyntax.isSHA256)
+    }
+}
+
+/// `sha256:` followed by 64 lowercase hex digits: the only digests that may
+/// become part of a path or a URL.
+enum ContentDigestSyntax {
+    static func isSHA256(_ text: String) -> Bool {
+        guard text.hasPrefix("sha256:") else { return false }
+        let hex = text.utf8.dropFirst(7)
+        return hex.count == 64 && hex.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+}

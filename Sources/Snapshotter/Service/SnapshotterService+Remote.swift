@@ -1,0 +1,165 @@
+import Foundation
+import GRPCShim
+import LazyLayer
+import Logging
+
+extension SnapshotterService {
+    /// The remote-snapshot handshake: serve `target`'s layer without a
+    /// download if possible and commit it under its chain ID. Returns true
+    /// when the committed snapshot exists (the caller answers AlreadyExists),
+    /// false when containerd must download the layer (ordinary Prepare).
+    func prepareRemote(_ target: RemoteLayerTarget, parent: String, labels: [String: String]) throws(SnapshotError) -> Bool {
+        // One preparation per chain ID at a time; latecomers take its answer.
+        let (pending, isFirst) = preparingSlot(target.chainID)
+        guard isFirst else { return pending.wait() }
+        var served = false
+        defer {
+            finishPreparing(target.chainID, pending, served)
+        }
+        served = try prepareRemoteNow(target, parent: parent, labels: labels)
+        return served
+    }
+
+    private func prepareRemoteNow(_ target: RemoteLayerTarget, parent: String, labels: [String: String]) throws(SnapshotError) -> Bool {
+        guard let provider else { return false }
+        let existing = try guarded("lookup of \(target.chainID)") { try store.read { db in try db.snapshot(key: target.chainID) } }
+        if let existing {
+            // Served before (by us, or committed by containerd after a download).
+            if existing.kind == .committed {
+                try awaitLazyMounts([existing], for: target.chainID)
+                return true
+            }
+            return false
+        }
+        let known = (try? knownLayerDigests()) ?? []
+        let started = Date()
+        switch provider.provide(target, known: known) {
+        case .ordinary(let reason):
+            logger.info("layer is not served remotely; containerd downloads it", metadata: [
+                "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "reason": "\(reason)"])
+            events.record(.fellBack)
+            return false
+        case .cvmfs(let directory):
+            try createSnapshot(.committed, key: target.chainID, parent: parent, labels: labels,
+                               source: .cvmfs(directory: directory, layerDigest: target.layerDigest))
+            logger.info("layer used in place from CVMFS", metadata: [
+                "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "directory": "\(directory)"])
+            events.record(.cvmfs)
+            return true
+        case .lazy(let opened):
+            return try commitLazy(opened, target: target, parent: parent, labels: labels, started: started)
+        }
+    }
+
+    /// Saves the TOC, commits the snapshot, mounts the layer and waits (up
+    /// to the prefetch timeout) for its prioritized files. Any failure
+    /// removes what was made and falls back to an ordinary Prepare.
+    private func commitLazy(_ opened: OpenedLayer, target: RemoteLayerTarget, parent: String, labels: [String: String],
+                            started: Date) throws(SnapshotError) -> Bool {
+        do {
+            try savedTOCs.save(opened.raw, layerDigest: target.layerDigest)
+        } catch {
+            logger.warning("cannot save the layer's TOC; it will be fetched again after a restart",
+                           metadata: ["layer": "\(target.layerDigest)", "error": "\(error)"])
+        }
+        let size = Self.unpackedSize(opened.lazy)
+        try createSnapshot(.committed, key: target.chainID, parent: parent, labels: labels,
+                           source: .lazy(opened.source), usage: size)
+        let record = try guarded("lookup of \(target.chainID)") { try store.read { db in try db.snapshot(key: target.chainID) } }
+        guard let id = record?.id else { return false }
+        do {
+            try mounts.mount(opened.lazy, snapshot: id, at: paths.filesystem(id))
+        } catch {
+            logger.error("cannot mount lazy layer; containerd downloads it instead", metadata: [
+                "layer": "\(target.layerDigest)", "error": "\(error)"])
+            opened.lazy.close()
+            try? remove(key: target.chainID, context: RequestContext())
+            events.record(.fellBack)
+            return false
+        }
+        let prefetched = opened.lazy.prefetch(timeout: prefetchTimeout)
+        logger.info("layer mounted lazily", metadata: [
+            "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "snapshot": "\(id)",
+            "prefetchDone": "\(prefetched)",
+            "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+        events.record(.lazy)
+        return true
+    }
+
+    /// Files and inodes of the unpacked layer, from its TOC: what `Usage`
+    /// reports for a lazy snapshot (its cached bytes live in the chunk cache).
+    static func unpackedSize(_ layer: LazyLayer) -> SnapshotUsage {
+        var size: Int64 = 0
+        var inodes: Int64 = 0
+        layer.index.walk { id, _ in
+            inodes += 1
+            size += layer.index.entry(id).size
+        }
+        return SnapshotUsage(size: size, inodes: inodes)
+    }
+
+    /// Blob digests of the lazy and CVMFS layers the store already holds.
+    func knownLayerDigests() throws -> Set<String> {
+        try store.read { db in
+            Set(try db.allSnapshots().compactMap { record -> String? in
+                switch record.source {
+                case .lazy(let source): return source.layerDigest
+                case .cvmfs(_, let digest): return digest
+                case .local: return nil
+                }
+            })
+        }
+    }
+
+    // MARK: restart
+
+    /// Mounts every lazy layer of the store again, in the background: from
+    /// the saved TOC when there is one (no registry round trip), else from
+    /// the registry. Stale mounts of a previous run are detached first.
+    /// Calls that hand out mounts wait for the layers they involve.
+    func restoreLazyLayers() throws {
+        for stale in mountpoints(under: paths.snapshots).sorted(by: >) {
+            logger.info("detaching a mount left by a previous run", metadata: ["mountpoint": "\(stale)"])
+            _ = umount2(stale, Int32(MNT_DETACH))
+        }
+        guard let provider else { return }
+        let lazy = try store.read { db in try db.allSnapshots() }.compactMap { record -> (Int64, LazyLayerSource)? in
+            if case .lazy(let source) = record.source, let id = record.id { return (id, source) }
+            return nil
+        }
+        for (id, source) in lazy {
+            let saved = savedTOCs.load(layerDigest: source.layerDigest)
+            let savedTOCs = self.savedTOCs
+            let logger = self.logger
+            mounts.mountLater(snapshot: id, at: paths.filesystem(id)) {
+                let opened: OpenedLayer
+                if let saved, let reopened = try? provider.reopen(source, raw: saved) {
+                    opened = reopened
+                } else {
+                    logger.info("no usable saved TOC; fetching it from the registry", metadata: ["layer": "\(source.layerDigest)"])
+                    opened = try provider.refetch(source)
+                    try? savedTOCs.save(opened.raw, layerDigest: source.layerDigest)
+                }
+                opened.lazy.start()
+                return opened.lazy
+            }
+        }
+        if !lazy.isEmpty { logger.info("remounting lazy layers", metadata: ["count": "\(lazy.count)"]) }
+    }
+
+    // MARK: per-chain serialization
+
+    private func preparingSlot(_ chainID: String) -> (Pending<Bool>, Bool) {
+        preparingTable.withLock { table in
+            if let existing = table[chainID] { return (existing, false) }
+            let pending = Pending<Bool>()
+            table[chainID] = pending
+            return (pending, true)
+        }
+    }
+
+    private func finishPreparing(_ chainID: String, _ pending: Pending<Bool>, _ served: Bool) {
+        preparingTable.withLock { _ = $0.removeValue(forKey: chainID) }
+        pending.fulfil(served)
+    }
+}

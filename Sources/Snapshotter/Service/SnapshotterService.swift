@@ -1,0 +1,316 @@
+import Foundation
+import GRDB
+import GRPCShim
+import LazyLayer
+import Logging
+import Synchronization
+
+/// The snapshotter: containerd's snapshot semantics over SQLite metadata
+/// and overlay directories, plus remote layers (lazy FUSE mounts and CVMFS
+/// directories) for the layers that can be served without a download.
+///
+/// Every change follows containerd's overlay snapshotter: the directory is
+/// staged under a temporary name, the rows are written in one transaction,
+/// the directory is renamed into place inside it, and a failure undoes both.
+/// Errors name the key and the step that failed.
+final class SnapshotterService: SnapshotBackend {
+    let paths: SnapshotPaths
+    let store: SnapshotStore
+    let planner: MountPlanner
+    let provider: LayerProvider?
+    let mounts: LazyMounts
+    let savedTOCs: SavedTOCs
+    let logger: Logger
+    let events: SnapshotEvents
+    /// How long a call that hands out mounts waits for a lazy layer that is
+    /// still being mounted (after a restart).
+    let mountWaitSeconds: Double
+    /// How long Prepare waits for a lazy layer's prioritized files.
+    let prefetchTimeout: Double
+    /// Remote preparations in progress, by chain ID: a second Prepare of the
+    /// same layer waits for the first instead of mounting it twice.
+    let preparingTable = Mutex<[String: Pending<Bool>]>([:])
+
+    init(paths: SnapshotPaths, store: SnapshotStore, provider: LayerProvider?, mounts: LazyMounts,
+         planner: MountPlanner? = nil, prefetchTimeout: Double, mountWaitSeconds: Double = 120,
+         events: SnapshotEvents = SnapshotEvents(), logger: Logger) {
+        self.paths = paths
+        self.store = store
+        self.provider = provider
+        self.mounts = mounts
+        self.planner = planner ?? MountPlanner(paths: paths)
+        self.savedTOCs = SavedTOCs(paths: paths)
+        self.prefetchTimeout = prefetchTimeout
+        self.mountWaitSeconds = mountWaitSeconds
+        self.events = events
+        self.logger = logger
+    }
+
+    // MARK: SnapshotBackend
+
+    func prepare(key: String, parent: String, labels: [String: String], context: RequestContext) throws(SnapshotError) -> [MountSpec] {
+        try requireKey(key)
+        if provider != nil, let target = try RemoteLayerTarget(labels: labels) {
+            if try prepareRemote(target, parent: parent, labels: labels) {
+                throw .alreadyExists("target snapshot \(target.chainID.debugDescription) already exists (served remotely)")
+            }
+        }
+        return try createSnapshot(.active, key: key, parent: parent, labels: labels)
+    }
+
+    func view(key: String, parent: String, labels: [String: String], context: RequestContext) throws(SnapshotError) -> [MountSpec] {
+        try requireKey(key)
+        return try createSnapshot(.view, key: key, parent: parent, labels: labels)
+    }
+
+    func mounts(key: String, context: RequestContext) throws(SnapshotError) -> [MountSpec] {
+        let (record, ancestors) = try guarded("mounts of \(key)") { try store.read { db in
+            guard let record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
+            return (record, try db.ancestors(of: record))
+        } }
+        try awaitLazyMounts([record] + ancestors, for: key)
+        return planner.mounts(for: record, ancestors: ancestors)
+    }
+
+    func commit(name: String, key: String, labels: [String: String], context: RequestContext) throws(SnapshotError) {
+        try requireKey(name)
+        try guarded("commit of \(key) as \(name)") { try store.write { db in
+            guard var record = try db.snapshot(key: key) else {
+                throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist")
+            }
+            guard record.kind == .active else {
+                throw SnapshotError.failedPrecondition("snapshot \(key.debugDescription) is \(record.kind), only an active snapshot can be committed")
+            }
+            if try db.snapshot(key: name) != nil {
+                throw SnapshotError.alreadyExists("snapshot \(name.debugDescription) already exists")
+            }
+            let usage = diskUsage(of: paths.filesystem(record.id!))
+            record.key = name
+            record.kind = .committed
+            record.labels = labels
+            record.size = usage.size
+            record.inodes = usage.inodes
+            record.updated = Date()
+            try record.update(db)
+        } }
+        events.record(.committed)
+    }
+
+    func remove(key: String, context: RequestContext) throws(SnapshotError) {
+        // Check first (no change yet), so a refused Remove leaves a lazy layer mounted.
+        let record = try guarded("remove of \(key)") { try store.read { db -> SnapshotRecord in
+            guard let record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
+            if try db.hasChildren(record.id!) {
+                throw SnapshotError.failedPrecondition("cannot remove snapshot \(key.debugDescription): other snapshots use it as their parent")
+            }
+            return record
+        } }
+        let id = record.id!
+        if case .lazy = record.source { mounts.unmount(id) }
+        var moved = false
+        do {
+            try store.write { db in
+                guard let current = try db.snapshot(key: key), current.id == id else {
+                    throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist")
+                }
+                if try db.hasChildren(id) {
+                    throw SnapshotError.failedPrecondition("cannot remove snapshot \(key.debugDescription): other snapshots use it as their parent")
+                }
+                _ = try current.delete(db)
+                if FileManager.default.fileExists(atPath: paths.directory(id)) {
+                    try renameOrThrow(paths.directory(id), paths.removal(id))
+                    moved = true
+                }
+            }
+        } catch {
+            if moved { try? renameOrThrow(paths.removal(id), paths.directory(id)) }
+            if case .lazy(let source) = record.source { remountAfterFailedRemove(id: id, source: source) }
+            throw Self.snapshotError(error, step: "remove of \(key)")
+        }
+        if case .lazy(let source) = record.source, (try? isLayerStillUsed(source.layerDigest)) == false {
+            savedTOCs.remove(layerDigest: source.layerDigest)
+        }
+        removeTree(paths.removal(id))
+        events.record(.removed)
+    }
+
+    func stat(key: String, context: RequestContext) throws(SnapshotError) -> SnapshotInfo {
+        try guarded("stat of \(key)") { try store.read { db in
+            guard let record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
+            return try info(record, db)
+        } }
+    }
+
+    func update(_ requested: SnapshotInfo, fieldPaths: [String], context: RequestContext) throws(SnapshotError) -> SnapshotInfo {
+        let key = requested.name
+        return try guarded("update of \(key)") { try store.write { db in
+            guard var record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
+            if fieldPaths.isEmpty {
+                record.labels = requested.labels
+            } else {
+                for path in fieldPaths {
+                    if path == "labels" {
+                        record.labels = requested.labels
+                    } else if path.hasPrefix("labels.") {
+                        let label = String(path.dropFirst("labels.".count))
+                        record.labels[label] = requested.labels[label]
+                    } else {
+                        throw SnapshotError.invalidArgument("cannot update field \(path.debugDescription) of snapshot \(key.debugDescription): only labels can change")
+                    }
+                }
+            }
+            record.updated = Date()
+            try record.update(db)
+            return try info(record, db)
+        } }
+    }
+
+    func list(filters: [String], context: RequestContext) throws(SnapshotError) -> [SnapshotInfo] {
+        var parsed: [SnapshotFilter] = []
+        for text in filters where !text.isEmpty { parsed.append(try SnapshotFilter(parsing: text)) }
+        let infos = try guarded("list") { try store.read { db in try db.allSnapshots().map { try info($0, db) } } }
+        guard !parsed.isEmpty else { return infos }
+        return infos.filter { info in parsed.contains { $0.matches(info) } }
+    }
+
+    func usage(key: String, context: RequestContext) throws(SnapshotError) -> SnapshotUsage {
+        let record = try guarded("usage of \(key)") { try store.read { db in
+            guard let record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
+            return record
+        } }
+        if record.kind == .active { return diskUsage(of: paths.filesystem(record.id!)) }
+        return SnapshotUsage(size: record.size, inodes: record.inodes)
+    }
+
+    func cleanup(context: RequestContext) throws(SnapshotError) {
+        let known = try guarded("cleanup") { try store.read { db in Set(try db.allSnapshots().compactMap(\.id)) } }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: paths.snapshots)) ?? []
+        for name in entries {
+            if let id = Int64(name), known.contains(id) { continue }
+            let path = "\(paths.snapshots)/\(name)"
+            logger.info("removing orphaned snapshot directory", metadata: ["path": "\(path)"])
+            removeTree(path)
+        }
+    }
+
+    // MARK: creating snapshots
+
+    /// Stages the directory, writes the row and renames the directory into
+    /// place in one transaction; returns the mounts for the new snapshot.
+    @discardableResult
+    func createSnapshot(_ kind: SnapshotKind, key: String, parent: String, labels: [String: String],
+                        source: SnapshotSource = .local, usage: SnapshotUsage = SnapshotUsage(size: 0, inodes: 0))
+    throws(SnapshotError) -> [MountSpec] {
+        let step = "\(kind) snapshot \(key)"
+        let staged = try guarded("staging the directory of \(step)") { try paths.stage(withWork: kind == .active) }
+        var placedAt: String?
+        do {
+            let (record, ancestors) = try store.write { db -> (SnapshotRecord, [SnapshotRecord]) in
+                if try db.snapshot(key: key) != nil {
+                    throw SnapshotError.alreadyExists("snapshot \(key.debugDescription) already exists")
+                }
+                var parentRecord: SnapshotRecord?
+                if !parent.isEmpty {
+                    guard let found = try db.snapshot(key: parent) else {
+                        throw SnapshotError.notFound("parent snapshot \(parent.debugDescription) does not exist")
+                    }
+                    guard found.kind == .committed else {
+                        throw SnapshotError.failedPrecondition("parent snapshot \(parent.debugDescription) is \(found.kind), not committed")
+                    }
+                    parentRecord = found
+                }
+                let now = Date()
+                var record = SnapshotRecord(id: nil, key: key, parentID: parentRecord?.id, kind: kind, created: now,
+                                            updated: now, labels: labels, size: usage.size, inodes: usage.inodes,
+                                            source: source)
+                try record.insert(db)
+                if let parentRecord, kind == .active {
+                    // Like containerd: the new upper directory is owned like the parent's root.
+                    copyOwner(from: planner.lowerDirectory(parentRecord), to: "\(staged)/fs")
+                }
+                let final = paths.directory(record.id!)
+                try renameOrThrow(staged, final)
+                placedAt = final
+                return (record, try db.ancestors(of: record))
+            }
+            if kind != .committed { try awaitLazyMounts(ancestors, for: key) }
+            return planner.mounts(for: record, ancestors: ancestors)
+        } catch {
+            // The transaction rolled back; undo the directory step too.
+            removeTree(placedAt ?? staged)
+            throw Self.snapshotError(error, step: "creating \(step)")
+        }
+    }
+
+    // MARK: helpers
+
+    func info(_ record: SnapshotRecord, _ db: Database) throws -> SnapshotInfo {
+        SnapshotInfo(name: record.key, parent: try db.parentKey(of: record), kind: record.kind,
+                     created: record.created, updated: record.updated, labels: record.labels)
+    }
+
+    /// Waits until every lazy layer among `records` is mounted.
+    func awaitLazyMounts(_ records: [SnapshotRecord], for key: String) throws(SnapshotError) {
+        for record in records {
+            guard case .lazy = record.source else { continue }
+            if let problem = mounts.waitMounted(record.id!, seconds: mountWaitSeconds) {
+                throw .internal("layer \(record.key.debugDescription) under snapshot \(key.debugDescription) is not mounted: \(problem)")
+            }
+        }
+    }
+
+    private func requireKey(_ key: String) throws(SnapshotError) {
+        guard !key.isEmpty else { throw .invalidArgument("snapshot key must not be empty") }
+    }
+
+    func isLayerStillUsed(_ digest: String) throws -> Bool {
+        try store.read { db in
+            try db.allSnapshots().contains {
+                if case .lazy(let source) = $0.source { return source.layerDigest == digest }
+                return false
+            }
+        }
+    }
+
+    private func remountAfterFailedRemove(id: Int64, source: LazyLayerSource) {
+        guard let provider, let raw = savedTOCs.load(layerDigest: source.layerDigest) else { return }
+        mounts.mountLater(snapshot: id, at: paths.filesystem(id)) { try provider.reopen(source, raw: raw).lazy }
+    }
+
+    func removeTree(_ path: String) {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        // A mount left below (a stale FUSE mount) would make removal fail or
+        // reach into the mounted file system: detach it first.
+        for mountpoint in mountpoints(under: path).sorted(by: >) { _ = umount2(mountpoint, Int32(MNT_DETACH)) }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            logger.warning("cannot remove directory", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// Runs `body`, turning any error into a `SnapshotError` that names `step`.
+    func guarded<T>(_ step: String, _ body: () throws -> T) throws(SnapshotError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw Self.snapshotError(error, step: step)
+        }
+    }
+
+    static func snapshotError(_ error: any Error, step: String) -> SnapshotError {
+        if let error = error as? SnapshotError { return error }
+        return .internal("\(step) failed: \(error)")
+    }
+}
+
+/// Mount points at or below `path`, from /proc/self/mountinfo.
+func mountpoints(under path: String) -> [String] {
+    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").compactMap { line -> String? in
+        let fields = line.split(separator: " ")
+        guard fields.count > 4 else { return nil }
+        let target = fields[4].replacingOccurrences(of: "\\040", with: " ")
+        return target == path || target.hasPrefix(path + "/") ? target : nil
+    }
+}

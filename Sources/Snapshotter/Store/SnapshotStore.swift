@@ -1,0 +1,97 @@
+import Foundation
+import GRDB
+import GRPCShim
+
+/// Snapshot metadata in SQLite (`metadata.db` under the root directory).
+///
+/// Every state change is one transaction. Callers pass the file-system half
+/// of a change (staging a directory, renaming it into place) as a closure
+/// that runs inside the transaction, after the rows are written and before
+/// the commit: if it throws, the rows roll back; if the commit fails, the
+/// caller undoes the directory step. So a crash at any point leaves either
+/// the old state or the new one, plus at worst an orphaned directory that
+/// `Cleanup` removes.
+final class SnapshotStore: Sendable {
+    private let database: DatabaseQueue
+
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.label = "starling.metadata"
+        // Concurrent gRPC calls queue for the write lock instead of failing.
+        configuration.busyMode = .timeout(10)
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: SnapshotRecord.databaseTableName) { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("key", .text).notNull().unique()
+                // RESTRICT: a parent cannot disappear under its children.
+                table.column("parentID", .integer).references(SnapshotRecord.databaseTableName, onDelete: .restrict)
+                    .indexed()
+                table.column("kind", .integer).notNull()
+                table.column("created", .datetime).notNull()
+                table.column("updated", .datetime).notNull()
+                table.column("labels", .text).notNull()
+                table.column("size", .integer).notNull()
+                table.column("inodes", .integer).notNull()
+                table.column("source", .text).notNull()
+            }
+        }
+        return migrator
+    }
+
+    // MARK: reads
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try database.read(body)
+    }
+
+    /// Runs `body` in one write transaction (rolled back if it throws).
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try database.write(body)
+    }
+}
+
+/// Queries used inside transactions.
+extension Database {
+    func snapshot(key: String) throws -> SnapshotRecord? {
+        try SnapshotRecord.filter(SnapshotRecord.Columns.key == key).fetchOne(self)
+    }
+
+    func snapshot(id: Int64) throws -> SnapshotRecord? {
+        try SnapshotRecord.fetchOne(self, key: id)
+    }
+
+    func allSnapshots() throws -> [SnapshotRecord] {
+        try SnapshotRecord.fetchAll(self)
+    }
+
+    func hasChildren(_ id: Int64) throws -> Bool {
+        try SnapshotRecord.filter(SnapshotRecord.Columns.parentID == id).fetchCount(self) > 0
+    }
+
+    /// The parents of `record`, nearest first (the lowerdir order).
+    func ancestors(of record: SnapshotRecord) throws -> [SnapshotRecord] {
+        var chain: [SnapshotRecord] = []
+        var next = record.parentID
+        while let id = next {
+            guard let parent = try snapshot(id: id) else {
+                throw SnapshotError.internal("metadata is inconsistent: snapshot \(record.key) has a missing ancestor \(id)")
+            }
+            chain.append(parent)
+            next = parent.parentID
+        }
+        return chain
+    }
+
+    /// The key of `record`'s parent, "" for none.
+    func parentKey(of record: SnapshotRecord) throws -> String {
+        guard let id = record.parentID else { return "" }
+        return try snapshot(id: id)?.key ?? ""
+    }
+}
