@@ -13,7 +13,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-STARLING=${STARLING:-$(cd "$repo" && swift build --show-bin-path)/starling}
+if [ -z "${STARLING:-}" ]; then
+  (cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --product starling >&2)
+  STARLING="$(cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --show-bin-path)/starling"
+fi
 RUNS=${RUNS:-3}
 READERS=${READERS:-8}
 
@@ -145,6 +148,30 @@ for i in $(seq "$RUNS"); do
 done
 lazy=$(printf '%s\n' "${lazy_times[@]}" | median)
 
+# --- the same cold read in process (LazyLayer data path without FUSE), to
+# tell the data path's time from the kernel/FUSE part (INPROCESS=0: skip)
+inproc=""
+if [ "${INPROCESS:-1}" = 1 ]; then
+  scratch=${SCRATCH:-.build}
+  (cd "$repo" && swift build -c release --scratch-path "$scratch" --product coldread-bench >&2)
+  cbin="$(cd "$repo" && swift build -c release --scratch-path "$scratch" --show-bin-path)/coldread-bench"
+  inproc_times=()
+  for i in $(seq "$RUNS"); do
+    rm -rf "$work/icache$i"; mkdir -p "$work/icache$i"
+    out=$("$cbin" --reference "$registry/debian-python" --digest "$layer" --toc-digest "$toc" \
+      --cache-dir "$work/icache$i" --readers "$READERS")
+    echo "in-process run $i: $out" >&2
+    inproc_times+=("$(jq -r .seconds <<<"$out")")
+  done
+  inproc=$(printf '%s\n' "${inproc_times[@]}" | median)
+fi
+
 echo "pull+unpack (gzip, ctr image pull): ${pull_times[*]} s (median $pull)"
 echo "lazy cold read of every file:       ${lazy_times[*]} s (median $lazy), $requests requests"
+if [ -n "$inproc" ]; then
+  echo "in-process data path (no FUSE):     ${inproc_times[*]} s (median $inproc)"
+fi
 echo "RATIO coldread: $(echo "scale=2; $lazy / $pull" | bc) (lazy cold read of every file / pull+unpack; target <= 1.0; $requests requests)"
+if [ -n "$inproc" ]; then
+  echo "RATIO coldread-inprocess: $(echo "scale=2; $inproc / $pull" | bc) (LazyLayer reads without FUSE / pull+unpack)"
+fi

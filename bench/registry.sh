@@ -20,8 +20,9 @@ done
 [ -x "$shared_bin/slowlink" ] || { echo "registry.sh: slowlink not found (set STARLING_SHARED_BIN)" >&2; exit 1; }
 
 cd "$repo"
-swift build -c release --product registry-bench >&2
-bench_bin="$(swift build -c release --show-bin-path)/registry-bench"
+scratch=${SCRATCH:-.build}
+swift build -c release --scratch-path "$scratch" --product registry-bench >&2
+bench_bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)/registry-bench"
 
 work=$(mktemp -d)
 pids=()

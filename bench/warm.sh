@@ -17,8 +17,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 if [ -z "${STARLING:-}" ]; then
-  (cd "$repo" && swift build -c release --product starling >&2)
-  STARLING="$(cd "$repo" && swift build -c release --show-bin-path)/starling"
+  (cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --product starling >&2)
+  STARLING="$(cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --show-bin-path)/starling"
 fi
 work=${WORK:-/var/tmp/starling-bench-warm}
 cache=${CACHE:-/var/tmp/debian-rootfs}

@@ -4,9 +4,9 @@
 # Prints the binary's path.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bp=${BUILD_PATH:-.build}
+bp=${BUILD_PATH:-${SCRATCH:-.build}}
 rel="$bp/release"
-[ -d "$rel/Crypto.build" ] || swift build -c release --target StargzReader --build-path "$bp" >&2
+[ -d "$rel/Crypto.build" ] || swift build -c release --target StargzReader --scratch-path "$bp" >&2
 objs=$(find "$rel/Crypto.build" "$rel/CCryptoBoringSSL.build" "$rel/CCryptoBoringSSLShims.build" \
             "$rel/CryptoBoringWrapper.build" "$rel/CXKCP.build" "$rel/CXKCPShims.build" -name '*.o')
 mkdir -p "$bp/format-bench"
