@@ -75,7 +75,7 @@ let package = Package(
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ]),
+        ], exclude: ["Protos"]),
         .target(name: "Snapshotter", dependencies: [
             "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -87,8 +87,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
-        .executableTarget(name: "starling", dependencies: ["Snapshotter",
-            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "starling", dependencies: ["Snapshotter"]),
         // Benchmark driver for bench/registry.sh (not installed, not a starling subcommand).
         .executableTarget(name: "registry-bench", dependencies: ["Registry"], path: "bench/registry"),
         // Benchmark driver for bench/coldread.sh: cold read of every file through LazyLayer.

@@ -13,24 +13,27 @@ public struct TOMLTableReader {
         self.path = path
     }
 
+    /// `path.key`, or `key` at the top of the file.
+    func qualified(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
     public func allowOnly(_ keys: Set<String>) throws(RegistryError) {
         for key in table.keys where !keys.contains(key) {
-            throw .invalidConfiguration("unknown key \(path).\(key) (known: \(keys.sorted().joined(separator: ", ")))")
+            throw .invalidConfiguration("unknown key \(qualified(key)) (known: \(keys.sorted().joined(separator: ", ")))")
         }
     }
 
     public func string(_ key: String) throws(RegistryError) -> String? {
         guard let value = table[key] else { return nil }
-        guard let string = value.string else { throw .invalidConfiguration("\(path).\(key) must be a string") }
+        guard let string = value.string else { throw .invalidConfiguration("\(qualified(key)) must be a string") }
         return string
     }
 
     public func strings(_ key: String) throws(RegistryError) -> [String]? {
         guard let value = table[key] else { return nil }
-        guard let array = value.array else { throw .invalidConfiguration("\(path).\(key) must be an array of strings") }
+        guard let array = value.array else { throw .invalidConfiguration("\(qualified(key)) must be an array of strings") }
         var result: [String] = []
         for element in array {
-            guard let string = element.string else { throw .invalidConfiguration("\(path).\(key) must be an array of strings") }
+            guard let string = element.string else { throw .invalidConfiguration("\(qualified(key)) must be an array of strings") }
             result.append(string)
         }
         return result
@@ -38,14 +41,14 @@ public struct TOMLTableReader {
 
     public func bool(_ key: String) throws(RegistryError) -> Bool? {
         guard let value = table[key] else { return nil }
-        guard let bool = value.bool else { throw .invalidConfiguration("\(path).\(key) must be true or false") }
+        guard let bool = value.bool else { throw .invalidConfiguration("\(qualified(key)) must be true or false") }
         return bool
     }
 
     public func integer(_ key: String, range: ClosedRange<Int>) throws(RegistryError) -> Int? {
         guard let value = table[key] else { return nil }
         guard let int = value.int, range.contains(int) else {
-            throw .invalidConfiguration("\(path).\(key) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            throw .invalidConfiguration("\(qualified(key)) must be an integer in \(range.lowerBound)...\(range.upperBound)")
         }
         return int
     }
@@ -53,14 +56,14 @@ public struct TOMLTableReader {
     public func positiveNumber(_ key: String) throws(RegistryError) -> Double? {
         guard let value = table[key] else { return nil }
         guard let number = value.double ?? value.int.map(Double.init), number > 0 else {
-            throw .invalidConfiguration("\(path).\(key) must be a positive number")
+            throw .invalidConfiguration("\(qualified(key)) must be a positive number")
         }
         return number
     }
 
     public func table(_ key: String) throws(RegistryError) -> TOMLTable? {
         guard let value = table[key] else { return nil }
-        guard let table = value.table else { throw .invalidConfiguration("\(path).\(key) must be a table") }
+        guard let table = value.table else { throw .invalidConfiguration("\(qualified(key)) must be a table") }
         return table
     }
 }

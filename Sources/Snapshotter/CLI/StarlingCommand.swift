@@ -2,18 +2,18 @@ import ArgumentParser
 
 /// The `starling` command line. Each subcommand lives in its own file under
 /// `CLI/` and is listed here only once it works.
-public struct StarlingCommand: AsyncParsableCommand {
+public struct StarlingCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "A containerd remote snapshotter: lazy eStargz layers over FUSE, CVMFS layers in place.",
-        subcommands: [LayerCommand.self]
+        subcommands: [ServeCommand.self, LayerCommand.self]
     )
 
     public init() {}
 }
 
 /// `starling layer ...`: tools that work on one layer blob.
-struct LayerCommand: AsyncParsableCommand {
+struct LayerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "layer",
         abstract: "Convert, inspect, extract or mount one layer blob.",

@@ -37,6 +37,8 @@ final class LayerProvider: Sendable {
     private let cache: ChunkCache
     private let options: LazyLayerOptions
     private let cvmfs: CVMFSLayerLocator?
+    /// False: only CVMFS is used; every other layer is downloaded by containerd.
+    private let lazyEnabled: Bool
     private let logger: Logger
     private let state = Mutex(State())
     /// How long a resolved manifest is reused for the other layers of its image.
@@ -53,8 +55,10 @@ final class LayerProvider: Sendable {
         case notLazy(String)
     }
 
-    init(client: RegistryClient, cache: ChunkCache, options: LazyLayerOptions, cvmfs: CVMFSLayerLocator?, logger: Logger) {
+    init(client: RegistryClient, cache: ChunkCache, options: LazyLayerOptions, cvmfs: CVMFSLayerLocator?,
+         lazyEnabled: Bool = true, logger: Logger) {
         self.client = client
+        self.lazyEnabled = lazyEnabled
         self.cache = cache
         self.options = options
         self.cvmfs = cvmfs
@@ -72,6 +76,7 @@ final class LayerProvider: Sendable {
             case .unavailable(let reason): cvmfsNote = "; CVMFS: \(reason)"
             }
         }
+        guard lazyEnabled else { return .ordinary(reason: "lazy pulling is disabled" + cvmfsNote) }
         let pending = open(target.layerDigest, image: target.image, tocDigest: target.tocDigest)
         // The rest of the image, in the background.
         for digest in target.imageLayers where digest != target.layerDigest && !known.contains(digest) {

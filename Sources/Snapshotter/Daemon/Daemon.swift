@@ -1,0 +1,85 @@
+import CVMFSBackend
+import Dispatch
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCShim
+import LazyLayer
+import Logging
+import Registry
+
+/// `starling serve`: opens the store, remounts the lazy layers it holds,
+/// serves containerd's snapshots API on the unix socket, tells systemd it
+/// is ready, and on SIGTERM/SIGINT stops serving and unmounts its layers.
+struct Daemon {
+    let configuration: DaemonConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        guard geteuid() == 0 else {
+            throw ConfigurationError("starling serve must run as root (it mounts overlay and FUSE file systems)")
+        }
+        let paths = SnapshotPaths(root: configuration.root)
+        try paths.create()
+        let store: SnapshotStore
+        do {
+            store = try SnapshotStore(path: paths.metadata)
+        } catch {
+            throw ConfigurationError("cannot open the metadata store \(paths.metadata): \(error)")
+        }
+        let events = SnapshotEvents()
+        let mounts = LazyMounts(fuseOptions: configuration.fuse, logger: logger)
+        var client: RegistryClient?
+        var provider: LayerProvider?
+        if configuration.lazyEnabled || configuration.cvmfs.enabled {
+            let registryClient = RegistryClient(configuration: configuration.registry, logger: logger)
+            let cache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
+            provider = LayerProvider(client: registryClient, cache: cache, options: configuration.lazy,
+                                     cvmfs: configuration.cvmfs.enabled ? CVMFSLayerLocator(configuration: configuration.cvmfs) : nil,
+                                     lazyEnabled: configuration.lazyEnabled, logger: logger)
+            client = registryClient
+        }
+        let service = SnapshotterService(paths: paths, store: store, provider: provider, mounts: mounts,
+                                         prefetchTimeout: configuration.lazy.prefetchTimeout, events: events,
+                                         logger: logger)
+        try service.restoreLazyLayers()
+
+        let listener = try UnixSocketListener.listen(at: configuration.address)
+        let server = GRPCServer(
+            transport: .http2NIOPosix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext),
+            services: [SnapshotsService(backend: service, logger: logger)])
+        if let address = configuration.metricsAddress {
+            let collector = MetricsCollector(mounts: mounts, events: events, client: client)
+            try MetricsServer(address: address, collector: collector, logger: logger).start()
+            logger.info("metrics endpoint listening", metadata: ["address": "http://\(address)/metrics"])
+        }
+        let housekeeping = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+        housekeeping.schedule(deadline: .now() + 60, repeating: 60)
+        housekeeping.setEventHandler { provider?.expireUnclaimed() }
+        housekeeping.resume()
+
+        let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [logger] in
+                logger.notice("stopping", metadata: ["signal": "\(number)"])
+                SystemdNotifier.notify("STOPPING=1")
+                server.beginGracefulShutdown()
+            }
+            source.resume()
+            return source
+        }
+        logger.notice("starling serving containerd snapshots", metadata: [
+            "address": "\(configuration.address)", "root": "\(configuration.root)",
+            "lazy": "\(configuration.lazyEnabled)", "cvmfs": "\(configuration.cvmfs.enabled ? configuration.cvmfs.mountpoint : "off")"])
+        SystemdNotifier.notify("READY=1\nSTATUS=serving \(configuration.address)")
+        defer {
+            signals.forEach { $0.cancel() }
+            housekeeping.cancel()
+            mounts.unmountAll()
+            unlink(configuration.address)
+            logger.notice("stopped")
+        }
+        try await server.serve()
+    }
+}
