@@ -8,7 +8,7 @@ pkgs=(
   # run: FUSE mounts and CA store
   fuse3 ca-certificates
   # tests and benchmarks: the real components Starling talks to
-  containerd runc docker-registry skopeo stargz-snapshotter zstd
+  containerd runc docker-registry skopeo stargz-snapshotter zstd busybox-static
   debootstrap openssl apache2-utils jq python3 iproute2 util-linux
 )
 missing=()

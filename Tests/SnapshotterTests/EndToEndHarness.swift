@@ -1,0 +1,110 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Everything a node runs, for real, on loopback: a docker-registry, a
+/// `starling serve` daemon and a containerd that uses it as its proxy
+/// snapshotter `starling`; plus the images the tests pull, built from a
+/// tiny static busybox root file system.
+final class EndToEndHarness: @unchecked Sendable {
+    let directory: TemporaryDirectory
+    let registry: LocalRegistry
+    let starling: StarlingDaemon
+    let containerd: Containerd
+
+    /// Background fetch is off by default here so that what a container
+    /// reads is all that is fetched, and the tests can tell.
+    static let defaultConfig = """
+        [lazy]
+        background_fetch = false
+        [cvmfs]
+        enabled = false
+        """
+
+    init(config: String = EndToEndHarness.defaultConfig) throws {
+        directory = try TemporaryDirectory(prefix: "starling-e2e")
+        do {
+            registry = try LocalRegistry()
+            starling = try StarlingDaemon(directory: directory, config: config,
+                                          arguments: ["--insecure-registry", "127.0.0.1:\(registry.port)"])
+            containerd = try Containerd(directory: directory, starlingSocket: starling.socket)
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
+    func tearDown() {
+        containerd.stop()
+        starling.stop()
+        registry.stop()
+        directory.remove()
+    }
+
+    // MARK: images
+
+    /// A root file system with busybox (sh, cat, ls, ...), a text file and
+    /// a large incompressible file most containers never read.
+    func makeBaseTree(_ name: String, bigFileBytes: Int = 16 << 20) throws -> String {
+        let root = directory.appending("trees/\(name)")
+        for sub in ["bin", "etc", "data", "tmp"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(sub)", withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: Self.busybox, toPath: "\(root)/bin/busybox")
+        for tool in ["sh", "cat", "ls", "sha256sum", "wc", "stat"] {
+            try FileManager.default.createSymbolicLink(atPath: "\(root)/bin/\(tool)", withDestinationPath: "busybox")
+        }
+        try "hello from \(name)\n".write(toFile: "\(root)/etc/hello.txt", atomically: false, encoding: .utf8)
+        try Data(pseudoRandomBytes(count: bigFileBytes, seed: UInt64(name.utf8.count))).write(to: URL(fileURLWithPath: "\(root)/data/big.bin"))
+        return root
+    }
+
+    /// Pushes a one-or-more-layer image; returns `127.0.0.1:PORT/REPO:1`.
+    func push(_ layers: [TestLayer], as repository: String) throws -> String {
+        let layout = directory.appending("layouts/\(repository)")
+        let result = try TestImageLayout.write([TestImage(layers: layers)], at: layout, tag: "1")
+        return try registry.push(result.source, as: "\(repository):1")
+    }
+
+    /// The reference converter's eStargz image of `source` (pulled into
+    /// containerd's content store, converted with `ctr-remote images
+    /// convert --estargz`, pushed, then removed locally so a pull is cold).
+    func pushReferenceConverted(_ source: String, as repository: String) throws -> String {
+        let target = "127.0.0.1:\(registry.port)/\(repository):1"
+        try containerd.ctr(["images", "pull", "--plain-http", source])
+        try containerd.ctrRemote(["images", "convert", "--estargz", "--oci", source, target])
+        try containerd.ctr(["images", "push", "--plain-http", target])
+        try containerd.ctr(["images", "rm", "--sync", target, source])
+        return target
+    }
+
+    /// `ctr-remote images rpull --snapshotter starling` (lazy-pull labels).
+    func lazyPull(_ image: String) throws {
+        try containerd.ctrRemote(["images", "rpull", "--plain-http", "--snapshotter", "starling", image])
+    }
+
+    /// The `/.starling` state of the mounted lazy layer with `digest`.
+    func layerState(_ digest: String) throws -> [String: Any] {
+        let snapshots = starling.root + "/snapshots"
+        for entry in try FileManager.default.contentsOfDirectory(atPath: snapshots) {
+            let path = "\(snapshots)/\(entry)/fs/.starling/\(digest).json"
+            if let data = FileManager.default.contents(atPath: path) {
+                return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+            }
+        }
+        XCTFail("no mounted layer \(digest) under \(snapshots); daemon log:\n\(starling.log().suffix(3000))")
+        return [:]
+    }
+
+    /// The layer digests of an image in the registry (from its manifest).
+    func layerDigests(_ image: String) throws -> [String] {
+        let text = try Command.check(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(image)"])
+        let manifest = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+        return (manifest["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
+    }
+
+    static var busybox: String {
+        for path in ["/bin/busybox", "/usr/bin/busybox"] where FileManager.default.isExecutableFile(atPath: path) { return path }
+        return "/bin/busybox"
+    }
+}

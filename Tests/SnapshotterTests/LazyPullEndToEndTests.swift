@@ -1,0 +1,148 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// containerd + Starling + a registry, end to end: images pulled through
+/// Starling run in real containers (runc), lazily where the image allows.
+final class LazyPullEndToEndTests: XCTestCase {
+    nonisolated(unsafe) static var harness: EndToEndHarness?
+    nonisolated(unsafe) static var setupError: (any Error)?
+
+    override class func setUp() {
+        super.setUp()
+        do {
+            harness = try EndToEndHarness()
+        } catch {
+            setupError = error
+        }
+    }
+
+    override class func tearDown() {
+        harness?.tearDown()
+        harness = nil
+        super.tearDown()
+    }
+
+    func environment() throws -> EndToEndHarness {
+        if let error = Self.setupError { throw error }
+        return try XCTUnwrap(Self.harness)
+    }
+
+    /// Fails with the daemon's and containerd's logs, which say why.
+    func logs(_ harness: EndToEndHarness) -> String {
+        "\n--- starling log:\n\(harness.starling.log().suffix(4000))\n--- containerd log:\n\(harness.containerd.log().suffix(2000))"
+    }
+
+    func testReferenceConvertedImageRunsLazilyAndFetchesLittle() throws {
+        let harness = try environment()
+        let plain = try harness.push([try TestLayer.fromDirectory(try harness.makeBaseTree("reference"))], as: "reference-src")
+        let image = try harness.pushReferenceConverted(plain, as: "reference-esgz")
+        let layer = try XCTUnwrap(try harness.layerDigests(image).first)
+        try harness.lazyPull(image)
+        let output = try harness.containerd.run(image, name: "reference-1", ["cat", "/etc/hello.txt"])
+        XCTAssertEqual(output, "hello from reference\n", logs(harness))
+        try assertFetchedLittle(harness, layer: layer)
+    }
+
+    func testStarlingConvertedImageRunsLazilyAndFetchesLittle() throws {
+        let harness = try environment()
+        let converted = try TestLayer.fromDirectory(try harness.makeBaseTree("ours")).convertedWithStarling()
+        XCTAssertNotNil(converted.annotations["containerd.io/snapshot/stargz/toc.digest"])
+        let image = try harness.push([converted], as: "ours-esgz")
+        try harness.lazyPull(image)
+        let output = try harness.containerd.run(image, name: "ours-1", ["cat", "/etc/hello.txt"])
+        XCTAssertEqual(output, "hello from ours\n", logs(harness))
+        try assertFetchedLittle(harness, layer: converted.digest)
+        // A file nobody read yet is still whole and right when read.
+        let tree = harness.directory.appending("trees/ours")
+        let expected = try Command.check(["sha256sum", tree + "/data/big.bin"]).prefix(64)
+        let inside = try harness.containerd.run(image, name: "ours-2", ["sha256sum", "/data/big.bin"]).prefix(64)
+        XCTAssertEqual(inside, expected)
+        XCTAssertTrue(harness.starling.log().contains("layer mounted lazily"))
+    }
+
+    func testPlainGzipImageIsDownloadedByContainerdAndRuns() throws {
+        let harness = try environment()
+        let image = try harness.push([try TestLayer.fromDirectory(try harness.makeBaseTree("plain", bigFileBytes: 1 << 20))],
+                                     as: "plain")
+        try harness.containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "starling", image])
+        XCTAssertEqual(try harness.containerd.run(image, name: "plain-1", ["cat", "/etc/hello.txt"]), "hello from plain\n")
+        // Lazy-pull labels on a layer that is not eStargz: still runs, by the ordinary path.
+        let image2 = try harness.push([try TestLayer.fromDirectory(try harness.makeBaseTree("plain2", bigFileBytes: 1 << 20))],
+                                      as: "plain2")
+        try harness.lazyPull(image2)
+        XCTAssertEqual(try harness.containerd.run(image2, name: "plain-2", ["cat", "/etc/hello.txt"]), "hello from plain2\n")
+        XCTAssertTrue(harness.starling.log().contains("containerd downloads it"), logs(harness))
+    }
+
+    func testWhiteoutsAndOpaqueDirectoriesMergeInTheContainer() throws {
+        let harness = try environment()
+        let base = try harness.makeBaseTree("layered", bigFileBytes: 1 << 20)
+        try FileManager.default.createDirectory(atPath: base + "/opaque/sub", withIntermediateDirectories: true)
+        for (path, text) in [("deleted.txt", "old\n"), ("replaced.txt", "old\n"), ("opaque/old.txt", "old\n"),
+                             ("opaque/sub/older.txt", "old\n"), ("kept.txt", "kept\n")] {
+            try text.write(toFile: "\(base)/\(path)", atomically: false, encoding: .utf8)
+        }
+        let upper = harness.directory.appending("trees/layered-upper")
+        try FileManager.default.createDirectory(atPath: upper + "/opaque", withIntermediateDirectories: true)
+        for (path, text) in [(".wh.deleted.txt", ""), ("replaced.txt", "new\n"), ("opaque/.wh..wh..opq", ""),
+                             ("opaque/new.txt", "new\n")] {
+            try text.write(toFile: "\(upper)/\(path)", atomically: false, encoding: .utf8)
+        }
+        let image = try harness.push([try TestLayer.fromDirectory(base).convertedWithStarling(),
+                                      try TestLayer.fromDirectory(upper).convertedWithStarling()], as: "layered")
+        try harness.lazyPull(image)
+        let output = try harness.containerd.run(image, name: "layered-1", ["sh", "-c",
+            "ls /; echo ---; cat /replaced.txt /kept.txt; echo ---; ls -a /opaque; echo ---; ls /deleted.txt 2>&1 || true"])
+        let sections = output.components(separatedBy: "---\n")
+        XCTAssertEqual(sections.count, 4, output + logs(harness))
+        guard sections.count == 4 else { return }
+        XCTAssertFalse(sections[0].split(separator: "\n").contains("deleted.txt"), output)
+        XCTAssertTrue(sections[0].split(separator: "\n").contains("kept.txt"), output)
+        XCTAssertEqual(sections[1], "new\nkept\n")
+        XCTAssertEqual(sections[2].split(separator: "\n").sorted(), [".", "..", "new.txt"])
+        XCTAssertTrue(sections[3].contains("No such file"), sections[3])
+    }
+
+    func testSnapshotCommandsBehaveLikeOverlayfs() throws {
+        let harness = try environment()
+        let image = try harness.push([try TestLayer.fromDirectory(try harness.makeBaseTree("snapcmd", bigFileBytes: 1 << 20))],
+                                     as: "snapcmd")
+        try harness.containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "starling", image])
+        let snapshots = ["snapshots", "--snapshotter", "starling"]
+        let listing = try harness.containerd.ctr(snapshots + ["ls"])
+        guard let committed = listing.split(separator: "\n").dropFirst().first(where: { $0.contains("Committed") })
+            .map({ String($0.split(separator: " ")[0]) }) else {
+            return XCTFail("no committed snapshot in:\n\(listing)")
+        }
+        // prepare / mounts / info / commit / rm of an active snapshot on top.
+        try harness.containerd.ctr(snapshots + ["prepare", "work-1", committed])
+        let mounts = try harness.containerd.ctr(snapshots + ["mounts", "/mnt", "work-1"])
+        XCTAssertTrue(mounts.contains("overlay") || mounts.contains("bind"), mounts)
+        let info = try harness.containerd.ctr(snapshots + ["info", "work-1"])
+        XCTAssertTrue(info.contains("\"Kind\": \"Active\"") && info.contains(committed), info)
+        // The parent cannot go while it has a child; the child can.
+        let refused = try harness.containerd.ctrResult(snapshots + ["rm", committed])
+        XCTAssertFalse(refused.succeeded, "removing a parent must fail")
+        try harness.containerd.ctr(snapshots + ["commit", "work-1-done", "work-1"])
+        XCTAssertTrue(try harness.containerd.ctr(snapshots + ["info", "work-1-done"]).contains("Committed"))
+        try harness.containerd.ctr(snapshots + ["rm", "work-1-done"])
+        let missing = try harness.containerd.ctrResult(snapshots + ["info", "work-1-done"])
+        XCTAssertFalse(missing.succeeded)
+        XCTAssertTrue(missing.stderr.contains("not found"), missing.stderr)
+        XCTAssertFalse(try harness.containerd.ctr(snapshots + ["ls"]).contains("work-1"))
+        // Labels can be set and read back.
+        try harness.containerd.ctr(snapshots + ["label", committed, "example.org/owner=tests"])
+        XCTAssertTrue(try harness.containerd.ctr(snapshots + ["info", committed]).contains("example.org/owner"))
+    }
+
+    /// Far less than the layer came over the wire: what the container read.
+    private func assertFetchedLittle(_ harness: EndToEndHarness, layer digest: String,
+                                     file: StaticString = #filePath, line: UInt = #line) throws {
+        let state = try harness.layerState(digest)
+        let size = (state["size"] as? NSNumber)?.int64Value ?? 0
+        let fetched = (state["fetchedBytes"] as? NSNumber)?.int64Value ?? Int64.max
+        XCTAssertGreaterThan(size, 10 << 20, "layer size \(size)", file: file, line: line)
+        XCTAssertLessThan(fetched, size / 3, "fetched \(fetched) of \(size) bytes: \(state)", file: file, line: line)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// The `starling` executable of this build (`swift build` puts it next to
+/// the test bundle), or `$STARLING_BINARY`.
+public enum StarlingBinary {
+    public static var path: String {
+        if let path = ProcessInfo.processInfo.environment["STARLING_BINARY"] { return path }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("starling").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return repo.appendingPathComponent(".build/debug/starling").path
+    }
+}
+
+/// A real `starling serve` process with its own root, socket and config,
+/// as systemd would run it. Its log is kept for failure messages.
+public final class StarlingDaemon: @unchecked Sendable {
+    public let root: String
+    public let socket: String
+    public let configPath: String
+    public let logPath: String
+    private var process: Process?
+    private let arguments: [String]
+
+    /// Writes `config` (TOML) next to the root and starts the daemon.
+    public init(directory: TemporaryDirectory, config: String = "", arguments: [String] = []) throws {
+        root = directory.appending("starling-root")
+        socket = directory.appending("run/starling.sock")
+        configPath = directory.appending("starling.toml")
+        logPath = directory.appending("starling.log")
+        self.arguments = arguments
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try start()
+    }
+
+    /// (Re)starts the daemon on the same root and socket; returns once the
+    /// socket accepts connections.
+    public func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: StarlingBinary.path)
+        process.arguments = ["serve", "--config", configPath, "--root", root, "--address", socket, "--log-level", "debug"] + arguments
+        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let logHandle = FileHandle(forWritingAtPath: logPath)
+        logHandle?.seekToEndOfFile()
+        process.standardOutput = logHandle
+        process.standardError = logHandle
+        try process.run()
+        self.process = process
+        guard waitUntil(timeout: 30, { Self.accepts(self.socket) || !process.isRunning }), process.isRunning else {
+            throw CommandError(command: ["starling", "serve"],
+                               result: CommandResult(status: process.isRunning ? -1 : process.terminationStatus, stdout: "", stderr: log()))
+        }
+    }
+
+    /// SIGTERM, as `systemctl stop` sends; waits for the exit status.
+    @discardableResult
+    public func stop() -> Int32 {
+        guard let process, process.isRunning else { return process?.terminationStatus ?? 0 }
+        kill(process.processIdentifier, SIGTERM)
+        if !waitUntil(timeout: 30, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    public var isRunning: Bool { process?.isRunning ?? false }
+
+    public func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    deinit { stop() }
+
+    /// Whether a unix socket accepts connections.
+    public static func accepts(_ path: String) -> Bool {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+    }
+}
