@@ -1,0 +1,146 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCShim
+import TestSupport
+import XCTest
+
+/// The gRPC contract, straight on the socket without containerd: status
+/// codes containerd relies on, refused requests that change nothing, the
+/// remote-snapshot handshake with bad labels, and the socket's permissions.
+final class GRPCRequestTests: XCTestCase {
+    typealias Snapshots = Containerd_Services_Snapshots_V1_Snapshots
+
+    func withDaemon(_ body: @Sendable (Snapshots.Client<HTTP2ClientTransport.Posix>, StarlingDaemon) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory(prefix: "starling-grpc")
+        defer { directory.remove() }
+        let daemon = try StarlingDaemon(directory: directory, config: "[cvmfs]\nenabled = false\n")
+        defer { daemon.stop() }
+        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: daemon.socket),
+                                                        transportSecurity: .plaintext)
+        try await withGRPCClient(transport: transport) { client in
+            try await body(Snapshots.Client(wrapping: client), daemon)
+        }
+    }
+
+    static let metadata: Metadata = ["containerd-namespace": "test"]
+
+    static func code(_ body: () async throws -> Void) async -> RPCError.Code? {
+        do {
+            try await body()
+            return nil
+        } catch let error as RPCError {
+            return error.code
+        } catch {
+            return .unknown
+        }
+    }
+
+    static func names(_ snapshots: Snapshots.Client<HTTP2ClientTransport.Posix>) async throws -> [String] {
+        try await snapshots.list(.init(), metadata: Self.metadata) { response in
+            var names: [String] = []
+            for try await message in response.messages { names += message.info.map(\.name) }
+            return names.sorted()
+        }
+    }
+
+    func testRefusedRequestsGetContainerdsStatusCodesAndChangeNothing() async throws {
+        try await withDaemon { snapshots, daemon in
+            // A valid chain: base (committed) and an active child.
+            _ = try await snapshots.prepare(.with { $0.key = "ns/1/base-active" }, metadata: Self.metadata)
+            try await snapshots.commit(.with { $0.key = "ns/1/base-active"; $0.name = "base" }, metadata: Self.metadata)
+            let mounts = try await snapshots.prepare(.with { $0.key = "ns/2/child"; $0.parent = "base" }, metadata: Self.metadata)
+            XCTAssertEqual(mounts.mounts.first?.type, "overlay")
+            XCTAssertTrue(mounts.mounts.first?.options.contains { $0.hasPrefix("lowerdir=") && $0.hasSuffix("/fs") } ?? false)
+            let before = try await Self.names(snapshots)
+            XCTAssertEqual(before, ["base", "ns/2/child"])
+
+            var codes: [String: RPCError.Code?] = [:]
+            codes["missing parent"] = await Self.code { _ = try await snapshots.prepare(.with { $0.key = "k1"; $0.parent = "nope" }, metadata: Self.metadata) }
+            codes["active parent"] = await Self.code { _ = try await snapshots.prepare(.with { $0.key = "k2"; $0.parent = "ns/2/child" }, metadata: Self.metadata) }
+            codes["empty key"] = await Self.code { _ = try await snapshots.prepare(.with { $0.key = "" }, metadata: Self.metadata) }
+            codes["existing key"] = await Self.code { _ = try await snapshots.prepare(.with { $0.key = "ns/2/child"; $0.parent = "base" }, metadata: Self.metadata) }
+            codes["stat unknown"] = await Self.code { _ = try await snapshots.stat(.with { $0.key = "unknown" }, metadata: Self.metadata) }
+            codes["commit unknown"] = await Self.code { try await snapshots.commit(.with { $0.key = "unknown"; $0.name = "x" }, metadata: Self.metadata) }
+            codes["commit committed"] = await Self.code { try await snapshots.commit(.with { $0.key = "base"; $0.name = "x" }, metadata: Self.metadata) }
+            codes["remove parent"] = await Self.code { try await snapshots.remove(.with { $0.key = "base" }, metadata: Self.metadata) }
+            codes["remove unknown"] = await Self.code { try await snapshots.remove(.with { $0.key = "unknown" }, metadata: Self.metadata) }
+            codes["bad filter"] = await Self.code { _ = try await snapshots.list(.with { $0.filters = ["labels.\"x==1"] }, metadata: Self.metadata) { response in
+                for try await _ in response.messages {}
+            } }
+            codes["update kind"] = await Self.code { _ = try await snapshots.update(.with {
+                $0.info.name = "base"; $0.updateMask.paths = ["kind"] }, metadata: Self.metadata) }
+            codes["bad lazy labels"] = await Self.code { _ = try await snapshots.prepare(.with {
+                $0.key = "k3"
+                $0.labels = ["containerd.io/snapshot.ref": "sha256:" + String(repeating: "a", count: 64),
+                             "containerd.io/snapshot/remote/stargz.reference": "not a reference!",
+                             "containerd.io/snapshot/remote/stargz.digest": "sha256:" + String(repeating: "b", count: 64)]
+            }, metadata: Self.metadata) }
+            XCTAssertEqual(codes["missing parent"], .notFound)
+            XCTAssertEqual(codes["active parent"], .failedPrecondition)
+            XCTAssertEqual(codes["empty key"], .invalidArgument)
+            XCTAssertEqual(codes["existing key"], .alreadyExists)
+            XCTAssertEqual(codes["stat unknown"], .notFound)
+            XCTAssertEqual(codes["commit unknown"], .notFound)
+            XCTAssertEqual(codes["commit committed"], .failedPrecondition)
+            XCTAssertEqual(codes["remove parent"], .failedPrecondition)
+            XCTAssertEqual(codes["remove unknown"], .notFound)
+            XCTAssertEqual(codes["bad filter"], .invalidArgument)
+            XCTAssertEqual(codes["update kind"], .invalidArgument)
+            XCTAssertEqual(codes["bad lazy labels"], .invalidArgument)
+
+            let after = try await Self.names(snapshots)
+            XCTAssertEqual(after, before, "refused requests changed the store")
+            // No directory was left behind by the refusals: base and child only.
+            let directories = try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/snapshots")
+            XCTAssertEqual(directories.count, 2, "\(directories)")
+        }
+    }
+
+    func testListFiltersMatchContainerdSyntax() async throws {
+        try await withDaemon { snapshots, _ in
+            _ = try await snapshots.prepare(.with { $0.key = "a-active"; $0.labels = ["containerd.io/snapshot.ref": "chain-a"] },
+                                            metadata: Self.metadata)
+            try await snapshots.commit(.with { $0.key = "a-active"; $0.name = "a"; $0.labels = ["containerd.io/snapshot.ref": "chain-a"] },
+                                       metadata: Self.metadata)
+            _ = try await snapshots.prepare(.with { $0.key = "b"; $0.parent = "a" }, metadata: Self.metadata)
+            func list(_ filters: [String]) async throws -> [String] {
+                try await snapshots.list(.with { $0.filters = filters }, metadata: Self.metadata) { response in
+                    var names: [String] = []
+                    for try await message in response.messages { names += message.info.map(\.name) }
+                    return names.sorted()
+                }
+            }
+            let handshake = try await list([#"labels."containerd.io/snapshot.ref"==chain-a,parent=="""#])
+            XCTAssertEqual(handshake, ["a"])
+            let byKind = try await list(["kind==active"])
+            XCTAssertEqual(byKind, ["b"])
+            let either = try await list(["name==a", "parent==a"])
+            XCTAssertEqual(either, ["a", "b"])
+            let regex = try await list([#"name~=/^[ab]$/"#])
+            XCTAssertEqual(regex, ["a", "b"])
+            let present = try await list([#"labels."containerd.io/snapshot.ref""#])
+            XCTAssertEqual(present, ["a"])
+            let notEqual = try await list(["name!=a"])
+            XCTAssertEqual(notEqual, ["b"])
+            // Update: one label by path, then all labels.
+            let updated = try await snapshots.update(.with {
+                $0.info.name = "a"; $0.info.labels = ["x": "1"]; $0.updateMask.paths = ["labels.x"] }, metadata: Self.metadata)
+            XCTAssertEqual(updated.info.labels, ["containerd.io/snapshot.ref": "chain-a", "x": "1"])
+            let replaced = try await snapshots.update(.with { $0.info.name = "a"; $0.info.labels = ["y": "2"] }, metadata: Self.metadata)
+            XCTAssertEqual(replaced.info.labels, ["y": "2"])
+            let usage = try await snapshots.usage(.with { $0.key = "b" }, metadata: Self.metadata)
+            XCTAssertGreaterThanOrEqual(usage.inodes, 1)
+        }
+    }
+
+    func testSocketIsPrivateToRoot() async throws {
+        try await withDaemon { _, daemon in
+            let socket = try FileManager.default.attributesOfItem(atPath: daemon.socket)
+            let directory = try FileManager.default.attributesOfItem(atPath: (daemon.socket as NSString).deletingLastPathComponent)
+            XCTAssertEqual((socket[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+            XCTAssertEqual((directory[.posixPermissions] as? NSNumber)?.intValue, 0o700)
+            XCTAssertEqual((socket[.ownerAccountID] as? NSNumber)?.intValue, 0)
+        }
+    }
+}
