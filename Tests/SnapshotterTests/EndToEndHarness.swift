@@ -11,6 +11,8 @@ final class EndToEndHarness: @unchecked Sendable {
     let registry: LocalRegistry
     let starling: StarlingDaemon
     let containerd: Containerd
+    /// Starling's Prometheus endpoint.
+    let metricsPort: Int
 
     /// Background fetch is off by default here so that what a container
     /// reads is all that is fetched, and the tests can tell.
@@ -25,7 +27,8 @@ final class EndToEndHarness: @unchecked Sendable {
         directory = try TemporaryDirectory(prefix: "starling-e2e")
         do {
             registry = try LocalRegistry()
-            starling = try StarlingDaemon(directory: directory, config: config,
+            metricsPort = try freeLoopbackPort()
+            starling = try StarlingDaemon(directory: directory, config: "metrics_address = \"127.0.0.1:\(metricsPort)\"\n" + config,
                                           arguments: ["--insecure-registry", "127.0.0.1:\(registry.port)"])
             containerd = try Containerd(directory: directory, starlingSocket: starling.socket)
         } catch {
@@ -101,6 +104,11 @@ final class EndToEndHarness: @unchecked Sendable {
         let text = try Command.check(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(image)"])
         let manifest = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
         return (manifest["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
+    }
+
+    /// The Prometheus exposition text.
+    func metrics() throws -> String {
+        try Command.check(["curl", "-sf", "http://127.0.0.1:\(metricsPort)/metrics"])
     }
 
     static var busybox: String {

@@ -59,6 +59,10 @@ final class LazyPullEndToEndTests: XCTestCase {
         let inside = try harness.containerd.run(image, name: "ours-2", ["sha256sum", "/data/big.bin"]).prefix(64)
         XCTAssertEqual(inside, expected)
         XCTAssertTrue(harness.starling.log().contains("layer mounted lazily"))
+        let metrics = try harness.metrics()
+        XCTAssertTrue(metrics.contains("starling_fetched_bytes_total{layer=\"\(converted.digest)\"}"), metrics)
+        XCTAssertTrue(metrics.contains("starling_snapshot_events_total{event=\"lazy\"}"), metrics)
+        XCTAssertTrue(metrics.contains("starling_lazy_mounts"), metrics)
     }
 
     func testPlainGzipImageIsDownloadedByContainerdAndRuns() throws {

@@ -21,14 +21,17 @@ public final class StarlingDaemon: @unchecked Sendable {
     public let logPath: String
     private var process: Process?
     private let arguments: [String]
+    private let environment: [String: String]
 
     /// Writes `config` (TOML) next to the root and starts the daemon.
-    public init(directory: TemporaryDirectory, config: String = "", arguments: [String] = []) throws {
+    public init(directory: TemporaryDirectory, config: String = "", arguments: [String] = [],
+                environment: [String: String] = [:]) throws {
         root = directory.appending("starling-root")
         socket = directory.appending("run/starling.sock")
         configPath = directory.appending("starling.toml")
         logPath = directory.appending("starling.log")
         self.arguments = arguments
+        self.environment = environment
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         try start()
     }
@@ -39,6 +42,7 @@ public final class StarlingDaemon: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: StarlingBinary.path)
         process.arguments = ["serve", "--config", configPath, "--root", root, "--address", socket, "--log-level", "debug"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let logHandle = FileHandle(forWritingAtPath: logPath)
         logHandle?.seekToEndOfFile()
