@@ -99,7 +99,9 @@ struct DaemonConfiguration: Sendable {
         let known = try Self.fuseKeys()
         try TOMLTableReader(table: table, path: "fuse").allowOnly(known)
         do {
-            fuse = try TOMLDecoder().decode(FuseMountOptions.self, from: table)
+            // Through JSON: TOML keeps integers and floats apart, and a
+            // timeout of `5` should read as 5 seconds.
+            fuse = try JSONDecoder().decode(FuseMountOptions.self, from: Data(table.convert(to: .json).utf8))
         } catch {
             throw ConfigurationError("[fuse]: \(error)")
         }

@@ -1,0 +1,96 @@
+import Foundation
+@testable import Snapshotter
+import XCTest
+
+/// The config file as the README documents it: every key accepted with its
+/// meaning, unknown keys and wrong types refused with the key's name.
+final class ConfigurationTests: XCTestCase {
+    func testEveryDocumentedKeyIsAccepted() throws {
+        let configuration = try DaemonConfiguration(toml: """
+            root = "/srv/starling"
+            address = "/run/s/s.sock"
+            log_level = "debug"
+            metrics_address = "127.0.0.1:9124"
+            [lazy]
+            enabled = true
+            prefetch_timeout_seconds = 3
+            background_fetch = false
+            background_concurrency = 4
+            background_max_bytes_per_second = 1000000
+            memory_cache_bytes = 67108864
+            disk_cache_bytes = 1073741824
+            max_request_bytes = 1048576
+            readahead_bytes = 0
+            [fuse]
+            entry_timeout = 5
+            attribute_timeout = 6
+            negative_entry_timeout = 0
+            keep_cache = false
+            readdirplus = false
+            max_threads = 8
+            opaque_xattr_namespaces = ["user"]
+            [cvmfs]
+            enabled = false
+            repository = "unpacked.example.org"
+            mountpoint = "/mnt/cvmfs"
+            lookup_timeout_seconds = 1.5
+            [registry]
+            max_retries = 2
+            insecure_hosts = ["127.0.0.1:5000"]
+            """)
+        XCTAssertEqual(configuration.root, "/srv/starling")
+        XCTAssertEqual(configuration.address, "/run/s/s.sock")
+        XCTAssertEqual(configuration.logLevel, .debug)
+        XCTAssertEqual(configuration.metricsAddress, "127.0.0.1:9124")
+        XCTAssertEqual(configuration.lazy.prefetchTimeout, 3)
+        XCTAssertFalse(configuration.lazy.background.enabled)
+        XCTAssertEqual(configuration.lazy.background.concurrency, 4)
+        XCTAssertEqual(configuration.lazy.background.maxBytesPerSecond, 1_000_000)
+        XCTAssertEqual(configuration.memoryCacheBytes, 64 << 20)
+        XCTAssertEqual(configuration.chunkCacheOptions.directory, "/srv/starling/cache")
+        XCTAssertEqual(configuration.lazy.maxRequestBytes, 1 << 20)
+        XCTAssertEqual(configuration.lazy.readaheadBytes, 0)
+        XCTAssertEqual(configuration.fuse.entryTimeout, 5)
+        XCTAssertEqual(configuration.fuse.negativeEntryTimeout, 0)
+        XCTAssertFalse(configuration.fuse.keepCache)
+        XCTAssertTrue(configuration.fuse.cacheSymlinks, "unset keys keep their defaults")
+        XCTAssertEqual(configuration.fuse.opaqueXattrNamespaces, ["user"])
+        XCTAssertFalse(configuration.cvmfs.enabled)
+        XCTAssertEqual(configuration.cvmfs.mountpoint, "/mnt/cvmfs")
+        XCTAssertEqual(configuration.cvmfs.lookupTimeoutSeconds, 1.5)
+        XCTAssertEqual(configuration.registry.maxRetries, 2)
+        XCTAssertTrue(configuration.registry.insecureHosts.contains("127.0.0.1:5000"))
+    }
+
+    func testTheShippedExampleAndAnEmptyFileGiveTheDefaults() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("systemd/config.toml").path
+        let configuration = try DaemonConfiguration(contentsOf: example, mustExist: true)
+        XCTAssertEqual(configuration.root, "/var/lib/starling")
+        XCTAssertEqual(configuration.address, "/run/starling/starling.sock")
+        XCTAssertTrue(configuration.lazyEnabled)
+        XCTAssertTrue(configuration.cvmfs.enabled)
+        XCTAssertEqual(configuration.cvmfs.mountpoint, "/cvmfs/unpacked.cern.ch")
+        XCTAssertNil(configuration.metricsAddress)
+        XCTAssertNoThrow(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: false))
+        XCTAssertThrowsError(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: true))
+    }
+
+    func testMistakesAreRefusedNamingTheKey() {
+        let cases: [(String, String)] = [
+            ("roots = \"/x\"", "roots"),
+            ("[lazy]\nbackground_fetch = \"yes\"", "lazy.background_fetch"),
+            ("[fuse]\nkeep_cahce = true", "fuse.keep_cahce"),
+            ("[cvmfs]\nrepository = \"../etc\"", "cvmfs.repository"),
+            ("root = \"relative/path\"", "root"),
+            ("log_level = \"loud\"", "log_level"),
+            ("[registry]\nmax_retries = -1", "registry.max_retries"),
+            ("[lazy\n", "not valid TOML"),
+        ]
+        for (text, key) in cases {
+            XCTAssertThrowsError(try DaemonConfiguration(toml: text), text) { error in
+                XCTAssertTrue("\(error)".contains(key), "\(error) should name \(key)")
+            }
+        }
+    }
+}
