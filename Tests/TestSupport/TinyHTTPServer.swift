@@ -72,11 +72,14 @@ public final class TinyHTTPServer: @unchecked Sendable {
     public var acceptedConnections: Int { state.get().accepted }
 
     public func stop() {
-        let connections = state.withValue { state -> [Int32] in
-            if state.stopped { return [] }
+        // Only once: a second close(listener) (stop() then deinit) would close
+        // whatever descriptor reused the number meanwhile.
+        let connections = state.withValue { state -> [Int32]? in
+            if state.stopped { return nil }
             state.stopped = true
             return state.connections
         }
+        guard let connections else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
         for fd in connections { shutdown(fd, Int32(SHUT_RDWR)) }
