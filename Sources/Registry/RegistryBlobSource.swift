@@ -111,10 +111,31 @@ public final class RegistryBlobSource: BlobSource {
                              range: range, blobSize: state.withLock { $0.size })
     }
 
-    private func fetch(_ ranges: [Range<Int64>]) throws -> RangeResponse {
-        let rangeHeader = "Range: bytes=" + ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ",")
-        let neededEnd = ranges.map(\.upperBound).max() ?? 0
-        let expected = ranges.reduce(0) { $0 + Int($1.count) }
+    /// The blob's tail and size in one request (`Range: bytes=-N`), so
+    /// opening a layer needs no HEAD first. Falls back to size + range read
+    /// when the size is known already or the server does not do suffixes.
+    public func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64) {
+        if state.withLock({ $0.size }) == nil, length > 0 {
+            let response = try fetch([], suffix: length)
+            if let part = response.parts.first, let size = state.withLock({ $0.size }),
+               part.range.upperBound == size, response.parts.count == 1 {
+                return (Array(part.bytes), size)
+            }
+        }
+        let size = try size()
+        let start = max(0, size - Int64(length))
+        guard size > start else { return ([], size) }
+        return (try read(at: start, length: Int(size - start)), size)
+    }
+
+    /// One range request: `ranges`, or the last `suffix` bytes.
+    private func fetch(_ ranges: [Range<Int64>], suffix: Int? = nil) throws -> RangeResponse {
+        let rangeHeader = suffix.map { "Range: bytes=-\($0)" }
+            ?? "Range: bytes=" + ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ",")
+        // A suffix answered with the whole blob (200) is not read at all:
+        // the caller falls back to a ranged read once it knows the size.
+        let neededEnd = suffix == nil ? ranges.map(\.upperBound).max() ?? 0 : 0
+        let expected = suffix ?? ranges.reduce(0) { $0 + Int($1.count) }
         var body: [UInt8] = []
         // 206: keep everything (bounded); 200: the whole blob, so stop once
         // every requested byte has arrived.
@@ -202,7 +223,7 @@ public final class RegistryBlobSource: BlobSource {
             return RangeResponse(parts: [(0..<Int64(body.count), body[...])], isMultipart: false)
         case 416:
             if let total = head.header("content-range").flatMap(ContentRange.init)?.total { remember(size: total) }
-            throw notSatisfiable(ranges[0])
+            throw notSatisfiable(ranges.first ?? 0..<1)
         default:
             throw RegistryError.unexpectedStatus(registry: host, repository: repository.repository,
                                                  status: head.status, detail: "range request for \(digest)")

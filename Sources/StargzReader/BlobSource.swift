@@ -21,10 +21,22 @@ public protocol BlobSource: Sendable {
     /// Reads several ranges, in one round trip where the transport supports it.
     /// The result has one buffer per range, in the order given.
     func read(ranges: [Range<Int64>]) throws -> [[UInt8]]
+
+    /// The last `length` bytes of the blob (all of it when it is shorter)
+    /// and the blob's size. A layer's footer and TOC sit there, so opening a
+    /// layer is one round trip where the transport can ask for a suffix.
+    func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64)
 }
 
 extension BlobSource {
     public func read(ranges: [Range<Int64>]) throws -> [[UInt8]] {
         try ranges.map { try read(at: $0.lowerBound, length: Int($0.count)) }
+    }
+
+    public func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64) {
+        let size = try size()
+        let start = max(0, size - Int64(max(0, length)))
+        guard size > start else { return ([], size) }
+        return (try read(at: start, length: Int(size - start)), size)
     }
 }

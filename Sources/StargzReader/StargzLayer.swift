@@ -75,10 +75,7 @@ public struct StargzLayer: Sendable {
         if let expected = tocDigest, expected.lowercased() != actual {
             throw StargzError.tocDigestMismatch(expected: expected, actual: actual)
         }
-        var builder = LayerIndexBuilder(tocOffset: raw.location.offset)
-        var parser = TOCJSONParser(raw.json)
-        let version = try parser.parse { try builder.add($0) }
-        let index = try builder.finish(version: version)
+        let index = try LayerIndexBuilder.index(fromTOC: raw.json, tocOffset: raw.location.offset)
         return StargzLayer(source: source, index: index, format: raw.format, tocDigest: actual,
                            verification: verification, blobSize: raw.blobSize, codec: raw.format.codec)
     }
@@ -193,13 +190,14 @@ public struct RawTOC: Sendable {
     /// Reads footer and TOC: one read of the tail window, a second only if
     /// the TOC begins before it.
     public static func read(from source: any BlobSource, limits: StargzLayer.Limits = .default) throws -> RawTOC {
-        let blobSize = try source.size()
+        let (tail, blobSize) = try source.readTail(length: max(limits.tailWindow, Int(LayerFormat.maxFooterSize) + 8))
         guard blobSize >= 40 else {
             throw StargzError.truncated("blob of \(blobSize) bytes is smaller than any footer")
         }
-        let windowStart = max(0, blobSize - Int64(max(limits.tailWindow, Int(LayerFormat.maxFooterSize) + 8)))
-        let tail = try source.read(at: windowStart, length: Int(blobSize - windowStart))
-        guard tail.count == Int(blobSize - windowStart) else { throw StargzError.truncated("short read of the blob's tail") }
+        guard tail.count <= blobSize, tail.count >= Int(LayerFormat.maxFooterSize) || Int64(tail.count) == blobSize else {
+            throw StargzError.truncated("short read of the blob's tail")
+        }
+        let windowStart = blobSize - Int64(tail.count)
 
         var found: (LayerCodec, TOCLocation)?
         for format in [LayerFormat.zstdChunked, .estargz] {

@@ -195,6 +195,11 @@ final class FaultTests: XCTestCase {
         let ranges: [Range<Int64>] = [5..<10, 150_000..<150_100, 0..<3]
         XCTAssertEqual(try source.read(ranges: ranges), ranges.map { Array(blob[Int($0.lowerBound)..<Int($0.upperBound)]) })
         XCTAssertEqual(try source.size(), Int64(blob.count))
+        // A tail read of a fresh source: the 200 is not read as the tail.
+        let fresh = try client.blobSource(ImageReference(registry: server.host, repository: "plain/app"), digest: digest)
+        let (tail, size) = try fresh.readTail(length: 1000)
+        XCTAssertEqual(size, Int64(blob.count))
+        XCTAssertEqual(tail, Array(blob.suffix(1000)))
     }
 }
 

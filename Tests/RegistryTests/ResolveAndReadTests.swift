@@ -177,6 +177,23 @@ final class ResolveAndReadTests: XCTestCase {
         }
     }
 
+    func testTailReadIsOneRequestAndLearnsTheSize() throws {
+        let layer = try TestLayer.random(size: 300_000, seed: 11)
+        let (reference, _) = try push([TestImage(layers: [layer])], to: registry, as: "test/tail:1")
+        let client = loopbackClient([registry.host])
+        _ = try client.blobSource(reference, digest: layer.digest, size: 1).read(at: 0, length: 1)  // connection open
+        let source = try client.blobSource(reference, digest: layer.digest)
+        let before = client.statistics.requests
+        let (tail, size) = try source.readTail(length: 4096)
+        XCTAssertEqual(client.statistics.requests - before, 1, "no HEAD before the suffix range")
+        XCTAssertEqual(size, Int64(layer.blob.count))
+        XCTAssertEqual(tail, Array(layer.blob.suffix(4096)))
+        XCTAssertEqual(try source.size(), size, "the size is remembered")
+        // Longer than the blob: the whole blob.
+        let (whole, _) = try client.blobSource(reference, digest: layer.digest).readTail(length: 1 << 20)
+        XCTAssertEqual(whole, layer.blob)
+    }
+
     func testStreamBlobDeliversEveryByteAndVerifies() throws {
         let layer = try TestLayer.random(size: 2 << 20, seed: 11)
         let (reference, _) = try push([TestImage(layers: [layer])], to: registry, as: "test/stream:1")

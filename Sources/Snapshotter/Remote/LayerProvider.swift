@@ -146,7 +146,11 @@ final class LayerProvider: Sendable {
         var toc = tocDigest
         var size: Int64?
         var manifestNote = ""
-        switch manifest(image) {
+        // With the TOC digest from the labels, the manifest is not needed:
+        // the tail read below also tells the blob's size.
+        switch toc == nil ? manifest(image) : nil {
+        case .none:
+            break
         case .success(let resolved):
             if let descriptor = resolved.layers.first(where: { $0.digest == digest }) {
                 size = descriptor.size
