@@ -80,8 +80,7 @@ final class LayerProvider: Sendable {
         let pending = open(target.layerDigest, image: target.image, tocDigest: target.tocDigest)
         // The rest of the image, in the background.
         for digest in target.imageLayers where digest != target.layerDigest && !known.contains(digest) {
-            if cvmfs.map({ if case .found = $0.locate(layerDigest: digest) { return true } else { return false } }) == true { continue }
-            _ = open(digest, image: target.image, tocDigest: nil)
+            _ = open(digest, image: target.image, tocDigest: nil, skipIfInCVMFS: true)
         }
         let outcome = pending.wait()
         state.withLock { _ = $0.opening.removeValue(forKey: target.layerDigest) }
@@ -126,7 +125,10 @@ final class LayerProvider: Sendable {
     // MARK: opening
 
     /// The pending open of `digest`, starting it if needed.
-    private func open(_ digest: String, image: ImageReference, tocDigest: String?) -> Pending<LayerOpenOutcome> {
+    /// `skipIfInCVMFS`: for layers opened ahead of time, the CVMFS lookup
+    /// (which may wait for a slow mount) happens on the opening thread.
+    private func open(_ digest: String, image: ImageReference, tocDigest: String?,
+                      skipIfInCVMFS: Bool = false) -> Pending<LayerOpenOutcome> {
         let (pending, isNew) = state.withLock { state -> (Pending<LayerOpenOutcome>, Bool) in
             if let existing = state.opening[digest] { return (existing.pending, false) }
             let pending = Pending<LayerOpenOutcome>()
@@ -135,6 +137,10 @@ final class LayerProvider: Sendable {
         }
         if isNew {
             Thread.detachNewThread { [self] in
+                if skipIfInCVMFS, let cvmfs, case .found = cvmfs.locate(layerDigest: digest) {
+                    pending.fulfil(.notLazy("layer \(digest) is in CVMFS"))
+                    return
+                }
                 pending.fulfil(openNow(digest, image: image, tocDigest: tocDigest))
             }
         }

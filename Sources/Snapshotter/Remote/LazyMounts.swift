@@ -75,8 +75,11 @@ final class LazyMounts: Sendable {
         }
     }
 
+    /// All at once: a busy mount may take its grace period to let go, and
+    /// systemd's stop timeout is for the whole daemon.
     func unmountAll() {
-        for id in entries.withLock({ Array($0.keys) }) { unmount(id) }
+        let ids = entries.withLock { Array($0.keys) }
+        DispatchQueue.concurrentPerform(iterations: ids.count) { unmount(ids[$0]) }
     }
 
     /// The layers currently mounted (for metrics and state).
