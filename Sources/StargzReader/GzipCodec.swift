@@ -53,20 +53,73 @@ enum GzipCodec {
 
     /// Decompresses every member in `input`; throws if the result would exceed
     /// `limit` bytes.
+    ///
+    /// One pass: when the output buffer fills up it grows (doubling, up to
+    /// `limit`) and inflation continues where it stopped, instead of starting
+    /// over with a bigger buffer (a 38 MB TOC used to be inflated twice).
     static func decompressAll(_ input: ArraySlice<UInt8>, limit: Int) throws -> [UInt8] {
-        var capacity = min(max(input.count * 4, 4096), limit)
-        while true {
-            var output = [UInt8](repeating: 0, count: capacity + 1)
-            let produced = try inflateInto(input, output: &output, stopWhenFull: true)
-            if produced <= capacity {
-                output.removeSubrange(produced...)
-                return output
-            }
-            guard capacity < limit else {
-                throw StargzError.decompressionFailed("gzip data expands past the limit of \(limit) bytes")
-            }
-            capacity = min(capacity * 4, limit)
+        guard limit >= 0 else { throw StargzError.decompressionFailed("negative limit") }
+        if input.isEmpty { return [] }
+        var stream = z_stream()
+        let initStatus = inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        guard initStatus == Z_OK else { throw StargzError.decompressionFailed("inflateInit2 returned \(initStatus)") }
+        defer { inflateEnd(&stream) }
+        // One byte past the limit tells "exactly at the limit" from "past it".
+        let hardCap = limit == Int.max ? limit : limit + 1
+        // First guess: the ISIZE field of the last member (its uncompressed
+        // size mod 2^32: exact for the usual single-member TOC), at least 4x
+        // the input, never more than deflate's ~1032:1 ratio allows.
+        var guess = input.count * 4
+        if input.count >= 18 {
+            let t = input.endIndex - 4
+            let isize = Int(input[t]) | Int(input[t + 1]) << 8 | Int(input[t + 2]) << 16 | Int(input[t + 3]) << 24
+            guess = max(guess, min(isize + 1, input.count * 1032))
         }
+        var output = [UInt8](repeating: 0, count: min(max(guess, 4096), hardCap))
+        var produced = 0
+        try input.withUnsafeBufferPointer { inBuf in
+            stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
+            stream.avail_in = uInt(inBuf.count)
+            while true {
+                if produced == output.count {
+                    guard output.count < hardCap else {
+                        throw StargzError.decompressionFailed("gzip data expands past the limit of \(limit) bytes")
+                    }
+                    let grown = output.count > hardCap / 2 ? hardCap : output.count * 2
+                    output.append(contentsOf: repeatElement(0, count: grown - output.count))
+                }
+                let status: Int32 = output.withUnsafeMutableBufferPointer { outBuf in
+                    let room = min(outBuf.count - produced, Int(UInt32.max))
+                    stream.next_out = outBuf.baseAddress! + produced
+                    stream.avail_out = uInt(room)
+                    let status = inflate(&stream, Z_NO_FLUSH)
+                    produced += room - Int(stream.avail_out)
+                    return status
+                }
+                switch status {
+                case Z_OK:
+                    continue
+                case Z_STREAM_END:
+                    // Next member, if any input remains.
+                    if stream.avail_in == 0 { return }
+                    let reset = inflateReset(&stream)
+                    guard reset == Z_OK else { throw StargzError.decompressionFailed("inflateReset returned \(reset)") }
+                case Z_BUF_ERROR where produced == output.count:
+                    continue  // out of room only: grow and go on
+                case Z_BUF_ERROR:
+                    // No progress possible: input ended inside a member.
+                    throw StargzError.decompressionFailed("gzip member is truncated")
+                default:
+                    let message = stream.msg.map { String(cString: $0) } ?? "status \(status)"
+                    throw StargzError.decompressionFailed("gzip: \(message)")
+                }
+            }
+        }
+        guard produced <= limit else {
+            throw StargzError.decompressionFailed("gzip data expands past the limit of \(limit) bytes")
+        }
+        output.removeSubrange(produced...)
+        return output
     }
 
     /// Inflates members until the input is consumed or `output` is full.

@@ -60,7 +60,7 @@ struct GzipLayerCodec: LayerCodec {
     }
 
     func decodeTOC(_ stored: ArraySlice<UInt8>, location: TOCLocation, limit: Int) throws -> [UInt8] {
-        let tar: [UInt8]
+        var tar: [UInt8]
         do {
             tar = try GzipCodec.decompressAll(stored, limit: limit + 8 * TarFormat.blockSize)
         } catch let error as StargzError {
@@ -77,7 +77,10 @@ struct GzipLayerCodec: LayerCodec {
             throw StargzError.badTOCContainer("TOC tar entry is named \"\(header.name)\", expected \(Self.tocTarName)")
         }
         guard header.size <= Int64(limit) else { throw StargzError.tocTooLarge(bytes: header.size, limit: Int64(limit)) }
-        return Array(tar[header.payloadRange])
+        // In place: the TOC can be tens of MB, a copy would double the peak.
+        tar.removeSubrange(header.payloadRange.upperBound...)
+        tar.removeSubrange(..<header.payloadRange.lowerBound)
+        return tar
     }
 
     func decompress(_ compressed: ArraySlice<UInt8>, skip: Int, count: Int) throws -> [UInt8] {

@@ -15,23 +15,43 @@
 /// are ordinary entries here, exactly as in the TOC; presenting them the way
 /// overlayfs expects is the filesystem's job.
 public struct LayerIndex: Sendable {
+    /// Stored properties are ordered widest first, so the record packs into
+    /// 56 bytes instead of 64 (one per entry, for the life of a mount).
     struct Inode: Sendable {
+        var size: Int64
+        var modTime: Int64
         var parent: UInt32
         var nameStart: UInt32
-        var nameLength: UInt16
-        var type: EntryType
         var mode: UInt32
         var uid: UInt32
         var gid: UInt32
         var nlink: UInt32
-        var size: Int64
-        var modTime: Int64
         /// Directories: first dirent of the children; regular files: first chunk.
         var firstItem: UInt32
         /// Directories: number of children; regular files: number of chunks.
         var itemCount: UInt32
         /// Index into `extras`, or `UInt32.max`.
         var extra: UInt32
+        var nameLength: UInt16
+        var type: EntryType
+
+        init(parent: UInt32, nameStart: UInt32, nameLength: UInt16, type: EntryType, mode: UInt32,
+             uid: UInt32, gid: UInt32, nlink: UInt32, size: Int64, modTime: Int64,
+             firstItem: UInt32, itemCount: UInt32, extra: UInt32) {
+            self.size = size
+            self.modTime = modTime
+            self.parent = parent
+            self.nameStart = nameStart
+            self.mode = mode
+            self.uid = uid
+            self.gid = gid
+            self.nlink = nlink
+            self.firstItem = firstItem
+            self.itemCount = itemCount
+            self.extra = extra
+            self.nameLength = nameLength
+            self.type = type
+        }
     }
 
     struct Dirent: Sendable {
@@ -50,8 +70,13 @@ public struct LayerIndex: Sendable {
         var digest: SHA256Digest
     }
 
+    /// Symlink target bytes live in `names` (no `String` object per
+    /// symlink: small objects that outlive the TOC parse would pin the
+    /// parser's freed heap pages in memory).
     struct Extra: Sendable {
-        var linkTarget: String?
+        /// Start of the symlink target in `names`; `linkLength == UInt32.max`: none.
+        var linkStart: UInt32
+        var linkLength: UInt32
         var devMajor: UInt32
         var devMinor: UInt32
         var xattrs: [Xattr]
@@ -98,7 +123,7 @@ public struct LayerIndex: Sendable {
             size: inode.size,
             modTime: inode.modTime,
             nlink: inode.nlink,
-            linkTarget: extra?.linkTarget,
+            linkTarget: extra.flatMap { $0.linkLength == UInt32.max ? nil : name($0.linkStart, $0.linkLength) },
             devMajor: extra?.devMajor ?? 0,
             devMinor: extra?.devMinor ?? 0,
             xattrs: extra?.xattrs ?? [])
@@ -112,7 +137,6 @@ public struct LayerIndex: Sendable {
             + chunkRecords.capacity * MemoryLayout<ChunkRecord>.stride
             + names.capacity + extras.capacity * MemoryLayout<Extra>.stride
         for extra in extras {
-            if let target = extra.linkTarget, target.utf8.count > 15 { bytes += target.utf8.count + 32 }
             for x in extra.xattrs { bytes += MemoryLayout<Xattr>.stride + x.value.count + 32 }
         }
         return bytes
@@ -160,10 +184,11 @@ public struct LayerIndex: Sendable {
     /// the path has a ".." component.
     public func lookup(path: String) -> EntryID? {
         var current = root
-        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
-            if component == "." { continue }
-            if component == ".." { return nil }
-            guard let next = lookup(String(component), in: current) else { return nil }
+        // Split on the byte "/" like the kernel (and the index builder), not by Character.
+        for component in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            if component.elementsEqual(".".utf8) { continue }
+            if component.elementsEqual("..".utf8) { return nil }
+            guard let next = lookup(String(decoding: component, as: UTF8.self), in: current) else { return nil }
             current = next
         }
         return current
@@ -250,6 +275,10 @@ public struct LayerIndex: Sendable {
     }
 
     private func name(_ start: UInt32, _ length: UInt16) -> String {
+        String(decoding: names[Int(start)..<(Int(start) + Int(length))], as: UTF8.self)
+    }
+
+    private func name(_ start: UInt32, _ length: UInt32) -> String {
         String(decoding: names[Int(start)..<(Int(start) + Int(length))], as: UTF8.self)
     }
 

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Turns the TOC's entry records, in order, into a `LayerIndex`.
 ///
 /// This is where the TOC is distrusted: names are normalised and checked so
@@ -27,7 +33,10 @@ struct LayerIndexBuilder {
     private var names: [UInt8] = []
     private var chunks: [LayerIndex.ChunkRecord] = []
     private var extras: [LayerIndex.Extra] = []
-    private var direntByPath: [String: UInt32] = [:]
+    private var direntByPath: [PathKey: UInt32] = [:]
+    /// The directory the previous entry went into: tar order keeps siblings
+    /// together, so most entries skip the path lookup of their parent.
+    private var lastDirectory: (path: String, inode: UInt32)?
     private var childCounts: [UInt32] = []
     private var openFile: OpenFile?
 
@@ -39,13 +48,51 @@ struct LayerIndexBuilder {
     /// Longest name component Linux accepts.
     static let maxNameLength = 255
 
-    init(tocOffset: Int64) {
+    /// `expectedEntries` (an estimate, 0 if unknown) sizes the tables up
+    /// front so that they do not grow and rehash while the TOC is read.
+    init(tocOffset: Int64, expectedEntries: Int = 0) {
         self.tocOffset = tocOffset
+        let expected = min(max(expectedEntries, 0), 1 << 22)
+        direntByPath.reserveCapacity(expected)
+        inodes.reserveCapacity(expected)
+        dirents.reserveCapacity(expected)
+        childCounts.reserveCapacity(expected)
         inodes.append(LayerIndex.Inode(parent: 0, nameStart: 0, nameLength: 0, type: .directory, mode: 0o755,
                                        uid: 0, gid: 0, nlink: 2, size: 0, modTime: 0,
                                        firstItem: 0, itemCount: 0, extra: UInt32.max))
         childCounts.append(0)
     }
+
+    /// Parses a TOC JSON document and builds its index, then gives the heap
+    /// pages the parse freed (the builder's tables: a few times the index)
+    /// back to the kernel. glibc would keep them otherwise, and a daemon that
+    /// mounts many layers would stay at its peak.
+    static func index(fromTOC json: [UInt8], tocOffset: Int64) throws -> LayerIndex {
+        let index: LayerIndex = try {
+            // Real TOCs take 250..400 bytes of JSON per entry.
+            var builder = LayerIndexBuilder(tocOffset: tocOffset, expectedEntries: json.count / 256)
+            var parser = TOCJSONParser(json)
+            let version = try parser.parse { try builder.add($0) }
+            return try builder.finish(version: version)
+        }()
+        releaseFreedMemory()
+        return index
+    }
+
+    static func releaseFreedMemory() {
+        #if canImport(Glibc)
+        _ = mallocTrim?(0)
+        #endif
+    }
+
+    #if canImport(Glibc)
+    /// glibc's `malloc_trim` (declared in <malloc.h>, which Swift's Glibc
+    /// module does not import); nil on a C library without it.
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+    }()
+    #endif
 
     // MARK: adding entries
 
@@ -84,8 +131,16 @@ struct LayerIndexBuilder {
                 xattrs.append(Xattr(name: name, value: value))
             }
             xattrs.sort { $0.name < $1.name }
+            var linkStart: UInt32 = 0, linkLength = UInt32.max
+            if type == .symlink {
+                guard record.linkName.utf8.count < Int(UInt32.max) else {
+                    throw StargzError.invalidEntry(name: record.name, reason: "symlink target too long")
+                }
+                linkStart = appendName(record.linkName)
+                linkLength = UInt32(record.linkName.utf8.count)
+            }
             extra = LayerIndex.Extra(
-                linkTarget: type == .symlink ? record.linkName : nil,
+                linkStart: linkStart, linkLength: linkLength,
                 devMajor: try Self.checkedUInt32(record.devMajor, "devMajor", record.name),
                 devMinor: try Self.checkedUInt32(record.devMinor, "devMinor", record.name),
                 xattrs: xattrs)
@@ -116,7 +171,7 @@ struct LayerIndexBuilder {
 
         let (parentPath, baseName) = Self.split(path)
         let parent = try directory(at: parentPath, for: record.name)
-        if let existing = direntByPath[path] {
+        if let existing = direntByPath[PathKey(path)] {
             let old = dirents[Int(existing)].inode
             if inodes[Int(old)].type == .directory && type == .directory {
                 // A directory listed twice: later metadata wins, children stay.
@@ -151,7 +206,7 @@ struct LayerIndexBuilder {
 
     private mutating func addHardlink(_ record: TOCEntryRecord, path: String) throws {
         let targetPath = try Self.normalize(record.linkName)
-        guard let targetDirent = direntByPath[targetPath] else {
+        guard let targetDirent = direntByPath[PathKey(targetPath)] else {
             throw StargzError.invalidEntry(name: record.name, reason: "hard link target \"\(record.linkName)\" is not an earlier entry")
         }
         let target = dirents[Int(targetDirent)].inode
@@ -161,10 +216,10 @@ struct LayerIndexBuilder {
         guard !path.isEmpty else {
             throw StargzError.invalidEntry(name: record.name, reason: "the root cannot be a hard link")
         }
-        if targetPath == path { return }
+        if PathKey.sameBytes(targetPath, path) { return }
         let (parentPath, baseName) = Self.split(path)
         let parent = try directory(at: parentPath, for: record.name)
-        if let existing = direntByPath[path] {
+        if let existing = direntByPath[PathKey(path)] {
             let old = dirents[Int(existing)].inode
             if inodes[Int(old)].type == .directory && childCounts[Int(old)] > 0 {
                 throw StargzError.invalidEntry(name: record.name, reason: "replaces a non-empty directory")
@@ -179,7 +234,7 @@ struct LayerIndexBuilder {
             throw StargzError.invalidEntry(name: record.name, reason: "chunk entry does not follow a non-empty regular file")
         }
         if !record.name.isEmpty {
-            guard try Self.normalize(record.name) == file.path else {
+            guard PathKey.sameBytes(try Self.normalize(record.name), file.path) else {
                 throw StargzError.invalidEntry(name: record.name, reason: "chunk entry follows a different file (\(file.path))")
             }
         }
@@ -315,11 +370,13 @@ struct LayerIndexBuilder {
     /// (mode 0755) for paths the TOC never listed, as the reference does.
     private mutating func directory(at path: String, for entryName: String) throws -> UInt32 {
         if path.isEmpty { return 0 }
-        if let existing = direntByPath[path] {
+        if let last = lastDirectory, PathKey.sameBytes(last.path, path) { return last.inode }
+        if let existing = direntByPath[PathKey(path)] {
             let inode = dirents[Int(existing)].inode
             guard inodes[Int(inode)].type == .directory else {
                 throw StargzError.invalidEntry(name: entryName, reason: "parent \"\(path)\" is not a directory")
             }
+            lastDirectory = (path, inode)
             return inode
         }
         let (parentPath, baseName) = Self.split(path)
@@ -335,12 +392,13 @@ struct LayerIndexBuilder {
     }
 
     private mutating func link(path: String, parent: UInt32, nameStart: UInt32, nameLength: UInt16, inode: UInt32) {
-        if let existing = direntByPath[path] {
+        if let existing = direntByPath[PathKey(path)] {
             dirents[Int(existing)].inode = inode
             dirents[Int(existing)].nameStart = nameStart
+            if let last = lastDirectory, PathKey.sameBytes(last.path, path) { lastDirectory = nil }
             return
         }
-        direntByPath[path] = UInt32(dirents.count)
+        direntByPath[PathKey(path)] = UInt32(dirents.count)
         dirents.append(PendingDirent(parent: parent, nameStart: nameStart, nameLength: nameLength, inode: inode))
         childCounts[Int(parent)] += 1
     }
@@ -360,27 +418,54 @@ struct LayerIndexBuilder {
     /// Normalises a TOC name to "a/b/c" ("" is the root): drops empty and "."
     /// components (so "./x", "/x" and "x/" all become "x"); refuses "..",
     /// NUL bytes and components longer than NAME_MAX.
+    ///
+    /// Components are split on the byte "/", as the kernel does. (Splitting
+    /// the `String` by `Character` would not split "/" followed by a
+    /// combining mark, so "../\u{301}x" passed as one harmless-looking
+    /// component that escapes the layer on extraction.) A name that is
+    /// already normal, as nearly all are, is returned as is without copying.
     static func normalize(_ name: String) throws -> String {
-        var components: [Substring] = []
-        for component in name.split(separator: "/", omittingEmptySubsequences: true) {
-            if component == "." { continue }
-            if component == ".." {
-                throw StargzError.invalidEntry(name: name, reason: "path has a \"..\" component")
+        var contiguous = name
+        return try contiguous.withUTF8 { bytes in
+            let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+            var components: [Range<Int>] = []
+            var alreadyNormal = true
+            var start = 0
+            for end in 0...bytes.count where end == bytes.count || bytes[end] == slash {
+                let length = end - start
+                defer { start = end + 1 }
+                if length == 0 {
+                    if !(end == 0 && bytes.isEmpty) { alreadyNormal = false }
+                    continue
+                }
+                if length == 1 && bytes[start] == dot { alreadyNormal = false; continue }
+                if length == 2 && bytes[start] == dot && bytes[start + 1] == dot {
+                    throw StargzError.invalidEntry(name: String(decoding: bytes, as: UTF8.self), reason: "path has a \"..\" component")
+                }
+                if length > maxNameLength {
+                    throw StargzError.invalidEntry(name: String(decoding: bytes, as: UTF8.self),
+                                                   reason: "a path component is longer than \(maxNameLength) bytes")
+                }
+                components.append(start..<end)
             }
-            if component.utf8.contains(0) {
-                throw StargzError.invalidEntry(name: name, reason: "path contains a NUL byte")
+            if bytes.contains(0) {
+                throw StargzError.invalidEntry(name: String(decoding: bytes, as: UTF8.self), reason: "path contains a NUL byte")
             }
-            if component.utf8.count > maxNameLength {
-                throw StargzError.invalidEntry(name: name, reason: "a path component is longer than \(maxNameLength) bytes")
+            if alreadyNormal { return name }
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count)
+            for (i, range) in components.enumerated() {
+                if i > 0 { out.append(slash) }
+                out.append(contentsOf: bytes[range])
             }
-            components.append(component)
+            return String(decoding: out, as: UTF8.self)
         }
-        return components.joined(separator: "/")
     }
 
+    /// Splits a normalised path at its last "/" byte into parent and base name.
     static func split(_ path: String) -> (parent: String, base: String) {
-        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
-        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ("", path) }
+        return (String(path[..<slash]), String(path[path.utf8.index(after: slash)...]))
     }
 
     private static func checkedUInt32(_ value: Int64, _ field: String, _ name: String) throws -> UInt32 {
@@ -401,6 +486,31 @@ struct LayerIndexBuilder {
             i += 1
         }
         return aLength < bLength
+    }
+}
+
+/// A path as a dictionary key compared and hashed by its UTF-8 bytes.
+/// (`String` equality is canonical equivalence: "caf\u{e9}" and
+/// "cafe\u{301}" would be one key, but they are two different names to the
+/// kernel, and in a layer.)
+struct PathKey: Hashable {
+    let path: String
+    init(_ path: String) { self.path = path }
+
+    static func == (a: PathKey, b: PathKey) -> Bool { sameBytes(a.path, b.path) }
+
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                x.count == y.count && (x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
+            }
+        }
+    }
+
+    func hash(into hasher: inout Hasher) {
+        var path = path
+        path.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }
 

@@ -20,18 +20,31 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `sha256:<64 lowercase or uppercase hex digits>`; nil otherwise.
     public init?(parsing text: String) {
-        let utf8 = Array(text.utf8)
-        let prefix = Array("sha256:".utf8)
-        guard utf8.count == prefix.count + 64, Array(utf8[0..<prefix.count]) == prefix else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(32)
-        var i = prefix.count
-        while i < utf8.count {
-            guard let hi = Self.hexValue(utf8[i]), let lo = Self.hexValue(utf8[i + 1]) else { return nil }
-            bytes.append(hi << 4 | lo)
-            i += 2
+        // No allocation: one of these is parsed per chunk of a TOC.
+        var text = text
+        let words: (UInt64, UInt64, UInt64, UInt64)? = text.withUTF8 { utf8 in
+            let prefix: StaticString = "sha256:"
+            let p = prefix.utf8CodeUnitCount
+            guard utf8.count == p + 64 else { return nil }
+            for i in 0..<p where utf8[i] != prefix.utf8Start[i] { return nil }
+            var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            for word in 0..<4 {
+                var value: UInt64 = 0
+                for j in 0..<16 {
+                    guard let nibble = Self.hexValue(utf8[p + word * 16 + j]) else { return nil }
+                    value = value << 4 | UInt64(nibble)
+                }
+                switch word {
+                case 0: w.0 = value
+                case 1: w.1 = value
+                case 2: w.2 = value
+                default: w.3 = value
+                }
+            }
+            return w
         }
-        self.init(bytes: bytes)
+        guard let words else { return nil }
+        self.init(w0: words.0, w1: words.1, w2: words.2, w3: words.3)
     }
 
     /// The sha256 of `data`.

@@ -20,6 +20,8 @@ struct TOCEntryRecord: Sendable {
     var devMinor: Int64 = 0
     /// Extended attributes, values already base64-decoded, in JSON order.
     var xattrs: [(name: String, value: [UInt8])] = []
+    /// The whole-file digest. Written by `LayerWriter`; `TOCJSONParser`
+    /// checks it but does not keep it (the index verifies chunks only).
     var digest: String = ""
     var chunkOffset: Int64 = 0
     var chunkSize: Int64 = 0

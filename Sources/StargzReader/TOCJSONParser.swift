@@ -29,7 +29,7 @@ struct TOCJSONParser {
                 try parser.parseArrayElements { parser in
                     var record = TOCEntryRecord()
                     try parser.expect(UInt8(ascii: "{"))
-                    try parser.parseObjectMembers { parser, key in try parser.parseEntryField(key, into: &record) }
+                    try parser.parseEntryMembers(into: &record)
                     try onEntry(record)
                 }
             default:
@@ -42,28 +42,123 @@ struct TOCJSONParser {
         return version
     }
 
-    private mutating func parseEntryField(_ key: String, into record: inout TOCEntryRecord) throws {
+    /// The entry fields the index uses, recognised from the key's bytes
+    /// without making a `String` of every key (a TOC has ~13 per entry).
+    private enum EntryField: CaseIterable {
+        case name, type, size, modtime, linkName, mode, uid, gid, userName, groupName, offset, innerOffset
+        case devMajor, devMinor, digest, chunkOffset, chunkSize, chunkDigest, xattrs
+
+        var key: String {
+            switch self {
+            case .name: "name"
+            case .type: "type"
+            case .size: "size"
+            case .modtime: "modtime"
+            case .linkName: "linkName"
+            case .mode: "mode"
+            case .uid: "uid"
+            case .gid: "gid"
+            case .userName: "userName"
+            case .groupName: "groupName"
+            case .offset: "offset"
+            case .innerOffset: "innerOffset"
+            case .devMajor: "devMajor"
+            case .devMinor: "devMinor"
+            case .digest: "digest"
+            case .chunkOffset: "chunkOffset"
+            case .chunkSize: "chunkSize"
+            case .chunkDigest: "chunkDigest"
+            case .xattrs: "xattrs"
+            }
+        }
+
+        static let keyBytes: [(field: EntryField, bytes: [UInt8])] = allCases.map { ($0, Array($0.key.utf8)) }
+
+        static func named(_ key: UnsafeBufferPointer<UInt8>) -> EntryField? {
+            for candidate in keyBytes where candidate.bytes.count == key.count {
+                if candidate.bytes.elementsEqual(key) { return candidate.field }
+            }
+            return nil
+        }
+    }
+
+    /// After an entry's opening `{`: its `"key": value` pairs until `}`. Keys
+    /// without escapes (all real ones) are matched on their bytes.
+    private mutating func parseEntryMembers(into record: inout TOCEntryRecord) throws {
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") { pos += 1; return }
+        while true {
+            skipWhitespace()
+            let field: EntryField?
+            let key: String
+            if let range = plainStringRange() {
+                field = bytes.withUnsafeBufferPointer { EntryField.named(UnsafeBufferPointer(rebasing: $0[range])) }
+                key = field?.key ?? String(decoding: bytes[range], as: UTF8.self)
+            } else {
+                key = try parseString()
+                field = EntryField.allCases.first { $0.key == key }
+            }
+            skipWhitespace()
+            try expect(UInt8(ascii: ":"))
+            skipWhitespace()
+            if let field {
+                try parseEntryField(field, into: &record)
+            } else {
+                try skipValue(depth: 2)
+            }
+            skipWhitespace()
+            guard let c = peek() else { throw error("unterminated object") }
+            pos += 1
+            if c == UInt8(ascii: "}") { return }
+            guard c == UInt8(ascii: ",") else { throw error("expected ',' or '}' in object") }
+        }
+    }
+
+    /// At a string without escapes or control characters: moves past it and
+    /// returns the range of its contents. Otherwise leaves `pos` alone and
+    /// returns nil (the caller falls back to `parseString`).
+    private mutating func plainStringRange() -> Range<Int>? {
+        guard peek() == UInt8(ascii: "\"") else { return nil }
+        var i = pos + 1
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") {
+                let range = (pos + 1)..<i
+                pos = i + 1
+                return range
+            }
+            if c == UInt8(ascii: "\\") || c < 0x20 { return nil }
+            i += 1
+        }
+        return nil
+    }
+
+    private mutating func parseEntryField(_ field: EntryField, into record: inout TOCEntryRecord) throws {
         if peekNull() { pos += 4; return }
-        switch key {
-        case "name": record.name = try parseString()
-        case "type": record.type = try parseString()
-        case "size": record.size = try parseInteger(field: key)
-        case "modtime": record.modTime = try parseString()
-        case "linkName": record.linkName = try parseString()
-        case "mode": record.mode = try parseInteger(field: key)
-        case "uid": record.uid = try parseInteger(field: key)
-        case "gid": record.gid = try parseInteger(field: key)
-        case "userName": record.userName = try parseString()
-        case "groupName": record.groupName = try parseString()
-        case "offset": record.offset = try parseInteger(field: key)
-        case "innerOffset": record.innerOffset = try parseInteger(field: key)
-        case "devMajor": record.devMajor = try parseInteger(field: key)
-        case "devMinor": record.devMinor = try parseInteger(field: key)
-        case "digest": record.digest = try parseString()
-        case "chunkOffset": record.chunkOffset = try parseInteger(field: key)
-        case "chunkSize": record.chunkSize = try parseInteger(field: key)
-        case "chunkDigest": record.chunkDigest = try parseString()
-        case "xattrs":
+        let key = field.key
+        switch field {
+        case .name: record.name = try parseString()
+        case .type: record.type = try parseString()
+        case .size: record.size = try parseInteger(field: key)
+        case .modtime: record.modTime = try parseString()
+        case .linkName: record.linkName = try parseString()
+        case .mode: record.mode = try parseInteger(field: key)
+        case .uid: record.uid = try parseInteger(field: key)
+        case .gid: record.gid = try parseInteger(field: key)
+        case .userName: record.userName = try parseString()
+        case .groupName: record.groupName = try parseString()
+        case .offset: record.offset = try parseInteger(field: key)
+        case .innerOffset: record.innerOffset = try parseInteger(field: key)
+        case .devMajor: record.devMajor = try parseInteger(field: key)
+        case .devMinor: record.devMinor = try parseInteger(field: key)
+        case .digest:
+            // The whole-file digest: nothing in the index uses it (chunks are
+            // verified by chunkDigest), so it is checked as a string, not kept.
+            _ = try skipString()
+        case .chunkOffset: record.chunkOffset = try parseInteger(field: key)
+        case .chunkSize: record.chunkSize = try parseInteger(field: key)
+        case .chunkDigest: record.chunkDigest = try parseString()
+        case .xattrs:
             try expect(UInt8(ascii: "{"))
             try parseObjectMembers { parser, name in
                 let encoded = try parser.parseString()
@@ -222,6 +317,13 @@ struct TOCJSONParser {
             }
         }
         throw error("unterminated string")
+    }
+
+    /// Moves past a string value, checking it as `parseString` would.
+    private mutating func skipString() throws {
+        skipWhitespace()
+        if plainStringRange() != nil { return }
+        _ = try parseString()
     }
 
     private mutating func parseHex4() throws -> UInt32 {
