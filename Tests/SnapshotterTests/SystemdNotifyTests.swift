@@ -32,7 +32,7 @@ final class SystemdNotifyTests: XCTestCase {
         let ready = receive()
         XCTAssertTrue(ready.split(separator: "\n").contains("READY=1"), ready)
         XCTAssertTrue(StarlingDaemon.accepts(daemon.socket), "READY=1 before the socket accepts connections")
-        XCTAssertEqual(daemon.stop(), 0)
+        XCTAssertEqual(daemon.stop(), 0, daemon.log().suffix(3000).description)
         XCTAssertTrue(receive().contains("STOPPING=1"))
     }
 }

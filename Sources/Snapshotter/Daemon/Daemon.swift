@@ -7,6 +7,7 @@ import GRPCShim
 import LazyLayer
 import Logging
 import Registry
+import Synchronization
 
 /// `starling serve`: opens the store, remounts the lazy layers it holds,
 /// serves containerd's snapshots API on the unix socket, tells systemd it
@@ -58,12 +59,16 @@ struct Daemon {
         housekeeping.setEventHandler { provider?.expireUnclaimed() }
         housekeeping.resume()
 
+        // A signal can arrive before serve() runs; GRPCServer then refuses
+        // to start, which is the stop that was asked for.
+        let stopRequested = Atomic<Bool>(false)
         let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [logger] in
                 logger.notice("stopping", metadata: ["signal": "\(number)"])
                 SystemdNotifier.notify("STOPPING=1")
+                stopRequested.store(true, ordering: .sequentiallyConsistent)
                 server.beginGracefulShutdown()
             }
             source.resume()
@@ -80,6 +85,10 @@ struct Daemon {
             unlink(configuration.address)
             logger.notice("stopped")
         }
-        try await server.serve()
+        do {
+            try await server.serve()
+        } catch where stopRequested.load(ordering: .sequentiallyConsistent) {
+            logger.debug("stopped before serving", metadata: ["error": "\(error)"])
+        }
     }
 }
