@@ -402,7 +402,10 @@ public final class LazyLayer: @unchecked Sendable {
             downloadedBytes: mutable.counters.fetchedBytes, requests: mutable.counters.requests,
             prefetchDone: mutable.prefetch == .done || allLocal,
             backgroundDone: allLocal,
-            backgroundStatus: mutable.background.text,
+            // Once every chunk is local the background has nothing left,
+            // even if its worker has not noticed yet.
+            backgroundStatus: allLocal && (mutable.background == .running || mutable.background == .notStarted)
+                ? PhaseStatus.done.text : mutable.background.text,
             errors: mutable.errors, lastError: mutable.lastError,
             cacheHits: cacheStatistics.memoryHits + cacheStatistics.diskHits,
             cacheMisses: cacheStatistics.misses)
