@@ -134,6 +134,58 @@ final class GRPCRequestTests: XCTestCase {
         }
     }
 
+    /// Kubernetes' path: containerd's CRI plugin sends `cri.*` labels (and
+    /// no TOC digest, which comes from the manifest). The handshake commits
+    /// the layer under its chain ID and answers AlreadyExists; List with
+    /// containerd's filter finds it; a second Prepare (another namespace)
+    /// gets AlreadyExists too; a child snapshot stacks on the FUSE mount.
+    func testCRILabelsServeALayerRemotely() async throws {
+        let registry = try LocalRegistry()
+        defer { registry.stop() }
+        let work = try TemporaryDirectory(prefix: "starling-cri")
+        defer { work.remove() }
+        let tree = work.appending("tree")
+        try FileManager.default.createDirectory(atPath: tree + "/etc", withIntermediateDirectories: true)
+        try "cri\n".write(toFile: tree + "/etc/hello.txt", atomically: false, encoding: .utf8)
+        let layer = try TestLayer.fromDirectory(tree).convertedWithStarling()
+        let layout = try TestImageLayout.write([TestImage(layers: [layer])], at: work.appending("layout"), tag: "1")
+        let image = try registry.push(layout.source, as: "cri/app:1")
+        let chainID = layer.diffID  // the chain ID of a base layer is its diff ID
+        let labels = ["containerd.io/snapshot.ref": chainID,
+                      "containerd.io/snapshot/cri.image-ref": image,
+                      "containerd.io/snapshot/cri.layer-digest": layer.digest,
+                      "containerd.io/snapshot/cri.image-layers": layer.digest]
+
+        let directory = try TemporaryDirectory(prefix: "starling-grpc")
+        defer { directory.remove() }
+        let daemon = try StarlingDaemon(directory: directory, config: "[cvmfs]\nenabled = false\n",
+                                        arguments: ["--insecure-registry", registry.host])
+        defer { daemon.stop() }
+        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: daemon.socket), transportSecurity: .plaintext)
+        try await withGRPCClient(transport: transport) { client in
+            let snapshots = Snapshots.Client(wrapping: client)
+            let first = await Self.code { _ = try await snapshots.prepare(.with { $0.key = "k8s.io/1/extract"; $0.labels = labels },
+                                                                          metadata: Self.metadata) }
+            XCTAssertEqual(first, .alreadyExists, daemon.log().suffix(3000).description)
+            let found = try await snapshots.list(.with {
+                $0.filters = ["labels.\"containerd.io/snapshot.ref\"==\(chainID),parent==\"\""] }, metadata: Self.metadata) { response in
+                var infos: [Containerd_Services_Snapshots_V1_Info] = []
+                for try await message in response.messages { infos += message.info }
+                return infos
+            }
+            XCTAssertEqual(found.map(\.name), [chainID])
+            XCTAssertEqual(found.first?.kind, .committed)
+            XCTAssertEqual(found.first?.labels["containerd.io/snapshot/cri.layer-digest"], layer.digest)
+            let second = await Self.code { _ = try await snapshots.prepare(.with { $0.key = "other/7/extract"; $0.labels = labels },
+                                                                           metadata: ["containerd-namespace": "other"]) }
+            XCTAssertEqual(second, .alreadyExists)
+            let child = try await snapshots.view(.with { $0.key = "view-1"; $0.parent = chainID }, metadata: Self.metadata)
+            let source = try XCTUnwrap(child.mounts.first?.source)
+            XCTAssertEqual(child.mounts.first?.type, "bind")
+            XCTAssertEqual(try String(contentsOfFile: source + "/etc/hello.txt", encoding: .utf8), "cri\n")
+        }
+    }
+
     func testSocketIsPrivateToRoot() async throws {
         try await withDaemon { _, daemon in
             let socket = try FileManager.default.attributesOfItem(atPath: daemon.socket)
