@@ -186,6 +186,24 @@ final class GRPCRequestTests: XCTestCase {
         }
     }
 
+    /// What a crash can leave behind (a staged directory, one being
+    /// removed, one whose transaction never committed) is removed by
+    /// Cleanup; snapshots in the store are not touched.
+    func testCleanupRemovesWhatACrashLeftBehind() async throws {
+        try await withDaemon { snapshots, daemon in
+            _ = try await snapshots.prepare(.with { $0.key = "kept" }, metadata: Self.metadata)
+            let root = daemon.root + "/snapshots"
+            for orphan in ["new-abc123/fs", "rm-41/fs/usr", "977/fs"] {
+                try FileManager.default.createDirectory(atPath: "\(root)/\(orphan)", withIntermediateDirectories: true)
+            }
+            try await snapshots.cleanup(.init(), metadata: Self.metadata)
+            let left = try FileManager.default.contentsOfDirectory(atPath: root)
+            XCTAssertEqual(left.count, 1, "\(left)")
+            let mounts = try await snapshots.mounts(.with { $0.key = "kept" }, metadata: Self.metadata)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: mounts.mounts[0].source), "the kept snapshot's directory stays")
+        }
+    }
+
     func testSocketIsPrivateToRoot() async throws {
         try await withDaemon { _, daemon in
             let socket = try FileManager.default.attributesOfItem(atPath: daemon.socket)
