@@ -122,10 +122,7 @@ public final class RegistryBlobSource: BlobSource {
                 return (Array(part.bytes), size)
             }
         }
-        let size = try size()
-        let start = max(0, size - Int64(length))
-        guard size > start else { return ([], size) }
-        return (try read(at: start, length: Int(size - start)), size)
+        return try readTailBySize(length: length)
     }
 
     /// One range request: `ranges`, or the last `suffix` bytes.

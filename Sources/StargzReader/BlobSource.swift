@@ -34,6 +34,11 @@ extension BlobSource {
     }
 
     public func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64) {
+        try readTailBySize(length: length)
+    }
+
+    /// `readTail` as two steps: the size, then a range read of the tail.
+    public func readTailBySize(length: Int) throws -> (bytes: [UInt8], blobSize: Int64) {
         let size = try size()
         let start = max(0, size - Int64(max(0, length)))
         guard size > start else { return ([], size) }
