@@ -67,13 +67,15 @@ enum GzipCodec {
         // One byte past the limit tells "exactly at the limit" from "past it".
         let hardCap = limit == Int.max ? limit : limit + 1
         // First guess: the ISIZE field of the last member (its uncompressed
-        // size mod 2^32: exact for the usual single-member TOC), at least 4x
-        // the input, never more than deflate's ~1032:1 ratio allows.
+        // size mod 2^32: exact for the usual single-member TOC) when it is
+        // plausible (up to 64x the input; JSON and tar compress ~5-15x), else
+        // 4x the input. A wrong guess only costs growing the buffer later,
+        // and a lying ISIZE cannot make us allocate much more than the input.
         var guess = input.count * 4
         if input.count >= 18 {
             let t = input.endIndex - 4
             let isize = Int(input[t]) | Int(input[t + 1]) << 8 | Int(input[t + 2]) << 16 | Int(input[t + 3]) << 24
-            guess = max(guess, min(isize + 1, input.count * 1032))
+            if isize < input.count * 64 { guess = max(guess, isize + 1) }
         }
         var output = [UInt8](repeating: 0, count: min(max(guess, 4096), hardCap))
         var produced = 0
