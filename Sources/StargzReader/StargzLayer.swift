@@ -72,7 +72,9 @@ public struct StargzLayer: Sendable {
                             verification: Verification = .required) throws -> StargzLayer {
         if verification == .required && tocDigest == nil { throw StargzError.tocDigestMissing }
         let actual = SHA256Digest.of(raw.json).description
-        if let expected = tocDigest, expected.lowercased() != actual {
+        // zstd:chunked images from containers/storage annotate the digest of
+        // the TOC as stored (compressed) instead of the JSON's; both pin it.
+        if let expected = tocDigest, expected.lowercased() != actual, expected.lowercased() != raw.storedDigest {
             throw StargzError.tocDigestMismatch(expected: expected, actual: actual)
         }
         let index = try LayerIndexBuilder.index(fromTOC: raw.json, tocOffset: raw.location.offset)
@@ -165,6 +167,9 @@ public struct RawTOC: Sendable {
     public let json: [UInt8]
     public let blobSize: Int64
     let location: TOCLocation
+    /// sha256 of the TOC as stored in the blob (compressed), when it was
+    /// read from the blob: zstd:chunked's `manifest-checksum` annotation.
+    public var storedDigest: String? = nil
 
     /// Byte offset of the TOC in the blob.
     public var tocOffset: Int64 { location.offset }
@@ -222,7 +227,8 @@ public struct RawTOC: Sendable {
             stored = (head + tail[0..<Int(tocEnd - windowStart)])[...]
         }
         let json = try codec.decodeTOC(stored, location: location, limit: limits.maxTOCBytes)
-        return RawTOC(format: codec.format, json: json, blobSize: blobSize, location: location)
+        return RawTOC(format: codec.format, json: json, blobSize: blobSize, location: location,
+                      storedDigest: SHA256Digest.of(Array(stored)).description)
     }
 }
 

@@ -65,6 +65,20 @@ final class LazyPullEndToEndTests: XCTestCase {
         XCTAssertTrue(metrics.contains("starling_lazy_mounts"), metrics)
     }
 
+    /// zstd:chunked as containers/storage annotates it: no eStargz TOC
+    /// digest, only the checksum of the stored TOC (from the manifest).
+    func testZstdChunkedImageRunsLazily() throws {
+        let harness = try environment()
+        var layer = try TestLayer.fromDirectory(try harness.makeBaseTree("zstd")).convertedWithStarling(zstd: true)
+        layer.annotations.removeValue(forKey: "containerd.io/snapshot/stargz/toc.digest")
+        XCTAssertNotNil(layer.annotations["io.github.containers.zstd-chunked.manifest-checksum"])
+        let image = try harness.push([layer], as: "zstd")
+        try harness.lazyPull(image)
+        XCTAssertEqual(try harness.containerd.run(image, name: "zstd-1", ["cat", "/etc/hello.txt"]), "hello from zstd\n",
+                       logs(harness))
+        try assertFetchedLittle(harness, layer: layer.digest)
+    }
+
     func testPlainGzipImageIsDownloadedByContainerdAndRuns() throws {
         let harness = try environment()
         let image = try harness.push([try TestLayer.fromDirectory(try harness.makeBaseTree("plain", bigFileBytes: 1 << 20))],

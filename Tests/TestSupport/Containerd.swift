@@ -105,19 +105,22 @@ extension TestLayer {
 
     /// The layer converted to eStargz by `starling layer convert` (its
     /// manifest annotations carry the TOC digest, as the converter prints them).
-    public func convertedWithStarling(chunkSize: Int? = nil) throws -> TestLayer {
+    public func convertedWithStarling(chunkSize: Int? = nil, zstd: Bool = false) throws -> TestLayer {
         let work = try TemporaryDirectory(prefix: "starling-convert")
         defer { work.remove() }
         let input = work.appending("in.tar.gz"), output = work.appending("out.estargz")
         try Data(blob).write(to: URL(fileURLWithPath: input))
         var arguments = [StarlingBinary.path, "layer", "convert", input, output]
         if let chunkSize { arguments += ["--chunk-size", "\(chunkSize)"] }
+        if zstd { arguments.append("--zstd") }
         let printed = try Command.check(arguments)
         guard let object = try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any],
               let annotations = object["annotations"] as? [String: String], let diffID = object["diffID"] as? String else {
             throw CommandError(command: arguments, result: CommandResult(status: 0, stdout: printed, stderr: "unexpected output"))
         }
         let converted = try [UInt8](Data(contentsOf: URL(fileURLWithPath: output)))
-        return TestLayer(blob: converted, digest: sha256Digest(converted), diffID: diffID, annotations: annotations)
+        var layer = TestLayer(blob: converted, digest: sha256Digest(converted), diffID: diffID, annotations: annotations)
+        if zstd { layer.mediaType = "application/vnd.oci.image.layer.v1.tar+zstd" }
+        return layer
     }
 }

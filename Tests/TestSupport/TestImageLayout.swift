@@ -10,6 +10,7 @@ public struct TestLayer: Sendable {
     /// sha256 of the uncompressed tar (the config's diff_id).
     public var diffID: String
     public var annotations: [String: String] = [:]
+    public var mediaType = "application/vnd.oci.image.layer.v1.tar+gzip"
 
     /// A gzip'd tar with one incompressible file of `size` bytes from `seed`.
     public static func random(size: Int, seed: UInt64, annotations: [String: String] = [:]) throws -> TestLayer {
@@ -75,7 +76,7 @@ public enum TestImageLayout {
             var layers: [[String: Any]] = []
             for layer in image.layers {
                 let stored = try put(layer.blob)
-                var descriptor: [String: Any] = ["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                var descriptor: [String: Any] = ["mediaType": layer.mediaType,
                                                  "digest": stored.digest, "size": stored.size]
                 if !layer.annotations.isEmpty { descriptor["annotations"] = layer.annotations }
                 layers.append(descriptor)

@@ -160,8 +160,10 @@ final class LayerProvider: Sendable {
         case .success(let resolved):
             if let descriptor = resolved.layers.first(where: { $0.digest == digest }) {
                 size = descriptor.size
+                // eStargz's TOC digest, else zstd:chunked's checksum of the stored TOC.
                 toc = toc ?? descriptor.annotations[SnapshotLabel.tocDigest]
                     ?? descriptor.annotations["io.github.containers.zstd-chunked.manifest-checksum"]
+                    ?? descriptor.annotations["io.containers.zstd-chunked.manifest-checksum"]
             } else {
                 manifestNote = " (the manifest of \(image) does not list it)"
             }
