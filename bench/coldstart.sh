@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Cold start of a container: from an empty state (fresh containerd root,
+# fresh snapshotter root, empty caches) pull + create + run of
+# `python3 -c 'print(1)'` in a Debian+python image, with
+#   overlayfs  containerd's own snapshotter, full `ctr images pull` + `ctr run`
+#   starling   `starling serve` as proxy snapshotter, `ctr-remote images rpull`
+#              of the eStargz image (ctr-remote images convert --estargz --oci)
+#   reference  containerd-stargz-grpc 0.12 (../shared/peer/build-peer.sh) as
+#              proxy snapshotter `stargz`, `ctr-remote images rpull` of the same
+#              eStargz image
+# each directly on loopback and through `slowlink --rtt-ms 20 --mbit 200`
+# in front of the registry (the image reference then names the slowlink's
+# 127.0.0.1:PORT; the registry does not care which host name it is reached by).
+# Median of RUNS per variant and link; the variants take turns within a run.
+# Prints `RATIO coldstart-<link>-starling/reference: value (target <= 0.65)`
+# and Starling/overlayfs, reference/overlayfs.
+#
+# Needs root, docker-registry, skopeo, debootstrap (first run only; the
+# rootfs is cached in /var/tmp/debian-rootfs), containerd, ctr, runc,
+# ctr-remote, /dev/fuse; golang-go and the Debian stargz-snapshotter sources
+# to build the reference daemon (build-peer.sh installs them).
+#   STARLING=path/to/starling bench/coldstart.sh   (bench/run sets STARLING;
+#       otherwise it is built in .build-coldstart)
+#   STARGZ_GRPC=path/to/containerd-stargz-grpc     (default: built by
+#       build-peer.sh into PEER_WORK, default /var/tmp/stargz-build)
+#   RUNS=3  LINKS="loopback wan"  VARIANTS="overlayfs starling reference"
+#       (also: starling-nobg, Starling with [lazy] background_fetch = false)
+#   RTT_MS=20 MBIT=200 (the wan link)   LOG_LEVEL=info (both snapshotters)
+#   IDLE_TIMEOUT=1800: seconds to wait for other compilations (swift-frontend)
+#       to finish before each timed run; then it measures anyway and says so
+#   KEEP=1 keeps the work directory (daemon logs) for inspection
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+shared=${SHARED:-$(cd "$repo/.." && pwd)/shared}
+[ -d "$shared/bin" ] || shared=/work/shared
+if [ -z "${STARLING:-}" ]; then
+  (cd "$repo" && swift build -c release --scratch-path .build-coldstart --product starling >&2)
+  STARLING="$(cd "$repo" && swift build -c release --scratch-path .build-coldstart --show-bin-path)/starling"
+fi
+if [ -z "${STARGZ_GRPC:-}" ]; then
+  PEER_WORK=${PEER_WORK:-/var/tmp/stargz-build}
+  STARGZ_GRPC=$PEER_WORK/bin/containerd-stargz-grpc
+  if [ ! -x "$STARGZ_GRPC" ]; then
+    echo "building the reference daemon (build-peer.sh, WORK=$PEER_WORK)" >&2
+    WORK=$PEER_WORK sh "$shared/peer/build-peer.sh" >&2
+  fi
+fi
+RUNS=${RUNS:-3}
+LINKS=${LINKS:-loopback wan}
+VARIANTS=${VARIANTS:-overlayfs starling reference}
+RTT_MS=${RTT_MS:-20}
+MBIT=${MBIT:-200}
+LOG_LEVEL=${LOG_LEVEL:-info}
+IDLE_TIMEOUT=${IDLE_TIMEOUT:-1800}
+
+work=$(mktemp -d /var/tmp/starling-coldstart.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  # overlay and FUSE mounts made under our temp root
+  { grep -o " $work[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+free_port() {
+  local p
+  while :; do
+    p=$(shuf -i 20000-60000 -n 1)
+    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
+  done
+}
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.1; done; return 1; }
+wait_socket() { # PID SOCKET: until the socket accepts connections (or the process died)
+  for _ in $(seq 300); do
+    kill -0 "$1" 2>/dev/null || return 1
+    [ -S "$2" ] && python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$2" 2>/dev/null && return
+    sleep 0.1
+  done
+  return 1
+}
+# Other engineers compile on this machine: wait until no swift-frontend runs.
+busy_notes=()
+wait_idle() {
+  local waited=0 n
+  while n=$(pgrep -c swift-frontend || true); [ "${n:-0}" != 0 ]; do
+    [ $waited = 0 ] && echo "waiting for $n swift-frontend process(es) to finish ($1)" >&2
+    if [ $waited -ge "$IDLE_TIMEOUT" ]; then
+      busy_notes+=("$1: $n swift-frontend still running after ${waited}s, measured anyway")
+      echo "machine still busy after ${waited}s; measuring $1 anyway" >&2
+      return
+    fi
+    sleep 5; waited=$((waited + 5))
+  done
+  [ $waited = 0 ] || busy_notes+=("$1: waited ${waited}s for compilations to finish")
+}
+
+cpu_busy() { # percent of all CPUs busy over the last 0.5 s (everything, our own daemons included)
+  local a b a1 a2 a3 a4 a5 a6 a7 b1 b2 b3 b4 b5 b6 b7
+  read -r _ a1 a2 a3 a4 a5 a6 a7 _ < /proc/stat; sleep 0.5
+  read -r _ b1 b2 b3 b4 b5 b6 b7 _ < /proc/stat
+  a=$(( (b1+b2+b3+b6+b7) - (a1+a2+a3+a6+a7) )); b=$(( a + b4 + b5 - a4 - a5 ))
+  echo $(( b > 0 ? 100 * a / b : 0 ))
+}
+
+# --- registry on loopback, and a slowlink in front of it
+port=$(free_port)
+mkdir -p "$work/registry"
+cat > "$work/registry/config.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/registry/storage}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$port}
+YAML
+docker-registry serve "$work/registry/config.yml" 2>"$work/registry/log" &
+pids+=($!)
+wait_port "$port" || { echo "registry did not start" >&2; exit 1; }
+registry=127.0.0.1:$port
+sport=$(free_port)
+"$shared/bin/slowlink" --listen "127.0.0.1:$sport" --upstream "$registry" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
+  --max-seconds 86400 2>"$work/slowlink.log" &
+pids+=($!)
+wait_port "$sport" || { echo "slowlink did not start" >&2; exit 1; }
+slow=127.0.0.1:$sport
+
+# --- the gzip image (debootstrap once, cached)
+echo "building debian-python image (first run debootstraps; later runs reuse the cache)" >&2
+CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/debian-python:1" python3 >/dev/null
+
+# --- a private containerd (own root, state, socket), optionally with a proxy snapshotter
+start_containerd() { # DIR [PROXY_NAME PROXY_SOCKET]
+  local dir=$1
+  mkdir -p "$dir/root" "$dir/state" "$dir/opt"
+  cat > "$dir/config.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$dir/containerd.sock"
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+TOML
+  if [ $# -ge 3 ]; then
+    printf '[proxy_plugins.%s]\n  type = "snapshot"\n  address = "%s"\n' "$2" "$3" >> "$dir/config.toml"
+  fi
+  containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do [ -S "$dir/containerd.sock" ] && ctr -a "$dir/containerd.sock" version >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "containerd did not start: $(tail -5 "$dir/containerd.log")" >&2; exit 1
+}
+stop_last() { # SIGNAL: stops the newest process in pids
+  local pid=${pids[-1]}
+  kill -"$1" "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset 'pids[-1]'
+}
+unmount_under() { { grep -o " $1[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done; }
+
+# --- convert to eStargz with the reference converter and push it
+start_containerd "$work/convert"
+ctrr() { ctr-remote -a "$work/convert/containerd.sock" -n bench "$@"; }
+ctrr images pull --plain-http "$registry/debian-python:1" >/dev/null
+ctrr images convert --oci --estargz "$registry/debian-python:1" "$registry/debian-python:esgz" >/dev/null
+ctrr images push --plain-http "$registry/debian-python:esgz" >/dev/null
+stop_last TERM; unmount_under "$work/convert"; rm -rf "$work/convert"
+for tag in 1 esgz; do
+  m=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$registry/v2/debian-python/manifests/$tag")
+  echo "debian-python:$tag: $(jq '.layers | length' <<<"$m") layer(s), $(jq '[.layers[].size] | add' <<<"$m") bytes" >&2
+done
+
+# --- one cold start: fresh daemons, then timed pull + run
+# Sets res_total, res_pull, res_run (seconds).
+cold_start() { # LINK VARIANT RUN
+  local link=$1 variant=$2 i=$3 host dir sn ref snapshotter out t0 t1 t2
+  case $link in loopback) host=$registry ;; wan) host=$slow ;; *) echo "unknown link $link" >&2; exit 1 ;; esac
+  dir=$work/$link-$variant-$i
+  mkdir -p "$dir"
+  case $variant in
+    overlayfs)
+      snapshotter=overlayfs; ref=$host/debian-python:1
+      start_containerd "$dir" ;;
+    starling|starling-nobg)
+      snapshotter=starling; ref=$host/debian-python:esgz; sn=$dir/run/starling.sock
+      : > "$dir/starling.toml"
+      [ "$variant" = starling ] || printf '[lazy]\nbackground_fetch = false\n' > "$dir/starling.toml"
+      "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" --log-level "$LOG_LEVEL" \
+        --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
+      pids+=($!)
+      wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
+      start_containerd "$dir" starling "$sn" ;;
+    reference)
+      snapshotter=stargz; ref=$host/debian-python:esgz; sn=$dir/run/stargz.sock
+      cat > "$dir/stargz.toml" <<TOML
+[[resolver.host."$host".mirrors]]
+host = "$host"
+insecure = true
+TOML
+      "$STARGZ_GRPC" -root "$dir/stargz-root" -address "$sn" -config "$dir/stargz.toml" -log-level "$LOG_LEVEL" \
+        >"$dir/stargz.log" 2>&1 &
+      pids+=($!)
+      wait_socket "${pids[-1]}" "$sn" || { echo "containerd-stargz-grpc did not start: $(tail -5 "$dir/stargz.log")" >&2; exit 1; }
+      start_containerd "$dir" stargz "$sn" ;;
+    *) echo "unknown variant $variant" >&2; exit 1 ;;
+  esac
+  local c=(-a "$dir/containerd.sock" -n bench)
+  wait_idle "$link $variant run $i"
+  res_busy=$(cpu_busy)
+  t0=$(now)
+  if [ "$variant" = overlayfs ]; then
+    ctr "${c[@]}" images pull --plain-http --snapshotter overlayfs "$ref" >/dev/null
+  else
+    ctr-remote "${c[@]}" images rpull --plain-http --snapshotter "$snapshotter" "$ref" >/dev/null
+  fi
+  t1=$(now)
+  out=$(ctr "${c[@]}" run --rm --snapshotter "$snapshotter" "$ref" "coldstart-$i" python3 -c 'print(1)')
+  t2=$(now)
+  [ "$out" = 1 ] || { echo "$link $variant run $i: container printed '$out', not 1" >&2; exit 1; }
+  res_note=""
+  if [ "$snapshotter" = starling ]; then # Starling's own account of the lazy layer(s)
+    res_note=$(cat "$dir"/starling-root/snapshots/*/fs/.starling/*.json 2>/dev/null | jq -rs \
+      '", starling: \(map(.requests) | add) requests, \(map(.fetchedBytes) | add) bytes fetched when the container exited"' || true)
+  fi
+  # stop containerd, then the snapshotter (SIGINT: the reference daemon unmounts on SIGINT only)
+  stop_last TERM
+  [ "$variant" = overlayfs ] || stop_last INT
+  unmount_under "$dir"
+  if [ "${KEEP:-0}" = 1 ]; then
+    rm -rf "$dir/root" "$dir/starling-root" "$dir/stargz-root"
+  else
+    rm -rf "$dir"
+  fi
+  res_total=$(echo "$t2 - $t0" | bc); res_pull=$(echo "$t1 - $t0" | bc); res_run=$(echo "$t2 - $t1" | bc)
+}
+
+declare -A total pull run
+for link in $LINKS; do
+  for i in $(seq "$RUNS"); do
+    for variant in $VARIANTS; do
+      cold_start "$link" "$variant" "$i"
+      echo "$link $variant run $i: total $res_total s (pull $res_pull s, run $res_run s)$res_note; CPU ${res_busy}% busy just before" >&2
+      [ "$res_busy" -lt "${BUSY_PERCENT:-30}" ] || busy_notes+=("$link $variant run $i: CPU ${res_busy}% busy just before")
+      total[$link-$variant]+="$res_total "; pull[$link-$variant]+="$res_pull "; run[$link-$variant]+="$res_run "
+    done
+  done
+done
+
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+ratio() { echo "scale=2; $1 / $2" | bc | sed 's/^\./0./'; }
+link_desc() { if [ "$1" = wan ]; then echo "slowlink rtt ${RTT_MS} ms, ${MBIT} Mbit/s"; else echo "loopback"; fi; }
+declare -A m
+for link in $LINKS; do
+  for variant in $VARIANTS; do
+    k=$link-$variant
+    m[$k]=$(med "${total[$k]}")
+    printf '%-9s %-13s cold start median %6.2f s (pull %.2f s + run %.2f s); runs:%s s\n' "$link" "$variant" \
+      "${m[$k]}" "$(med "${pull[$k]}")" "$(med "${run[$k]}")" "$(printf ' %.2f' ${total[$k]})"
+  done
+done
+for link in $LINKS; do
+  d=$(link_desc "$link")
+  if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-reference]:-}" ]; then
+    echo "RATIO coldstart-$link-starling/reference: $(ratio "${m[$link-starling]}" "${m[$link-reference]}") (Starling ${m[$link-starling]} s / containerd-stargz-grpc ${m[$link-reference]} s, $d; target <= 0.65)"
+  fi
+  if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-overlayfs]:-}" ]; then
+    echo "RATIO coldstart-$link-starling/overlayfs: $(ratio "${m[$link-starling]}" "${m[$link-overlayfs]}") (Starling lazy pull ${m[$link-starling]} s / overlayfs full pull ${m[$link-overlayfs]} s, $d)"
+  fi
+  if [ -n "${m[$link-starling-nobg]:-}" ] && [ -n "${m[$link-reference]:-}" ]; then
+    echo "RATIO coldstart-$link-starling-nobg/reference: $(ratio "${m[$link-starling-nobg]}" "${m[$link-reference]}") (Starling without background fetch ${m[$link-starling-nobg]} s / containerd-stargz-grpc ${m[$link-reference]} s, $d; diagnostic)"
+  fi
+  if [ -n "${m[$link-reference]:-}" ] && [ -n "${m[$link-overlayfs]:-}" ]; then
+    echo "RATIO coldstart-$link-reference/overlayfs: $(ratio "${m[$link-reference]}" "${m[$link-overlayfs]}") (containerd-stargz-grpc ${m[$link-reference]} s / overlayfs ${m[$link-overlayfs]} s, $d)"
+  fi
+done
+if [ ${#busy_notes[@]} -gt 0 ]; then
+  echo "note: the machine was busy:"; printf '  %s\n' "${busy_notes[@]}"
+fi
