@@ -24,6 +24,8 @@ final class LayerFilesystem: FuseRequestHandler {
     private let mountTime: Int64
     private let totalBytes: Int64
     private let handles = Mutex(HandleTable())
+    /// True once the kernel agreed to zero-message opendir (see `openDirectory`).
+    private let zeroMessageOpendir = Mutex(false)
     private let reportedReadFailures = Mutex(Set<EntryID>())
     /// Signalled once the kernel connection is initialized.
     let initialized = DispatchSemaphore(value: 0)
@@ -33,6 +35,9 @@ final class LayerFilesystem: FuseRequestHandler {
         var next: UInt64 = 1
         var listings: [UInt64: [FuseDirectoryEntry]] = [:]
         var snapshots: [UInt64: [UInt8]] = [:]
+        /// Large listings of directories opened without a handle, by inode,
+        /// while the kernel pages through them (at most a few at a time).
+        var pagedListings: [UInt64: [FuseDirectoryEntry]] = [:]
 
         mutating func allocate() -> UInt64 {
             defer { next += 1 }
@@ -71,6 +76,13 @@ final class LayerFilesystem: FuseRequestHandler {
         set(.readdirPlusAuto, false)
         set(.parallelDirectoryOperations, options.parallelDirectoryOperations)
         set(.cacheSymlinks, options.cacheSymlinks)
+        // With cached listings, a directory open needs nothing from us: let
+        // the kernel open directories without a round trip (a `find` over a
+        // root filesystem otherwise pays an OPENDIR and a RELEASEDIR per
+        // directory, about as much as the rest of the walk).
+        let zeroMessage = options.cacheDirectories && connection.capable.contains(.noOpendirSupport)
+        set(.noOpendirSupport, zeroMessage)
+        zeroMessageOpendir.withLock { $0 = zeroMessage }
         // The layer never changes: never drop cached pages because of attributes.
         set(.autoInvalidateData, false)
         connection.maxWrite = options.maxRead
@@ -209,6 +221,10 @@ final class LayerFilesystem: FuseRequestHandler {
         case .entry(let id):
             let entry = index.entry(id)
             guard entry.type == .directory else { throw .notDirectory }
+            // ENOSYS turns on zero-message opendir for the connection; this
+            // open and all later ones succeed in the kernel (handle 0, listing
+            // cached), and `readDirectory` lists by inode.
+            if zeroMessageOpendir.withLock({ $0 }) { throw .notSupported }
             listing = directoryListing(of: id)
             cacheable = options.cacheDirectories
         case .stateDirectory:
@@ -229,13 +245,45 @@ final class LayerFilesystem: FuseRequestHandler {
 
     func readDirectory(_ inode: UInt64, handle: UInt64, offset: Int64,
                        emit: (FuseDirectoryEntry) -> Bool) throws(FuseErrno) {
-        guard let listing = handles.withLock({ $0.listings[handle] }) else { throw .invalid }
         guard offset >= 0 else { throw .invalid }
+        let listing: [FuseDirectoryEntry]
+        if handle == 0, offset > 0, let paged = handles.withLock({ $0.pagedListings[inode] }) {
+            listing = paged
+        } else if handle == 0 {
+            // Opened by the kernel alone (zero-message opendir): the layer is
+            // immutable, so the listing is the same whenever it is built.
+            // The kernel caches it, so this runs about once per directory.
+            switch inodes.target(of: inode) {
+            case .entry(let id):
+                guard index.entry(id).type == .directory else { throw .notDirectory }
+                listing = directoryListing(of: id)
+            case .stateDirectory:
+                listing = stateDirectoryListing()
+            case .stateFile:
+                throw .notDirectory
+            case nil:
+                throw .noEntry
+            }
+        } else {
+            guard let opened = handles.withLock({ $0.listings[handle] }) else { throw .invalid }
+            listing = opened
+        }
         var position = Int(offset)
         while position < listing.count {
-            guard emit(listing[position]) else { return }
+            guard emit(listing[position]) else {
+                // The reply is full: the kernel will ask for the rest. Keep a
+                // big listing for that instead of building it once per page.
+                if handle == 0 && listing.count > 64 {
+                    handles.withLock { table in
+                        if table.pagedListings.count >= 16 { table.pagedListings.removeAll() }
+                        table.pagedListings[inode] = listing
+                    }
+                }
+                return
+            }
             position += 1
         }
+        if handle == 0 { handles.withLock { _ = $0.pagedListings.removeValue(forKey: inode) } }
     }
 
     func releaseDirectory(_ inode: UInt64, handle: UInt64) {

@@ -392,15 +392,21 @@ struct LayerIndexBuilder {
     }
 
     private mutating func link(path: String, parent: UInt32, nameStart: UInt32, nameLength: UInt16, inode: UInt32) {
-        if let existing = direntByPath[PathKey(path)] {
+        // One hash lookup finds the path or reserves its slot.
+        var existing: UInt32?
+        Self.findOrInsert(&direntByPath[PathKey(path), default: UInt32.max], UInt32(dirents.count), &existing)
+        if let existing {
             dirents[Int(existing)].inode = inode
             dirents[Int(existing)].nameStart = nameStart
             if let last = lastDirectory, PathKey.sameBytes(last.path, path) { lastDirectory = nil }
             return
         }
-        direntByPath[PathKey(path)] = UInt32(dirents.count)
         dirents.append(PendingDirent(parent: parent, nameStart: nameStart, nameLength: nameLength, inode: inode))
         childCounts[Int(parent)] += 1
+    }
+
+    private static func findOrInsert(_ slot: inout UInt32, _ value: UInt32, _ existing: inout UInt32?) {
+        if slot == UInt32.max { slot = value } else { existing = slot }
     }
 
     private mutating func appendName(_ name: String) -> UInt32 {

@@ -103,6 +103,10 @@ struct FuseCapabilities: OptionSet, Sendable {
     static let parallelDirectoryOperations = FuseCapabilities(rawValue: 1 << 18)
     /// The kernel caches symlink targets in the page cache.
     static let cacheSymlinks = FuseCapabilities(rawValue: 1 << 23)
+    /// Zero-message opendir: once OPENDIR answers ENOSYS, the kernel opens
+    /// directories itself (with `keep_cache` and `cache_readdir`) and sends
+    /// no OPENDIR/RELEASEDIR at all (Linux 5.1).
+    static let noOpendirSupport = FuseCapabilities(rawValue: 1 << 24)
     /// Splice reads from /dev/fuse into the filesystem (unused by a read-only layer).
     static let spliceRead = FuseCapabilities(rawValue: 1 << 9)
 }
