@@ -58,7 +58,10 @@ final class EndToEndHarness: @unchecked Sendable {
             try FileManager.default.createSymbolicLink(atPath: "\(root)/bin/\(tool)", withDestinationPath: "busybox")
         }
         try "hello from \(name)\n".write(toFile: "\(root)/etc/hello.txt", atomically: false, encoding: .utf8)
-        try Data(pseudoRandomBytes(count: bigFileBytes, seed: UInt64(name.utf8.count))).write(to: URL(fileURLWithPath: "\(root)/data/big.bin"))
+        // A seed per name: the chunk cache is shared by content, so two
+        // trees with the same big file would share their downloads.
+        let seed = name.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+        try Data(pseudoRandomBytes(count: bigFileBytes, seed: seed)).write(to: URL(fileURLWithPath: "\(root)/data/big.bin"))
         return root
     }
 

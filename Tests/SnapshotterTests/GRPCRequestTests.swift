@@ -204,8 +204,12 @@ final class GRPCRequestTests: XCTestCase {
         }
     }
 
-    func testSocketIsPrivateToRoot() async throws {
-        try await withDaemon { _, daemon in
+    func testSocketIsPrivateToRoot() throws {
+        let work = try TemporaryDirectory(prefix: "starling-grpc")
+        defer { work.remove() }
+        let daemon = try StarlingDaemon(directory: work, config: "[cvmfs]\nenabled = false\n")
+        defer { daemon.stop() }
+        do {
             let socket = try FileManager.default.attributesOfItem(atPath: daemon.socket)
             let directory = try FileManager.default.attributesOfItem(atPath: (daemon.socket as NSString).deletingLastPathComponent)
             XCTAssertEqual((socket[.posixPermissions] as? NSNumber)?.intValue, 0o600)
