@@ -70,3 +70,43 @@ struct LayerMountTests {
         }
     }
 }
+
+/// Directories are opened by the kernel alone (zero-message opendir, with
+/// cached listings) and listed by inode; a listing longer than one READDIR
+/// reply is paged through. The same listing with `--disable cache-readdir`
+/// (OPENDIR answered, listing per handle).
+struct LargeDirectoryListingTests {
+    @Test("a directory of 3,000 entries lists completely, twice, with and without cached listings",
+          arguments: [false, true])
+    func largeDirectoryListsCompletely(disableCacheReaddir: Bool) throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let tree = directory.appending("src")
+        let names = (0..<3_000).map { String(format: "entry-with-a-longish-name-%05d", $0) }
+        try FileManager.default.createDirectory(atPath: tree + "/big/sub", withIntermediateDirectories: true)
+        for name in names { try Data(name.utf8).write(to: URL(fileURLWithPath: tree + "/big/" + name)) }
+        let blob = directory.appending("layer.estargz")
+        _ = try MountSupport.writeLayer(from: tree, to: blob, options: LayerConversionOptions(format: .estargz))
+        var options = FuseMountOptions()
+        if disableCacheReaddir { options = options.disabling(.cacheDirectories) }
+        try MountSupport.withMount(try MountSupport.openContent(blob: blob), under: directory, options: options) { root, _ throws in
+            for _ in 0..<2 {
+                let listed = try FileManager.default.contentsOfDirectory(atPath: root + "/big").sorted()
+                #expect(listed == (names + ["sub"]).sorted())
+            }
+            // Interleaved listings of two directories (paged listings by inode).
+            let a = opendir(root + "/big"), b = opendir(root)
+            defer { if let a { closedir(a) }; if let b { closedir(b) } }
+            var countA = 0, countB = 0
+            while true {
+                let ea = a.flatMap { readdir($0) }, eb = b.flatMap { readdir($0) }
+                if ea != nil { countA += 1 }
+                if eb != nil { countB += 1 }
+                if ea == nil && eb == nil { break }
+            }
+            #expect(countA == 3_000 + 1 + 2)  // entries, sub, "." and ".."
+            #expect(countB == 1 + 2)          // big, ".", ".."
+            #expect(try String(contentsOfFile: root + "/big/" + names[2_999], encoding: .utf8) == names[2_999])
+        }
+    }
+}
