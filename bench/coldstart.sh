@@ -25,6 +25,8 @@
 #       build-peer.sh into PEER_WORK, default /var/tmp/stargz-build)
 #   RUNS=3  LINKS="loopback wan"  VARIANTS="overlayfs starling reference"
 #       (also: starling-nobg, Starling with [lazy] background_fetch = false)
+#   STARLING_TOML='[lazy]...': Starling config for experiments (default: none,
+#       i.e. all defaults; starling-nobg appends its [lazy] table instead)
 #   RTT_MS=20 MBIT=200 (the wan link)   LOG_LEVEL=info (both snapshotters)
 #   IDLE_TIMEOUT=1800: seconds to wait for other compilations (swift-frontend)
 #       to finish before each timed run; then it measures anyway and says so
@@ -204,7 +206,7 @@ cold_start() { # LINK VARIANT RUN
       start_containerd "$dir" ;;
     starling|starling-nobg)
       snapshotter=starling; ref=$host/debian-python:esgz; sn=$dir/run/starling.sock
-      : > "$dir/starling.toml"
+      printf '%s\n' "${STARLING_TOML:-}" > "$dir/starling.toml"
       [ "$variant" = starling ] || printf '[lazy]\nbackground_fetch = false\n' > "$dir/starling.toml"
       "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" --log-level "$LOG_LEVEL" \
         --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
