@@ -7,8 +7,8 @@ import StargzReader
 /// slower than a full pull: once the stream runs, reads find their chunks
 /// local or in flight and make no round trips of their own.
 ///
-/// Priority: before each request a worker waits (up to `foregroundYield`)
-/// while on-demand fetches are running, and only `concurrency` requests are
+/// Priority: before each request a worker waits until on-demand fetches
+/// have been quiet for `idleBeforeStart` seconds, and only `concurrency` requests are
 /// ever in flight for the background, so on-demand reads find a free
 /// connection. A failed request is retried with exponential backoff; after
 /// `maxAttempts` failures in a row the background gives up (logged, shown in
@@ -44,9 +44,12 @@ extension LazyLayer {
         var passes = 1
         while true {
             condition.lock()
-            let yieldUntil = Date().addingTimeInterval(settings.foregroundYield)
-            while mutable.foregroundFetches > 0 && !mutable.closed {
-                if !condition.wait(until: yieldUntil) { break }
+            // On-demand reads first: wait until they have been quiet for a while.
+            while !mutable.closed {
+                let quietSince = mutable.foregroundFetches > 0 ? Date() : mutable.lastForegroundActivity
+                let resume = quietSince.addingTimeInterval(settings.idleBeforeStart)
+                if resume <= Date() { break }
+                _ = condition.wait(until: resume)
             }
             if mutable.closed || isBackgroundFinished(mutable.background) {
                 mutable.backgroundWorkers -= 1

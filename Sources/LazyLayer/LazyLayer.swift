@@ -57,6 +57,8 @@ public final class LazyLayer: @unchecked Sendable {
         /// Where the last read of a file ended, to detect sequential reads.
         var lastReadEnd: [EntryID: Int64] = [:]
         var foregroundFetches = 0
+        /// When an on-demand fetch last started or ended (the mount counts).
+        var lastForegroundActivity = Date()
         var closed = false
         var started = false
         var prefetch: PhaseStatus = .notStarted
@@ -197,18 +199,27 @@ public final class LazyLayer: @unchecked Sendable {
                 mine.append(position)
             }
         }
+        var readahead: [Int] = []
         if !mine.isEmpty {
-            mine = extendWithReadahead(mine, entry: id, sequential: sequential)
-            mutable.foregroundFetches += 1
+            readahead = extendWithReadahead(mine, entry: id, sequential: sequential)
+            mutable.foregroundFetches += readahead.isEmpty ? 1 : 2
+            mutable.lastForegroundActivity = Date()
         }
         condition.unlock()
 
+        if !readahead.isEmpty {
+            let readahead = readahead
+            // Read-ahead goes out at the same time as a request of its own:
+            // this read waits only for the chunks it needs. (Readers of the
+            // read-ahead chunks find them in flight and wait for them.)
+            DispatchQueue.global(qos: .userInitiated).async { [self] in
+                fetch(positions: readahead, purpose: .foreground)
+                finishForegroundFetch()
+            }
+        }
         if !mine.isEmpty {
-            fetch(positions: mine, purpose: .foreground)
-            condition.lock()
-            mutable.foregroundFetches -= 1
-            condition.broadcast()
-            condition.unlock()
+            fetch(positions: mine.sorted(), purpose: .foreground)
+            finishForegroundFetch()
         }
         for i in recheck {
             pieces[i] = cache.get(Self.key(for: chunks[i], layer: digest), size: Int(chunks[i].size))
@@ -220,15 +231,23 @@ public final class LazyLayer: @unchecked Sendable {
         if let firstError { throw firstError }
     }
 
+    private func finishForegroundFetch() {
+        condition.lock()
+        mutable.foregroundFetches -= 1
+        mutable.lastForegroundActivity = Date()
+        condition.broadcast()
+        condition.unlock()
+    }
+
     /// Whether `position` needs fetching (caller holds `condition`).
     func isMissing(_ position: Int) -> Bool {
         !mutable.local[position] && mutable.inFlight[position] == nil && !cache.contains(key(position))
     }
 
-    /// Adds read-ahead to the chunks a read must fetch: a small file whole,
+    /// The read-ahead for the chunks a read must fetch: a small file whole,
     /// the rest of a sequentially read file, and the chunks that follow in
-    /// the blob (most likely read next). Registers the added chunks as in
-    /// flight. Caller holds `condition`.
+    /// the blob (most likely read next). Registers them as in flight and
+    /// returns them sorted. Caller holds `condition`.
     private func extendWithReadahead(_ required: [Int], entry id: EntryID, sequential: Bool) -> [Int] {
         var chosen = Set(required)
         var added: [Int] = []
@@ -265,7 +284,7 @@ public final class LazyLayer: @unchecked Sendable {
             }
         }
         for position in added { mutable.inFlight[position] = PendingChunk() }
-        return (required + added).sorted()
+        return added.sorted()
     }
 
     // MARK: fetching

@@ -53,6 +53,15 @@ public struct TOMLTableReader {
         return int
     }
 
+    /// A number ≥ 0 (integer or float).
+    public func number(_ key: String) throws(RegistryError) -> Double? {
+        guard let value = table[key] else { return nil }
+        guard let number = value.double ?? value.int.map(Double.init), number >= 0 else {
+            throw .invalidConfiguration("\(qualified(key)) must be a number >= 0")
+        }
+        return number
+    }
+
     public func positiveNumber(_ key: String) throws(RegistryError) -> Double? {
         guard let value = table[key] else { return nil }
         guard let number = value.double ?? value.int.map(Double.init), number > 0 else {

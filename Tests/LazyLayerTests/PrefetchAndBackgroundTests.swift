@@ -50,7 +50,8 @@ final class PrefetchAndBackgroundTests: XCTestCase {
         let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10, prioritized: Self.prioritized)
         let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
         let cacheDirectory = test.directory.appending("cache")
-        let options = LazyLayerOptions(background: BackgroundFetchOptions(requestBytes: 1 << 20, concurrency: 2))
+        let options = LazyLayerOptions(background: BackgroundFetchOptions(requestBytes: 1 << 20, concurrency: 2,
+                                                                          idleBeforeStart: 0.2))
         let lazy = try makeLazyLayer(test, source: source, cacheDirectory: cacheDirectory, memoryBytes: 0,
                                      options: options)
         source.reset()
@@ -72,10 +73,34 @@ final class PrefetchAndBackgroundTests: XCTestCase {
         XCTAssertEqual(source.requestCount, 0, "every read is local after background fetch")
     }
 
+    /// A container starting up reads in bursts: the background stream must
+    /// not fill the link meanwhile. It waits until reads (and the mount)
+    /// have been quiet for `idleBeforeStart`, then makes the layer local.
+    func testBackgroundWaitsUntilReadsAreQuiet() throws {
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10, prioritized: Self.prioritized)
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        let options = LazyLayerOptions(readaheadBytes: 0, wholeFileBytes: 0,
+                                       background: BackgroundFetchOptions(requestBytes: 1 << 20, idleBeforeStart: 1.5))
+        let lazy = try makeLazyLayer(test, source: source, cacheDirectory: test.directory.appending("cache"),
+                                     options: options)
+        let started = Date()
+        lazy.prefetch(timeout: 30)
+        // Reads that miss keep the background waiting.
+        for path in Array(test.files.keys).sorted().prefix(3) {
+            _ = try lazy.readAll(path: path)
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        XCTAssertEqual(lazy.counters().backgroundRequests, 0, "background ran while reads were active")
+        XCTAssertTrue(waitUntil(timeout: 60) { lazy.state().backgroundDone }, "\(lazy.state())")
+        XCTAssertGreaterThan(lazy.counters().backgroundRequests, 0)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 1.5)
+    }
+
     func testReadsDuringBackgroundFetchAreCorrect() throws {
         let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10)
         let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath), delay: 0.01)
-        let options = LazyLayerOptions(background: BackgroundFetchOptions(requestBytes: 256 << 10, concurrency: 2))
+        let options = LazyLayerOptions(background: BackgroundFetchOptions(requestBytes: 256 << 10, concurrency: 2,
+                                                                          idleBeforeStart: 0.2))
         let lazy = try makeLazyLayer(test, source: source, cacheDirectory: test.directory.appending("cache"),
                                      options: options)
         lazy.prefetch(timeout: 30)

@@ -17,6 +17,7 @@ final class ConfigurationTests: XCTestCase {
             background_fetch = false
             background_concurrency = 4
             background_max_bytes_per_second = 1000000
+            background_idle_seconds = 0
             memory_cache_bytes = 67108864
             disk_cache_bytes = 1073741824
             max_request_bytes = 1048576
@@ -46,6 +47,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertFalse(configuration.lazy.background.enabled)
         XCTAssertEqual(configuration.lazy.background.concurrency, 4)
         XCTAssertEqual(configuration.lazy.background.maxBytesPerSecond, 1_000_000)
+        XCTAssertEqual(configuration.lazy.background.idleBeforeStart, 0)
         XCTAssertEqual(configuration.memoryCacheBytes, 64 << 20)
         XCTAssertEqual(configuration.chunkCacheOptions.directory, "/srv/starling/cache")
         XCTAssertEqual(configuration.lazy.maxRequestBytes, 1 << 20)

@@ -80,7 +80,7 @@ struct DaemonConfiguration: Sendable {
     private mutating func applyLazy(_ table: TOMLTable) throws {
         let reader = TOMLTableReader(table: table, path: "lazy")
         try reader.allowOnly(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
-                              "background_max_bytes_per_second", "memory_cache_bytes", "disk_cache_bytes",
+                              "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes", "disk_cache_bytes",
                               "max_request_bytes", "readahead_bytes"])
         lazyEnabled = try reader.bool("enabled") ?? lazyEnabled
         if let value = try reader.positiveNumber("prefetch_timeout_seconds") { lazy.prefetchTimeout = value }
@@ -89,6 +89,7 @@ struct DaemonConfiguration: Sendable {
         if let value = try reader.integer("background_max_bytes_per_second", range: 0...Int.max) {
             lazy.background.maxBytesPerSecond = value == 0 ? nil : value
         }
+        if let value = try reader.number("background_idle_seconds") { lazy.background.idleBeforeStart = value }
         if let value = try reader.integer("memory_cache_bytes", range: 1 << 20...Int.max) { memoryCacheBytes = value }
         if let value = try reader.integer("disk_cache_bytes", range: 0...Int.max) { diskCacheBytes = value }
         if let value = try reader.integer("max_request_bytes", range: 64 << 10...1 << 30) { lazy.maxRequestBytes = value }
