@@ -35,6 +35,8 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CDeflate", path: "Sources/CDeflate", pkgConfig: "libdeflate",
+                       providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CFuse3", path: "Sources/CFuse3", pkgConfig: "fuse3",
                        providers: [.apt(["libfuse3-dev"])]),
         // curl_easy_setopt/getinfo are variadic, which Swift cannot call: a few
@@ -44,7 +46,7 @@ let package = Package(
 
         // MARK: format
         .target(name: "StargzReader", dependencies: [
-            "CZlib", "CZstd",
+            "CZlib", "CZstd", "CDeflate",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 

@@ -18,6 +18,6 @@ mkdir -p "$scratch/fuzz"
 objs=$(find "$dbg/Crypto.build" "$dbg/CCryptoBoringSSL.build" "$dbg/CCryptoBoringSSLShims.build" \
             "$dbg/CryptoBoringWrapper.build" "$dbg/CXKCP.build" "$dbg/CXKCPShims.build" -name '*.o')
 swiftc -sanitize=fuzzer,address -parse-as-library -g -Onone -module-name FuzzTOC \
-  -I "$dbg/Modules" -I Sources/CZlib -I Sources/CZstd \
-  Sources/StargzReader/*.swift fuzz/FuzzTOC.swift $objs -lz -lzstd -lstdc++ -o "$scratch/fuzz/fuzz-toc"
+  -I "$dbg/Modules" -I Sources/CZlib -I Sources/CZstd -I Sources/CDeflate \
+  Sources/StargzReader/*.swift fuzz/FuzzTOC.swift $objs -lz -lzstd -ldeflate -lstdc++ -o "$scratch/fuzz/fuzz-toc"
 echo "$scratch/fuzz/fuzz-toc"

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   # build: C libraries Starling links
-  pkg-config libfuse3-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev
+  pkg-config libfuse3-dev zlib1g-dev libzstd-dev libdeflate-dev libcurl4-openssl-dev
   # run: FUSE mounts and CA store
   fuse3 ca-certificates
   # tests and benchmarks: the real components Starling talks to

@@ -1,41 +1,14 @@
 import CZlib
 
 /// The one place that talks to zlib. Everything else in the module works on
-/// byte arrays; this file turns them into gzip members and back.
+/// byte arrays; this file turns gzip members back into bytes.
 ///
-/// eStargz is a concatenation of gzip members, so the needs are small: compress
-/// one member at a given level, and decompress a prefix of a member stream with
-/// a hard cap on output (a malicious blob must not make us allocate without
-/// bound).
+/// eStargz is a concatenation of gzip members, so the needs are small:
+/// decompress a prefix of a member stream, or a whole stream, with a hard cap
+/// on output (a malicious blob must not make us allocate without bound).
+/// Compression lives in `LibdeflateCodec`: the writer always holds a whole
+/// member in memory, where libdeflate is much faster than zlib.
 enum GzipCodec {
-    /// Compresses `input` into one complete gzip member (header with mtime 0,
-    /// so the output is deterministic).
-    static func compressMember(_ input: ArraySlice<UInt8>, level: Int32) throws -> [UInt8] {
-        var stream = z_stream()
-        // 15 bits of window + 16 = gzip wrapper; memLevel 8 is zlib's default.
-        let initStatus = deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
-                                       zlibVersion(), Int32(MemoryLayout<z_stream>.size))
-        guard initStatus == Z_OK else { throw StargzError.compressionFailed("deflateInit2 returned \(initStatus)") }
-        defer { deflateEnd(&stream) }
-        let bound = Int(deflateBound(&stream, uLong(input.count))) + 64
-        var output = [UInt8](repeating: 0, count: bound)
-        let produced: Int = try input.withUnsafeBufferPointer { inBuf in
-            try output.withUnsafeMutableBufferPointer { outBuf in
-                stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
-                stream.avail_in = uInt(inBuf.count)
-                stream.next_out = outBuf.baseAddress
-                stream.avail_out = uInt(outBuf.count)
-                let status = deflate(&stream, Z_FINISH)
-                guard status == Z_STREAM_END else {
-                    throw StargzError.compressionFailed("deflate returned \(status)")
-                }
-                return outBuf.count - Int(stream.avail_out)
-            }
-        }
-        output.removeSubrange(produced...)
-        return output
-    }
-
     /// Decompresses the gzip member stream in `input`, discards the first
     /// `skip` bytes of output and returns the next `count` bytes.
     ///

@@ -88,14 +88,14 @@ struct GzipLayerCodec: LayerCodec {
     }
 
     func compress(_ data: ArraySlice<UInt8>, level: Int32) throws -> [UInt8] {
-        try GzipCodec.compressMember(data, level: level)
+        try LibdeflateCodec.compressGzipMember(data, level: level)
     }
 
     func tocAndFooter(tocJSON: [UInt8], offset: Int64, level: Int32) throws -> EncodedTail {
         var tar = TarFormat.ustarHeader(name: Self.tocTarName, size: tocJSON.count, mode: 0)
         tar += tocJSON
         tar += [UInt8](repeating: 0, count: TarFormat.padding(for: tocJSON.count) + 2 * TarFormat.blockSize)
-        let member = try GzipCodec.compressMember(tar[...], level: level)
+        let member = try LibdeflateCodec.compressGzipMember(tar[...], level: level)
         return EncodedTail(bytes: member + Self.footerBytes(tocOffset: offset), uncompressedTail: tar, annotations: [:])
     }
 }

@@ -22,7 +22,7 @@ struct CraftedBlob {
 
     mutating func addMember(_ content: [UInt8]) throws {
         offsets.append(Int64(data.count))
-        data += try GzipCodec.compressMember(content[...], level: 6)
+        data += try LibdeflateCodec.compressGzipMember(content[...], level: 6)
     }
 
     func finish(toc: String) throws -> (source: MemoryBlobSource, tocDigest: String) {
@@ -238,7 +238,7 @@ struct BadInputTests {
         // A small gzip member that inflates past the cap is refused while inflating.
         var tar = TarFormat.ustarHeader(name: "stargz.index.json", size: 100_000_000, mode: 0)
         tar += [UInt8](repeating: 0x20, count: 70 << 20)
-        let member = try GzipCodec.compressMember(tar[...], level: 9)
+        let member = try LibdeflateCodec.compressGzipMember(tar[...], level: 9)
         let bomb = member + GzipLayerCodec.footerBytes(tocOffset: 0)
         #expect(throws: StargzError.self) {
             try StargzLayer.open(source: MemoryBlobSource(bytes: bomb), tocDigest: nil, verification: .disabled)

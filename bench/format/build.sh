@@ -10,7 +10,7 @@ rel="$bp/release"
 objs=$(find "$rel/Crypto.build" "$rel/CCryptoBoringSSL.build" "$rel/CCryptoBoringSSLShims.build" \
             "$rel/CryptoBoringWrapper.build" "$rel/CXKCP.build" "$rel/CXKCPShims.build" -name '*.o')
 mkdir -p "$bp/format-bench"
-swiftc -O -wmo -parse-as-library -module-name FormatBench -I "$rel/Modules" -I Sources/CZlib -I Sources/CZstd \
-  Sources/StargzReader/*.swift bench/format/FormatBench.swift $objs -lz -lzstd -lstdc++ \
+swiftc -O -wmo -parse-as-library -module-name FormatBench -I "$rel/Modules" -I Sources/CZlib -I Sources/CZstd -I Sources/CDeflate \
+  Sources/StargzReader/*.swift bench/format/FormatBench.swift $objs -lz -lzstd -ldeflate -lstdc++ \
   -o "$bp/format-bench/format-bench" >&2
 echo "$bp/format-bench/format-bench"
