@@ -59,6 +59,10 @@ public final class LazyLayer: @unchecked Sendable {
         var foregroundFetches = 0
         /// When an on-demand fetch last started or ended (the mount counts).
         var lastForegroundActivity = Date()
+        /// Adaptive blob-order read-ahead: the current window and the chunk
+        /// position right after the last on-demand fetch.
+        var readaheadWindow: Int64 = 0
+        var nextExpectedMiss = -1
         var closed = false
         var started = false
         var prefetch: PhaseStatus = .notStarted
@@ -239,6 +243,12 @@ public final class LazyLayer: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// First blob-order read-ahead window of a scan.
+    static let initialReadahead: Int64 = 256 << 10
+    /// Chunk positions a miss may lie past the last fetch and still continue
+    /// a scan (parallel readers of one directory skip a few small files).
+    static let scanTolerance = 16
+
     /// Whether `position` needs fetching (caller holds `condition`).
     func isMissing(_ position: Int) -> Bool {
         !mutable.local[position] && mutable.inFlight[position] == nil && !cache.contains(key(position))
@@ -274,8 +284,17 @@ public final class LazyLayer: @unchecked Sendable {
                 budget -= Int64(table.chunks[position].compressedRange.count)
             }
         }
-        if options.readaheadBytes > 0, let last = chosen.max() {
-            var budget = Int64(options.readaheadBytes)
+        // A miss where (or just after where) the last fetch ended is a scan
+        // in blob order: widen the window; a miss elsewhere closes it.
+        if let first = required.min() {
+            let expected = mutable.nextExpectedMiss
+            let scanning = expected >= 0 && first >= expected && first <= expected + Self.scanTolerance
+            mutable.readaheadWindow = scanning
+                ? min(Int64(options.readaheadBytes), max(Self.initialReadahead, mutable.readaheadWindow * 2))
+                : 0
+        }
+        if mutable.readaheadWindow > 0, let last = chosen.max() {
+            var budget = mutable.readaheadWindow
             var position = last + 1
             while position < table.count, budget > 0 {
                 guard take(position) else { break }
@@ -283,6 +302,7 @@ public final class LazyLayer: @unchecked Sendable {
                 position += 1
             }
         }
+        if let last = chosen.max() { mutable.nextExpectedMiss = last + 1 }
         for position in added { mutable.inFlight[position] = PendingChunk() }
         return added.sorted()
     }

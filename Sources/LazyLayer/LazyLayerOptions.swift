@@ -9,9 +9,13 @@ public struct LazyLayerOptions: Sendable, Equatable {
     /// Two missing ranges closer than this are fetched as one range, the gap
     /// included: re-reading a few KiB is cheaper than a second range. Default 64 KiB.
     public var maxGapBytes: Int
-    /// On a miss, the missing chunks that follow in blob order (usually the
-    /// next files of the same directory) are fetched in the same request, up to
-    /// this many compressed bytes. 0 disables it. Default 512 KiB.
+    /// Largest blob-order read-ahead: on a miss, the missing chunks that
+    /// follow in blob order (the next files of the same directory) are
+    /// fetched too, beside the read. The window adapts: it stays closed while
+    /// misses land anywhere (a program starting up: speculative bytes would
+    /// only compete with the next round trip) and doubles from 256 KiB up to
+    /// this size while each miss lands where the last fetch ended (a scan in
+    /// blob order, such as reading every file). 0 disables it. Default 8 MiB.
     public var readaheadBytes: Int
     /// When a file is read sequentially (a read starts where the previous one
     /// ended), its next chunks are fetched in the same request, up to this
@@ -30,7 +34,7 @@ public struct LazyLayerOptions: Sendable, Equatable {
     public var background: BackgroundFetchOptions
 
     public init(maxRequestBytes: Int = 16 << 20, maxGapBytes: Int = 64 << 10,
-                readaheadBytes: Int = 512 << 10, sequentialReadaheadBytes: Int = 8 << 20,
+                readaheadBytes: Int = 8 << 20, sequentialReadaheadBytes: Int = 8 << 20,
                 wholeFileBytes: Int = 1 << 20, prefetchTimeout: Double = 10,
                 prefetchMaxRequestBytes: Int = 256 << 20,
                 background: BackgroundFetchOptions = BackgroundFetchOptions()) {

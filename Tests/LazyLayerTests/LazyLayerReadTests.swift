@@ -107,6 +107,31 @@ final class LazyLayerReadTests: XCTestCase {
         }
     }
 
+    /// Read-ahead adapts to the access pattern: a program picking files here
+    /// and there gets no speculative bytes (they would compete with its next
+    /// round trip); a scan in blob order gets windows that grow, so reading
+    /// every file takes a handful of requests.
+    func testReadaheadStaysClosedForScatteredReadsAndGrowsForAScan() throws {
+        var files: [String: [UInt8]] = [:]
+        for i in 0..<60 { files[String(format: "lib/m%02d.py", i)] = randomBytes(40_000, seed: UInt64(100 + i)) }
+        let test = try TestLayer(files: files)
+        let names = files.keys.sorted()  // blob order: tar --sort=name
+
+        let scattered = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        let lazyScattered = try makeLazyLayer(test, source: scattered)
+        scattered.reset()
+        let picks = [37, 3, 52, 18, 44, 9, 29]
+        for i in picks { XCTAssertEqual(try lazyScattered.readAll(path: names[i]), files[names[i]]) }
+        XCTAssertEqual(scattered.requestCount, picks.count, "one request per file read: \(scattered.requests)")
+        XCTAssertLessThan(scattered.bytes, Int64(picks.count) * 41_000, "no speculative bytes")
+
+        let scan = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        let lazyScan = try makeLazyLayer(test, source: scan)
+        scan.reset()
+        for name in names { XCTAssertEqual(try lazyScan.readAll(path: name), files[name]) }
+        XCTAssertLessThanOrEqual(scan.requestCount, 12, "a scan of 60 files in blob order: \(scan.requestCount) requests")
+    }
+
     func testSmallFileFromALargeLayerFetchesLittle() throws {
         var files: [String: [UInt8]] = ["small/hello.txt": textBytes(3000, seed: 1)]
         for i in 0..<24 { files["big/blob\(i)"] = randomBytes(1 << 20, seed: UInt64(i)) }
