@@ -23,6 +23,8 @@
 #       otherwise it is built in .build-coldstart)
 #   STARGZ_GRPC=path/to/containerd-stargz-grpc     (default: built by
 #       build-peer.sh into PEER_WORK, default /var/tmp/stargz-build)
+#   OPTIMIZE=1: make the eStargz image with `ctr-remote images optimize`
+#       (python's start-up files prioritized and prefetched) instead of convert
 #   RUNS=3  LINKS="loopback wan"  VARIANTS="overlayfs starling reference"
 #       (also: starling-nobg, Starling with [lazy] background_fetch = false)
 #   STARLING_TOML='[lazy]...': Starling config for experiments (default: none,
@@ -184,7 +186,14 @@ unmount_under() { { grep -o " $1[^ ]*" /proc/mounts || true; } | sort -r | while
 start_containerd "$work/convert"
 ctrr() { ctr-remote -a "$work/convert/containerd.sock" -n bench "$@"; }
 ctrr images pull --plain-http "$registry/debian-python:1" >/dev/null
-ctrr images convert --oci --estargz "$registry/debian-python:1" "$registry/debian-python:esgz" >/dev/null
+if [ "${OPTIMIZE:-0}" = 1 ]; then
+  # Profile the workload: the files python reads at start-up become the
+  # prioritized files (before .prefetch.landmark), prefetched at mount.
+  ctrr images optimize --oci --period 5 --entrypoint '["python3"]' --args '["-c","print(1)"]' \
+    "$registry/debian-python:1" "$registry/debian-python:esgz" >/dev/null
+else
+  ctrr images convert --oci --estargz "$registry/debian-python:1" "$registry/debian-python:esgz" >/dev/null
+fi
 ctrr images push --plain-http "$registry/debian-python:esgz" >/dev/null
 stop_last TERM; unmount_under "$work/convert"; rm -rf "$work/convert"
 for tag in 1 esgz; do
