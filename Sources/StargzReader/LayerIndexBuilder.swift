@@ -13,7 +13,7 @@ import Darwin
 /// non-directory entry, and each file's chunks must tile the file exactly and
 /// lie, in blob order, before the TOC.
 struct LayerIndexBuilder {
-    private struct PendingDirent {
+    struct PendingDirent {
         var parent: UInt32
         var nameStart: UInt32
         var nameLength: UInt16
@@ -33,10 +33,30 @@ struct LayerIndexBuilder {
     private var names: [UInt8] = []
     private var chunks: [LayerIndex.ChunkRecord] = []
     private var extras: [LayerIndex.Extra] = []
-    private var direntByPath: [PathKey: UInt32] = [:]
-    /// The directory the previous entry went into: tar order keeps siblings
-    /// together, so most entries skip the path lookup of their parent.
-    private var lastDirectory: (path: String, inode: UInt32)?
+    /// (parent inode, name) → dirent, while the TOC is read.
+    private var children: HashSlots
+    /// Directory paths already seen → `cachedDirectories`: an entry finds its
+    /// parent with one lookup instead of a walk from the root. A path always
+    /// keeps its dirent (a replaced name is re-pointed, never removed), and
+    /// an inode's type never changes; the one way an answer here can go
+    /// stale is a directory replaced under its name, which
+    /// `replacedDirectories` records (so the common case reads neither the
+    /// dirent nor the inode, two random accesses).
+    private var directoryCache: HashSlots
+    private var cachedDirectories: [CachedDirectory] = []
+    private var cachedDirectoryPaths: [UInt8] = []
+    /// The directory path the previous entry went into: tar order keeps
+    /// siblings together, so most entries of real layers need no lookup.
+    private var lastDirectory: (path: Substring, dirent: UInt32, inode: UInt32)?
+    /// Directory inodes whose name was re-pointed at another entry (rare).
+    private var replacedDirectories: Set<UInt32> = []
+
+    private struct CachedDirectory {
+        var pathStart: Int
+        var pathLength: Int
+        var dirent: UInt32
+        var inode: UInt32
+    }
     private var childCounts: [UInt32] = []
     private var openFile: OpenFile?
 
@@ -53,10 +73,12 @@ struct LayerIndexBuilder {
     init(tocOffset: Int64, expectedEntries: Int = 0) {
         self.tocOffset = tocOffset
         let expected = min(max(expectedEntries, 0), 1 << 22)
-        direntByPath.reserveCapacity(expected)
+        children = HashSlots(expected: expected)
+        directoryCache = HashSlots(expected: expected / 8)
         inodes.reserveCapacity(expected)
         dirents.reserveCapacity(expected)
         childCounts.reserveCapacity(expected)
+        chunks.reserveCapacity(expected)
         inodes.append(LayerIndex.Inode(parent: 0, nameStart: 0, nameLength: 0, type: .directory, mode: 0o755,
                                        uid: 0, gid: 0, nlink: 2, size: 0, modTime: 0,
                                        firstItem: 0, itemCount: 0, extra: UInt32.max))
@@ -169,9 +191,11 @@ struct LayerIndexBuilder {
             return
         }
 
-        let (parentPath, baseName) = Self.split(path)
+        let (parentPath, baseName) = Self.splitInPlace(path)
         let parent = try directory(at: parentPath, for: record.name)
-        if let existing = direntByPath[PathKey(path)] {
+        let hash = HashSlots.hash(parent: parent, name: baseName)
+        let existing = findChild(hash: hash, parent: parent, name: baseName)
+        if let existing {
             let old = dirents[Int(existing)].inode
             if inodes[Int(old)].type == .directory && type == .directory {
                 // A directory listed twice: later metadata wins, children stay.
@@ -187,13 +211,19 @@ struct LayerIndexBuilder {
             }
         }
         let id = UInt32(inodes.count)
-        let nameStart = appendName(baseName)
+        let nameStart = existing.map { dirents[Int($0)].nameStart } ?? appendName(baseName)
+        let nameLength = UInt16(baseName.utf8.count)
         inodes.append(LayerIndex.Inode(
-            parent: parent, nameStart: nameStart, nameLength: UInt16(baseName.utf8.count), type: type,
+            parent: parent, nameStart: nameStart, nameLength: nameLength, type: type,
             mode: mode & 0o7777, uid: uid, gid: gid, nlink: 0, size: size, modTime: modTime,
             firstItem: UInt32(chunks.count), itemCount: 0, extra: store(extra)))
         childCounts.append(0)
-        link(path: path, parent: parent, nameStart: nameStart, nameLength: UInt16(baseName.utf8.count), inode: id)
+        let dirent = link(existing: existing, hash: hash, parent: parent, nameStart: nameStart, nameLength: nameLength,
+                          inode: id)
+        if type == .directory && existing == nil {
+            // Its children usually follow: find it without a walk.
+            cacheDirectory(path: path[...], hash: HashSlots.hash(parent: 0, name: path[...]), dirent: dirent, inode: id)
+        }
 
         if type == .regular && size > 0 {
             openFile = OpenFile(inode: id, path: path, size: size, covered: 0)
@@ -206,7 +236,7 @@ struct LayerIndexBuilder {
 
     private mutating func addHardlink(_ record: TOCEntryRecord, path: String) throws {
         let targetPath = try Self.normalize(record.linkName)
-        guard let targetDirent = direntByPath[PathKey(targetPath)] else {
+        guard let targetDirent = existingDirent(at: targetPath) else {
             throw StargzError.invalidEntry(name: record.name, reason: "hard link target \"\(record.linkName)\" is not an earlier entry")
         }
         let target = dirents[Int(targetDirent)].inode
@@ -216,17 +246,20 @@ struct LayerIndexBuilder {
         guard !path.isEmpty else {
             throw StargzError.invalidEntry(name: record.name, reason: "the root cannot be a hard link")
         }
-        if PathKey.sameBytes(targetPath, path) { return }
-        let (parentPath, baseName) = Self.split(path)
+        if Bytewise.equal(targetPath.utf8.span, path.utf8.span) { return }
+        let (parentPath, baseName) = Self.splitInPlace(path)
         let parent = try directory(at: parentPath, for: record.name)
-        if let existing = direntByPath[PathKey(path)] {
+        let hash = HashSlots.hash(parent: parent, name: baseName)
+        let existing = findChild(hash: hash, parent: parent, name: baseName)
+        if let existing {
             let old = dirents[Int(existing)].inode
             if inodes[Int(old)].type == .directory && childCounts[Int(old)] > 0 {
                 throw StargzError.invalidEntry(name: record.name, reason: "replaces a non-empty directory")
             }
         }
-        let nameStart = appendName(baseName)
-        link(path: path, parent: parent, nameStart: nameStart, nameLength: UInt16(baseName.utf8.count), inode: target)
+        let nameStart = existing.map { dirents[Int($0)].nameStart } ?? appendName(baseName)
+        link(existing: existing, hash: hash, parent: parent, nameStart: nameStart,
+             nameLength: UInt16(baseName.utf8.count), inode: target)
     }
 
     private mutating func addChunk(_ record: TOCEntryRecord) throws {
@@ -234,7 +267,7 @@ struct LayerIndexBuilder {
             throw StargzError.invalidEntry(name: record.name, reason: "chunk entry does not follow a non-empty regular file")
         }
         if !record.name.isEmpty {
-            guard PathKey.sameBytes(try Self.normalize(record.name), file.path) else {
+            guard Bytewise.equal(try Self.normalize(record.name).utf8.span, file.path.utf8.span) else {
                 throw StargzError.invalidEntry(name: record.name, reason: "chunk entry follows a different file (\(file.path))")
             }
         }
@@ -307,18 +340,35 @@ struct LayerIndexBuilder {
             chunks[i].compressedEnd = end
             previousStart = start
         }
-        // Children: dirents sorted by (parent, name), one contiguous run per directory.
+        // Children: one contiguous run per directory, sorted by name bytes.
+        // Dirents are grouped by parent with a counting sort (`childCounts`
+        // holds each run's length), then each run is sorted on its own: the
+        // runs are short, where one comparison sort of all dirents by
+        // (parent, name) jumped around the whole table.
+        var runStart = [Int](repeating: 0, count: inodes.count + 1)
+        for i in inodes.indices { runStart[i + 1] = runStart[i] + Int(childCounts[i]) }
+        var next = runStart
+        var order = [UInt32](repeating: 0, count: dirents.count)
+        for (i, d) in dirents.enumerated() {
+            order[next[Int(d.parent)]] = UInt32(i)
+            next[Int(d.parent)] += 1
+        }
         let nameBytes = names
-        let sortedDirents = dirents.sorted { a, b in
-            if a.parent != b.parent { return a.parent < b.parent }
-            return Self.lexicographicallyPrecedes(nameBytes, a.nameStart, a.nameLength, b.nameStart, b.nameLength)
+        let pending = dirents
+        for i in inodes.indices where childCounts[i] > 1 {
+            // Names in a run are distinct, so an unstable sort is deterministic.
+            order[runStart[i]..<runStart[i + 1]].sort { a, b in
+                let x = pending[Int(a)], y = pending[Int(b)]
+                return Self.lexicographicallyPrecedes(nameBytes, x.nameStart, x.nameLength, y.nameStart, y.nameLength)
+            }
         }
         var finalDirents: [LayerIndex.Dirent] = []
-        finalDirents.reserveCapacity(sortedDirents.count)
+        finalDirents.reserveCapacity(order.count)
         var linkCounts = [UInt32](repeating: 0, count: inodes.count)
         var subdirectories = [UInt32](repeating: 0, count: inodes.count)
-        for (position, d) in sortedDirents.enumerated() {
-            if finalDirents.isEmpty || sortedDirents[position - 1].parent != d.parent {
+        for (position, index) in order.enumerated() {
+            let d = pending[Int(index)]
+            if position == 0 || pending[Int(order[position - 1])].parent != d.parent {
                 inodes[Int(d.parent)].firstItem = UInt32(position)
                 inodes[Int(d.parent)].itemCount = 0
             }
@@ -368,45 +418,132 @@ struct LayerIndexBuilder {
 
     /// The inode of the directory at `path`, creating implicit directories
     /// (mode 0755) for paths the TOC never listed, as the reference does.
-    private mutating func directory(at path: String, for entryName: String) throws -> UInt32 {
+    ///
+    /// Resolved one component at a time from the root, like the kernel:
+    /// iterative and linear in the path's length however deep it is.
+    private mutating func directory(at path: Substring, for entryName: String) throws -> UInt32 {
         if path.isEmpty { return 0 }
-        if let last = lastDirectory, PathKey.sameBytes(last.path, path) { return last.inode }
-        if let existing = direntByPath[PathKey(path)] {
-            let inode = dirents[Int(existing)].inode
-            guard inodes[Int(inode)].type == .directory else {
-                throw StargzError.invalidEntry(name: entryName, reason: "parent \"\(path)\" is not a directory")
+        if let last = lastDirectory, Bytewise.equal(last.path.utf8.span, path.utf8.span) {
+            return try currentDirectory(dirent: last.dirent, inode: last.inode, path: path, for: entryName)
+        }
+        let pathHash = HashSlots.hash(parent: 0, name: path)
+        let cached = directoryCache.find(hash: pathHash) { id in
+            let c = cachedDirectories[Int(id)]
+            return Bytewise.equal(cachedDirectoryPaths, c.pathStart, c.pathLength, path)
+        }
+        if let cached {
+            let c = cachedDirectories[Int(cached)]
+            lastDirectory = (path, c.dirent, c.inode)
+            return try currentDirectory(dirent: c.dirent, inode: c.inode, path: path, for: entryName)
+        }
+        let bytes = path.utf8
+        var parent: UInt32 = 0
+        var start = bytes.startIndex
+        while true {
+            let slash = bytes[start...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
+            let name = Substring(bytes[start..<slash])
+            let hash = HashSlots.hash(parent: parent, name: name)
+            let dirent: UInt32
+            if let existing = findChild(hash: hash, parent: parent, name: name) {
+                dirent = existing
+                parent = try directoryInode(of: existing, path: Substring(bytes[..<slash]), for: entryName)
+            } else {
+                let id = UInt32(inodes.count)
+                let nameStart = appendName(name)
+                let nameLength = UInt16(name.utf8.count)
+                inodes.append(LayerIndex.Inode(parent: parent, nameStart: nameStart, nameLength: nameLength,
+                                               type: .directory, mode: 0o755, uid: 0, gid: 0, nlink: 2, size: 0, modTime: 0,
+                                               firstItem: 0, itemCount: 0, extra: UInt32.max))
+                childCounts.append(0)
+                dirent = link(existing: nil, hash: hash, parent: parent, nameStart: nameStart, nameLength: nameLength, inode: id)
+                parent = id
             }
-            lastDirectory = (path, inode)
-            return inode
+            if slash == bytes.endIndex {
+                cacheDirectory(path: path, hash: pathHash, dirent: dirent, inode: parent)
+                return parent
+            }
+            start = bytes.index(after: slash)
         }
-        let (parentPath, baseName) = Self.split(path)
-        let parent = try directory(at: parentPath, for: entryName)
-        let id = UInt32(inodes.count)
-        let nameStart = appendName(baseName)
-        inodes.append(LayerIndex.Inode(parent: parent, nameStart: nameStart, nameLength: UInt16(baseName.utf8.count),
-                                       type: .directory, mode: 0o755, uid: 0, gid: 0, nlink: 2, size: 0, modTime: 0,
-                                       firstItem: 0, itemCount: 0, extra: UInt32.max))
-        childCounts.append(0)
-        link(path: path, parent: parent, nameStart: nameStart, nameLength: UInt16(baseName.utf8.count), inode: id)
-        return id
     }
 
-    private mutating func link(path: String, parent: UInt32, nameStart: UInt32, nameLength: UInt16, inode: UInt32) {
-        // One hash lookup finds the path or reserves its slot.
-        var existing: UInt32?
-        Self.findOrInsert(&direntByPath[PathKey(path), default: UInt32.max], UInt32(dirents.count), &existing)
+    /// The dirent named `name` in directory `parent` (`hash` from `HashSlots.hash`).
+    private func findChild(hash: UInt32, parent: UInt32, name: Substring) -> UInt32? {
+        children.find(hash: hash) { id in
+            let d = dirents[Int(id)]
+            return d.parent == parent && Bytewise.equal(names, Int(d.nameStart), Int(d.nameLength), name)
+        }
+    }
+
+    /// Remembers that `path` (hashed as by `HashSlots.hash(parent: 0, …)`, not
+    /// cached yet) is the directory `inode`, named by `dirent`.
+    private mutating func cacheDirectory(path: Substring, hash: UInt32, dirent: UInt32, inode: UInt32) {
+        directoryCache.insert(hash: hash, id: UInt32(cachedDirectories.count))
+        cachedDirectories.append(CachedDirectory(pathStart: cachedDirectoryPaths.count, pathLength: path.utf8.count,
+                                                 dirent: dirent, inode: inode))
+        path.utf8.span.withUnsafeBufferPointer { cachedDirectoryPaths.append(contentsOf: $0) }
+        lastDirectory = (path, dirent, inode)
+    }
+
+    /// The directory at a cached path: `inode`, unless that directory has
+    /// since been replaced under its name; then whatever `dirent` names now.
+    private func currentDirectory(dirent: UInt32, inode: UInt32, path: Substring, for entryName: String) throws -> UInt32 {
+        if replacedDirectories.isEmpty || !replacedDirectories.contains(inode) { return inode }
+        return try directoryInode(of: dirent, path: path, for: entryName)
+    }
+
+    /// The inode a dirent names, which must be a directory (it is the parent
+    /// `path` of the entry being added).
+    private func directoryInode(of dirent: UInt32, path: Substring, for entryName: String) throws -> UInt32 {
+        let inode = dirents[Int(dirent)].inode
+        guard inodes[Int(inode)].type == .directory else {
+            throw StargzError.invalidEntry(name: entryName, reason: "parent \"\(path)\" is not a directory")
+        }
+        return inode
+    }
+
+    /// The dirent of an existing normalised path, or nil (never creates).
+    private func existingDirent(at path: String) -> UInt32? {
+        if path.isEmpty { return nil }
+        let bytes = path.utf8
+        var parent: UInt32 = 0
+        var start = bytes.startIndex
+        while true {
+            let slash = bytes[start...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
+            let name = Substring(bytes[start..<slash])
+            let hash = HashSlots.hash(parent: parent, name: name)
+            guard let dirent = findChild(hash: hash, parent: parent, name: name) else {
+                return nil
+            }
+            if slash == bytes.endIndex { return dirent }
+            parent = dirents[Int(dirent)].inode
+            guard inodes[Int(parent)].type == .directory else { return nil }
+            start = bytes.index(after: slash)
+        }
+    }
+
+    /// Points the name (`parent`, bytes at `nameStart`) at `inode`: the
+    /// `existing` dirent of that name if there is one, else a new dirent.
+    /// Returns the dirent.
+    @discardableResult
+    private mutating func link(existing: UInt32?, hash: UInt32, parent: UInt32, nameStart: UInt32, nameLength: UInt16,
+                               inode: UInt32) -> UInt32 {
         if let existing {
+            let old = dirents[Int(existing)].inode
+            if inodes[Int(old)].type == .directory { replacedDirectories.insert(old) }
             dirents[Int(existing)].inode = inode
-            dirents[Int(existing)].nameStart = nameStart
-            if let last = lastDirectory, PathKey.sameBytes(last.path, path) { lastDirectory = nil }
-            return
+            return existing
         }
+        let dirent = UInt32(dirents.count)
         dirents.append(PendingDirent(parent: parent, nameStart: nameStart, nameLength: nameLength, inode: inode))
+        children.insert(hash: hash, id: dirent)
         childCounts[Int(parent)] += 1
+        return dirent
     }
 
-    private static func findOrInsert(_ slot: inout UInt32, _ value: UInt32, _ existing: inout UInt32?) {
-        if slot == UInt32.max { slot = value } else { existing = slot }
+    private mutating func appendName(_ name: Substring) -> UInt32 {
+        let start = UInt32(names.count)
+        name.utf8.span.withUnsafeBufferPointer { names.append(contentsOf: $0) }
+        return start
     }
 
     private mutating func appendName(_ name: String) -> UInt32 {
@@ -434,35 +571,48 @@ struct LayerIndexBuilder {
         var contiguous = name
         return try contiguous.withUTF8 { bytes in
             let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
-            var components: [Range<Int>] = []
+            // memchr: names are scanned once per entry, and it is vectorised.
+            func next(_ byte: UInt8, from: Int) -> Int {
+                guard from < bytes.count, let base = bytes.baseAddress,
+                      let hit = memchr(base + from, Int32(byte), bytes.count - from) else { return bytes.count }
+                return UnsafeRawPointer(base).distance(to: UnsafeRawPointer(hit))
+            }
+            // First pass: check every component and see whether the name is
+            // already normal (no copy, no allocation in that common case).
             var alreadyNormal = true
             var start = 0
-            for end in 0...bytes.count where end == bytes.count || bytes[end] == slash {
+            while true {
+                let end = next(slash, from: start)
                 let length = end - start
-                defer { start = end + 1 }
                 if length == 0 {
                     if !(end == 0 && bytes.isEmpty) { alreadyNormal = false }
-                    continue
-                }
-                if length == 1 && bytes[start] == dot { alreadyNormal = false; continue }
-                if length == 2 && bytes[start] == dot && bytes[start + 1] == dot {
+                } else if length == 1 && bytes[start] == dot {
+                    alreadyNormal = false
+                } else if length == 2 && bytes[start] == dot && bytes[start + 1] == dot {
                     throw StargzError.invalidEntry(name: String(decoding: bytes, as: UTF8.self), reason: "path has a \"..\" component")
-                }
-                if length > maxNameLength {
+                } else if length > maxNameLength {
                     throw StargzError.invalidEntry(name: String(decoding: bytes, as: UTF8.self),
                                                    reason: "a path component is longer than \(maxNameLength) bytes")
                 }
-                components.append(start..<end)
+                if end == bytes.count { break }
+                start = end + 1
             }
-            if bytes.contains(0) {
+            if next(0, from: 0) < bytes.count {
                 throw StargzError.invalidEntry(name: String(decoding: bytes, as: UTF8.self), reason: "path contains a NUL byte")
             }
             if alreadyNormal { return name }
+            // Second pass: join the components that are neither empty nor ".".
             var out: [UInt8] = []
             out.reserveCapacity(bytes.count)
-            for (i, range) in components.enumerated() {
-                if i > 0 { out.append(slash) }
-                out.append(contentsOf: bytes[range])
+            start = 0
+            while start <= bytes.count {
+                let end = next(slash, from: start)
+                let length = end - start
+                if length > 0 && !(length == 1 && bytes[start] == dot) {
+                    if !out.isEmpty { out.append(slash) }
+                    out.append(contentsOf: bytes[start..<end])
+                }
+                start = end + 1
             }
             return String(decoding: out, as: UTF8.self)
         }
@@ -470,8 +620,21 @@ struct LayerIndexBuilder {
 
     /// Splits a normalised path at its last "/" byte into parent and base name.
     static func split(_ path: String) -> (parent: String, base: String) {
-        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ("", path) }
-        return (String(path[..<slash]), String(path[path.utf8.index(after: slash)...]))
+        let (parent, base) = splitInPlace(path)
+        return (String(parent), String(base))
+    }
+
+    /// `split` without copies: both halves share the path's storage.
+    static func splitInPlace(_ path: String) -> (parent: Substring, base: Substring) {
+        // Searched on a span: `UTF8View.lastIndex(of:)` steps through
+        // `String.Index`es, several times slower.
+        let span = path.utf8.span
+        var offset = span.count - 1
+        while offset >= 0 && span[offset] != UInt8(ascii: "/") { offset -= 1 }
+        guard offset >= 0 else { return ("", path[...]) }
+        let bytes = path.utf8
+        let slash = bytes.index(bytes.startIndex, offsetBy: offset)
+        return (Substring(bytes[..<slash]), Substring(bytes[bytes.index(after: slash)...]))
     }
 
     private static func checkedUInt32(_ value: Int64, _ field: String, _ name: String) throws -> UInt32 {
@@ -495,28 +658,88 @@ struct LayerIndexBuilder {
     }
 }
 
-/// A path as a dictionary key compared and hashed by its UTF-8 bytes.
-/// (`String` equality is canonical equivalence: "caf\u{e9}" and
-/// "cafe\u{301}" would be one key, but they are two different names to the
-/// kernel, and in a layer.)
-struct PathKey: Hashable {
-    let path: String
-    init(_ path: String) { self.path = path }
-
-    static func == (a: PathKey, b: PathKey) -> Bool { sameBytes(a.path, b.path) }
-
-    static func sameBytes(_ a: String, _ b: String) -> Bool {
-        var a = a, b = b
-        return a.withUTF8 { x in
-            b.withUTF8 { y in
-                x.count == y.count && (x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
-            }
+/// Names compared by their UTF-8 bytes. (`String` equality is canonical
+/// equivalence: "caf\u{e9}" and "cafe\u{301}" are equal `String`s, but two
+/// different names to the kernel, and in a layer.)
+enum Bytewise {
+    static func equal(_ a: Span<UInt8>, _ b: Span<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
         }
     }
 
-    func hash(into hasher: inout Hasher) {
-        var path = path
-        path.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    /// Whether `buffer[start..<start + length]` holds exactly the bytes of `key`.
+    static func equal(_ buffer: [UInt8], _ start: Int, _ length: Int, _ key: Substring) -> Bool {
+        let k = key.utf8.span
+        guard length == k.count else { return false }
+        return equal(buffer.span.extracting(start..<(start + length)), k)
+    }
+}
+
+/// The builder's hash lookups while the TOC is read (gone once the index is
+/// built; the index itself finds names by binary search in sorted dirents).
+///
+/// Why not `[String: UInt32]` keyed by full path, as before: that kept a
+/// `String` per entry (allocated, retained, hashed through the `String`
+/// machinery, freed one by one at the end) and hashed each full path two or
+/// three times: most of the index build time. Here a table is a flat array
+/// of 8-byte slots over ids whose keys live in the builder's byte buffers;
+/// the caller says how to compare a key. Hashing is Swift's `Hasher`, seeded
+/// randomly per process, so a crafted TOC cannot force collisions.
+struct HashSlots {
+    /// Open addressing, linear probing, at most 3/4 full. A slot is `empty`,
+    /// or the key's 32-bit hash (compared before the key itself; its low
+    /// bits also pick the home slot) above the id.
+    private var slots: [UInt64]
+    private var count = 0
+    private static let empty = UInt64.max
+
+    init(expected: Int) {
+        var capacity = 64
+        while capacity * 3 < expected * 4 { capacity *= 2 }
+        slots = [UInt64](repeating: Self.empty, count: capacity)
+    }
+
+    /// The hash of a name in a directory, or of a path (`parent` 0).
+    static func hash(parent: UInt32, name: Substring) -> UInt32 {
+        var hasher = Hasher()
+        hasher.combine(parent)
+        name.utf8.span.withUnsafeBytes { hasher.combine(bytes: $0) }
+        return UInt32(truncatingIfNeeded: hasher.finalize())
+    }
+
+    /// The id stored under `hash` whose key `matches`.
+    func find(hash: UInt32, where matches: (UInt32) -> Bool) -> UInt32? {
+        let mask = slots.count - 1
+        var i = Int(hash) & mask
+        while true {
+            let slot = slots[i]
+            if slot == Self.empty { return nil }
+            if UInt32(truncatingIfNeeded: slot >> 32) == hash {
+                let id = UInt32(truncatingIfNeeded: slot)
+                if matches(id) { return id }
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Adds an id whose key `find` did not find.
+    mutating func insert(hash: UInt32, id: UInt32) {
+        if (count + 1) * 4 > slots.count * 3 {
+            let old = slots
+            slots = [UInt64](repeating: Self.empty, count: old.count * 2)
+            for slot in old where slot != Self.empty { place(slot) }
+        }
+        place(UInt64(hash) << 32 | UInt64(id))
+        count += 1
+    }
+
+    private mutating func place(_ slot: UInt64) {
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: slot >> 32) & mask
+        while slots[i] != Self.empty { i = (i + 1) & mask }
+        slots[i] = slot
     }
 }
 
@@ -524,7 +747,11 @@ struct PathKey: Hashable {
 /// optionally with fractional seconds or a numeric offset).
 enum RFC3339 {
     static func parse(_ text: String) -> Int64? {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parse(utf8: $0) }
+    }
+
+    private static func parse(utf8 b: UnsafeBufferPointer<UInt8>) -> Int64? {
         guard b.count >= 20 else { return nil }
         func num(_ from: Int, _ count: Int) -> Int64? {
             var v: Int64 = 0

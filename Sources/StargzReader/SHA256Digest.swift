@@ -27,21 +27,21 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
             let p = prefix.utf8CodeUnitCount
             guard utf8.count == p + 64 else { return nil }
             for i in 0..<p where utf8[i] != prefix.utf8Start[i] { return nil }
-            var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-            for word in 0..<4 {
+            // A table lookup per digit, no branch on its value: with random
+            // hex digits a digit-or-letter branch mispredicts a third of the time.
+            let table = Self.hexTable
+            func word(_ start: Int) -> UInt64? {
                 var value: UInt64 = 0
-                for j in 0..<16 {
-                    guard let nibble = Self.hexValue(utf8[p + word * 16 + j]) else { return nil }
-                    value = value << 4 | UInt64(nibble)
+                var invalid: UInt8 = 0
+                for j in start..<(start + 16) {
+                    let nibble = table[Int(utf8[j])]
+                    invalid |= nibble
+                    value = value << 4 | UInt64(nibble & 0x0f)
                 }
-                switch word {
-                case 0: w.0 = value
-                case 1: w.1 = value
-                case 2: w.2 = value
-                default: w.3 = value
-                }
+                return invalid & 0xf0 == 0 ? value : nil
             }
-            return w
+            guard let a = word(p), let b = word(p + 16), let c = word(p + 32), let d = word(p + 48) else { return nil }
+            return (a, b, c, d)
         }
         guard let words else { return nil }
         self.init(w0: words.0, w1: words.1, w2: words.2, w3: words.3)
@@ -78,12 +78,13 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
+    /// Hex digit values (either case); 0xff for every other byte.
+    private static let hexTable: [UInt8] = (0...255).map { c -> UInt8 in
+        switch UInt8(c) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt8(c) - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt8(c) - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt8(c) - UInt8(ascii: "A") + 10
+        default: return 0xff
         }
     }
 }

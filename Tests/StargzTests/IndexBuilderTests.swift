@@ -118,4 +118,81 @@ struct IndexBuilderTests {
         lying[lying.count - 4] = 0xff; lying[lying.count - 3] = 0xff; lying[lying.count - 2] = 0xff
         #expect(throws: StargzError.self) { try GzipCodec.decompressAll(lying[...], limit: 1 << 20) }
     }
+
+    /// Later entries replace earlier names, as tar extraction would: a
+    /// directory listed twice keeps its children, a non-empty directory
+    /// cannot be replaced, and once a directory is replaced by a file,
+    /// nothing can go inside it. (The builder remembers directories by path;
+    /// that memory must not outlive a replacement.)
+    @Test func laterEntriesReplaceEarlierNames() throws {
+        func dir(_ name: String, _ mode: Int = 493) -> String { "{\"name\":\"\(name)/\",\"type\":\"dir\",\"mode\":\(mode)}" }
+        func reg(_ name: String) -> String { "{\"name\":\"\(name)\",\"type\":\"reg\",\"mode\":420}" }
+        func fifo(_ name: String) -> String { "{\"name\":\"\(name)\",\"type\":\"fifo\",\"mode\":420}" }
+        func refused(_ entries: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(sourceLocation: sourceLocation) { try open(entries) } throws: { error in
+                if case StargzError.invalidEntry = error { return true }
+                return false
+            }
+        }
+
+        let twice = try open([dir("d", 0o700), fifo("d/x"), dir("d", 0o750), fifo("d/y")])
+        let d = try #require(twice.index.lookup(path: "d"))
+        #expect(twice.index.entry(d).mode == 0o750)
+        #expect(twice.index.children(of: d).map(\.name) == ["x", "y"])
+
+        refused([dir("d"), fifo("d/x"), reg("d")])
+        refused([fifo("p/q"), reg("p")])  // an implicit directory is a directory too
+        refused([dir("e"), reg("e"), fifo("e/x")])
+        refused([dir("a"), dir("a/e"), reg("a/e"), fifo("a/e/x")])
+        refused([dir("e"), fifo("e/x"), dir("f"), reg("e/x"), fifo("e/x/y")])
+
+        // Replaced by a file, then by a directory again: that one holds what follows.
+        let again = try open([dir("e"), reg("e"), dir("e", 0o711), fifo("e/x")])
+        let e = try #require(again.index.lookup(path: "e"))
+        #expect(again.index.entry(e).type == .directory)
+        #expect(again.index.entry(e).mode == 0o711)
+        #expect(again.index.children(of: e).map(\.name) == ["x"])
+        #expect(again.index.children(of: again.index.root).map(\.name) == ["e"])
+
+        // A later regular file replaces an earlier one under the same name.
+        let file = try open([fifo("z"), reg("z")])
+        let z = try #require(file.index.lookup(path: "z"))
+        #expect(file.index.entry(z).type == .regular)
+        #expect(file.index.children(of: file.index.root).count == 1)
+    }
+
+    /// A name tens of thousands of components deep is resolved one component
+    /// at a time, without recursion (no stack overflow) and in linear time;
+    /// every missing component becomes an implicit directory.
+    @Test func aVeryDeepNameIsIndexedIteratively() throws {
+        let depth = 50_000
+        let name = Array(repeating: "d", count: depth).joined(separator: "/") + "/f"
+        let layer = try open(["{\"name\":\"\(name)\",\"type\":\"fifo\",\"mode\":420}"])
+        #expect(layer.index.entryCount == depth + 2)  // the root, the directories, the fifo
+        let f = try #require(layer.index.lookup(path: name))
+        #expect(layer.index.entry(f).type == .fifo)
+        #expect(layer.index.path(of: f) == name)
+    }
+
+    /// The one-member fast path (libdeflate) only ever gives zlib's answer
+    /// sooner: anything odd (an ISIZE that does not match, a bad CRC) falls
+    /// back to zlib, which refuses it.
+    @Test func singleMemberFastPathFallsBackOnAnythingOdd() throws {
+        let text = Array(repeating: Array("a TOC, more or less. ".utf8), count: 1000).flatMap { $0 }
+        let member = try LibdeflateCodec.compressGzipMember(text[...], level: 9)
+        #expect(LibdeflateCodec.decompressGzipMember(member[...], size: text.count) == text)
+        #expect(try GzipCodec.decompressAll(member[...], limit: 1 << 20) == text)
+        #expect(LibdeflateCodec.decompressGzipMember(member[...], size: text.count + 1) == nil)
+        #expect(LibdeflateCodec.decompressGzipMember((member + member)[...], size: text.count) == nil)
+
+        var shortISIZE = member
+        shortISIZE[shortISIZE.count - 4] &-= 1
+        #expect(LibdeflateCodec.decompressGzipMember(shortISIZE[...], size: text.count - 1) == nil)
+        #expect(throws: StargzError.self) { try GzipCodec.decompressAll(shortISIZE[...], limit: 1 << 20) }
+
+        var badCRC = member
+        badCRC[badCRC.count - 8] ^= 1
+        #expect(LibdeflateCodec.decompressGzipMember(badCRC[...], size: text.count) == nil)
+        #expect(throws: StargzError.self) { try GzipCodec.decompressAll(badCRC[...], limit: 1 << 20) }
+    }
 }
