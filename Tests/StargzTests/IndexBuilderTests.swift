@@ -195,4 +195,33 @@ struct IndexBuilderTests {
         #expect(LibdeflateCodec.decompressGzipMember(badCRC[...], size: text.count) == nil)
         #expect(throws: StargzError.self) { try GzipCodec.decompressAll(badCRC[...], limit: 1 << 20) }
     }
+
+    /// A TOC of 1 MiB or more is hashed while it is indexed: the digest is
+    /// still checked before the layer is returned, and a mismatch is what
+    /// the caller hears even when the unverified TOC is invalid too.
+    @Test func aBigTOCIsHashedWhileIndexedAndStillVerifiedFirst() throws {
+        let padding = String(repeating: "x", count: StargzLayer.concurrentDigestThreshold)
+        func blob(_ entry: String) throws -> (source: MemoryBlobSource, tocDigest: String) {
+            try CraftedBlob().finish(toc: "{\"version\":1,\"padding\":\"\(padding)\",\"entries\":[\(entry)]}")
+        }
+        let good = try blob("{\"name\":\"x\",\"type\":\"fifo\",\"mode\":420}")
+        let layer = try StargzLayer.open(source: good.source, tocDigest: good.tocDigest)
+        #expect(layer.tocDigest == good.tocDigest)
+        #expect(layer.index.lookup(path: "x") != nil)
+
+        let wrong = digestString("another TOC")
+        #expect { try StargzLayer.open(source: good.source, tocDigest: wrong) } throws: { error in
+            if case StargzError.tocDigestMismatch = error { return true }
+            return false
+        }
+        let bad = try blob("{\"name\":\"../x\",\"type\":\"fifo\",\"mode\":420}")
+        #expect { try StargzLayer.open(source: bad.source, tocDigest: wrong) } throws: { error in
+            if case StargzError.tocDigestMismatch = error { return true }
+            return false
+        }
+        #expect { try StargzLayer.open(source: bad.source, tocDigest: bad.tocDigest) } throws: { error in
+            if case StargzError.invalidEntry = error { return true }
+            return false
+        }
+    }
 }
