@@ -59,10 +59,9 @@ public final class LazyLayer: @unchecked Sendable {
         var foregroundFetches = 0
         /// When an on-demand fetch last started or ended (the mount counts).
         var lastForegroundActivity = Date()
-        /// Adaptive blob-order read-ahead: the current window and the chunk
-        /// position right after the last on-demand fetch.
-        var readaheadWindow: Int64 = 0
-        var nextExpectedMiss = -1
+        /// Adaptive blob-order read-ahead: recent scans, each with the chunk
+        /// position right after its last fetch and its current window.
+        var scans: [ReadScan] = []
         var closed = false
         var started = false
         var prefetch: PhaseStatus = .notStarted
@@ -245,9 +244,17 @@ public final class LazyLayer: @unchecked Sendable {
 
     /// First blob-order read-ahead window of a scan.
     static let initialReadahead: Int64 = 256 << 10
-    /// Chunk positions a miss may lie past the last fetch and still continue
-    /// a scan (parallel readers of one directory skip a few small files).
-    static let scanTolerance = 16
+    /// Compressed bytes a miss may lie past the end of a scan's last fetch
+    /// and still continue it (a reader skipping a few small files).
+    static let scanTolerance: Int64 = 128 << 10
+    /// Scans followed at once (least recently continued dropped first).
+    static let trackedScans = 32
+
+    struct ReadScan: Sendable {
+        /// Blob offset where the scan's last fetch ended.
+        var end: Int64
+        var window: Int64
+    }
 
     /// Whether `position` needs fetching (caller holds `condition`).
     func isMissing(_ position: Int) -> Bool {
@@ -284,17 +291,20 @@ public final class LazyLayer: @unchecked Sendable {
                 budget -= Int64(table.chunks[position].compressedRange.count)
             }
         }
-        // A miss where (or just after where) the last fetch ended is a scan
-        // in blob order: widen the window; a miss elsewhere closes it.
+        // A miss where (or just after where) a recent fetch ended continues
+        // that scan in blob order: its window widens. A miss anywhere else
+        // starts a new scan with the window closed. Several scans are
+        // followed at once (parallel readers of a tree each walk their part).
+        var scan = ReadScan(end: -1, window: 0)
         if let first = required.min() {
-            let expected = mutable.nextExpectedMiss
-            let scanning = expected >= 0 && first >= expected && first <= expected + Self.scanTolerance
-            mutable.readaheadWindow = scanning
-                ? min(Int64(options.readaheadBytes), max(Self.initialReadahead, mutable.readaheadWindow * 2))
-                : 0
+            let offset = table.chunks[first].compressedRange.lowerBound
+            if let index = mutable.scans.firstIndex(where: { offset >= $0.end && offset <= $0.end + Self.scanTolerance }) {
+                scan = mutable.scans.remove(at: index)
+                scan.window = min(Int64(options.readaheadBytes), max(Self.initialReadahead, scan.window * 2))
+            }
         }
-        if mutable.readaheadWindow > 0, let last = chosen.max() {
-            var budget = mutable.readaheadWindow
+        if scan.window > 0, let last = chosen.max() {
+            var budget = scan.window
             var position = last + 1
             while position < table.count, budget > 0 {
                 guard take(position) else { break }
@@ -302,7 +312,11 @@ public final class LazyLayer: @unchecked Sendable {
                 position += 1
             }
         }
-        if let last = chosen.max() { mutable.nextExpectedMiss = last + 1 }
+        if let last = chosen.max() {
+            scan.end = table.chunks[last].compressedRange.upperBound
+            mutable.scans.append(scan)
+            if mutable.scans.count > Self.trackedScans { mutable.scans.removeFirst() }
+        }
         for position in added { mutable.inFlight[position] = PendingChunk() }
         return added.sorted()
     }

@@ -130,6 +130,15 @@ final class LazyLayerReadTests: XCTestCase {
         scan.reset()
         for name in names { XCTAssertEqual(try lazyScan.readAll(path: name), files[name]) }
         XCTAssertLessThanOrEqual(scan.requestCount, 12, "a scan of 60 files in blob order: \(scan.requestCount) requests")
+
+        // Two readers each walking their half, interleaved (xargs -P): both scans are followed.
+        let two = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        let lazyTwo = try makeLazyLayer(test, source: two)
+        two.reset()
+        for i in 0..<30 {
+            for name in [names[i], names[30 + i]] { XCTAssertEqual(try lazyTwo.readAll(path: name), files[name]) }
+        }
+        XCTAssertLessThanOrEqual(two.requestCount, 20, "two interleaved scans: \(two.requestCount) requests")
     }
 
     func testSmallFileFromALargeLayerFetchesLittle() throws {
