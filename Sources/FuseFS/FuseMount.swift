@@ -30,13 +30,8 @@ public final class FuseMount: Sendable {
                              options: FuseMountOptions = FuseMountOptions(),
                              logger: Logger) throws -> FuseMount {
         let filesystem = LayerFilesystem(content: layer, options: options, logger: logger)
-        var mountOptions = ["ro", "default_permissions", "fsname=starling", "subtype=starling"]
-        if options.allowOther { mountOptions.append("allow_other") }
-        let configuration = FuseSessionConfiguration(
-            mountOptions: mountOptions, cloneFileDescriptor: options.cloneFileDescriptor,
-            maxIdleThreads: options.maxIdleThreads, maxThreads: max(2, options.maxThreads))
         let session = try FuseSession.start(handler: filesystem, at: mountpoint,
-                                            configuration: configuration, logger: logger)
+                                            configuration: sessionConfiguration(options), logger: logger)
         let mount = FuseMount(mountpoint: mountpoint, session: session, logger: logger)
         // The kernel sends INIT right after mount(2); wait for it so callers
         // (and the readahead setting below, which INIT would lower again) see
@@ -50,6 +45,63 @@ public final class FuseMount: Sendable {
         session.setReadahead(bytes: options.readahead)
         logger.info("layer mounted", metadata: ["layer": "\(layer.layerDigest)", "mountpoint": "\(mountpoint)"])
         return mount
+    }
+
+    /// Serves `layer` on the live FUSE connection of an existing mount at
+    /// `mountpoint` that another process served before (it stopped or
+    /// crashed, and systemd's file descriptor store kept the connection).
+    /// Takes ownership of `descriptor` (the connection's `/dev/fuse`
+    /// descriptor). `layer` must be the same layer (the same TOC), because
+    /// the kernel keeps the inode numbers it was given; `initRequest` is the
+    /// INIT the kernel sent when the layer was first mounted.
+    ///
+    /// Requests that arrived while nobody served the mount are answered now,
+    /// and, where the kernel can resend them (Linux 6.9+), so are requests the
+    /// previous process read but never answered.
+    public static func adopt(layer: any LayerContentSource, at mountpoint: String,
+                             descriptor: Int32, initRequest: FuseInitRequest,
+                             options: FuseMountOptions = FuseMountOptions(),
+                             logger: Logger) throws -> FuseMount {
+        let filesystem = LayerFilesystem(content: layer, options: options, logger: logger)
+        let session = try FuseSession.start(handler: filesystem, at: mountpoint,
+                                            configuration: sessionConfiguration(options),
+                                            adopting: (descriptor, initRequest), logger: logger)
+        logger.info("layer mount taken over", metadata: ["layer": "\(layer.layerDigest)", "mountpoint": "\(mountpoint)",
+                                                        "resend": "\(initRequest.offersResend)"])
+        return FuseMount(mountpoint: mountpoint, session: session, logger: logger)
+    }
+
+    private static func sessionConfiguration(_ options: FuseMountOptions) -> FuseSessionConfiguration {
+        var mountOptions = ["ro", "default_permissions", "fsname=starling", "subtype=starling"]
+        if options.allowOther { mountOptions.append("allow_other") }
+        return FuseSessionConfiguration(
+            mountOptions: mountOptions, cloneFileDescriptor: options.cloneFileDescriptor,
+            maxIdleThreads: options.maxIdleThreads, maxThreads: max(2, options.maxThreads),
+            keepRequestsForSuccessor: options.surviveRestarts)
+    }
+
+    /// The kernel's INIT request of this mount, which a successor adopting
+    /// the connection needs (keep it next to the descriptor).
+    public var initRequest: FuseInitRequest { session.initRequest }
+
+    /// Calls `body` with the mount's `/dev/fuse` descriptor, still owned by
+    /// the mount: to hand a copy to systemd's file descriptor store
+    /// (`SCM_RIGHTS` duplicates it), which keeps the mount alive and served
+    /// (queued) across a restart of this process.
+    public func withConnectionDescriptor<Result>(_ body: (Int32) throws -> Result) rethrows -> Result {
+        try body(session.connectionDescriptor)
+    }
+
+    /// Stops serving without unmounting, for a successor to `adopt` the
+    /// connection (see `FuseSession.detach`). Without another holder of the
+    /// descriptor the kernel ends the connection and the mount fails with
+    /// ENOTCONN until it is unmounted. Returns false if a request was still
+    /// being answered after the grace period.
+    @discardableResult
+    public func detach(grace: Double = 10) -> Bool {
+        let finished = session.detach(grace: grace)
+        logger.info("layer mount detached for a successor", metadata: ["mountpoint": "\(mountpoint)"])
+        return finished
     }
 
     /// True until the mount is unmounted (by `unmount()` or from outside).

@@ -43,6 +43,13 @@ public struct FuseMountOptions: Sendable, Equatable, Codable {
     public var maxIdleThreads: UInt32
     /// One /dev/fuse descriptor per worker thread.
     public var cloneFileDescriptor: Bool
+    /// Serve so that the mount can outlive this process: when the kernel can
+    /// resend unanswered requests (Linux 6.9+), read them all from the
+    /// connection's own descriptor (no clones), so a request that is being
+    /// answered when the process stops or crashes goes to its successor
+    /// instead of failing. The daemon sets it when systemd keeps its FUSE
+    /// connections across restarts.
+    public var surviveRestarts: Bool
 
     public init(entryTimeout: Double = 86_400, attributeTimeout: Double = 86_400,
                 negativeEntryTimeout: Double = 86_400, keepCache: Bool = true,
@@ -52,7 +59,7 @@ public struct FuseMountOptions: Sendable, Equatable, Codable {
                 readahead: UInt32 = 1 << 20, maxBackground: UInt32 = 64,
                 opaqueXattrNamespaces: [String] = ["trusted"], allowOther: Bool = true,
                 maxThreads: UInt32 = 32, maxIdleThreads: UInt32 = 8,
-                cloneFileDescriptor: Bool = true) {
+                cloneFileDescriptor: Bool = true, surviveRestarts: Bool = true) {
         self.entryTimeout = entryTimeout
         self.attributeTimeout = attributeTimeout
         self.negativeEntryTimeout = negativeEntryTimeout
@@ -70,6 +77,7 @@ public struct FuseMountOptions: Sendable, Equatable, Codable {
         self.maxThreads = maxThreads
         self.maxIdleThreads = maxIdleThreads
         self.cloneFileDescriptor = cloneFileDescriptor
+        self.surviveRestarts = surviveRestarts
     }
 
     enum CodingKeys: String, CodingKey {
@@ -90,6 +98,7 @@ public struct FuseMountOptions: Sendable, Equatable, Codable {
         case maxThreads = "max_threads"
         case maxIdleThreads = "max_idle_threads"
         case cloneFileDescriptor = "clone_fd"
+        case surviveRestarts = "survive_restarts"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -112,6 +121,7 @@ public struct FuseMountOptions: Sendable, Equatable, Codable {
         maxThreads = try c.decodeIfPresent(UInt32.self, forKey: .maxThreads) ?? defaults.maxThreads
         maxIdleThreads = try c.decodeIfPresent(UInt32.self, forKey: .maxIdleThreads) ?? defaults.maxIdleThreads
         cloneFileDescriptor = try c.decodeIfPresent(Bool.self, forKey: .cloneFileDescriptor) ?? defaults.cloneFileDescriptor
+        surviveRestarts = try c.decodeIfPresent(Bool.self, forKey: .surviveRestarts) ?? defaults.surviveRestarts
     }
 
     /// The switches `bench/warm.sh` (and `starling layer mount --disable`) can turn off.
