@@ -84,6 +84,10 @@ public final class FuseMount: Sendable {
     /// the connection needs (keep it next to the descriptor).
     public var initRequest: FuseInitRequest { session.initRequest }
 
+    /// The mount's device (`major:minor` as in /proc/self/mountinfo), which
+    /// tells whether a mount found later is still this connection.
+    public var device: String? { session.deviceName }
+
     /// Calls `body` with the mount's `/dev/fuse` descriptor, still owned by
     /// the mount: to hand a copy to systemd's file descriptor store
     /// (`SCM_RIGHTS` duplicates it), which keeps the mount alive and served

@@ -23,13 +23,16 @@ final class EndToEndHarness: @unchecked Sendable {
         enabled = false
         """
 
-    init(config: String = EndToEndHarness.defaultConfig) throws {
+    /// With `asService`, Starling runs as systemd would run it (notify
+    /// socket and file descriptor store, see `ServiceManager`).
+    init(config: String = EndToEndHarness.defaultConfig, asService: Bool = false) throws {
         directory = try TemporaryDirectory(prefix: "starling-e2e")
         do {
             registry = try LocalRegistry()
             metricsPort = try freeLoopbackPort()
             starling = try StarlingDaemon(directory: directory, config: "metrics_address = \"127.0.0.1:\(metricsPort)\"\n" + config,
-                                          arguments: ["--insecure-registry", "127.0.0.1:\(registry.port)"])
+                                          arguments: ["--insecure-registry", "127.0.0.1:\(registry.port)"],
+                                          serviceManager: asService ? try ServiceManager(directory: directory) : nil)
             containerd = try Containerd(directory: directory, starlingSocket: starling.socket)
         } catch {
             directory.remove()
@@ -40,6 +43,7 @@ final class EndToEndHarness: @unchecked Sendable {
     func tearDown() {
         containerd.stop()
         starling.stop()
+        starling.serviceManager?.close()
         registry.stop()
         directory.remove()
     }

@@ -60,6 +60,17 @@ public final class LocalRegistry: @unchecked Sendable {
     }
 
     /// Stops the registry (SIGKILL, like a crash) but keeps its storage.
+    /// Freezes the registry (SIGSTOP): connections open, nothing answered,
+    /// like a registry that stalls.
+    public func pause() {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGSTOP) }
+    }
+
+    /// Lets a paused registry go on (SIGCONT).
+    public func resume() {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGCONT) }
+    }
+
     public func stop() {
         guard let process, process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)

@@ -20,28 +20,47 @@ public final class StarlingDaemon: @unchecked Sendable {
     public let configPath: String
     public let logPath: String
     private var process: Process?
+    /// The daemon when `serviceManager` runs it.
+    private var managed: SpawnedProcess?
     private let arguments: [String]
     private let environment: [String: String]
+    /// Runs the daemon as systemd would (notify socket, file descriptor store).
+    public let serviceManager: ServiceManager?
 
     /// Writes `config` (TOML) next to the root and starts the daemon.
     public init(directory: TemporaryDirectory, config: String = "", arguments: [String] = [],
-                environment: [String: String] = [:]) throws {
+                environment: [String: String] = [:], serviceManager: ServiceManager? = nil) throws {
         root = directory.appending("starling-root")
         socket = directory.appending("run/starling.sock")
         configPath = directory.appending("starling.toml")
         logPath = directory.appending("starling.log")
         self.arguments = arguments
         self.environment = environment
+        self.serviceManager = serviceManager
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         try start()
+    }
+
+    private var commandLine: [String] {
+        [StarlingBinary.path, "serve", "--config", configPath, "--root", root, "--address", socket, "--log-level", "debug"] + arguments
     }
 
     /// (Re)starts the daemon on the same root and socket; returns once the
     /// socket accepts connections.
     public func start() throws {
+        if let serviceManager {
+            let child = try serviceManager.start(commandLine, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                                 logPath: logPath)
+            managed = child
+            guard waitUntil(timeout: 30, { Self.accepts(self.socket) || !child.isRunning }), child.isRunning else {
+                throw CommandError(command: ["starling", "serve"],
+                                   result: CommandResult(status: child.exitStatus ?? -1, stdout: "", stderr: log()))
+            }
+            return
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: StarlingBinary.path)
-        process.arguments = ["serve", "--config", configPath, "--root", root, "--address", socket, "--log-level", "debug"] + arguments
+        process.arguments = Array(commandLine.dropFirst())
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let logHandle = FileHandle(forWritingAtPath: logPath)
@@ -59,15 +78,33 @@ public final class StarlingDaemon: @unchecked Sendable {
     /// SIGTERM, as `systemctl stop` sends; waits for the exit status.
     @discardableResult
     public func stop() -> Int32 {
+        if let managed {
+            managed.signal(SIGTERM)
+            self.managed = nil
+            return managed.wait(timeout: 30)
+        }
         guard let process, process.isRunning else { return process?.terminationStatus ?? 0 }
-        kill(process.processIdentifier, SIGTERM)
-        if !waitUntil(timeout: 30, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+        Glibc.kill(process.processIdentifier, SIGTERM)
+        if !waitUntil(timeout: 30, { !process.isRunning }) { Glibc.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         self.process = nil
         return process.terminationStatus
     }
 
-    public var isRunning: Bool { process?.isRunning ?? false }
+    /// SIGKILL, as a crash would end it (no clean-up at all).
+    public func kill() {
+        if let managed {
+            managed.signal(SIGKILL)
+            managed.wait(timeout: 30)
+            self.managed = nil
+        } else if let process, process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            self.process = nil
+        }
+    }
+
+    public var isRunning: Bool { managed?.isRunning ?? process?.isRunning ?? false }
 
     public func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 

@@ -162,6 +162,9 @@ final class FuseSession: @unchecked Sendable {
         return running
     }
 
+    /// The mount's device as `major:minor` (as /proc/self/mountinfo shows it).
+    var deviceName: String? { device.map { "\($0.major):\($0.minor)" } }
+
     /// The connection's `/dev/fuse` descriptor, owned by the session.
     var connectionDescriptor: Int32 { fuse_session_fd(session) }
 

@@ -9,9 +9,10 @@ import Logging
 import Registry
 import Synchronization
 
-/// `starling serve`: opens the store, remounts the lazy layers it holds,
-/// serves containerd's snapshots API on the unix socket, tells systemd it
-/// is ready, and on SIGTERM/SIGINT stops serving and unmounts its layers.
+/// `starling serve`: opens the store, remounts (or takes over) the lazy
+/// layers it holds, serves containerd's snapshots API on the unix socket,
+/// tells systemd it is ready, and on SIGTERM/SIGINT stops serving and
+/// unmounts its layers, or, under systemd, leaves them to the next run.
 struct Daemon {
     let configuration: DaemonConfiguration
     let logger: Logger
@@ -20,6 +21,9 @@ struct Daemon {
         guard geteuid() == 0 else {
             throw ConfigurationError("starling serve must run as root (it mounts overlay and FUSE file systems)")
         }
+        // Descriptors systemd kept for us (live FUSE connections of the
+        // previous run): taken first, so no child process inherits them.
+        let inherited = FileDescriptorStore.takeInherited()
         let paths = SnapshotPaths(root: configuration.root)
         try paths.create()
         let store: SnapshotStore
@@ -29,7 +33,9 @@ struct Daemon {
             throw ConfigurationError("cannot open the metadata store \(paths.metadata): \(error)")
         }
         let events = SnapshotEvents()
-        let mounts = LazyMounts(fuseOptions: configuration.fuse, logger: logger)
+        let handover = MountHandover(paths: paths, enabled: configuration.fuse.surviveRestarts && SystemdNotifier.isAvailable,
+                                     inherited: inherited, logger: logger)
+        let mounts = LazyMounts(fuseOptions: configuration.fuse, handover: handover, logger: logger)
         var client: RegistryClient?
         var provider: LayerProvider?
         if configuration.lazyEnabled || configuration.cvmfs.enabled {
@@ -81,7 +87,9 @@ struct Daemon {
         defer {
             signals.forEach { $0.cancel() }
             housekeeping.cancel()
-            mounts.unmountAll()
+            // Under systemd with the file descriptor store, the next run
+            // takes the mounts over: running containers keep their files.
+            if handover.isEnabled { mounts.detachAll() } else { mounts.unmountAll() }
             unlink(configuration.address)
             logger.notice("stopped")
         }

@@ -6,6 +6,8 @@ import Foundation
 ///     snapshots/<id>/fs        upper dir of an active snapshot, files of a
 ///                              committed one, or the FUSE mountpoint of a lazy layer
 ///     snapshots/<id>/work      overlay work dir (active snapshots)
+///     snapshots/<id>/connection.json  what a restarted daemon needs to take
+///                              over a lazy layer's live FUSE connection
 ///     snapshots/new-XXXXXX     a snapshot directory being staged
 ///     snapshots/rm-<id>        a removed snapshot's directory, being deleted
 ///     layers/<hex>/            saved TOC of each lazy layer (for restarts)
@@ -21,6 +23,7 @@ struct SnapshotPaths: Sendable {
     func directory(_ id: Int64) -> String { "\(snapshots)/\(id)" }
     func filesystem(_ id: Int64) -> String { "\(directory(id))/fs" }
     func work(_ id: Int64) -> String { "\(directory(id))/work" }
+    func connection(_ id: Int64) -> String { "\(directory(id))/connection.json" }
     func removal(_ id: Int64) -> String { "\(snapshots)/rm-\(id)" }
 
     /// The directory holding a layer's saved TOC, by blob digest.

@@ -6,6 +6,9 @@ import Synchronization
 
 /// The FUSE mounts of lazy layers this daemon serves, by snapshot id.
 ///
+/// Every mount is offered to `handover` (systemd's file descriptor store),
+/// so that a restart can take it over instead of remounting it.
+///
 /// A snapshot whose mount is still coming up (a restart remounting in the
 /// background) has a `Pending` entry; calls that hand out mounts wait for
 /// it, so a container never starts on an empty lower directory.
@@ -17,10 +20,12 @@ final class LazyMounts: Sendable {
 
     private let entries = Mutex<[Int64: Pending<Status>]>([:])
     private let fuseOptions: FuseMountOptions
+    let handover: MountHandover
     private let logger: Logger
 
-    init(fuseOptions: FuseMountOptions, logger: Logger) {
+    init(fuseOptions: FuseMountOptions, handover: MountHandover, logger: Logger) {
         self.fuseOptions = fuseOptions
+        self.handover = handover
         self.logger = logger
     }
 
@@ -30,6 +35,7 @@ final class LazyMounts: Sendable {
         entries.withLock { $0[id] = pending }
         do {
             let mount = try FuseMount.mount(layer: layer, at: mountpoint, options: fuseOptions, logger: logger)
+            handover.keep(mount, snapshot: id)
             pending.fulfil(.mounted(mount, layer))
         } catch {
             pending.fulfil(.failed("\(error)"))
@@ -39,14 +45,37 @@ final class LazyMounts: Sendable {
     }
 
     /// Mounts in the background: `open` runs on its own thread; until it
-    /// is done, `waitMounted` blocks.
-    func mountLater(snapshot id: Int64, at mountpoint: String, _ open: @escaping @Sendable () throws -> LazyLayer) {
+    /// is done, `waitMounted` blocks. With `connection` (a live mount a
+    /// previous run left at `mountpoint`), the layer is served on that
+    /// connection instead of being mounted again: programs using the mount
+    /// only waited. If the layer cannot be opened the connection is closed
+    /// (those programs then see ENOTCONN), as a fresh mount would fail.
+    func mountLater(snapshot id: Int64, at mountpoint: String,
+                    adopting connection: (descriptor: Int32, initRequest: FuseInitRequest)? = nil,
+                    _ open: @escaping @Sendable () throws -> LazyLayer) {
         let pending = Pending<Status>()
         entries.withLock { $0[id] = pending }
         Thread.detachNewThread { [self] in
             do {
-                let layer = try open()
-                let mount = try FuseMount.mount(layer: layer, at: mountpoint, options: fuseOptions, logger: logger)
+                let layer: LazyLayer
+                do {
+                    layer = try open()
+                } catch {
+                    if let connection {
+                        handover.forget(snapshot: id)
+                        close(connection.descriptor)
+                        _ = umount2(mountpoint, Int32(MNT_DETACH))
+                    }
+                    throw error
+                }
+                let mount: FuseMount
+                if let connection {
+                    mount = try FuseMount.adopt(layer: layer, at: mountpoint, descriptor: connection.descriptor,
+                                                initRequest: connection.initRequest, options: fuseOptions, logger: logger)
+                } else {
+                    mount = try FuseMount.mount(layer: layer, at: mountpoint, options: fuseOptions, logger: logger)
+                    handover.keep(mount, snapshot: id)
+                }
                 pending.fulfil(.mounted(mount, layer))
             } catch {
                 logger.error("cannot mount lazy layer", metadata: ["snapshot": "\(id)", "mountpoint": "\(mountpoint)",
@@ -70,6 +99,7 @@ final class LazyMounts: Sendable {
     func unmount(_ id: Int64) {
         guard let pending = entries.withLock({ $0.removeValue(forKey: id) }) else { return }
         if case .mounted(let mount, let layer) = pending.wait() {
+            handover.forget(snapshot: id)
             mount.unmount()
             layer.close()
         }
@@ -80,6 +110,22 @@ final class LazyMounts: Sendable {
     func unmountAll() {
         let ids = entries.withLock { Array($0.keys) }
         DispatchQueue.concurrentPerform(iterations: ids.count) { unmount(ids[$0]) }
+    }
+
+    /// Stops serving every mount but leaves them mounted, for the next run
+    /// to take over (see `MountHandover`). All at once: each finishes the
+    /// requests it is answering first.
+    func detachAll() {
+        let pending = entries.withLock { table -> [Pending<Status>] in
+            defer { table.removeAll() }
+            return Array(table.values)
+        }
+        DispatchQueue.concurrentPerform(iterations: pending.count) { i in
+            if case .mounted(let mount, let layer) = pending[i].wait() {
+                mount.detach()
+                layer.close()
+            }
+        }
     }
 
     /// The layers currently mounted (for metrics and state).

@@ -1,4 +1,5 @@
 import Foundation
+import FuseFS
 import GRPCShim
 import LazyLayer
 import Logging
@@ -115,23 +116,36 @@ extension SnapshotterService {
 
     /// Mounts every lazy layer of the store again, in the background: from
     /// the saved TOC when there is one (no registry round trip), else from
-    /// the registry. Stale mounts of a previous run are detached first.
-    /// Calls that hand out mounts wait for the layers they involve.
+    /// the registry. A mount whose live connection the previous run handed
+    /// over (systemd's file descriptor store) is taken over instead, so the
+    /// containers using it never notice; other mounts left by a previous run
+    /// are detached first. Calls that hand out mounts wait for the layers
+    /// they involve.
     func restoreLazyLayers() throws {
-        for stale in mountpoints(under: paths.snapshots).sorted(by: >) {
-            logger.info("detaching a mount left by a previous run", metadata: ["mountpoint": "\(stale)"])
-            _ = umount2(stale, Int32(MNT_DETACH))
-        }
-        guard let provider else { return }
+        let handover = mounts.handover
         let lazy = try store.read { db in try db.allSnapshots() }.compactMap { record -> (Int64, LazyLayerSource)? in
             if case .lazy(let source) = record.source, let id = record.id { return (id, source) }
             return nil
         }
+        let table = MountTable.current()
+        var connections: [Int64: (descriptor: Int32, initRequest: FuseInitRequest)] = [:]
+        if provider != nil {
+            for (id, _) in lazy where handover.inheritedSnapshots.contains(id) {
+                connections[id] = handover.claim(snapshot: id, mountpoint: paths.filesystem(id), mounts: table)
+            }
+        }
+        handover.releaseUnclaimed()
+        let adopted = Set(connections.keys.map { paths.filesystem($0) })
+        for stale in table.mountpoints(under: paths.snapshots).sorted(by: >) where !adopted.contains(stale) {
+            logger.info("detaching a mount left by a previous run", metadata: ["mountpoint": "\(stale)"])
+            _ = umount2(stale, Int32(MNT_DETACH))
+        }
+        guard let provider else { return }
         for (id, source) in lazy {
             let saved = savedTOCs.load(layerDigest: source.layerDigest)
             let savedTOCs = self.savedTOCs
             let logger = self.logger
-            mounts.mountLater(snapshot: id, at: paths.filesystem(id)) {
+            mounts.mountLater(snapshot: id, at: paths.filesystem(id), adopting: connections[id]) {
                 let opened: OpenedLayer
                 if let saved, let reopened = try? provider.reopen(source, raw: saved) {
                     opened = reopened
@@ -144,7 +158,9 @@ extension SnapshotterService {
                 return opened.lazy
             }
         }
-        if !lazy.isEmpty { logger.info("remounting lazy layers", metadata: ["count": "\(lazy.count)"]) }
+        if !lazy.isEmpty {
+            logger.info("remounting lazy layers", metadata: ["count": "\(lazy.count)", "takenOver": "\(connections.count)"])
+        }
     }
 
     // MARK: per-chain serialization

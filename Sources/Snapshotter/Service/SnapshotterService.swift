@@ -303,14 +303,3 @@ final class SnapshotterService: SnapshotBackend {
         return .internal("\(step) failed: \(error)")
     }
 }
-
-/// Mount points at or below `path`, from /proc/self/mountinfo.
-func mountpoints(under path: String) -> [String] {
-    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
-    return text.split(separator: "\n").compactMap { line -> String? in
-        let fields = line.split(separator: " ")
-        guard fields.count > 4 else { return nil }
-        let target = fields[4].replacingOccurrences(of: "\\040", with: " ")
-        return target == path || target.hasPrefix(path + "/") ? target : nil
-    }
-}
