@@ -154,26 +154,3 @@ final class GatedContent: LayerContentSource {
         return try inner.read(entry: entry, offset: offset, length: length)
     }
 }
-
-/// The running kernel's `major.minor`, from uname(2).
-struct KernelVersion: Comparable {
-    let major: Int
-    let minor: Int
-
-    init(_ major: Int, _ minor: Int) {
-        self.major = major
-        self.minor = minor
-    }
-
-    static var current: KernelVersion {
-        var name = utsname()
-        uname(&name)
-        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-        return KernelVersion(numbers.first ?? 0, numbers.dropFirst().first ?? 0)
-    }
-
-    static func < (a: KernelVersion, b: KernelVersion) -> Bool {
-        (a.major, a.minor) < (b.major, b.minor)
-    }
-}
