@@ -174,6 +174,15 @@ public final class SpawnedProcess: @unchecked Sendable {
         for (i, descriptor) in staged.enumerated() {
             posix_spawn_file_actions_adddup2(&actions, descriptor, 3 + Int32(i))
         }
+        // Nothing else: descriptors other threads are handing to their own
+        // children (Foundation's exit-watch sockets are not close-on-exec)
+        // must not leak into this one, or those children never look exited.
+        // (glibc 2.34+; Swift's Glibc module does not import it.)
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+            throw POSIXError(.ENOSYS)
+        }
+        _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3 + Int32(staged.count))
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
