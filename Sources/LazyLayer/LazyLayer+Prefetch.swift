@@ -41,7 +41,8 @@ extension LazyLayer {
 
     /// Fetches the chunks before the prefetch landmark: one request for the
     /// whole range (gaps of already cached chunks included) unless it is
-    /// larger than `prefetchMaxRequestBytes`.
+    /// larger than `prefetchMaxRequestBytes`, streamed: each chunk is served
+    /// as soon as it has arrived and verified.
     private func runPrefetch() {
         guard let range = index.prefetchRange, !range.isEmpty else {
             setPrefetch(.done)
@@ -54,8 +55,7 @@ extension LazyLayer {
             mine.append(position)
         }
         condition.unlock()
-        let ok = fetch(positions: mine, purpose: .prefetch, maxGap: Int64.max / 4,
-                       maxBytes: Int64(options.prefetchMaxRequestBytes))
+        let ok = fetchStreaming(positions: mine, purpose: .prefetch, maxBytes: Int64(options.prefetchMaxRequestBytes))
         if ok {
             logger.debug("prefetched \(mine.count) chunks of [\(range.lowerBound), \(range.upperBound))")
             setPrefetch(.done)

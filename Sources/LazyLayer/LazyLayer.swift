@@ -377,23 +377,92 @@ public final class LazyLayer: @unchecked Sendable {
                     allGood = false
                     continue
                 }
-                do {
-                    let bytes = try layer.decodeChunk(chunk, compressed: buffer[from..<to])
-                    cache.put(key(position), bytes, inMemory: purpose != .background)
-                    complete(position, .success(bytes))
-                } catch {
-                    let failure = LazyLayerError.chunkInvalid(path: index.path(of: chunk.entry),
-                                                              fileOffset: chunk.fileOffset, reason: "\(error)")
-                    condition.lock()
-                    mutable.counters.invalidChunks += 1
-                    condition.unlock()
-                    recordFailure(failure, position: position)
-                    complete(position, .failure(failure))
-                    allGood = false
-                }
+                if !accept(position, compressed: buffer[from..<to], purpose: purpose) { allGood = false }
             }
         }
         return allGood
+    }
+
+    /// `fetch` for one large range (a layer's prioritized files): each chunk
+    /// is verified, cached and handed to its waiters as soon as its bytes
+    /// have arrived, so a container reading the front of the range does not
+    /// wait for the end. `positions` are sorted and registered in flight.
+    @discardableResult
+    func fetchStreaming(positions: [Int], purpose: Purpose, maxBytes: Int64) -> Bool {
+        guard !positions.isEmpty else { return true }
+        let requests = RangeCoalescer(maxGap: Int64.max / 4, maxBytes: maxBytes)
+            .plan(positions.map { table.chunks[$0].compressedRange })
+        var allGood = true
+        for request in requests {
+            let members = request.members.map { positions[$0] }
+            var buffer: [UInt8] = []
+            var bufferStart = request.range.lowerBound  // blob offset of buffer[0]
+            var next = 0
+            let started = DispatchTime.now().uptimeNanoseconds
+            do {
+                try source.stream(request.range) { piece in
+                    buffer.append(contentsOf: piece)
+                    var consumed = 0
+                    while next < members.count {
+                        let range = table.chunks[members[next]].compressedRange
+                        let to = Int(range.upperBound - bufferStart)
+                        guard to <= buffer.count else { break }
+                        let from = Int(range.lowerBound - bufferStart)
+                        if !accept(members[next], compressed: buffer[from..<to], purpose: purpose) { allGood = false }
+                        consumed = to
+                        next += 1
+                    }
+                    if consumed >= 1 << 20 {
+                        buffer.removeFirst(consumed)
+                        bufferStart += Int64(consumed)
+                    }
+                }
+            } catch {
+                let failure = LazyLayerError.fetchFailed(range: request.range, reason: "\(error)")
+                condition.lock()
+                mutable.counters.recordLatency(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+                mutable.counters.fetchFailures += 1
+                countRequest(purpose)
+                noteError(failure)
+                condition.unlock()
+                logger.error("\(failure)")
+                for position in members[next...] { complete(position, .failure(failure)) }
+                allGood = false
+                continue
+            }
+            condition.lock()
+            mutable.counters.recordLatency(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+            countRequest(purpose)
+            mutable.counters.fetchedBytes += Int64(request.range.count)
+            condition.unlock()
+            if next < members.count {
+                let failure = LazyLayerError.fetchFailed(range: request.range, reason: "the response ended early")
+                for position in members[next...] { complete(position, .failure(failure)) }
+                allGood = false
+            }
+        }
+        return allGood
+    }
+
+    /// Decodes and verifies one fetched chunk, caches it and completes its
+    /// waiters (with an error if it does not verify). Returns whether it did.
+    private func accept(_ position: Int, compressed: ArraySlice<UInt8>, purpose: Purpose) -> Bool {
+        let chunk = table.chunks[position]
+        do {
+            let bytes = try layer.decodeChunk(chunk, compressed: compressed)
+            cache.put(key(position), bytes, inMemory: purpose != .background)
+            complete(position, .success(bytes))
+            return true
+        } catch {
+            let failure = LazyLayerError.chunkInvalid(path: index.path(of: chunk.entry),
+                                                      fileOffset: chunk.fileOffset, reason: "\(error)")
+            condition.lock()
+            mutable.counters.invalidChunks += 1
+            condition.unlock()
+            recordFailure(failure, position: position)
+            complete(position, .failure(failure))
+            return false
+        }
     }
 
     private func countRequest(_ purpose: Purpose) {

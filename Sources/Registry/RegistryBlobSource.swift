@@ -81,6 +81,61 @@ public final class RegistryBlobSource: BlobSource {
         return results
     }
 
+    /// One range request whose body is handed on as it arrives. A
+    /// connection that breaks is resumed from the first byte not delivered
+    /// (the client's retries), so `deliver` sees every byte once, in order.
+    public func stream(_ range: Range<Int64>, deliver: (ArraySlice<UInt8>) throws -> Void) throws {
+        guard !range.isEmpty else { return }
+        let range = try validated(offset: range.lowerBound, length: Int(range.count))
+        let call = RegistryCall(reference: repository, path: "blobs/\(digest)", what: "blob \(digest)")
+        let preferred = state.withLock { $0.endpoint }
+        var delivered: Int64 = 0
+        let result = try withoutActuallyEscaping(deliver) { deliver in
+            try client.send(call, cancellation: cancellation, preferred: preferred) {
+                let start = range.lowerBound + delivered
+                // Blob offset of the next body byte of this attempt (nil until its head is known).
+                var position: Int64?
+                return AttemptSetup(headers: ["Range: bytes=\(start)-\(range.upperBound - 1)"]) { head, bytes in
+                    if position == nil {
+                        if head.status == 206 {
+                            guard let answered = head.header("content-range").flatMap(ContentRange.init), answered.first == start else {
+                                throw RegistryError.invalidResponse(registry: self.repository.registry, repository: self.repository.repository,
+                                                                    detail: "206 for \(self.digest) does not start at byte \(start)")
+                            }
+                            position = start
+                        } else {
+                            position = 0  // 200: the whole blob
+                        }
+                    }
+                    var offset = position!
+                    var piece = bytes[...]
+                    if offset < start {
+                        let skipped = Int(min(start - offset, Int64(piece.count)))
+                        piece = piece.dropFirst(skipped)
+                        offset += Int64(skipped)
+                    }
+                    let taken = Int(min(range.upperBound - offset, Int64(piece.count)))
+                    if taken > 0 {
+                        try deliver(Array(UnsafeRawBufferPointer(rebasing: piece.prefix(taken)))[...])
+                        delivered += Int64(taken)
+                        offset += Int64(taken)
+                    }
+                    position = offset
+                    return offset < range.upperBound
+                }
+            }
+        }
+        state.withLock { $0.endpoint = result.endpoint }
+        guard result.status == 206 || result.status == 200 else {
+            throw RegistryError.unexpectedStatus(registry: result.endpoint.host, repository: repository.repository,
+                                                 status: result.status, detail: "range request for \(digest)")
+        }
+        guard delivered == Int64(range.count) else {
+            throw RegistryError.invalidResponse(registry: result.endpoint.host, repository: repository.repository,
+                                                detail: "range response for \(digest) ended after \(delivered) of \(range.count) bytes")
+        }
+    }
+
     // MARK: - one range request
 
     /// What one range request returned: parts keyed by blob offset.

@@ -26,6 +26,13 @@ public protocol BlobSource: Sendable {
     /// and the blob's size. A layer's footer and TOC sit there, so opening a
     /// layer is one round trip where the transport can ask for a suffix.
     func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64)
+
+    /// Reads `range` and hands its bytes to `deliver` in order as they
+    /// arrive, each piece continuing where the last one ended: a caller can
+    /// use the front of a large range (a layer's prioritized files) while its
+    /// end is still on the way. Throws like `read(at:length:)`, possibly
+    /// after some pieces were delivered.
+    func stream(_ range: Range<Int64>, deliver: (ArraySlice<UInt8>) throws -> Void) throws
 }
 
 extension BlobSource {
@@ -35,6 +42,12 @@ extension BlobSource {
 
     public func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64) {
         try readTailBySize(length: length)
+    }
+
+    /// One read, one delivery (sources without incremental transfers).
+    public func stream(_ range: Range<Int64>, deliver: (ArraySlice<UInt8>) throws -> Void) throws {
+        guard !range.isEmpty else { return }
+        try deliver(try read(at: range.lowerBound, length: Int(range.count))[...])
     }
 
     /// `readTail` as two steps: the size, then a range read of the tail.

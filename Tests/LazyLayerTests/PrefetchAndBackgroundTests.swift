@@ -37,6 +37,32 @@ final class PrefetchAndBackgroundTests: XCTestCase {
         XCTAssertEqual(source.requestCount, 0, "prioritized files are local after prefetch")
     }
 
+    /// The prefetch response is used as it arrives: a container reading
+    /// the first prioritized file does not wait for the rest of the range.
+    func testPrioritizedFilesAreServedBeforeThePrefetchResponseEnds() throws {
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10, prioritized: Self.prioritized)
+        let probe = try makeLazyLayer(test, source: try LocalFileBlobSource(path: test.blobPath))
+        let first = try XCTUnwrap(probe.index.lookup(path: Self.prioritized[0]))
+        let firstEnd = try XCTUnwrap(probe.index.chunks(of: first).map(\.compressedRange.upperBound).max())
+        let range = try XCTUnwrap(probe.index.prefetchRange)
+        XCTAssertLessThan(firstEnd, range.upperBound - 100_000, "the first file is well inside the range")
+
+        let source = HeldBackBlobSource(try LocalFileBlobSource(path: test.blobPath), holdAfter: firstEnd)
+        let lazy = try makeLazyLayer(test, source: source)
+        XCTAssertFalse(lazy.prefetch(timeout: 0), "prefetch runs on; the mount need not wait for it")
+        XCTAssertEqual(source.held.wait(timeout: .now() + 30), .success, "the stream reached the hold")
+        source.reset()
+        XCTAssertEqual(sha256Hex(try lazy.readAll(path: Self.prioritized[0])), sha256Hex(test.files[Self.prioritized[0]]!))
+        XCTAssertEqual(source.requests, 0, "the first file came from the prefetch stream, not a request of its own")
+        XCTAssertFalse(lazy.state().prefetchDone, "the rest of the range is still held back")
+        source.release()
+        XCTAssertTrue(lazy.prefetch(timeout: 30))
+        for path in Self.prioritized {
+            XCTAssertEqual(sha256Hex(try lazy.readAll(path: path)), sha256Hex(test.files[path]!), path)
+        }
+        XCTAssertEqual(source.requests, 0)
+    }
+
     func testLayerWithoutPrioritizedFilesPrefetchesNothing() throws {
         let test = try TestLayer(files: ["a": randomBytes(1000, seed: 1)])
         let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
@@ -126,5 +152,42 @@ final class PrefetchAndBackgroundTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 10) { lazy.state().backgroundStatus.hasPrefix("disabled") },
                       lazy.state().backgroundStatus)
         XCTAssertEqual(sha256Hex(try lazy.readAll(path: "etc/hosts")), sha256Hex(test.files["etc/hosts"]!))
+    }
+}
+
+/// Streams ranges from `base` but stops after blob offset `holdAfter`
+/// until `release()`: a slow prefetch response whose front has arrived.
+final class HeldBackBlobSource: BlobSource, @unchecked Sendable {
+    let base: any BlobSource
+    let holdAfter: Int64
+    let held = DispatchSemaphore(value: 0)
+    private let gate = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var count = 0
+
+    init(_ base: any BlobSource, holdAfter: Int64) {
+        self.base = base
+        self.holdAfter = holdAfter
+    }
+
+    /// Range requests other than streams since the last reset.
+    var requests: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func reset() { lock.lock(); count = 0; lock.unlock() }
+    func release() { gate.signal() }
+
+    func size() throws -> Int64 { try base.size() }
+
+    func read(at offset: Int64, length: Int) throws -> [UInt8] {
+        lock.lock(); count += 1; lock.unlock()
+        return try base.read(at: offset, length: length)
+    }
+
+    func stream(_ range: Range<Int64>, deliver: (ArraySlice<UInt8>) throws -> Void) throws {
+        let bytes = try base.read(at: range.lowerBound, length: Int(range.count))
+        let split = Int(min(max(0, holdAfter - range.lowerBound), Int64(bytes.count)))
+        try deliver(bytes[0..<split])
+        held.signal()
+        gate.wait()
+        try deliver(bytes[split...])
     }
 }
