@@ -17,7 +17,7 @@ import Synchronization
 public final class RegistryBlobSource: BlobSource {
     public let repository: ImageReference
     public let digest: String
-    let client: RegistryClient
+    public let client: RegistryClient
     let cancellation: RegistryCancellation?
     private let state: Mutex<State>
 

@@ -9,7 +9,7 @@ struct LayerInspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Print the TOC digest, entry count and prefetch range of an eStargz / zstd:chunked blob.")
 
-    @Argument(help: "The layer blob.")
+    @Argument(help: "The layer blob: a file, or REGISTRY/REPOSITORY@sha256:DIGEST (only its footer and TOC are read).")
     var blob: String
 
     @Flag(help: "Also print the TOC JSON.")
@@ -20,6 +20,9 @@ struct LayerInspectCommand: ParsableCommand {
 
     @Flag(help: "Also print how long opening took and how much memory the index keeps (for bench/format.sh).")
     var stats = false
+
+    @OptionGroup var imageOption: ImageOption
+    @OptionGroup var registryOptions: RegistryOptions
 
     struct Stats: Encodable {
         let openMilliseconds: Double
@@ -51,12 +54,13 @@ struct LayerInspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let source = try LocalFileBlobSource(path: blob)
-        _ = try source.size()
+        let source = try registryOptions.blobSource(blob)
+        let expected = try registryOptions.tocDigest(for: source, given: tocDigest, image: imageOption.image)
+        let raw = try RawTOC.read(from: source)
         let residentBefore = Self.residentBytes()
         let start = ContinuousClock.now
-        let layer = try StargzLayer.open(source: source, tocDigest: tocDigest,
-                                         verification: tocDigest == nil ? .disabled : .required)
+        let layer = try StargzLayer.open(source: source, raw: raw, tocDigest: expected,
+                                         verification: expected == nil ? .disabled : .required)
         let elapsed = ContinuousClock.now - start
         let residentAfter = Self.residentBytes()
         let index = layer.index
@@ -91,7 +95,6 @@ struct LayerInspectCommand: ParsableCommand {
                 residentBytesPerEntry: Double(residentAfter - residentBefore) / Double(n))), as: UTF8.self))
         }
         if toc {
-            let raw = try RawTOC.read(from: source)
             print(String(decoding: raw.json, as: UTF8.self))
         }
     }

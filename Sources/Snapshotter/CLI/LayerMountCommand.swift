@@ -33,9 +33,7 @@ struct LayerMountCommand: ParsableCommand {
             help: "Expected TOC digest (sha256:...). For a registry blob without it, the digest comes from the manifest of --image; for a local file without it, the file's own TOC is trusted. Chunks are verified against the TOC either way.")
     var tocDigest: String?
 
-    @Option(help: ArgumentHelp("For a registry blob without --toc-digest: the image (REGISTRY/REPOSITORY:TAG or @DIGEST) whose manifest annotates the layer with its TOC digest.",
-                               valueName: "image"))
-    var image: String?
+    @OptionGroup var imageOption: ImageOption
 
     @Option(name: .customLong("cache-dir"),
             help: ArgumentHelp("Disk tier of the chunk cache for a registry blob (enables background fetch of the whole layer). Without it, chunks are cached in memory only.",
@@ -71,7 +69,7 @@ struct LayerMountCommand: ParsableCommand {
         }
         let client = try registryOptions.makeClient()
         if let blob = try registryOptions.registryBlob(source, client: client) {
-            let layer = try openRegistryBlob(blob, client: client, logger: logger)
+            let layer = try openRegistryBlob(blob, logger: logger)
             layer.start()  // prefetch, then background fetch, while the mount comes up
             try serve(layer, options: options, logger: logger)
             layer.close()
@@ -82,13 +80,8 @@ struct LayerMountCommand: ParsableCommand {
 
     /// Opens a registry blob as a lazy layer: footer and TOC in one tail read,
     /// verified against the TOC digest (given, or from the image manifest).
-    private func openRegistryBlob(_ blob: RegistryBlobSource, client: RegistryClient, logger: Logger) throws -> LazyLayer {
-        var expected = tocDigest
-        if expected == nil, let image {
-            let resolved = try client.resolve(try ImageReference(parsing: image))
-            expected = resolved.layers.first { $0.digest == blob.digest }?.annotations[SnapshotLabel.tocDigest]
-        }
-        guard let expected else {
+    private func openRegistryBlob(_ blob: RegistryBlobSource, logger: Logger) throws -> LazyLayer {
+        guard let expected = try registryOptions.tocDigest(for: blob, given: tocDigest, image: imageOption.image) else {
             throw ValidationError("\(source): give --toc-digest, or --image whose manifest annotates this layer with \(SnapshotLabel.tocDigest)")
         }
         let layer = try StargzLayer.open(source: blob, tocDigest: expected, verification: .required)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Registry
+import StargzReader
 import TOMLKit
 
 /// Options shared by every command that talks to a registry
@@ -55,4 +56,30 @@ struct RegistryOptions: ParsableArguments {
               let reference = try? ImageReference(parsing: argument), let digest = reference.digest else { return nil }
         return try client.blobSource(reference, digest: digest)
     }
+
+    /// `argument` as a blob to read: a registry blob (read by range, only
+    /// the bytes needed) or a local file.
+    func blobSource(_ argument: String) throws -> any BlobSource {
+        if let blob = try registryBlob(argument, client: try makeClient()) { return blob }
+        return try LocalFileBlobSource(path: argument)
+    }
+
+    /// The TOC digest to check a blob against: `given`, else (for a
+    /// registry blob) the annotation of the layer in `image`'s manifest.
+    func tocDigest(for source: any BlobSource, given: String?, image: String?) throws -> String? {
+        if let given { return given }
+        guard let image, let blob = source as? RegistryBlobSource else { return nil }
+        let resolved = try blob.client.resolve(try ImageReference(parsing: image))
+        guard let annotated = resolved.layers.first(where: { $0.digest == blob.digest })?.annotations[SnapshotLabel.tocDigest] else {
+            throw ValidationError("the manifest of \(image) does not annotate layer \(blob.digest) with \(SnapshotLabel.tocDigest)")
+        }
+        return annotated
+    }
+}
+
+/// `--image`, for commands reading a registry blob without `--toc-digest`.
+struct ImageOption: ParsableArguments {
+    @Option(help: ArgumentHelp("For a registry blob without --toc-digest: the image (REGISTRY/REPOSITORY:TAG or @DIGEST) whose manifest annotates the layer with its TOC digest.",
+                               valueName: "IMAGE"))
+    var image: String?
 }
