@@ -45,6 +45,7 @@ extension LazyLayer {
     /// as soon as it has arrived and verified.
     private func runPrefetch() {
         guard let range = index.prefetchRange, !range.isEmpty else {
+            headStream?.cancel()
             setPrefetch(.done)
             return
         }
@@ -55,7 +56,13 @@ extension LazyLayer {
             mine.append(position)
         }
         condition.unlock()
-        let ok = fetchStreaming(positions: mine, purpose: .prefetch, maxBytes: Int64(options.prefetchMaxRequestBytes))
+        var ok = true
+        if let headStream {
+            let (taken, allGood) = takeFromHead(headStream, positions: mine)
+            mine.removeFirst(taken)
+            ok = allGood
+        }
+        ok = fetchStreaming(positions: mine, purpose: .prefetch, maxBytes: Int64(options.prefetchMaxRequestBytes)) && ok
         if ok {
             logger.debug("prefetched \(mine.count) chunks of [\(range.lowerBound), \(range.upperBound))")
             setPrefetch(.done)
@@ -63,6 +70,33 @@ extension LazyLayer {
             // Reads and background fetch will fetch what is missing.
             setPrefetch(.failed("some chunks of the prioritized range could not be fetched"))
         }
+    }
+
+    /// Takes the leading chunks of `positions` (sorted) from the blob's
+    /// head as they arrive, verifying each; stops at the first chunk the
+    /// head does not cover, then stops the head. Returns how many chunks
+    /// were taken and whether all of them verified.
+    private func takeFromHead(_ head: HeadStream, positions: [Int]) -> (taken: Int, allGood: Bool) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var taken = 0
+        var allGood = true
+        var end: Int64 = 0
+        for position in positions {
+            let range = table.chunks[position].compressedRange
+            guard let bytes = head.bytes(range) else { break }
+            if !accept(position, compressed: bytes[...], purpose: .prefetch) { allGood = false }
+            end = range.upperBound
+            taken += 1
+        }
+        head.cancel()
+        if taken > 0 {
+            condition.lock()
+            mutable.counters.recordLatency(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+            mutable.counters.prefetchRequests += 1
+            mutable.counters.fetchedBytes += end
+            condition.unlock()
+        }
+        return (taken, allGood)
     }
 
     private func setPrefetch(_ status: PhaseStatus) {

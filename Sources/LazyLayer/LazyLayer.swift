@@ -29,6 +29,8 @@ public final class LazyLayer: @unchecked Sendable {
     public let options: LazyLayerOptions
     let logger: Logger
     let table: LayerChunkTable
+    /// The blob's head, requested with the TOC; the prefetch starts from it.
+    let headStream: HeadStream?
 
     /// The layer's metadata index.
     public var index: LayerIndex { layer.index }
@@ -89,9 +91,10 @@ public final class LazyLayer: @unchecked Sendable {
     /// starts fully local). Call `prefetch(timeout:)` to start prefetch and
     /// background fetch.
     public init(digest: String, layer: StargzLayer, source: (any BlobSource)? = nil, cache: ChunkCache,
-                options: LazyLayerOptions = LazyLayerOptions(),
+                options: LazyLayerOptions = LazyLayerOptions(), headStream: HeadStream? = nil,
                 logger: Logger = Logger(label: "starling.lazylayer")) {
         self.digest = digest
+        self.headStream = headStream
         self.layer = layer
         self.source = source ?? layer.source
         self.cache = cache
@@ -446,7 +449,7 @@ public final class LazyLayer: @unchecked Sendable {
 
     /// Decodes and verifies one fetched chunk, caches it and completes its
     /// waiters (with an error if it does not verify). Returns whether it did.
-    private func accept(_ position: Int, compressed: ArraySlice<UInt8>, purpose: Purpose) -> Bool {
+    func accept(_ position: Int, compressed: ArraySlice<UInt8>, purpose: Purpose) -> Bool {
         let chunk = table.chunks[position]
         do {
             let bytes = try layer.decodeChunk(chunk, compressed: compressed)
@@ -556,5 +559,6 @@ public final class LazyLayer: @unchecked Sendable {
         mutable.closed = true
         condition.broadcast()
         condition.unlock()
+        headStream?.cancel()
     }
 }

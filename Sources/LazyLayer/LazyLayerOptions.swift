@@ -32,12 +32,17 @@ public struct LazyLayerOptions: Sendable, Equatable {
     public var prefetchMaxRequestBytes: Int
     /// Background fetch of the rest of the layer after prefetch.
     public var background: BackgroundFetchOptions
+    /// How much of the blob's head to request together with its TOC (see
+    /// `HeadStream`); 0 waits for the TOC before requesting the prefetch.
+    public var headStreamBytes: Int
 
     public init(maxRequestBytes: Int = 16 << 20, maxGapBytes: Int = 64 << 10,
                 readaheadBytes: Int = 8 << 20, sequentialReadaheadBytes: Int = 8 << 20,
                 wholeFileBytes: Int = 1 << 20, prefetchTimeout: Double = 10,
                 prefetchMaxRequestBytes: Int = 256 << 20,
-                background: BackgroundFetchOptions = BackgroundFetchOptions()) {
+                background: BackgroundFetchOptions = BackgroundFetchOptions(),
+                headStreamBytes: Int = 16 << 20) {
+        self.headStreamBytes = max(0, headStreamBytes)
         self.maxRequestBytes = max(1, maxRequestBytes)
         self.maxGapBytes = max(0, maxGapBytes)
         self.readaheadBytes = max(0, readaheadBytes)

@@ -22,6 +22,7 @@ final class ConfigurationTests: XCTestCase {
             disk_cache_bytes = 1073741824
             max_request_bytes = 1048576
             readahead_bytes = 0
+            head_stream_bytes = 0
             [fuse]
             entry_timeout = 5
             attribute_timeout = 6
@@ -30,6 +31,7 @@ final class ConfigurationTests: XCTestCase {
             readdirplus = false
             max_threads = 8
             opaque_xattr_namespaces = ["user"]
+            survive_restarts = false
             [cvmfs]
             enabled = false
             repository = "unpacked.example.org"
@@ -52,6 +54,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.chunkCacheOptions.directory, "/srv/starling/cache")
         XCTAssertEqual(configuration.lazy.maxRequestBytes, 1 << 20)
         XCTAssertEqual(configuration.lazy.readaheadBytes, 0)
+        XCTAssertEqual(configuration.lazy.headStreamBytes, 0)
+        XCTAssertFalse(configuration.fuse.surviveRestarts)
         XCTAssertEqual(configuration.fuse.entryTimeout, 5)
         XCTAssertEqual(configuration.fuse.negativeEntryTimeout, 0)
         XCTAssertFalse(configuration.fuse.keepCache)
@@ -74,6 +78,9 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(configuration.cvmfs.enabled)
         XCTAssertEqual(configuration.cvmfs.mountpoint, "/cvmfs/unpacked.cern.ch")
         XCTAssertNil(configuration.metricsAddress)
+        XCTAssertEqual(configuration.lazy.prefetchTimeout, 0, "Prepare does not wait for prefetch")
+        XCTAssertEqual(configuration.lazy.headStreamBytes, 16 << 20)
+        XCTAssertTrue(configuration.fuse.surviveRestarts)
         XCTAssertNoThrow(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: false))
         XCTAssertThrowsError(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: true))
     }

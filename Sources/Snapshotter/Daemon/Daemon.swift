@@ -90,6 +90,7 @@ struct Daemon {
             // Under systemd with the file descriptor store, the next run
             // takes the mounts over: running containers keep their files.
             if handover.isEnabled { mounts.detachAll() } else { mounts.unmountAll() }
+            service.savedTOCs.flush()
             unlink(configuration.address)
             logger.notice("stopped")
         }

@@ -20,7 +20,10 @@ struct DaemonConfiguration: Sendable {
 
     /// Lazy pulling from registries; false = every non-CVMFS layer is downloaded by containerd.
     var lazyEnabled = true
-    var lazy = LazyLayerOptions()
+    /// Prepare does not wait for prefetch by default: the prefetch is
+    /// streamed, and a read of a prioritized chunk waits for that chunk
+    /// alone, so the container's creation overlaps the transfer.
+    var lazy = LazyLayerOptions(prefetchTimeout: 0)
     var memoryCacheBytes = 128 << 20
     var diskCacheBytes = 10 << 30
     var fuse = FuseMountOptions()
@@ -81,9 +84,9 @@ struct DaemonConfiguration: Sendable {
         let reader = TOMLTableReader(table: table, path: "lazy")
         try reader.allowOnly(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
                               "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes", "disk_cache_bytes",
-                              "max_request_bytes", "readahead_bytes"])
+                              "max_request_bytes", "readahead_bytes", "head_stream_bytes"])
         lazyEnabled = try reader.bool("enabled") ?? lazyEnabled
-        if let value = try reader.positiveNumber("prefetch_timeout_seconds") { lazy.prefetchTimeout = value }
+        if let value = try reader.number("prefetch_timeout_seconds") { lazy.prefetchTimeout = value }
         lazy.background.enabled = try reader.bool("background_fetch") ?? lazy.background.enabled
         if let value = try reader.integer("background_concurrency", range: 1...64) { lazy.background.concurrency = value }
         if let value = try reader.integer("background_max_bytes_per_second", range: 0...Int.max) {
@@ -94,6 +97,7 @@ struct DaemonConfiguration: Sendable {
         if let value = try reader.integer("disk_cache_bytes", range: 0...Int.max) { diskCacheBytes = value }
         if let value = try reader.integer("max_request_bytes", range: 64 << 10...1 << 30) { lazy.maxRequestBytes = value }
         if let value = try reader.integer("readahead_bytes", range: 0...1 << 30) { lazy.readaheadBytes = value }
+        if let value = try reader.integer("head_stream_bytes", range: 0...1 << 30) { lazy.headStreamBytes = value }
     }
 
     private mutating func applyFuse(_ table: TOMLTable) throws {

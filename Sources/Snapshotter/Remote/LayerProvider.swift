@@ -176,10 +176,21 @@ final class LayerProvider: Sendable {
         do {
             let repository = ImageReference(registry: image.registry, repository: image.repository)
             let blob = try client.blobSource(repository, digest: digest, size: size)
-            let raw = try RawTOC.read(from: blob)
-            let layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: toc)
-            let lazy = makeLazy(layer, digest: digest)
-            lazy.start()  // the prioritized files start arriving now
+            // The head of the blob (where prioritized files are) comes
+            // while the TOC is fetched and parsed.
+            let limit = Int64(options.headStreamBytes)
+            let head = limit > 0 ? HeadStream(source: blob, limit: size.map { min($0, limit) } ?? limit) : nil
+            let raw: RawTOC
+            let layer: StargzLayer
+            do {
+                raw = try RawTOC.read(from: blob)
+                layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: toc)
+            } catch {
+                head?.cancel()
+                throw error
+            }
+            let lazy = makeLazy(layer, digest: digest, head: head)
+            lazy.start()  // the prioritized files keep arriving
             logger.info("layer opened for lazy reading", metadata: [
                 "layer": "\(digest)", "image": "\(image)", "format": "\(raw.format.rawValue)",
                 "entries": "\(layer.index.entryCount)",
@@ -192,8 +203,8 @@ final class LayerProvider: Sendable {
         }
     }
 
-    private func makeLazy(_ layer: StargzLayer, digest: String) -> LazyLayer {
-        LazyLayer(digest: digest, layer: layer, cache: cache, options: options, logger: logger)
+    private func makeLazy(_ layer: StargzLayer, digest: String, head: HeadStream? = nil) -> LazyLayer {
+        LazyLayer(digest: digest, layer: layer, cache: cache, options: options, headStream: head, logger: logger)
     }
 
     /// The image's manifest, resolved once for all its layers.

@@ -7,6 +7,26 @@ import StargzReader
 /// file contents from the chunk cache or the registry, as before.
 struct SavedTOCs: Sendable {
     let paths: SnapshotPaths
+    /// Saves and removals, in the order asked for, off the caller's thread.
+    private let queue = DispatchQueue(label: "starling.saved-tocs", qos: .utility)
+
+    init(paths: SnapshotPaths) {
+        self.paths = paths
+    }
+
+    /// `save` on a background queue: a TOC of a few MB need not delay the
+    /// Prepare that mounts its layer, since it only matters after a
+    /// restart (one that finds none fetches the TOC from the registry).
+    func saveLater(_ raw: RawTOC, layerDigest: String, failed: @escaping @Sendable (any Error) -> Void) {
+        queue.async {
+            do { try save(raw, layerDigest: layerDigest) } catch { failed(error) }
+        }
+    }
+
+    /// Returns once every save and removal asked for so far is done.
+    func flush() {
+        queue.sync {}
+    }
 
     /// Writes `placement.json` and `toc.json` atomically (temp + rename).
     func save(_ raw: RawTOC, layerDigest: String) throws {
@@ -26,7 +46,8 @@ struct SavedTOCs: Sendable {
         return try? RawTOC(placement: placement, json: [UInt8](json))
     }
 
+    /// Removes a layer's saved TOC (after any save of it still queued).
     func remove(layerDigest: String) {
-        try? FileManager.default.removeItem(atPath: paths.layer(layerDigest))
+        queue.sync { _ = try? FileManager.default.removeItem(atPath: paths.layer(layerDigest)) }
     }
 }

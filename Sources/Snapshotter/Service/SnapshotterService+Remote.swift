@@ -57,9 +57,9 @@ extension SnapshotterService {
     /// removes what was made and falls back to an ordinary Prepare.
     private func commitLazy(_ opened: OpenedLayer, target: RemoteLayerTarget, parent: String, labels: [String: String],
                             started: Date) throws(SnapshotError) -> Bool {
-        do {
-            try savedTOCs.save(opened.raw, layerDigest: target.layerDigest)
-        } catch {
+        let entered = Date()
+        let logger = self.logger
+        savedTOCs.saveLater(opened.raw, layerDigest: target.layerDigest) { error in
             logger.warning("cannot save the layer's TOC; it will be fetched again after a restart",
                            metadata: ["layer": "\(target.layerDigest)", "error": "\(error)"])
         }
@@ -68,6 +68,7 @@ extension SnapshotterService {
                            source: .lazy(opened.source), usage: size)
         let record = try guarded("lookup of \(target.chainID)") { try store.read { db in try db.snapshot(key: target.chainID) } }
         guard let id = record?.id else { return false }
+        let committed = Date()
         do {
             try mounts.mount(opened.lazy, snapshot: id, at: paths.filesystem(id))
         } catch {
@@ -78,11 +79,14 @@ extension SnapshotterService {
             events.record(.fellBack)
             return false
         }
+        let mounted = Date()
         let prefetched = opened.lazy.prefetch(timeout: prefetchTimeout)
+        func seconds(_ from: Date, _ to: Date) -> Logger.MetadataValue { "\(String(format: "%.3f", to.timeIntervalSince(from)))" }
         logger.info("layer mounted lazily", metadata: [
             "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "snapshot": "\(id)",
-            "prefetchDone": "\(prefetched)",
-            "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+            "prefetchDone": "\(prefetched)", "seconds": seconds(started, Date()),
+            "openSeconds": seconds(started, entered), "commitSeconds": seconds(entered, committed),
+            "mountSeconds": seconds(committed, mounted)])
         events.record(.lazy)
         return true
     }

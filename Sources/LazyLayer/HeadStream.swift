@@ -1,0 +1,95 @@
+import Foundation
+import StargzReader
+
+/// The first bytes of a layer blob, requested at the same time as its TOC.
+///
+/// The prioritized files of a layer are at the front of its blob, but where
+/// they end is known only once the TOC (at the back) has arrived and been
+/// parsed. Streaming the head of the blob in parallel with the TOC request
+/// overlaps the two round trips: when the prefetch starts, its first bytes
+/// are already here. Nothing is served from the head before the TOC is
+/// verified: the prefetch verifies every chunk it takes from here against
+/// the TOC's chunk digests, like any other fetch.
+///
+/// The stream stops by itself as soon as the head shows the layer has
+/// nothing to prefetch (`LayerHead.prefetchHint`), at `limit`, or when the
+/// prefetch (or the layer's opening) cancels it; it never holds more than
+/// `limit` bytes.
+public final class HeadStream: @unchecked Sendable {
+    // @unchecked: every mutable field is guarded by `condition`.
+    /// Bytes from offset 0 requested at most.
+    public let limit: Int64
+    private let condition = NSCondition()
+    private var buffer: [UInt8] = []
+    private var ended = false
+    private var cancelled = false
+    private var hintTaken = false
+
+    private struct Cancelled: Error {}
+
+    /// Starts streaming `0..<limit` of `source` on its own thread.
+    public init(source: any BlobSource, limit: Int64) {
+        self.limit = limit
+        guard limit > 0 else {
+            ended = true
+            return
+        }
+        let thread = Thread { [self] in run(source) }
+        thread.name = "starling-head-stream"
+        thread.start()
+    }
+
+    private func run(_ source: any BlobSource) {
+        do {
+            try source.stream(0..<limit) { piece in
+                condition.lock()
+                defer { condition.unlock() }
+                if cancelled { throw Cancelled() }
+                buffer.append(contentsOf: piece)
+                condition.broadcast()
+                if !hintTaken, let hint = LayerHead.prefetchHint(buffer[...], complete: false) {
+                    hintTaken = true
+                    if hint == .nothingToPrefetch {
+                        cancelled = true
+                        throw Cancelled()
+                    }
+                }
+            }
+        } catch {
+            // Cancelled, cut, or short: what arrived stays usable.
+        }
+        condition.lock()
+        ended = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Stops the transfer and drops the bytes (idempotent).
+    public func cancel() {
+        condition.lock()
+        cancelled = true
+        buffer = []
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// `range`'s bytes once they have arrived; nil if the stream ended (or
+    /// was cancelled) before they did.
+    func bytes(_ range: Range<Int64>) -> [UInt8]? {
+        guard range.lowerBound >= 0, range.upperBound <= limit else { return nil }
+        condition.lock()
+        defer { condition.unlock() }
+        while Int64(buffer.count) < range.upperBound && !ended && !cancelled {
+            condition.wait()
+        }
+        guard !cancelled, Int64(buffer.count) >= range.upperBound else { return nil }
+        return Array(buffer[Int(range.lowerBound)..<Int(range.upperBound)])
+    }
+
+    /// Bytes received so far (for counters).
+    var received: Int64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return Int64(buffer.count)
+    }
+}
