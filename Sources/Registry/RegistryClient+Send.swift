@@ -140,6 +140,7 @@ extension RegistryClient {
         }
         counters.requests.add(1, ordering: .relaxed)
         counters.connectionsOpened.add(exchange.newConnections, ordering: .relaxed)
+        if exchange.usedHTTP2 { counters.http2Requests.add(1, ordering: .relaxed) }
         return (exchange, errorBody)
     }
 

@@ -11,6 +11,8 @@ public struct RegistryStatistics: Sendable, Equatable {
     public var retries: Int
     /// Body bytes received.
     public var bytesReceived: Int64
+    /// Requests that went over HTTP/2.
+    public var http2Requests: Int = 0
 }
 
 final class StatisticsCounters: Sendable {
@@ -18,11 +20,13 @@ final class StatisticsCounters: Sendable {
     let connectionsOpened = Atomic<Int>(0)
     let retries = Atomic<Int>(0)
     let bytesReceived = Atomic<Int64>(0)
+    let http2Requests = Atomic<Int>(0)
 
     var snapshot: RegistryStatistics {
         RegistryStatistics(requests: requests.load(ordering: .relaxed),
                            connectionsOpened: connectionsOpened.load(ordering: .relaxed),
                            retries: retries.load(ordering: .relaxed),
-                           bytesReceived: bytesReceived.load(ordering: .relaxed))
+                           bytesReceived: bytesReceived.load(ordering: .relaxed),
+                           http2Requests: http2Requests.load(ordering: .relaxed))
     }
 }

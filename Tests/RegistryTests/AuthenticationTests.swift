@@ -43,6 +43,8 @@ final class AuthenticationTests: XCTestCase {
         XCTAssertEqual(image.digest, layout.manifestDigests[0])
         let source = try good.blobSource(reference, digest: layer.digest)
         XCTAssertEqual(try source.read(at: 1000, length: 5000), Array(layer.blob[1000..<6000]))
+        // docker-registry offers HTTP/2 over TLS (ALPN): the client takes it.
+        XCTAssertGreaterThan(good.statistics.http2Requests, 0, "\(good.statistics)")
 
         // Wrong password: an authentication error naming the registry, not a hang or a retry loop.
         let wrong = assertRegistryError(try client(user: "alice", password: "bad", caFile: certificate.certificatePath).resolve(reference)) {
@@ -73,6 +75,35 @@ final class AuthenticationTests: XCTestCase {
         host.caFile = certificate.certificatePath
         config.hosts[registry.host] = host
         XCTAssertEqual(try RegistryClient(configuration: config).resolve(reference).digest, image.digest)
+
+        // A credential helper (`credHelpers` for this host, `credsStore` for
+        // all): `docker-credential-NAME get` is given the server on stdin.
+        let bin = files.appending("bin")
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let asked = files.appending("helper-asked")
+        let helper = bin + "/docker-credential-startest"
+        try """
+            #!/bin/sh
+            [ "$1" = get ] || exit 2
+            cat > \(asked)
+            echo '{"ServerURL":"x","Username":"alice","Secret":"wonderland"}'
+            """.write(toFile: helper, atomically: true, encoding: .utf8)
+        chmod(helper, 0o755)
+        let savedPath = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        setenv("PATH", bin + ":" + savedPath, 1)
+        defer { setenv("PATH", savedPath, 1) }
+        for helperConfig in [#"{"credHelpers":{"\#(registry.host)":"startest"}}"#, #"{"credsStore":"startest"}"#] {
+            try helperConfig.write(toFile: dockerConfig, atomically: true, encoding: .utf8)
+            unlink(asked)
+            XCTAssertEqual(try RegistryClient(configuration: config).resolve(reference).digest, image.digest, helperConfig)
+            XCTAssertEqual(try String(contentsOfFile: asked, encoding: .utf8), registry.host, "the helper was asked for this registry")
+        }
+        // A helper that fails is an error naming the helper and the registry, not anonymous access.
+        try "#!/bin/sh\necho 'boom' >&2\nexit 1\n".write(toFile: helper, atomically: true, encoding: .utf8)
+        assertRegistryError(try RegistryClient(configuration: config).resolve(reference)) {
+            if case .credentialHelper(let name, let host, _) = $0 { return name == "startest" && host == registry.host }
+            return false
+        }
     }
 
     func testBearerTokenRegistry() throws {

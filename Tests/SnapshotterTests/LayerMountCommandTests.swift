@@ -38,6 +38,27 @@ final class LayerMountCommandTests: XCTestCase {
         let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: statePath))) as? [String: Any]
         XCTAssertEqual(state?["digest"] as? String, layer.digest)
 
+        // The registry goes away in the middle: a read of bytes not fetched
+        // yet fails with EIO (no hang), the mount stays; once the registry is
+        // back the same read succeeds.
+        registry.stop()
+        let failed = try Command.run(["timeout", "120", "cat", mountpoint + "/data/big.bin"])
+        XCTAssertNotEqual(failed.status, 124, "the read hung")
+        XCTAssertTrue(failed.stderr.contains("Input/output error"), failed.stderr)
+        XCTAssertTrue(process.isRunning, "the mount survives a failed fetch")
+        XCTAssertEqual(try String(contentsOfFile: mountpoint + "/data/small.txt", encoding: .utf8), "small\n")
+        try registry.start()
+        // The whole tree, read through FUSE from the registry, is tar's.
+        let expected = work.appending("expected")
+        try FileManager.default.createDirectory(atPath: expected, withIntermediateDirectories: true)
+        let local = work.appending("layer.blob")
+        try Data(layer.blob).write(to: URL(fileURLWithPath: local))
+        try Command.check(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--delay-directory-restore",
+                           "-xpf", local, "-C", expected])
+        let manifest = ["python3", LayerCommandsRegistryTests.fixtures + "/tree-manifest.py"]
+            + LayerCommandsRegistryTests.formatFiles.flatMap { ["--exclude", $0] }
+        XCTAssertEqual(try Command.check(manifest + [mountpoint]), try Command.check(manifest + [expected]))
+
         kill(process.processIdentifier, SIGTERM)
         XCTAssertTrue(waitUntil(timeout: 30) { !process.isRunning })
         XCTAssertEqual(process.terminationStatus, 0)

@@ -63,6 +63,15 @@ final class LazyPullEndToEndTests: XCTestCase {
         XCTAssertTrue(metrics.contains("starling_fetched_bytes_total{layer=\"\(converted.digest)\"}"), metrics)
         XCTAssertTrue(metrics.contains("starling_snapshot_events_total{event=\"lazy\"}"), metrics)
         XCTAssertTrue(metrics.contains("starling_lazy_mounts"), metrics)
+        // Fetch latency as histogram buckets: the +Inf bucket counts every timed request.
+        let count = metrics.split(separator: "\n").first { $0.hasPrefix("starling_fetch_seconds_count{layer=\"\(converted.digest)\"}") }
+        let infinite = metrics.split(separator: "\n").first {
+            $0.hasPrefix("starling_fetch_seconds_bucket{") && $0.contains(converted.digest) && $0.contains("le=\"+Inf\"")
+        }
+        XCTAssertNotNil(count, metrics)
+        XCTAssertEqual(count?.split(separator: " ").last.flatMap { Double($0) },
+                       infinite?.split(separator: " ").last.flatMap { Double($0) }, metrics)
+        XCTAssertGreaterThan(count?.split(separator: " ").last.flatMap { Double($0) } ?? 0, 0)
     }
 
     /// zstd:chunked as containers/storage annotates it: no eStargz TOC

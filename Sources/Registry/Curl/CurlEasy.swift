@@ -55,6 +55,8 @@ struct HTTPExchange: Sendable {
     /// True when the body sink asked to stop early (it had all it needed).
     var stoppedBySink: Bool
     var cancelled: Bool
+    /// Whether the exchange went over HTTP/2 (negotiated by ALPN on TLS).
+    var usedHTTP2 = false
 
     var succeeded: Bool { curlCode == Int(CURLE_OK.rawValue) || stoppedBySink }
 }
@@ -173,12 +175,14 @@ final class CurlEasy: @unchecked Sendable {
         _ = starling_easy_getinfo_string(handle, CURLINFO_EFFECTIVE_URL, &effective)
         var connects = 0
         _ = starling_easy_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
+        var version = 0
+        _ = starling_easy_getinfo_long(handle, CURLINFO_HTTP_VERSION, &version)
         let message = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
         return HTTPExchange(
             head: context.head, curlCode: Int(code.rawValue), curlMessage: message,
             effectiveURL: effective.map { String(cString: $0) } ?? request.url,
             newConnections: connects, stoppedBySink: context.stoppedBySink,
-            cancelled: code == CURLE_ABORTED_BY_CALLBACK)
+            cancelled: code == CURLE_ABORTED_BY_CALLBACK, usedHTTP2: version == Int(CURL_HTTP_VERSION_2_0.rawValue))
     }
 
     private func setLong(_ option: CURLoption, _ value: Int) {

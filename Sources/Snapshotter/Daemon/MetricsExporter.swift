@@ -54,6 +54,15 @@ final class MetricsCollector: Sendable {
                     help: "Total time spent waiting for range requests.")
             advance("starling_fetch_seconds_count", labels: labels, to: Double(counters.fetchCount),
                     help: "Range requests timed in starling_fetch_seconds_sum.")
+            // Cumulative buckets, as a Prometheus histogram's `_bucket` series
+            // (histogram_quantile works on them).
+            var cumulative = 0
+            for (i, count) in counters.latencyBucketCounts.enumerated() {
+                cumulative += count
+                let bound = i < DataPathCounters.latencyBuckets.count ? "\(DataPathCounters.latencyBuckets[i])" : "+Inf"
+                advance("starling_fetch_seconds_bucket", labels: labels + [("le", bound)], to: Double(cumulative),
+                        help: "Range requests that took at most `le` seconds.")
+            }
             advance("starling_fetch_failures_total", labels: labels, to: Double(counters.fetchFailures),
                     help: "Range requests that failed (the read got EIO and is retried later).")
             advance("starling_invalid_chunks_total", labels: labels, to: Double(counters.invalidChunks),
