@@ -182,7 +182,7 @@ final class CurlEasy: @unchecked Sendable {
             head: context.head, curlCode: Int(code.rawValue), curlMessage: message,
             effectiveURL: effective.map { String(cString: $0) } ?? request.url,
             newConnections: connects, stoppedBySink: context.stoppedBySink,
-            cancelled: code == CURLE_ABORTED_BY_CALLBACK, usedHTTP2: version == Int(CURL_HTTP_VERSION_2_0.rawValue))
+            cancelled: code == CURLE_ABORTED_BY_CALLBACK, usedHTTP2: version == Int(CURL_HTTP_VERSION_2_0))
     }
 
     private func setLong(_ option: CURLoption, _ value: Int) {
