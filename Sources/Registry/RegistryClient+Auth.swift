@@ -44,6 +44,10 @@ extension RegistryClient {
     func answer(_ challenge: AuthChallenge, endpoint: Endpoint, repository: String,
                 cancellation: RegistryCancellation?) throws {
         challenges[endpoint.host] = challenge
+        // Never the credentials or a token: only what was asked and of whom.
+        logger.debug("answering the registry's authentication challenge", metadata: [
+            "registry": "\(endpoint.host)", "repository": "\(repository)", "scheme": "\(challenge.scheme)",
+            "realmHost": "\(challenge.realm.flatMap { URLComponents(string: $0)?.host } ?? "-")"])
         switch challenge.scheme {
         case .basic:
             guard let credentials = try credentials.credentials(for: credentialHost(endpoint, repository: repository)),
@@ -143,6 +147,9 @@ extension RegistryClient {
             let authorization = CachedAuthorization(header: "Bearer \(token)",
                                                     expires: Date().addingTimeInterval(max(1, lifetime * 0.9)), key: key)
             tokens[key] = authorization
+            logger.debug("got a registry token", metadata: [
+                "registry": "\(registry)", "scope": "\(scope)", "tokenService": "\(realmHost)",
+                "lifetimeSeconds": "\(Int(lifetime))", "withCredentials": "\(credentials != nil)"])
             return authorization
         }
     }

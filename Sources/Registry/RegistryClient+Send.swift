@@ -139,6 +139,9 @@ extension RegistryClient {
             }
         }
         counters.requests.add(1, ordering: .relaxed)
+        logger.trace("registry request", metadata: [
+            "method": "\(request.method)", "url": "\(Self.redact(request.url))", "status": "\(exchange.head.status)",
+            "curl": "\(exchange.curlCode)", "http2": "\(exchange.usedHTTP2)"])
         counters.connectionsOpened.add(exchange.newConnections, ordering: .relaxed)
         if exchange.usedHTTP2 { counters.http2Requests.add(1, ordering: .relaxed) }
         return (exchange, errorBody)

@@ -116,8 +116,9 @@ final class AuthenticationTests: XCTestCase {
         let (reference, layout) = try push([TestImage(layers: [layer])], to: registry, as: "tokens/app:1",
                                            skopeoArguments: ["--dest-creds", "bob:builder"])
 
+        let captured = CapturedLog()
         func client(password: String?) -> RegistryClient {
-            loopbackClient([registry.host]) { config in
+            loopbackClient([registry.host], logger: captured.logger) { config in
                 config.maxRetries = 1
                 config.dockerConfigPath = files.appending("absent-docker-config.json")
                 if let password {
@@ -150,6 +151,13 @@ final class AuthenticationTests: XCTestCase {
         assertRegistryError(try client(password: nil).resolve(reference)) {
             if case .authenticationFailed = $0 { return true }
             return false
+        }
+        // Everything the client logged, at trace level: no password, no
+        // basic-auth header value, no token (JWTs start with "eyJ").
+        let log = captured.text
+        XCTAssertTrue(log.contains("got a registry token") && log.contains("registry request"), "the auth flow was logged:\n\(log)")
+        for secret in ["builder", Data("bob:builder".utf8).base64EncodedString(), "eyJ", "Bearer "] {
+            XCTAssertFalse(log.contains(secret), "\(secret) appears in the log:\n\(log)")
         }
     }
 

@@ -1,18 +1,52 @@
 import Foundation
+import Logging
 import XCTest
 @testable import Registry
 import TestSupport
 
 /// A client for a plain-HTTP loopback registry, with short timeouts so a
 /// broken test fails fast instead of hanging.
-func loopbackClient(_ hosts: [String], configure: (inout RegistryConfiguration) -> Void = { _ in }) -> RegistryClient {
+func loopbackClient(_ hosts: [String], logger: Logger = Logger(label: "starling.registry"),
+                    configure: (inout RegistryConfiguration) -> Void = { _ in }) -> RegistryClient {
     var config = RegistryConfiguration()
     config.insecureHosts = Set(hosts)
     config.connectTimeoutSeconds = 5
     config.transferTimeoutSeconds = 10
     config.retryBaseDelaySeconds = 0.02
     configure(&config)
-    return RegistryClient(configuration: config)
+    return RegistryClient(configuration: config, logger: logger)
+}
+
+/// Every log line (message and metadata) a logger wrote, at trace level,
+/// so tests can check what never appears in logs.
+final class CapturedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+
+    var logger: Logger {
+        var logger = Logger(label: "starling.registry.captured") { _ in CapturingHandler(log: self) }
+        logger.logLevel = .trace
+        return logger
+    }
+
+    var text: String { lock.lock(); defer { lock.unlock() }; return lines.joined(separator: "\n") }
+
+    fileprivate func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+
+    private struct CapturingHandler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+                 file: String, function: String, line: UInt) {
+            let all = self.metadata.merging(metadata ?? [:]) { $1 }
+            log.append("\(level) \(message) \(all.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        }
+    }
 }
 
 /// Pushes `images` (an index when `asIndex`) to `registry` as `repository:tag`.
