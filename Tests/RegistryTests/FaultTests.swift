@@ -210,6 +210,43 @@ final class FaultTests: XCTestCase {
         XCTAssertGreaterThan(registryHits.get(), 1)
     }
 
+    /// A site proxy (a squid): with `proxy` set, every request goes to it
+    /// with the registry's absolute URL; a host configured with `proxy = ""`
+    /// goes direct.
+    func testRequestsGoThroughTheConfiguredProxy() throws {
+        let blob = pseudoRandomBytes(count: 300_000, seed: 39)
+        let digest = sha256Digest(blob)
+        let seen = LockedBox([String]())
+        let proxy = try TinyHTTPServer { request in
+            seen.withValue { $0.append(request.target) }
+            guard request.target.hasPrefix("http://registry.invalid:5000/v2/site/app/blobs/\(digest)") else {
+                return .json(404, #"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#)
+            }
+            return serveRange(blob, request)
+        }
+        defer { proxy.stop() }
+        // The registry's name does not even resolve: only the proxy can answer.
+        let client = loopbackClient(["registry.invalid:5000"]) { $0.proxy = "http://\(proxy.host)" }
+        let source = try client.blobSource(ImageReference(registry: "registry.invalid:5000", repository: "site/app"),
+                                           digest: digest, size: Int64(blob.count))
+        XCTAssertEqual(try source.read(at: 123_456, length: 10_000), Array(blob[123_456..<133_456]))
+        XCTAssertEqual(seen.get().count, 1)
+        XCTAssertTrue(seen.get().allSatisfy { $0.hasPrefix("http://registry.invalid:5000/v2/") }, "\(seen.get())")
+
+        // proxy = "" for the host: direct, so the unresolvable name fails.
+        let direct = loopbackClient(["registry.invalid:5000"]) { config in
+            config.proxy = "http://\(proxy.host)"
+            config.maxRetries = 0
+            var host = HostConfiguration()
+            host.proxy = ""
+            config.hosts["registry.invalid:5000"] = host
+        }
+        let directSource = try direct.blobSource(ImageReference(registry: "registry.invalid:5000", repository: "site/app"),
+                                                 digest: digest, size: Int64(blob.count))
+        XCTAssertThrowsError(try directSource.read(at: 0, length: 10))
+        XCTAssertEqual(seen.get().count, 1, "the direct client did not use the proxy")
+    }
+
     func testServerWithoutRangeSupportStillServesRanges() throws {
         let blob = pseudoRandomBytes(count: 200_000, seed: 38)
         let digest = sha256Digest(blob)
