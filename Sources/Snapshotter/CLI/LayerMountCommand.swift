@@ -64,6 +64,7 @@ struct LayerMountCommand: ParsableCommand {
         var logger = Logger(label: "starling.layer-mount")
         logger.logLevel = debug ? .debug : .info
         var options = FuseMountOptions()
+        options.surviveRestarts = false  // nothing takes this mount over when the command ends
         for name in disabled {
             if let feature = FuseMountOptions.Feature(rawValue: name) { options = options.disabling(feature) }
         }

@@ -35,7 +35,11 @@ struct Daemon {
         let events = SnapshotEvents()
         let handover = MountHandover(paths: paths, enabled: configuration.fuse.surviveRestarts && SystemdNotifier.isAvailable,
                                      inherited: inherited, logger: logger)
-        let mounts = LazyMounts(fuseOptions: configuration.fuse, handover: handover, logger: logger)
+        // Requests stay with the connection (no cloned descriptors) only
+        // where a successor will take the mounts over.
+        var fuseOptions = configuration.fuse
+        fuseOptions.surviveRestarts = handover.isEnabled
+        let mounts = LazyMounts(fuseOptions: fuseOptions, handover: handover, logger: logger)
         var client: RegistryClient?
         var provider: LayerProvider?
         if configuration.lazyEnabled || configuration.cvmfs.enabled {
