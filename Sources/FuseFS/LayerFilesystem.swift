@@ -55,12 +55,8 @@ final class LayerFilesystem: FuseRequestHandler {
         self.stateFileName = content.layerDigest + ".json"
         self.stateDirectoryAvailable = content.index.lookup(Self.stateDirectoryName, in: content.index.root) == nil
         self.mountTime = Int64(Date().timeIntervalSince1970)
-        var total: Int64 = 0
-        content.index.walk { id, _ in
-            let entry = content.index.entry(id)
-            if entry.type == .regular { total += entry.size }
-        }
-        self.totalBytes = total
+        let index = content.index
+        self.totalBytes = index.entryIDs.reduce(0) { $0 + (index.type(of: $1) == .regular ? index.size(of: $1) : 0) }
     }
 
     // MARK: connection

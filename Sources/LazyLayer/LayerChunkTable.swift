@@ -17,8 +17,8 @@ struct LayerChunkTable: Sendable {
 
     init(index: LayerIndex) {
         var all: [Chunk] = []
-        index.walk { id, _ in
-            if index.chunkCount(of: id) > 0 { all.append(contentsOf: index.chunks(of: id)) }
+        for id in index.entryIDs where index.chunkCount(of: id) > 0 {
+            all.append(contentsOf: index.chunks(of: id))
         }
         all.sort {
             ($0.compressedRange.lowerBound, $0.innerOffset) < ($1.compressedRange.lowerBound, $1.innerOffset)

@@ -242,6 +242,16 @@ public struct LayerIndex: Sendable {
         return result
     }
 
+    /// Every entry id, in index order, without building names or paths:
+    /// for totals over a whole layer (a walk builds a path per entry).
+    public var entryIDs: [EntryID] { (0..<inodes.count).map { EntryID(rawValue: UInt32($0)) } }
+
+    /// An entry's type, without building the entry.
+    public func type(of id: EntryID) -> EntryType { inodes[Int(id.rawValue)].type }
+
+    /// An entry's size, without building the entry.
+    public func size(of id: EntryID) -> Int64 { inodes[Int(id.rawValue)].size }
+
     /// Number of chunks of a regular file.
     public func chunkCount(of id: EntryID) -> Int {
         let inode = inodes[Int(id.rawValue)]

@@ -94,13 +94,9 @@ extension SnapshotterService {
     /// Files and inodes of the unpacked layer, from its TOC: what `Usage`
     /// reports for a lazy snapshot (its cached bytes live in the chunk cache).
     static func unpackedSize(_ layer: LazyLayer) -> SnapshotUsage {
-        var size: Int64 = 0
-        var inodes: Int64 = 0
-        layer.index.walk { id, _ in
-            inodes += 1
-            size += layer.index.entry(id).size
-        }
-        return SnapshotUsage(size: size, inodes: inodes)
+        let index = layer.index
+        let ids = index.entryIDs
+        return SnapshotUsage(size: ids.reduce(0) { $0 + index.size(of: $1) }, inodes: Int64(ids.count))
     }
 
     /// Blob digests of the lazy and CVMFS layers the store already holds.
