@@ -41,7 +41,13 @@ struct LayerNamespace: Sendable {
         return nil
     }
 
-    /// All visible names of a directory with what they refer to.
+    /// All visible names of a directory with what they refer to, in the
+    /// layer's own order (the order of its TOC, i.e. of the tar the layer
+    /// was made from), not sorted by name: a program that reads every file
+    /// of a tree (`find`, a copy, a build) then reads the blob front to
+    /// back, and read-ahead serves it in large sequential requests. (ext4
+    /// does not sort listings either; the index keeps children sorted by
+    /// name for lookups, and entry ids are in TOC order.)
     func listing(of directory: EntryID) -> [(name: String, node: Node)] {
         let children = index.children(of: directory)
         var realNames: Set<String> = []
@@ -60,6 +66,7 @@ struct LayerNamespace: Sendable {
                 result.append((child.name, .entry(child.id)))
             }
         }
+        result.sort { $0.node.id.rawValue < $1.node.id.rawValue }
         return result
     }
 

@@ -131,6 +131,31 @@ struct FilesystemBehaviourTests {
         #expect(!MountSupport.isMountpoint(mountpoint))
     }
 
+    @Test("directories list in the layer's order (the tar's), so reading a whole tree reads the blob front to back")
+    func listingFollowsTheLayerOrder() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let tree = directory.appending("src")
+        let order = ["zeta", "alpha", "mid", "beta"]
+        try FileManager.default.createDirectory(atPath: tree + "/dir", withIntermediateDirectories: true)
+        for name in order { try Data("\(name)\n".utf8).write(to: URL(fileURLWithPath: "\(tree)/dir/\(name)")) }
+        let tar = directory.appending("layer.tar")
+        try Command.check(["tar", "--numeric-owner", "--no-recursion", "-C", tree, "-cf", tar, ".", "./dir"]
+                          + order.map { "./dir/\($0)" })
+        let blob = directory.appending("layer.estargz")
+        _ = try LayerWriter.convert(inputPath: tar, outputPath: blob, options: LayerConversionOptions())
+        try MountSupport.withMount(try MountSupport.openContent(blob: blob), under: directory) { root, _ throws in
+            guard let stream = opendir(root + "/dir") else { throw POSIXError(.ENOENT) }
+            defer { closedir(stream) }
+            var names: [String] = []
+            while let entry = readdir(stream) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            #expect(names == order)
+        }
+    }
+
     @Test("missing names, statfs and directory listings")
     func namesAndStatistics() throws {
         let directory = try TemporaryDirectory(prefix: "starling-fuse")

@@ -71,11 +71,8 @@ do {
 }
 lazy.prefetch()
 let index = lazy.index
-let files: [EntryID] = {
-    var regular: [EntryID] = []
-    index.walk { id, _ in if index.entry(id).type == .regular { regular.append(id) } }
-    return regular
-}()
+// In the layer's own (TOC) order, as `find` over the mount lists them.
+let files = index.entryIDs.filter { index.type(of: $0) == .regular }
 
 let counter = Counter()
 DispatchQueue.concurrentPerform(iterations: readers) { _ in
