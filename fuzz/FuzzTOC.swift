@@ -33,6 +33,8 @@ public func fuzzTOC(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
               let built = try? builder.finish(version: version) else { return 0 }
         index = built
     } else {
+        // The head probe reads a blob's first bytes before anything is verified.
+        _ = LayerHead.prefetchHint(bytes[...], complete: true)
         let limits = StargzLayer.Limits(maxTOCBytes: 1 << 20, tailWindow: 64 << 10)
         guard let layer = try? StargzLayer.open(source: MemoryBlob(bytes: bytes), tocDigest: nil,
                                                 verification: .disabled, limits: limits) else { return 0 }
