@@ -5,6 +5,14 @@ import Foundation
 struct TokenKey: Hashable, Sendable {
     var host: String
     var repository: String
+    /// Tokens for pushing carry pull and push; a pull token cannot push.
+    var access: RegistryAccess = .pull
+}
+
+/// What a call needs to be allowed to do in its repository (the token scope's actions).
+enum RegistryAccess: String, Sendable {
+    case pull = "pull"
+    case push = "pull,push"
 }
 
 /// An `Authorization` header value and when it stops being valid. Never logged.
@@ -21,16 +29,16 @@ extension RegistryClient {
     /// The header to send to `endpoint` for `repository`, if we know one:
     /// a cached bearer token, basic credentials for a basic-auth host, or a
     /// fresh token when the host's token realm is already known.
-    func authorization(for endpoint: Endpoint, repository: String,
+    func authorization(for endpoint: Endpoint, repository: String, access: RegistryAccess = .pull,
                        cancellation: RegistryCancellation?) throws -> CachedAuthorization? {
-        if let cached = tokens[TokenKey(host: endpoint.host, repository: repository)], cached.isValid {
+        if let cached = tokens[TokenKey(host: endpoint.host, repository: repository, access: access)], cached.isValid {
             return cached
         }
         if let basic = tokens[TokenKey(host: endpoint.host, repository: "")] {
             return basic
         }
         if let challenge = challenges[endpoint.host], challenge.scheme == .bearer {
-            return try fetchToken(challenge, endpoint: endpoint, repository: repository, cancellation: cancellation)
+            return try fetchToken(challenge, endpoint: endpoint, repository: repository, access: access, cancellation: cancellation)
         }
         return nil
     }
@@ -41,7 +49,7 @@ extension RegistryClient {
     }
 
     /// Obtains what a 401's `WWW-Authenticate` asks for.
-    func answer(_ challenge: AuthChallenge, endpoint: Endpoint, repository: String,
+    func answer(_ challenge: AuthChallenge, endpoint: Endpoint, repository: String, access: RegistryAccess = .pull,
                 cancellation: RegistryCancellation?) throws {
         challenges[endpoint.host] = challenge
         // Never the credentials or a token: only what was asked and of whom.
@@ -59,7 +67,7 @@ extension RegistryClient {
             let key = TokenKey(host: endpoint.host, repository: "")
             tokens[key] = CachedAuthorization(header: credentials.basicAuthorization, expires: nil, key: key)
         case .bearer:
-            _ = try fetchToken(challenge, endpoint: endpoint, repository: repository, cancellation: cancellation)
+            _ = try fetchToken(challenge, endpoint: endpoint, repository: repository, access: access, cancellation: cancellation)
         }
     }
 
@@ -72,7 +80,7 @@ extension RegistryClient {
     /// The token flow of the distribution spec: GET the realm with service and
     /// scope (basic credentials if we have any), or POST a refresh token.
     private func fetchToken(_ challenge: AuthChallenge, endpoint: Endpoint, repository: String,
-                            cancellation: RegistryCancellation?) throws -> CachedAuthorization {
+                            access: RegistryAccess = .pull, cancellation: RegistryCancellation?) throws -> CachedAuthorization {
         let registry = endpoint.host
         func failure(_ reason: String) -> RegistryError {
             .authenticationFailed(registry: registry, repository: repository, reason: reason)
@@ -81,7 +89,7 @@ extension RegistryClient {
               let realmHost = components.host, components.scheme == "https" || components.scheme == "http" else {
             throw failure("the registry's token realm is not an http(s) URL")
         }
-        let scope = "repository:\(repository):pull"
+        let scope = "repository:\(repository):\(access.rawValue)"
         let credentials = try self.credentials.credentials(for: credentialHost(endpoint, repository: repository))
         var request = HTTPRequest(url: realm, options: configuration.transportOptions(
             forAuxiliaryHost: components.port.map { "\(realmHost):\($0)" } ?? realmHost, sameAs: endpoint))
@@ -95,7 +103,7 @@ extension RegistryClient {
                 URLQueryItem(name: "client_id", value: "starling"),
             ]
             request.method = .post
-            request.body = Array((form.percentEncodedQuery ?? "").utf8)
+            request.body = .bytes(Array((form.percentEncodedQuery ?? "").utf8))
             request.headers = ["Content-Type: application/x-www-form-urlencoded"]
         } else {
             var items = components.queryItems ?? []
@@ -143,7 +151,7 @@ extension RegistryClient {
             }
             // Tokens without expires_in last 60 s (distribution spec); renew 10% early.
             let lifetime = (object["expires_in"] as? NSNumber)?.doubleValue ?? 60
-            let key = TokenKey(host: endpoint.host, repository: repository)
+            let key = TokenKey(host: endpoint.host, repository: repository, access: access)
             let authorization = CachedAuthorization(header: "Bearer \(token)",
                                                     expires: Date().addingTimeInterval(max(1, lifetime * 0.9)), key: key)
             tokens[key] = authorization

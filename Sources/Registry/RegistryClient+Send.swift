@@ -10,6 +10,11 @@ struct RegistryCall: Sendable {
     var path: String
     /// For error messages: `manifest latest`, `blob sha256:...`.
     var what: String
+    /// Pushes go to the registry itself (never a mirror) with a push token.
+    var access: RegistryAccess = .pull
+    /// A URL the registry handed out (an upload session's `Location`),
+    /// relative to the endpoint, instead of `path`.
+    var location: String? = nil
 }
 
 /// What one attempt sends and where its successful (2xx) body goes. Built
@@ -17,6 +22,7 @@ struct RegistryCall: Sendable {
 /// stream, resumes where the previous attempt stopped).
 struct AttemptSetup {
     var headers: [String] = []
+    var body: UploadBody? = nil
     var sink: BodySink
 }
 
@@ -36,6 +42,7 @@ extension RegistryClient {
     func send(_ call: RegistryCall, cancellation: RegistryCancellation?, preferred: Endpoint? = nil,
               prepare: () throws -> AttemptSetup) throws -> CallResult {
         var endpoints = configuration.endpoints(for: call.reference.registry)
+        if call.access == .push { endpoints = endpoints.filter { !$0.isMirror } }
         if let preferred, let index = endpoints.firstIndex(of: preferred), index > 0 {
             endpoints.insert(endpoints.remove(at: index), at: 0)
         }
@@ -64,16 +71,25 @@ extension RegistryClient {
               prepare: () throws -> AttemptSetup) throws -> CallResult {
         let registry = endpoint.host
         let repository = call.reference.repository
-        let url = endpoint.apiBase + repository + "/" + call.path
+        var url = endpoint.apiBase + repository + "/" + call.path
+        if let location = call.location {
+            guard let resolved = URL(string: location, relativeTo: URL(string: endpoint.apiBase))?.absoluteString,
+                  URL(string: resolved)?.host != nil else {
+                throw RegistryError.invalidResponse(registry: registry, repository: repository,
+                                                    detail: "unusable Location \(Self.redact(location)) for \(call.what)")
+            }
+            url = resolved
+        }
         var attempt = 0
         var answeredChallenge = false
         while true {
             if cancellation?.isCancelled == true { throw RegistryError.cancelled }
-            let authorization = try authorization(for: endpoint, repository: repository, cancellation: cancellation)
+            let authorization = try authorization(for: endpoint, repository: repository, access: call.access,
+                                                  cancellation: cancellation)
             let setup = try prepare()
             var headers = setup.headers
             if let authorization { headers.append("Authorization: \(authorization.header)") }
-            let request = HTTPRequest(method: call.method, url: url, headers: headers,
+            let request = HTTPRequest(method: call.method, url: url, headers: headers, body: setup.body,
                                       options: configuration.transportOptions(for: endpoint))
             let (exchange, errorBody) = try perform(request, host: endpoint.host, cancellation: cancellation, sink: setup.sink)
 
@@ -105,7 +121,8 @@ extension RegistryClient {
                 answeredChallenge = true
                 if let authorization { forget(authorization, endpoint: endpoint, repository: repository) }
                 if let challenge {
-                    try answer(challenge, endpoint: endpoint, repository: repository, cancellation: cancellation)
+                    try answer(challenge, endpoint: endpoint, repository: repository, access: call.access,
+                               cancellation: cancellation)
                 }
             case 403:
                 throw RegistryError.authenticationFailed(registry: registry, repository: repository,

@@ -4,14 +4,15 @@ import Foundation
 /// One HTTP exchange as libcurl should perform it. Plain data; the transport
 /// options (timeouts, TLS, proxy) come from the endpoint's configuration.
 struct HTTPRequest: Sendable {
-    enum Method: String, Sendable { case get = "GET", head = "HEAD", post = "POST" }
+    enum Method: String, Sendable { case get = "GET", head = "HEAD", post = "POST", put = "PUT" }
 
     var method: Method = .get
     var url: String
     /// Complete header lines (`Name: value`). May carry credentials, so a
     /// request is never logged or put into an error.
     var headers: [String] = []
-    var body: [UInt8]? = nil
+    /// The body of a POST, or of a PUT.
+    var body: UploadBody? = nil
     var followRedirects = true
     var options: TransportOptions
 }
@@ -124,13 +125,28 @@ final class CurlEasy: @unchecked Sendable {
         switch request.method {
         case .get: break
         case .head: setLong(CURLOPT_NOBODY, 1)
-        case .post:
-            let body = request.body ?? []
-            setLong(CURLOPT_POSTFIELDSIZE, body.count)
-            body.withUnsafeBufferPointer { buffer in
-                // COPYPOSTFIELDS copies, so the buffer need not outlive this call.
-                _ = starling_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS,
-                                                 UnsafeMutableRawPointer(mutating: buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!))
+        case .post, .put:
+            // The body is read through READFUNCTION as libcurl sends it (a
+            // layer blob is never held in memory), from the start on each
+            // attempt: every `perform` makes a fresh reader.
+            let body = request.body ?? .bytes([])
+            guard let reader = UploadReader(body) else {
+                throw RegistryError.invalidConfiguration("cannot read the upload body \(body)")
+            }
+            context.upload = reader
+            if request.method == .put {
+                setLong(CURLOPT_UPLOAD, 1)
+                _ = starling_easy_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(reader.size))
+            } else {
+                setLong(CURLOPT_POST, 1)
+                _ = starling_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(reader.size))
+            }
+            setPointer(CURLOPT_READDATA, Unmanaged.passUnretained(context).toOpaque())
+            _ = starling_easy_setopt_write_function(handle, CURLOPT_READFUNCTION) { data, size, count, opaque in
+                guard let opaque, let data else { return Int(CURL_READFUNC_ABORT) }
+                let context = Unmanaged<TransferContext>.fromOpaque(opaque).takeUnretainedValue()
+                guard let reader = context.upload else { return 0 }
+                return reader.read(into: UnsafeMutableRawBufferPointer(start: data, count: size * count)) ?? Int(CURL_READFUNC_ABORT)
             }
         }
 
@@ -196,10 +212,65 @@ final class CurlEasy: @unchecked Sendable {
     }
 }
 
+/// What a POST or PUT sends: bytes, or a file read as it goes out.
+enum UploadBody: Sendable, CustomStringConvertible {
+    case bytes([UInt8])
+    case file(path: String, size: Int64)
+
+    var description: String {
+        switch self {
+        case .bytes(let bytes): return "\(bytes.count) bytes"
+        case .file(let path, let size): return "\(path) (\(size) bytes)"
+        }
+    }
+}
+
+/// Hands an upload body to libcurl piece by piece (one transfer, one thread).
+private final class UploadReader {
+    let size: Int64
+    private let bytes: [UInt8]
+    private let descriptor: Int32
+    private var offset: Int64 = 0
+
+    init?(_ body: UploadBody) {
+        switch body {
+        case .bytes(let data):
+            bytes = data
+            size = Int64(data.count)
+            descriptor = -1
+        case .file(let path, let size):
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            bytes = []
+            self.size = size
+            descriptor = fd
+        }
+    }
+
+    deinit { if descriptor >= 0 { close(descriptor) } }
+
+    /// Bytes copied into `buffer` (0 at the end), nil on a read error.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        let wanted = Int(min(Int64(buffer.count), size - offset))
+        guard wanted > 0 else { return 0 }
+        if descriptor < 0 {
+            let start = Int(offset)
+            buffer.copyBytes(from: bytes[start..<(start + wanted)])
+            offset += Int64(wanted)
+            return wanted
+        }
+        let count = pread(descriptor, buffer.baseAddress, wanted, off_t(offset))
+        guard count > 0 else { return nil }
+        offset += Int64(count)
+        return count
+    }
+}
+
 /// State shared with libcurl's callbacks for one transfer (same thread).
 private final class TransferContext {
     let sink: BodySink
     let cancellation: RegistryCancellation?
+    var upload: UploadReader?
     var head = HTTPResponseHead()
     var sinkError: Error?
     var stoppedBySink = false
