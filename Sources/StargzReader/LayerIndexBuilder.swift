@@ -362,6 +362,13 @@ struct LayerIndexBuilder {
                 return Self.lexicographicallyPrecedes(nameBytes, x.nameStart, x.nameLength, y.nameStart, y.nameLength)
             }
         }
+        // A directory's items are its dirents; one without children has
+        // none (its firstItem was set while entries were added, when it
+        // still counted chunks, and can point past the dirents).
+        for i in inodes.indices where inodes[i].type == .directory {
+            inodes[i].firstItem = 0
+            inodes[i].itemCount = 0
+        }
         var finalDirents: [LayerIndex.Dirent] = []
         finalDirents.reserveCapacity(order.count)
         var linkCounts = [UInt32](repeating: 0, count: inodes.count)

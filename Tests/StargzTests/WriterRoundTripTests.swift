@@ -103,4 +103,36 @@ import Testing
             }
         }
     }
+
+    /// An empty directory after many chunks in the TOC (a big file cut in
+    /// small chunks, then `tmp/`, as `tar --sort=name` of a root file system
+    /// ends): it lists as empty. Its index slot once pointed past the
+    /// directory entries, and listing it trapped (a FUSE readdir would have
+    /// taken the daemon down).
+    @Test func anEmptyDirectoryAfterManyChunksListsAsEmpty() throws {
+        try Support.withTempDir { dir in
+            let tree = dir + "/tree"
+            for sub in ["bin", "data", "tmp"] {
+                try FileManager.default.createDirectory(atPath: tree + "/" + sub, withIntermediateDirectories: true)
+            }
+            try Support.writeFile(tree + "/bin/tool", Array(repeating: 7, count: 1000))
+            try Support.writeFile(tree + "/data/big.bin", (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 * 7 + $0 >> 9) })
+            let tar = dir + "/layer.tar"
+            _ = try Support.run(["tar", "--numeric-owner", "--sort=name", "-C", tree, "-cf", tar, "."])
+            let (blob, result) = try LayerWriter.convert(tar: try Support.readFile(tar),
+                                                         options: LayerConversionOptions(chunkSize: 32 << 10, level: 1))
+            let blobPath = dir + "/e.blob"
+            try Support.writeFile(blobPath, blob)
+            let layer = try StargzLayer.open(source: LocalFileBlobSource(path: blobPath), tocDigest: result.tocDigest)
+            let tmp = try #require(layer.index.lookup(path: "tmp"))
+            #expect(layer.index.entry(tmp).type == .directory)
+            #expect(layer.index.chunkCount(of: try #require(layer.index.lookup(path: "data/big.bin"))) == 32)
+            #expect(layer.index.children(of: tmp).isEmpty)
+            #expect(layer.index.childCount(of: tmp) == 0)
+            var visited = 0
+            layer.index.walk { _, _ in visited += 1 }
+            #expect(visited == layer.index.entryCount)
+            #expect(layer.index.children(of: layer.index.root).map(\.name).contains("tmp"))
+        }
+    }
 }
