@@ -47,12 +47,7 @@ struct LayerConvertCommand: ParsableCommand {
     }
 
     func run() throws {
-        var prioritized: [String] = []
-        if let prefetchList {
-            let text = try String(contentsOfFile: prefetchList, encoding: .utf8)
-            prioritized = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        }
+        let prioritized = try prefetchList.map(PrefetchList.read) ?? []
         let options = LayerConversionOptions(format: zstd ? .zstdChunked : .estargz, chunkSize: chunkSize,
                                              level: level, prioritizedPaths: prioritized)
         let result = try LayerWriter.convert(inputPath: input, outputPath: output, options: options)

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Registry
+
+/// `starling optimize SRC DST`: an image in a registry converted to eStargz
+/// (prioritized files first, prefetched in one request at mount) and pushed.
+struct OptimizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "optimize",
+        abstract: "Convert an image to eStargz, with prioritized files first, and push it under another name.",
+        discussion: """
+            Every layer is downloaded (digest checked), converted, and pushed with the TOC digest and \
+            uncompressed size annotations; the config gets the new diff IDs and a new OCI manifest is \
+            pushed as DST. Prints {image, manifestDigest, configDigest, layers} as JSON.
+            """)
+
+    @Argument(help: "Source image: REGISTRY/REPOSITORY:TAG or @sha256:DIGEST.")
+    var source: String
+
+    @Argument(help: "Destination image: REGISTRY/REPOSITORY:TAG.")
+    var destination: String
+
+    @Option(name: .customLong("prefetch-list"),
+            help: "File listing the paths the workload reads first, one per line, in order (see `layer convert`).")
+    var prefetchList: String?
+
+    @Option(name: .customLong("chunk-size"), help: "Largest uncompressed chunk of a file, in bytes.")
+    var chunkSize: Int = 4 << 20
+
+    @Option(help: "gzip level, 0...9 (default 9, like the reference converter).")
+    var level: Int32?
+
+    @Option(help: ArgumentHelp("Platform of a multi-platform source (default linux/amd64).", valueName: "os/arch[/variant]"))
+    var platform: String?
+
+    @Option(name: .customLong("work-dir"), help: ArgumentHelp("Where layers are kept while converting (default /var/tmp).",
+                                                              valueName: "dir"))
+    var workDirectory = "/var/tmp"
+
+    @OptionGroup var registryOptions: RegistryOptions
+
+    func validate() throws {
+        guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive") }
+        if let level, !(0...9).contains(level) { throw ValidationError("--level must be 0...9") }
+    }
+
+    func run() throws {
+        var logger = Logger(label: "starling.optimize")
+        logger.logLevel = .info
+        let sourceReference = try ImageReference(parsing: source)
+        let destinationReference = try ImageReference(parsing: destination)
+        guard destinationReference.digest == nil else {
+            throw ValidationError("the destination is pushed by tag, not by digest: \(destination)")
+        }
+        var template = Array("\(workDirectory)/starling-optimize-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw ValidationError("cannot create a work directory in \(workDirectory): \(String(cString: strerror(errno)))")
+        }
+        let work = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let options = ImageOptimizer.Options(
+            prioritizedPaths: try prefetchList.map(PrefetchList.read) ?? [], chunkSize: chunkSize, level: level,
+            platform: try platform.map { try Platform(parsing: $0) }, workDirectory: work)
+        let client = RegistryClient(configuration: try registryOptions.registryConfiguration(), logger: logger)
+        let outcome = try ImageOptimizer(client: client, options: options, logger: logger)
+            .run(source: sourceReference, destination: destinationReference)
+        print(String(decoding: try ImageOptimizer.encode(outcome), as: UTF8.self))
+    }
+}
+
+/// A prefetch list: paths one per line, in the order to prefetch them;
+/// blank lines and `#` comments skipped.
+enum PrefetchList {
+    static func read(_ path: String) throws -> [String] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import Registry
+import StargzReader
+
+/// Converts an image in a registry to eStargz and pushes it under another
+/// name: every layer is downloaded (digest checked), rewritten by
+/// `LayerWriter` with the prioritized files first and a
+/// `.prefetch.landmark` after them, and pushed with the annotations lazy
+/// pullers need (TOC digest, uncompressed size); the config gets the new
+/// layers' diff IDs, and a new OCI manifest names them all.
+///
+/// Prioritized paths are given for the whole image and passed to every
+/// layer: a layer without a path simply does not prioritize it.
+struct ImageOptimizer {
+    struct Options {
+        var prioritizedPaths: [String] = []
+        var chunkSize = 4 << 20
+        var level: Int32?
+        var platform: Platform?
+        /// Where downloaded and converted layers are kept while working.
+        var workDirectory: String
+    }
+
+    /// What was pushed.
+    struct Outcome: Encodable {
+        struct Layer: Encodable {
+            let source: String
+            let digest: String
+            let size: Int64
+            let tocDigest: String
+            let diffID: String
+        }
+        let image: String
+        let manifestDigest: String
+        let configDigest: String
+        let layers: [Layer]
+    }
+
+    let client: RegistryClient
+    let options: Options
+    let logger: Logger
+
+    /// Layer media types the writer reads (tar, gzip'd or not).
+    static let convertible: Set<String> = [
+        "application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    ]
+
+    func run(source: ImageReference, destination: ImageReference) throws -> Outcome {
+        let resolved = try client.resolve(source, platform: options.platform)
+        for layer in resolved.layers where !Self.convertible.contains(layer.mediaType) {
+            throw OptimizeError("layer \(layer.digest) of \(source) is \(layer.mediaType); only tar and tar+gzip layers can be converted")
+        }
+        let repository = ImageReference(registry: source.registry, repository: source.repository)
+        let config = try client.fetchBlob(repository, digest: resolved.config.digest)
+        let target = ImageReference(registry: destination.registry, repository: destination.repository)
+
+        var converted: [(source: Descriptor, result: LayerConversionResult, path: String)] = []
+        let conversion = LayerConversionOptions(format: .estargz, chunkSize: options.chunkSize, level: options.level,
+                                                prioritizedPaths: options.prioritizedPaths)
+        for (i, layer) in resolved.layers.enumerated() {
+            let input = "\(options.workDirectory)/layer-\(i).in"
+            let output = "\(options.workDirectory)/layer-\(i).estargz"
+            try download(repository, layer, to: input)
+            let result: LayerConversionResult
+            do {
+                result = try LayerWriter.convert(inputPath: input, outputPath: output, options: conversion)
+            } catch {
+                throw OptimizeError("converting layer \(layer.digest) of \(source): \(error)")
+            }
+            unlink(input)
+            logger.info("layer converted", metadata: [
+                "source": "\(layer.digest)", "layer": "\(result.digest)", "bytes": "\(result.size)", "toc": "\(result.tocDigest)"])
+            converted.append((layer, result, output))
+        }
+
+        let newConfig = try Self.config(config, diffIDs: converted.map(\.result.diffID), source: source)
+        let configDescriptor = ManifestDescriptor(mediaType: "application/vnd.oci.image.config.v1+json",
+                                                  digest: SHA256Digest.of(newConfig).description, size: Int64(newConfig.count))
+        let layerDescriptors = converted.map { item in
+            ManifestDescriptor(mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: item.result.digest,
+                               size: item.result.size, annotations: item.result.annotations)
+        }
+        let manifest = try Self.encode(ImageManifest(config: configDescriptor, layers: layerDescriptors))
+
+        for item in converted {
+            let uploaded = try client.pushBlob(target, digest: item.result.digest, file: item.path)
+            logger.info(uploaded ? "layer pushed" : "layer already in the registry", metadata: ["layer": "\(item.result.digest)"])
+            unlink(item.path)
+        }
+        try client.pushBlob(target, digest: configDescriptor.digest, bytes: newConfig)
+        let digest = try client.pushManifest(destination, mediaType: ImageManifest.mediaType, bytes: manifest)
+        return Outcome(image: destination.description, manifestDigest: digest, configDigest: configDescriptor.digest,
+                       layers: converted.map {
+                           .init(source: $0.source.digest, digest: $0.result.digest, size: $0.result.size,
+                                 tocDigest: $0.result.tocDigest, diffID: $0.result.diffID)
+                       })
+    }
+
+    /// Streams a layer blob to `path`; the client checks its digest.
+    private func download(_ repository: ImageReference, _ layer: Descriptor, to path: String) throws {
+        guard let file = FileHandle(forWritingAtPath: path) ?? {
+            FileManager.default.createFile(atPath: path, contents: nil)
+            return FileHandle(forWritingAtPath: path)
+        }() else { throw OptimizeError("cannot create \(path)") }
+        defer { try? file.close() }
+        try client.streamBlob(repository, digest: layer.digest) { chunk in
+            try file.write(contentsOf: Data(chunk))
+        }
+    }
+
+    /// The source config with `rootfs.diff_ids` replaced; everything else kept.
+    static func config(_ bytes: [UInt8], diffIDs: [String], source: ImageReference) throws -> [UInt8] {
+        guard var object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw OptimizeError("the config of \(source) is not a JSON object")
+        }
+        var rootfs = object["rootfs"] as? [String: Any] ?? ["type": "layers"]
+        let old = rootfs["diff_ids"] as? [String] ?? []
+        guard old.count == diffIDs.count else {
+            throw OptimizeError("the config of \(source) lists \(old.count) diff IDs for \(diffIDs.count) layers")
+        }
+        rootfs["diff_ids"] = diffIDs
+        object["rootfs"] = rootfs
+        return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(value))
+    }
+}
+
+/// An OCI image manifest as pushed.
+struct ImageManifest: Encodable {
+    static let mediaType = "application/vnd.oci.image.manifest.v1+json"
+    var schemaVersion = 2
+    var mediaType = ImageManifest.mediaType
+    var config: ManifestDescriptor
+    var layers: [ManifestDescriptor]
+}
+
+struct ManifestDescriptor: Encodable {
+    var mediaType: String
+    var digest: String
+    var size: Int64
+    var annotations: [String: String]? = nil
+}
+
+struct OptimizeError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `starling optimize SRC DST`: a gzip image in a real registry becomes an
+/// eStargz image with the listed files prioritized; containerd pulls and
+/// runs it both ways (overlayfs, which checks every layer's diff ID
+/// against the config, and Starling, lazily with the prefetch).
+final class OptimizeEndToEndTests: XCTestCase {
+    func testOptimizedImageRunsWithOverlayfsAndLazilyWithItsPrefetch() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.tearDown() }
+        let base = try harness.makeBaseTree("optimize", bigFileBytes: 4 << 20)
+        let top = harness.directory.appending("trees/optimize-top")
+        try FileManager.default.createDirectory(atPath: top + "/etc", withIntermediateDirectories: true)
+        try "second layer\n".write(toFile: top + "/etc/second.txt", atomically: false, encoding: .utf8)
+        let source = try harness.push([try TestLayer.fromDirectory(base), try TestLayer.fromDirectory(top)], as: "optsrc")
+        let destination = "127.0.0.1:\(harness.registry.port)/optdst:1"
+        let list = harness.directory.appending("prefetch.txt")
+        try "# what the workload reads first\n/bin/busybox\netc/hello.txt\n".write(toFile: list, atomically: false, encoding: .utf8)
+
+        let printed = try Command.check([StarlingBinary.path, "optimize", source, destination, "--prefetch-list", list,
+                                         "--insecure-registry", harness.registry.host, "--chunk-size", "262144"])
+        let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
+        let layers = try XCTUnwrap(outcome["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.count, 2)
+        XCTAssertEqual(try harness.layerDigests(destination), layers.compactMap { $0["digest"] as? String })
+
+        // The base layer holds the listed files: prioritized, with a landmark;
+        // the top layer has none of them.
+        var landmarks: [String] = []
+        for layer in layers {
+            let digest = try XCTUnwrap(layer["digest"] as? String)
+            let inspected = try Command.check([StarlingBinary.path, "layer", "inspect", "\(harness.registry.host)/optdst@\(digest)",
+                                               "--image", destination, "--insecure-registry", harness.registry.host])
+            let summary = try JSONSerialization.jsonObject(with: Data(inspected.utf8)) as? [String: Any]
+            landmarks.append(summary?["landmark"] as? String ?? "?")
+        }
+        XCTAssertEqual(landmarks, [".prefetch.landmark", ".no.prefetch.landmark"])
+
+        // containerd's own snapshotter: unpacking checks each diff ID.
+        try harness.containerd.ctr(["images", "pull", "--plain-http", destination])
+        XCTAssertEqual(try harness.containerd.ctr(["run", "--rm", "--snapshotter", "overlayfs", destination, "opt-overlay",
+                                                   "cat", "/etc/hello.txt", "/etc/second.txt"]),
+                       "hello from optimize\nsecond layer\n")
+        try harness.containerd.ctr(["images", "rm", "--sync", destination])
+
+        // Lazily through Starling: the prioritized range is prefetched.
+        try harness.lazyPull(destination)
+        XCTAssertEqual(try harness.containerd.run(destination, name: "opt-lazy", ["cat", "/etc/hello.txt"]), "hello from optimize\n")
+        let baseDigest = try XCTUnwrap(layers.first?["digest"] as? String)
+        let state = try harness.layerState(baseDigest)
+        XCTAssertEqual(state["prefetchDone"] as? Bool, true, "\(state)")
+        let size = try XCTUnwrap(state["size"] as? Int)
+        XCTAssertLessThan(try XCTUnwrap(state["downloadedBytes"] as? Int), size / 2, "the big file was not fetched: \(state)")
+    }
+}
