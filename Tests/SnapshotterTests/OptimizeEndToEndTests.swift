@@ -54,4 +54,46 @@ final class OptimizeEndToEndTests: XCTestCase {
         let size = try XCTUnwrap(state["size"] as? Int)
         XCTAssertLessThan(try XCTUnwrap(state["downloadedBytes"] as? Int), size / 2, "the big file was not fetched: \(state)")
     }
+
+    /// `--profile`: the workload runs under runc on the converted layers,
+    /// and each layer prioritizes the files it read from that layer.
+    func testProfiledWorkloadsFilesArePrioritizedInTheirOwnLayers() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.tearDown() }
+        let base = try harness.makeBaseTree("profile", bigFileBytes: 2 << 20)
+        let top = harness.directory.appending("trees/profile-top")
+        try FileManager.default.createDirectory(atPath: top + "/etc", withIntermediateDirectories: true)
+        try "second layer\n".write(toFile: top + "/etc/second.txt", atomically: false, encoding: .utf8)
+        try "never read\n".write(toFile: top + "/etc/unread.txt", atomically: false, encoding: .utf8)
+        let source = try harness.push([try TestLayer.fromDirectory(base), try TestLayer.fromDirectory(top)], as: "profsrc")
+        let destination = "127.0.0.1:\(harness.registry.port)/profdst:1"
+
+        let printed = try Command.check([StarlingBinary.path, "optimize", source, destination, "--profile", "--period", "30",
+                                         "--insecure-registry", harness.registry.host,
+                                         "--", "/bin/cat", "/etc/second.txt", "/etc/hello.txt"])
+        let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
+        let layers = try XCTUnwrap(outcome["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.count, 2)
+
+        func prioritized(_ digest: String) throws -> [String] {
+            let text = try Command.check([StarlingBinary.path, "layer", "inspect", "--toc", "\(harness.registry.host)/profdst@\(digest)",
+                                          "--image", destination, "--insecure-registry", harness.registry.host])
+            let json = String(text[text.range(of: "\n{")!.lowerBound...])
+            let toc = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+            let names = (toc?["entries"] as? [[String: Any]] ?? []).filter { $0["type"] as? String == "reg" }.compactMap { $0["name"] as? String }
+            guard let landmark = names.firstIndex(of: ".prefetch.landmark") else { return [] }
+            return names[..<landmark].map { $0.hasPrefix("./") ? String($0.dropFirst(2)) : $0 }
+        }
+        let baseFiles = try prioritized(try XCTUnwrap(layers[0]["digest"] as? String))
+        let topFiles = try prioritized(try XCTUnwrap(layers[1]["digest"] as? String))
+        XCTAssertTrue(baseFiles.contains("bin/busybox"), "the program itself was read: \(baseFiles)")
+        XCTAssertTrue(baseFiles.contains("etc/hello.txt"), "\(baseFiles)")
+        XCTAssertFalse(baseFiles.contains("data/big.bin"), "\(baseFiles)")
+        XCTAssertEqual(topFiles, ["etc/second.txt"], "only what was read from the top layer")
+        XCTAssertEqual(layers.compactMap { $0["profiledFiles"] as? Int }, [baseFiles.count, 1])
+
+        // And the result runs lazily.
+        try harness.lazyPull(destination)
+        XCTAssertEqual(try harness.containerd.run(destination, name: "prof-lazy", ["cat", "/etc/second.txt"]), "second layer\n")
+    }
 }

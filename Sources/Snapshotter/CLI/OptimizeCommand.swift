@@ -25,6 +25,17 @@ struct OptimizeCommand: ParsableCommand {
             help: "File listing the paths the workload reads first, one per line, in order (see `layer convert`).")
     var prefetchList: String?
 
+    @Flag(help: """
+        Run the workload (the command after --, else the image's Entrypoint and Cmd) on the converted layers         under runc and prioritize, in each layer, the files it read from that layer, in order.
+        """)
+    var profile = false
+
+    @Option(help: "With --profile: seconds the workload may run before it is stopped.")
+    var period: Double = 10
+
+    @Argument(parsing: .postTerminator, help: "With --profile: the command to run (default: the image's own).")
+    var command: [String] = []
+
     @Option(name: .customLong("chunk-size"), help: "Largest uncompressed chunk of a file, in bytes.")
     var chunkSize: Int = 4 << 20
 
@@ -43,6 +54,8 @@ struct OptimizeCommand: ParsableCommand {
     func validate() throws {
         guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive") }
         if let level, !(0...9).contains(level) { throw ValidationError("--level must be 0...9") }
+        guard period > 0 else { throw ValidationError("--period must be positive") }
+        if !command.isEmpty && !profile { throw ValidationError("a command after -- is for --profile") }
     }
 
     func run() throws {
@@ -60,8 +73,9 @@ struct OptimizeCommand: ParsableCommand {
         let work = String(cString: made)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let options = ImageOptimizer.Options(
-            prioritizedPaths: try prefetchList.map(PrefetchList.read) ?? [], chunkSize: chunkSize, level: level,
-            platform: try platform.map { try Platform(parsing: $0) }, workDirectory: work)
+            prioritizedPaths: try prefetchList.map(PrefetchList.read) ?? [],
+            profile: profile ? ImageOptimizer.Profile(command: command, period: period) : nil,
+            chunkSize: chunkSize, level: level, platform: try platform.map { try Platform(parsing: $0) }, workDirectory: work)
         let client = RegistryClient(configuration: try registryOptions.registryConfiguration(), logger: logger)
         let outcome = try ImageOptimizer(client: client, options: options, logger: logger)
             .run(source: sourceReference, destination: destinationReference)

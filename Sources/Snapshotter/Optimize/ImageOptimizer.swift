@@ -10,11 +10,21 @@ import StargzReader
 /// pullers need (TOC digest, uncompressed size); the config gets the new
 /// layers' diff IDs, and a new OCI manifest names them all.
 ///
-/// Prioritized paths are given for the whole image and passed to every
-/// layer: a layer without a path simply does not prioritize it.
+/// Prioritized paths come from a profile of the workload (`profile`: each
+/// layer gets the files the workload read from it, in order), and from a
+/// list given for the whole image, which is passed to every layer (a layer
+/// without a path simply does not prioritize it).
 struct ImageOptimizer {
+    struct Profile {
+        /// The command to profile; empty: the image's Entrypoint + Cmd.
+        var command: [String]
+        /// Seconds the workload may run before it is stopped.
+        var period: Double
+    }
+
     struct Options {
         var prioritizedPaths: [String] = []
+        var profile: Profile?
         var chunkSize = 4 << 20
         var level: Int32?
         var platform: Platform?
@@ -30,6 +40,8 @@ struct ImageOptimizer {
             let size: Int64
             let tocDigest: String
             let diffID: String
+            /// Files the profiled workload read from this layer.
+            let profiledFiles: Int?
         }
         let image: String
         let manifestDigest: String
@@ -57,22 +69,27 @@ struct ImageOptimizer {
         let config = try client.fetchBlob(repository, digest: resolved.config.digest)
         let target = ImageReference(registry: destination.registry, repository: destination.repository)
 
-        var converted: [(source: Descriptor, result: LayerConversionResult, path: String)] = []
-        let conversion = LayerConversionOptions(format: .estargz, chunkSize: options.chunkSize, level: options.level,
-                                                prioritizedPaths: options.prioritizedPaths)
+        var inputs: [String] = []
         for (i, layer) in resolved.layers.enumerated() {
             let input = "\(options.workDirectory)/layer-\(i).in"
-            let output = "\(options.workDirectory)/layer-\(i).estargz"
             try download(repository, layer, to: input)
-            let result: LayerConversionResult
-            do {
-                result = try LayerWriter.convert(inputPath: input, outputPath: output, options: conversion)
-            } catch {
-                throw OptimizeError("converting layer \(layer.digest) of \(source): \(error)")
-            }
-            unlink(input)
+            inputs.append(input)
+        }
+        var lists = [[String]](repeating: options.prioritizedPaths, count: inputs.count)
+        var profiled: [Int]?
+        if let profile = options.profile {
+            let recorded = try self.profile(inputs, layers: resolved.layers, config: config, profile: profile, source: source)
+            lists = recorded.map { $0 + options.prioritizedPaths }
+            profiled = recorded.map(\.count)
+        }
+        var converted: [(source: Descriptor, result: LayerConversionResult, path: String)] = []
+        for (i, layer) in resolved.layers.enumerated() {
+            let output = "\(options.workDirectory)/layer-\(i).estargz"
+            let result = try convert(inputs[i], to: output, prioritized: lists[i], layer: layer, source: source)
+            unlink(inputs[i])
             logger.info("layer converted", metadata: [
-                "source": "\(layer.digest)", "layer": "\(result.digest)", "bytes": "\(result.size)", "toc": "\(result.tocDigest)"])
+                "source": "\(layer.digest)", "layer": "\(result.digest)", "bytes": "\(result.size)", "toc": "\(result.tocDigest)",
+                "prioritized": "\(lists[i].count)"])
             converted.append((layer, result, output))
         }
 
@@ -93,10 +110,40 @@ struct ImageOptimizer {
         try client.pushBlob(target, digest: configDescriptor.digest, bytes: newConfig)
         let digest = try client.pushManifest(destination, mediaType: ImageManifest.mediaType, bytes: manifest)
         return Outcome(image: destination.description, manifestDigest: digest, configDigest: configDescriptor.digest,
-                       layers: converted.map {
-                           .init(source: $0.source.digest, digest: $0.result.digest, size: $0.result.size,
-                                 tocDigest: $0.result.tocDigest, diffID: $0.result.diffID)
+                       layers: converted.enumerated().map { i, item in
+                           .init(source: item.source.digest, digest: item.result.digest, size: item.result.size,
+                                 tocDigest: item.result.tocDigest, diffID: item.result.diffID, profiledFiles: profiled?[i])
                        })
+    }
+
+    private func convert(_ input: String, to output: String, prioritized: [String], layer: Descriptor,
+                         source: ImageReference) throws -> LayerConversionResult {
+        let conversion = LayerConversionOptions(format: .estargz, chunkSize: options.chunkSize, level: options.level,
+                                                prioritizedPaths: prioritized)
+        do {
+            return try LayerWriter.convert(inputPath: input, outputPath: output, options: conversion)
+        } catch {
+            throw OptimizeError("converting layer \(layer.digest) of \(source): \(error)")
+        }
+    }
+
+    /// Converts the layers once as they are, runs the workload on them and
+    /// returns, per layer, the files it read from that layer in order.
+    private func profile(_ inputs: [String], layers: [Descriptor], config: [UInt8], profile: Profile,
+                         source: ImageReference) throws -> [[String]] {
+        var plain: [WorkloadProfiler.Layer] = []
+        defer { for layer in plain { unlink(layer.blobPath) } }
+        for (i, input) in inputs.enumerated() {
+            let output = "\(options.workDirectory)/layer-\(i).profile"
+            let result = try convert(input, to: output, prioritized: [], layer: layers[i], source: source)
+            plain.append(.init(blobPath: output, tocDigest: result.tocDigest, digest: result.digest))
+        }
+        let process = try WorkloadProfiler.ImageProcess(config: config, override: profile.command)
+        logger.info("profiling the workload", metadata: ["command": "\(process.arguments)", "seconds": "\(profile.period)"])
+        let recorded = try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
+            .profile(layers: plain, process: process)
+        logger.info("workload profiled", metadata: ["filesRead": "\(recorded.map(\.count))"])
+        return recorded
     }
 
     /// Streams a layer blob to `path`; the client checks its digest.

@@ -1,0 +1,147 @@
+import Foundation
+import FuseFS
+import Logging
+import StargzReader
+
+/// Finds out which files a workload reads first, per layer: each converted
+/// layer is mounted through FUSE with a `RecordingContent`, the mounts are
+/// stacked with overlayfs as containerd would, and the workload runs on
+/// that root under runc (its own namespaces, no network) until it exits or
+/// `period` seconds pass. A file read by the workload is recorded in the
+/// layer overlayfs took it from, so each layer's list holds only its own
+/// files, in the order they were first read.
+struct WorkloadProfiler {
+    /// What the image's config says about running it.
+    struct ImageProcess {
+        var arguments: [String]
+        var environment: [String]
+        var workingDirectory: String
+
+        /// From an OCI image config: Entrypoint + Cmd, Env, WorkingDir.
+        init(config: [UInt8], override: [String]) throws {
+            let object = try JSONSerialization.jsonObject(with: Data(config)) as? [String: Any] ?? [:]
+            let process = object["config"] as? [String: Any] ?? [:]
+            let entrypoint = process["Entrypoint"] as? [String] ?? []
+            let command = process["Cmd"] as? [String] ?? []
+            arguments = override.isEmpty ? entrypoint + command : override
+            environment = process["Env"] as? [String] ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+            let directory = process["WorkingDir"] as? String ?? ""
+            workingDirectory = directory.isEmpty ? "/" : directory
+        }
+    }
+
+    /// One converted layer: its blob and TOC digest.
+    struct Layer {
+        var blobPath: String
+        var tocDigest: String
+        var digest: String
+    }
+
+    let period: Double
+    let workDirectory: String
+    let logger: Logger
+
+    /// The paths each layer's files were first read at, per layer (base first).
+    func profile(layers: [Layer], process: ImageProcess) throws -> [[String]] {
+        guard !process.arguments.isEmpty else {
+            throw OptimizeError("nothing to profile: the image has no Entrypoint or Cmd; give the command after --")
+        }
+        let root = "\(workDirectory)/profile"
+        var recorders: [RecordingContent] = []
+        var mounts: [FuseMount] = []
+        var overlayMounted = false
+        defer {
+            if overlayMounted { _ = umount2("\(root)/rootfs", Int32(MNT_DETACH)) }
+            for mount in mounts.reversed() { mount.unmount() }
+        }
+        var options = FuseMountOptions()
+        options.surviveRestarts = false
+        for (i, layer) in layers.enumerated() {
+            let mountpoint = "\(root)/layer-\(i)"
+            try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+            let source = try LocalFileBlobSource(path: layer.blobPath)
+            let opened = try StargzLayer.open(source: source, tocDigest: layer.tocDigest, verification: .required)
+            let recorder = RecordingContent(DirectLayerContent(layer: opened, layerDigest: layer.digest))
+            mounts.append(try FuseMount.mount(layer: recorder, at: mountpoint, options: options, logger: logger))
+            recorders.append(recorder)
+        }
+        for directory in ["rootfs", "upper", "work", "bundle"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(directory)", withIntermediateDirectories: true)
+        }
+        let lower = (0..<layers.count).reversed().map { "\(root)/layer-\($0)" }.joined(separator: ":")
+        let data = "lowerdir=\(lower),upperdir=\(root)/upper,workdir=\(root)/work"
+        guard mount("overlay", "\(root)/rootfs", "overlay", 0, data) == 0 else {
+            throw OptimizeError("cannot stack the layers with overlayfs: \(String(cString: strerror(errno)))")
+        }
+        overlayMounted = true
+        try writeBundle(at: "\(root)/bundle", rootfs: "\(root)/rootfs", process: process)
+        try run(bundle: "\(root)/bundle", state: "\(root)/runc")
+        return recorders.map(\.readPaths)
+    }
+
+    /// An OCI runtime bundle from `runc spec`, running `process` on `rootfs`.
+    private func writeBundle(at bundle: String, rootfs: String, process: ImageProcess) throws {
+        try Self.runc(["spec", "--bundle", bundle])
+        let path = "\(bundle)/config.json"
+        guard var spec = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
+              var specProcess = spec["process"] as? [String: Any] else {
+            throw OptimizeError("runc spec wrote no usable config.json")
+        }
+        specProcess["terminal"] = false
+        specProcess["args"] = process.arguments
+        specProcess["env"] = process.environment
+        specProcess["cwd"] = process.workingDirectory
+        spec["process"] = specProcess
+        spec["root"] = ["path": rootfs, "readonly": false]
+        spec["hostname"] = "starling-profile"
+        try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Runs the container until it exits or `period` passes, then removes it.
+    private func run(bundle: String, state: String) throws {
+        let id = "starling-profile-\(getpid())"
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.runcPath)
+        process.arguments = ["--root", state, "run", "--bundle", bundle, id]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let deadline = Date().addingTimeInterval(period)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning {
+            logger.info("workload still running after the profiling period; stopping it", metadata: ["seconds": "\(period)"])
+            _ = try? Self.runc(["--root", state, "kill", id, "KILL"])
+        }
+        process.waitUntilExit()
+        _ = try? Self.runc(["--root", state, "delete", "--force", id])
+    }
+
+    static var runcPath: String {
+        ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"]
+            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/sbin/runc"
+    }
+
+    @discardableResult
+    private static func runc(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: runcPath)
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        do {
+            try process.run()
+        } catch {
+            throw OptimizeError("cannot run runc (\(runcPath)): \(error)")
+        }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let problem = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw OptimizeError("runc \(arguments.first ?? "") failed: \(problem.prefix(500))")
+        }
+        return text
+    }
+}
