@@ -24,7 +24,8 @@
 #   STARGZ_GRPC=path/to/containerd-stargz-grpc     (default: built by
 #       build-peer.sh into PEER_WORK, default /var/tmp/stargz-build)
 #   OPTIMIZE=1: make the eStargz image with `ctr-remote images optimize`
-#       (python's start-up files prioritized and prefetched) instead of convert
+#       (python's start-up files prioritized and prefetched) instead of convert;
+#       OPTIMIZE=starling: with `starling optimize --profile` instead
 #   RUNS=3  LINKS="loopback wan"  VARIANTS="overlayfs starling reference"
 #       (also: starling-nobg, Starling with [lazy] background_fetch = false)
 #   STARLING_TOML='[lazy]...': Starling config for experiments (default: none,
@@ -186,7 +187,11 @@ unmount_under() { { grep -o " $1[^ ]*" /proc/mounts || true; } | sort -r | while
 start_containerd "$work/convert"
 ctrr() { ctr-remote -a "$work/convert/containerd.sock" -n bench "$@"; }
 ctrr images pull --plain-http "$registry/debian-python:1" >/dev/null
-if [ "${OPTIMIZE:-0}" = 1 ]; then
+if [ "${OPTIMIZE:-0}" = starling ]; then
+  # Starling's own converter, profiling the same workload under runc.
+  "$STARLING" optimize --profile --insecure-registry "$registry" \
+    "$registry/debian-python:1" "$registry/debian-python:esgz" -- python3 -c 'print(1)' >/dev/null
+elif [ "${OPTIMIZE:-0}" = 1 ]; then
   # Profile the workload: the files python reads at start-up become the
   # prioritized files (before .prefetch.landmark), prefetched at mount.
   ctrr images optimize --oci --period 5 --entrypoint '["python3"]' --args '["-c","print(1)"]' \
@@ -194,7 +199,7 @@ if [ "${OPTIMIZE:-0}" = 1 ]; then
 else
   ctrr images convert --oci --estargz "$registry/debian-python:1" "$registry/debian-python:esgz" >/dev/null
 fi
-ctrr images push --plain-http "$registry/debian-python:esgz" >/dev/null
+[ "${OPTIMIZE:-0}" = starling ] || ctrr images push --plain-http "$registry/debian-python:esgz" >/dev/null
 stop_last TERM; unmount_under "$work/convert"; rm -rf "$work/convert"
 for tag in 1 esgz; do
   m=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
