@@ -118,17 +118,7 @@ final class AuthenticationTests: XCTestCase {
 
         let captured = CapturedLog()
         func client(password: String?) -> RegistryClient {
-            loopbackClient([registry.host], logger: captured.logger) { config in
-                config.maxRetries = 1
-                config.dockerConfigPath = files.appending("absent-docker-config.json")
-                if let password {
-                    var host = HostConfiguration()
-                    host.username = "bob"
-                    host.password = password
-                    host.insecure = true
-                    config.hosts[registry.host] = host
-                }
-            }
+            tokenRegistryClient(registry, files: files, user: "bob", password: password, logger: captured.logger)
         }
 
         let good = client(password: "builder")

@@ -59,17 +59,7 @@ final class PushTests: XCTestCase {
         let registry = try LocalRegistry(extraConfig: issuer.registryAuthConfig)
         defer { registry.stop() }
         func client(password: String?) -> RegistryClient {
-            loopbackClient([registry.host]) { config in
-                config.maxRetries = 1
-                config.dockerConfigPath = files.appending("absent-docker-config.json")
-                if let password {
-                    var host = HostConfiguration()
-                    host.username = "carol"
-                    host.password = password
-                    host.insecure = true
-                    config.hosts[registry.host] = host
-                }
-            }
+            tokenRegistryClient(registry, files: files, user: "carol", password: password)
         }
         let repository = ImageReference(registry: registry.host, repository: "team/app")
         let blob = pseudoRandomBytes(count: 100_000, seed: 42)

@@ -17,6 +17,24 @@ func loopbackClient(_ hosts: [String], logger: Logger = Logger(label: "starling.
     return RegistryClient(configuration: config, logger: logger)
 }
 
+/// A client of a loopback token registry (plain HTTP), logged in as `user`
+/// when `password` is given, anonymous otherwise (docker's config.json is
+/// kept out of it).
+func tokenRegistryClient(_ registry: LocalRegistry, files: TemporaryDirectory, user: String, password: String?,
+                         logger: Logger = Logger(label: "starling.registry")) -> RegistryClient {
+    loopbackClient([registry.host], logger: logger) { config in
+        config.maxRetries = 1
+        config.dockerConfigPath = files.appending("absent-docker-config.json")
+        if let password {
+            var host = HostConfiguration()
+            host.username = user
+            host.password = password
+            host.insecure = true
+            config.hosts[registry.host] = host
+        }
+    }
+}
+
 /// Every log line (message and metadata) a logger wrote, at trace level,
 /// so tests can check what never appears in logs.
 final class CapturedLog: @unchecked Sendable {

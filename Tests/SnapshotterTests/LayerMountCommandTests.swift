@@ -49,15 +49,8 @@ final class LayerMountCommandTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: mountpoint + "/data/small.txt", encoding: .utf8), "small\n")
         try registry.start()
         // The whole tree, read through FUSE from the registry, is tar's.
-        let expected = work.appending("expected")
-        try FileManager.default.createDirectory(atPath: expected, withIntermediateDirectories: true)
-        let local = work.appending("layer.blob")
-        try Data(layer.blob).write(to: URL(fileURLWithPath: local))
-        try Command.check(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--delay-directory-restore",
-                           "-xpf", local, "-C", expected])
-        let manifest = ["python3", LayerCommandsRegistryTests.fixtures + "/tree-manifest.py"]
-            + LayerCommandsRegistryTests.formatFiles.flatMap { ["--exclude", $0] }
-        XCTAssertEqual(try Command.check(manifest + [mountpoint]), try Command.check(manifest + [expected]))
+        XCTAssertEqual(try LayerCommandsRegistryTests.manifest(of: mountpoint),
+                       try LayerCommandsRegistryTests.manifestOfExtracted(layer, in: work))
 
         kill(process.processIdentifier, SIGTERM)
         XCTAssertTrue(waitUntil(timeout: 30) { !process.isRunning })
