@@ -64,6 +64,8 @@ public final class LazyLayer: @unchecked Sendable {
         /// Adaptive blob-order read-ahead: recent scans, each with the chunk
         /// position right after its last fetch and its current window.
         var scans: [ReadScan] = []
+        /// Directories whose small files were already read ahead together.
+        var expandedDirectories: Set<EntryID> = []
         var closed = false
         var started = false
         var prefetch: PhaseStatus = .notStarted
@@ -287,6 +289,7 @@ public final class LazyLayer: @unchecked Sendable {
         let fileBytes = fileChunks.reduce(Int64(0)) { $0 + Int64($1.compressedRange.count) }
         if fileBytes <= Int64(options.wholeFileBytes) {
             for position in filePositions { _ = take(position) }
+            takeSiblings(of: id, take: take)
         } else if sequential, let last = required.max() {
             var budget = Int64(options.sequentialReadaheadBytes)
             for position in filePositions where position > last && budget > 0 {
@@ -322,6 +325,28 @@ public final class LazyLayer: @unchecked Sendable {
         }
         for position in added { mutable.inFlight[position] = PendingChunk() }
         return added.sorted()
+    }
+
+    /// The other small files of `id`'s directory, the first time one of its
+    /// small files misses, when together they are at most
+    /// `siblingReadaheadBytes` (a large directory is left to blob-order
+    /// read-ahead). Caller holds `condition`.
+    private func takeSiblings(of id: EntryID, take: (Int) -> Bool) {
+        let budget = Int64(options.siblingReadaheadBytes)
+        let directory = index.parent(of: id)
+        guard budget > 0, mutable.expandedDirectories.insert(directory).inserted else { return }
+        if mutable.expandedDirectories.count > 4096 { mutable.expandedDirectories = [directory] }
+        var positions: [Int] = []
+        var bytes: Int64 = 0
+        for sibling in index.childIDs(of: directory) where sibling != id && index.type(of: sibling) == .regular {
+            for chunk in index.chunks(of: sibling) {
+                guard let position = table.position(of: chunk) else { continue }
+                bytes += Int64(chunk.compressedRange.count)
+                if bytes > budget { return }
+                positions.append(position)
+            }
+        }
+        for position in positions.sorted() { _ = take(position) }
     }
 
     // MARK: fetching

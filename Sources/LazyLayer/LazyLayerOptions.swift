@@ -35,14 +35,21 @@ public struct LazyLayerOptions: Sendable, Equatable {
     /// How much of the blob's head to request together with its TOC (see
     /// `HeadStream`); 0 waits for the TOC before requesting the prefetch.
     public var headStreamBytes: Int
+    /// When a small file misses, its directory's other small files come
+    /// along (once per directory) if together they are at most this many
+    /// compressed bytes: programs read a directory's files together (locale
+    /// data, a package's modules), and a tar keeps them next to each other.
+    /// 0 turns it off.
+    public var siblingReadaheadBytes: Int
 
     public init(maxRequestBytes: Int = 16 << 20, maxGapBytes: Int = 64 << 10,
                 readaheadBytes: Int = 8 << 20, sequentialReadaheadBytes: Int = 8 << 20,
                 wholeFileBytes: Int = 1 << 20, prefetchTimeout: Double = 10,
                 prefetchMaxRequestBytes: Int = 256 << 20,
                 background: BackgroundFetchOptions = BackgroundFetchOptions(),
-                headStreamBytes: Int = 16 << 20) {
+                headStreamBytes: Int = 16 << 20, siblingReadaheadBytes: Int = 1 << 20) {
         self.headStreamBytes = max(0, headStreamBytes)
+        self.siblingReadaheadBytes = max(0, siblingReadaheadBytes)
         self.maxRequestBytes = max(1, maxRequestBytes)
         self.maxGapBytes = max(0, maxGapBytes)
         self.readaheadBytes = max(0, readaheadBytes)

@@ -252,6 +252,17 @@ public struct LayerIndex: Sendable {
     /// An entry's size, without building the entry.
     public func size(of id: EntryID) -> Int64 { inodes[Int(id.rawValue)].size }
 
+    /// The directory an entry was first named in, without building the entry.
+    public func parent(of id: EntryID) -> EntryID { EntryID(rawValue: inodes[Int(id.rawValue)].parent) }
+
+    /// The ids of a directory's children, without building their names.
+    public func childIDs(of id: EntryID) -> [EntryID] {
+        let inode = inodes[Int(id.rawValue)]
+        guard inode.type == .directory else { return [] }
+        let start = Int(inode.firstItem)
+        return dirents[start..<(start + Int(inode.itemCount))].map { EntryID(rawValue: $0.inode) }
+    }
+
     /// Number of chunks of a regular file.
     public func chunkCount(of id: EntryID) -> Int {
         let inode = inodes[Int(id.rawValue)]

@@ -141,6 +141,36 @@ final class LazyLayerReadTests: XCTestCase {
         XCTAssertLessThanOrEqual(two.requestCount, 20, "two interleaved scans: \(two.requestCount) requests")
     }
 
+    /// A program reading one small file of a directory reads its siblings
+    /// next (locale data, a package's modules) in no blob order: the first
+    /// miss brings the directory's small files along, once; a directory
+    /// over the budget does not come along.
+    func testASmallFilesDirectoryIsReadTogether() throws {
+        var files: [String: [UInt8]] = [:]
+        let locale = ["LC_ADDRESS", "LC_COLLATE", "LC_CTYPE", "LC_IDENTIFICATION", "LC_MEASUREMENT", "LC_MESSAGES",
+                      "LC_MONETARY", "LC_NAME", "LC_NUMERIC", "LC_PAPER", "LC_TELEPHONE", "LC_TIME"]
+        for (i, name) in locale.enumerated() { files["usr/lib/locale/C.utf8/\(name)"] = randomBytes(2000 + i * 3000, seed: UInt64(i)) }
+        for i in 0..<3 { files["usr/lib/big/part\(i)"] = randomBytes(600_000, seed: UInt64(50 + i)) }
+        files["etc/localtime"] = randomBytes(3000, seed: 99)
+        let test = try TestLayer(files: files)
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+        let lazy = try makeLazyLayer(test, source: source)
+        source.reset()
+        // glibc's order, not the tar's.
+        for name in ["LC_IDENTIFICATION", "LC_MEASUREMENT", "LC_TELEPHONE", "LC_ADDRESS", "LC_NAME", "LC_PAPER",
+                     "LC_MESSAGES", "LC_MONETARY", "LC_COLLATE", "LC_TIME", "LC_NUMERIC", "LC_CTYPE"] {
+            let path = "usr/lib/locale/C.utf8/\(name)"
+            XCTAssertEqual(try lazy.readAll(path: path), files[path])
+        }
+        XCTAssertLessThanOrEqual(source.requestCount, 2, "the first miss and its siblings: \(source.requests)")
+        let localeBytes = locale.reduce(0) { $0 + files["usr/lib/locale/C.utf8/\($1)"]!.count }
+        XCTAssertLessThan(source.bytes, Int64(localeBytes) + 64_000, "nothing outside the directory")
+
+        source.reset()
+        XCTAssertEqual(try lazy.readAll(path: "usr/lib/big/part0"), files["usr/lib/big/part0"])
+        XCTAssertLessThan(source.bytes, 700_000, "a directory over the budget does not come along: \(source.bytes) bytes")
+    }
+
     func testSmallFileFromALargeLayerFetchesLittle() throws {
         var files: [String: [UInt8]] = ["small/hello.txt": textBytes(3000, seed: 1)]
         for i in 0..<24 { files["big/blob\(i)"] = randomBytes(1 << 20, seed: UInt64(i)) }

@@ -84,7 +84,7 @@ struct DaemonConfiguration: Sendable {
         let reader = TOMLTableReader(table: table, path: "lazy")
         try reader.allowOnly(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
                               "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes", "disk_cache_bytes",
-                              "max_request_bytes", "readahead_bytes", "head_stream_bytes"])
+                              "max_request_bytes", "readahead_bytes", "head_stream_bytes", "sibling_readahead_bytes"])
         lazyEnabled = try reader.bool("enabled") ?? lazyEnabled
         if let value = try reader.number("prefetch_timeout_seconds") { lazy.prefetchTimeout = value }
         lazy.background.enabled = try reader.bool("background_fetch") ?? lazy.background.enabled
@@ -98,6 +98,7 @@ struct DaemonConfiguration: Sendable {
         if let value = try reader.integer("max_request_bytes", range: 64 << 10...1 << 30) { lazy.maxRequestBytes = value }
         if let value = try reader.integer("readahead_bytes", range: 0...1 << 30) { lazy.readaheadBytes = value }
         if let value = try reader.integer("head_stream_bytes", range: 0...1 << 30) { lazy.headStreamBytes = value }
+        if let value = try reader.integer("sibling_readahead_bytes", range: 0...1 << 30) { lazy.siblingReadaheadBytes = value }
     }
 
     private mutating func applyFuse(_ table: TOMLTable) throws {
