@@ -23,6 +23,7 @@ final class ConfigurationTests: XCTestCase {
             max_request_bytes = 1048576
             readahead_bytes = 0
             head_stream_bytes = 0
+            sibling_readahead_bytes = 4096
             [fuse]
             entry_timeout = 5
             attribute_timeout = 6
@@ -55,6 +56,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.lazy.maxRequestBytes, 1 << 20)
         XCTAssertEqual(configuration.lazy.readaheadBytes, 0)
         XCTAssertEqual(configuration.lazy.headStreamBytes, 0)
+        XCTAssertEqual(configuration.lazy.siblingReadaheadBytes, 4096)
         XCTAssertFalse(configuration.fuse.surviveRestarts)
         XCTAssertEqual(configuration.fuse.entryTimeout, 5)
         XCTAssertEqual(configuration.fuse.negativeEntryTimeout, 0)
