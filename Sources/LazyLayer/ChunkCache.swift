@@ -92,8 +92,10 @@ public final class ChunkCache: Sendable {
     /// `inMemory`, in memory. Background fetch skips memory so bulk
     /// streaming does not push out the working set.
     public func put(_ key: ChunkKey, _ bytes: [UInt8], inMemory: Bool = true) {
-        if inMemory { memory.put(key, bytes) }
+        // Disk first: once a chunk can be seen in memory it is also on disk,
+        // so a layer opened over the same directory right after finds it.
         if case .content(let digest) = key, let disk { disk.store(digest, bytes) }
+        if inMemory { memory.put(key, bytes) }
     }
 
     /// Drops the memory tier (the disk tier stays).
