@@ -24,7 +24,17 @@ public final class RegistryBlobSource: BlobSource {
     /// Ranges per multi-range request (keeps the Range header well under 8 KiB).
     static let rangesPerRequest = 64
 
+    /// Refuse a server that ignores ranges (answers 200 with the whole
+    /// blob): `rangesNotSupported` instead of reading from the blob's start
+    /// on every read. For lazy mounts, where that would download the blob
+    /// again and again; the command-line tools read such blobs anyway.
+    public var requireRanges: Bool {
+        get { state.withLock { $0.requireRanges } }
+        set { state.withLock { $0.requireRanges = newValue } }
+    }
+
     private struct State: Sendable {
+        var requireRanges = false
         var size: Int64?
         var redirect: (url: String, expires: Date)?
         var endpoint: Endpoint?
@@ -103,6 +113,9 @@ public final class RegistryBlobSource: BlobSource {
                                                                     detail: "206 for \(self.digest) does not start at byte \(start)")
                             }
                             position = start
+                        } else if self.requireRanges {
+                            throw RegistryError.rangesNotSupported(registry: self.repository.registry,
+                                                                   repository: self.repository.repository, digest: self.digest)
                         } else {
                             position = 0  // 200: the whole blob
                         }
@@ -171,10 +184,14 @@ public final class RegistryBlobSource: BlobSource {
     /// when the size is known already or the server does not do suffixes.
     public func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64) {
         if state.withLock({ $0.size }) == nil, length > 0 {
-            let response = try fetch([], suffix: length)
-            if let part = response.parts.first, let size = state.withLock({ $0.size }),
-               part.range.upperBound == size, response.parts.count == 1 {
-                return (Array(part.bytes), size)
+            do {
+                let response = try fetch([], suffix: length)
+                if let part = response.parts.first, let size = state.withLock({ $0.size }),
+                   part.range.upperBound == size, response.parts.count == 1 {
+                    return (Array(part.bytes), size)
+                }
+            } catch RegistryError.rangesNotSupported {
+                // Perhaps only suffix ranges: a plain range decides.
             }
         }
         return try readTailBySize(length: length)
@@ -188,6 +205,7 @@ public final class RegistryBlobSource: BlobSource {
         // the caller falls back to a ranged read once it knows the size.
         let neededEnd = suffix == nil ? ranges.map(\.upperBound).max() ?? 0 : 0
         let expected = suffix ?? ranges.reduce(0) { $0 + Int($1.count) }
+        let requireRanges = state.withLock { $0.requireRanges }
         var body: [UInt8] = []
         // 206: keep everything (bounded); 200: the whole blob, so stop once
         // every requested byte has arrived.
@@ -204,6 +222,7 @@ public final class RegistryBlobSource: BlobSource {
                     body.append(contentsOf: bytes)
                     return true
                 }
+                if requireRanges { return false }  // refused in `interpret`, nothing downloaded
                 let wanted = Int(min(Int64(Int.max), neededEnd)) - body.count
                 body.append(contentsOf: bytes.prefix(max(0, wanted)))
                 return Int64(body.count) < neededEnd
@@ -272,6 +291,9 @@ public final class RegistryBlobSource: BlobSource {
         case 200:
             // The server ignored Range. Content-Length is the blob size.
             if let length = head.header("content-length").flatMap(Int64.init) { remember(size: length) }
+            if state.withLock({ $0.requireRanges }) {
+                throw RegistryError.rangesNotSupported(registry: host, repository: repository.repository, digest: digest)
+            }
             return RangeResponse(parts: [(0..<Int64(body.count), body[...])], isMultipart: false)
         case 416:
             if let total = head.header("content-range").flatMap(ContentRange.init)?.total { remember(size: total) }

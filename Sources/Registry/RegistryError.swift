@@ -16,6 +16,9 @@ public enum RegistryError: Error, Sendable, CustomStringConvertible, Equatable {
     case rangeNotSatisfiable(registry: String, repository: String, digest: String, range: Range<Int64>, blobSize: Int64?)
     /// A read that asks for no bytes or a negative offset: a caller bug.
     case invalidRange(registry: String, repository: String, digest: String, offset: Int64, length: Int)
+    /// The registry answers range requests with the whole blob (a source
+    /// that needs ranges, `RegistryBlobSource.requireRanges`, refuses that).
+    case rangesNotSupported(registry: String, repository: String, digest: String)
     /// The bytes received do not hash to the digest they were requested by.
     case digestMismatch(registry: String, repository: String, expected: String, actual: String)
     case timedOut(registry: String, seconds: Double)
@@ -46,6 +49,8 @@ public enum RegistryError: Error, Sendable, CustomStringConvertible, Equatable {
             return "range \(range.lowerBound)..<\(range.upperBound) not satisfiable for \(digest) in \(registry)/\(repository) (\(sizeText))"
         case .invalidRange(let registry, let repository, let digest, let offset, let length):
             return "invalid read of \(length) bytes at offset \(offset) of \(digest) in \(registry)/\(repository): ranges must be non-empty and start at or after 0"
+        case .rangesNotSupported(let registry, let repository, let digest):
+            return "\(registry)/\(repository) answers range requests for \(digest) with the whole blob: it cannot be read lazily"
         case .digestMismatch(let registry, let repository, let expected, let actual):
             return "digest mismatch from \(registry)/\(repository): expected \(expected), received content hashing to \(actual); refusing it"
         case .timedOut(let registry, let seconds):

@@ -261,6 +261,19 @@ final class FaultTests: XCTestCase {
         var streamed: [UInt8] = []
         try source.stream(150_000..<190_000) { streamed += $0 }
         XCTAssertEqual(streamed, Array(blob[150_000..<190_000]), "a streamed range skips the 200's leading bytes")
+        // A source that needs ranges (a lazy mount) refuses such a server at
+        // once instead of downloading the blob for every read.
+        let strict = try client.blobSource(ImageReference(registry: server.host, repository: "plain/app"), digest: digest)
+        strict.requireRanges = true
+        for attempt in [{ _ = try strict.readTail(length: 1000) }, { _ = try strict.read(at: 1000, length: 10) },
+                        { try strict.stream(0..<10) { _ in } }] {
+            XCTAssertThrowsError(try attempt()) { error in
+                guard case RegistryError.rangesNotSupported(let host, "plain/app", digest)? = error as? RegistryError else {
+                    return XCTFail("\(error)")
+                }
+                XCTAssertEqual(host, server.host)
+            }
+        }
         // A tail read of a fresh source: the 200 is not read as the tail.
         let fresh = try client.blobSource(ImageReference(registry: server.host, repository: "plain/app"), digest: digest)
         let (tail, size) = try fresh.readTail(length: 1000)

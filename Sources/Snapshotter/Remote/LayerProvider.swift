@@ -95,6 +95,7 @@ final class LayerProvider: Sendable {
     func reopen(_ source: LazyLayerSource, raw: RawTOC) throws -> OpenedLayer {
         let repository = try ImageReference(parsing: source.repository + "@" + source.layerDigest)
         let blob = try client.blobSource(repository, digest: source.layerDigest, size: source.blobSize)
+        blob.requireRanges = true
         let layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: source.tocDigest)
         return OpenedLayer(raw: raw, lazy: makeLazy(layer, digest: source.layerDigest), source: source)
     }
@@ -104,6 +105,7 @@ final class LayerProvider: Sendable {
     func refetch(_ source: LazyLayerSource) throws -> OpenedLayer {
         let repository = try ImageReference(parsing: source.repository + "@" + source.layerDigest)
         let blob = try client.blobSource(repository, digest: source.layerDigest, size: source.blobSize)
+        blob.requireRanges = true
         let raw = try RawTOC.read(from: blob)
         let layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: source.tocDigest)
         return OpenedLayer(raw: raw, lazy: makeLazy(layer, digest: source.layerDigest), source: source)
@@ -176,6 +178,9 @@ final class LayerProvider: Sendable {
         do {
             let repository = ImageReference(registry: image.registry, repository: image.repository)
             let blob = try client.blobSource(repository, digest: digest, size: size)
+            // A registry that answers ranges with the whole blob would send
+            // it again for every read: such layers are downloaded by containerd.
+            blob.requireRanges = true
             // The head of the blob (where prioritized files are) comes
             // while the TOC is fetched and parsed.
             let limit = Int64(options.headStreamBytes)
