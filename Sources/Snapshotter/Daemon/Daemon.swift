@@ -56,9 +56,8 @@ struct Daemon {
         try service.restoreLazyLayers()
 
         let listener = try UnixSocketListener.listen(at: configuration.address)
-        let server = GRPCServer(
-            transport: .http2NIOPosix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext),
-            services: [SnapshotsService(backend: service, logger: logger)])
+        let transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext)
+        let server = GRPCServer(transport: transport, services: [SnapshotsService(backend: service, logger: logger)])
         if let address = configuration.metricsAddress {
             let collector = MetricsCollector(mounts: mounts, events: events, client: client)
             try MetricsServer(address: address, collector: collector, logger: logger).start()
@@ -69,17 +68,19 @@ struct Daemon {
         housekeeping.setEventHandler { provider?.expireUnclaimed() }
         housekeeping.resume()
 
-        // A signal can arrive before serve() runs; GRPCServer then refuses
-        // to start, which is the stop that was asked for.
-        let stopRequested = Atomic<Bool>(false)
+        // A stop is passed to the server only once its transport listens: a
+        // graceful shutdown begun while the transport is still starting is
+        // lost, and serve() then runs on (a SIGTERM right after start hung
+        // the daemon, 1 run in ~6). Whichever comes second, the signal or
+        // the listening, begins the shutdown.
+        let gate = StopGate()
         let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [logger] in
                 logger.notice("stopping", metadata: ["signal": "\(number)"])
                 SystemdNotifier.notify("STOPPING=1")
-                stopRequested.store(true, ordering: .sequentiallyConsistent)
-                server.beginGracefulShutdown()
+                if gate.stopRequested() { server.beginGracefulShutdown() }
             }
             source.resume()
             return source
@@ -98,10 +99,32 @@ struct Daemon {
             unlink(configuration.address)
             logger.notice("stopped")
         }
-        do {
-            try await server.serve()
-        } catch where stopRequested.load(ordering: .sequentiallyConsistent) {
-            logger.debug("stopped before serving", metadata: ["error": "\(error)"])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.serve() }
+            group.addTask {
+                _ = try await transport.listeningAddress
+                if gate.listening() { server.beginGracefulShutdown() }
+            }
+            try await group.waitForAll()
         }
+    }
+}
+
+/// Who comes second, the stop request or the transport's listening, begins
+/// the server's graceful shutdown (see `Daemon.run`).
+private final class StopGate: Sendable {
+    private let requested = Atomic<Bool>(false)
+    private let isListening = Atomic<Bool>(false)
+
+    /// Records a stop; true if the server listens already (stop it now).
+    func stopRequested() -> Bool {
+        requested.store(true, ordering: .sequentiallyConsistent)
+        return isListening.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// Records that the transport listens; true if a stop came first.
+    func listening() -> Bool {
+        isListening.store(true, ordering: .sequentiallyConsistent)
+        return requested.load(ordering: .sequentiallyConsistent)
     }
 }
