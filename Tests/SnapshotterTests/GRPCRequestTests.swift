@@ -204,6 +204,45 @@ final class GRPCRequestTests: XCTestCase {
         }
     }
 
+    /// containerd's garbage collector calls Cleanup while containers are
+    /// being created and removed: Cleanup must never take the directory of
+    /// a snapshot being created (a container then failed to start: "failed
+    /// to mount ...: no such file or directory") or of one in the store.
+    func testCleanupBesideCreatesAndRemovesTakesNothingLive() async throws {
+        try await withDaemon { snapshots, daemon in
+            _ = try await snapshots.prepare(.with { $0.key = "base-active" }, metadata: Self.metadata)
+            try await snapshots.commit(.with { $0.key = "base-active"; $0.name = "base" }, metadata: Self.metadata)
+            let rounds = 100
+            let missing = try await withThrowingTaskGroup(of: [String].self) { group in
+                group.addTask {
+                    var missing: [String] = []
+                    for round in 0..<rounds {
+                        let key = "ns/\(round)/container"
+                        let response = try await snapshots.prepare(.with { $0.key = key; $0.parent = "base" }, metadata: Self.metadata)
+                        for option in response.mounts.first?.options ?? [] {
+                            for prefix in ["upperdir=", "workdir="] where option.hasPrefix(prefix) {
+                                let path = String(option.dropFirst(prefix.count))
+                                if !FileManager.default.fileExists(atPath: path) { missing.append("\(key): \(option)") }
+                            }
+                        }
+                        try await snapshots.remove(.with { $0.key = key }, metadata: Self.metadata)
+                    }
+                    return missing
+                }
+                group.addTask {
+                    for _ in 0..<rounds { try await snapshots.cleanup(.init(), metadata: Self.metadata) }
+                    return []
+                }
+                return try await group.reduce([], +)
+            }
+            XCTAssertEqual(missing, [], "Cleanup took the directories of snapshots being created")
+            let mounts = try await snapshots.mounts(.with { $0.key = "base" }, metadata: Self.metadata)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: mounts.mounts[0].source), "the committed snapshot's directory stays")
+            let left = try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/snapshots")
+            XCTAssertEqual(left.count, 1, "only the committed snapshot's directory is left: \(left)")
+        }
+    }
+
     func testSocketIsPrivateToRoot() throws {
         let work = try TemporaryDirectory(prefix: "starling-grpc")
         defer { work.remove() }

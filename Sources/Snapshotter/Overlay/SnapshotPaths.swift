@@ -8,7 +8,7 @@ import Foundation
 ///     snapshots/<id>/work      overlay work dir (active snapshots)
 ///     snapshots/<id>/connection.json  what a restarted daemon needs to take
 ///                              over a lazy layer's live FUSE connection
-///     snapshots/new-XXXXXX     a snapshot directory being staged
+///     snapshots/new-XXXXXXXX   a snapshot directory being staged
 ///     snapshots/rm-<id>        a removed snapshot's directory, being deleted
 ///     layers/<hex>/            saved TOC of each lazy layer (for restarts)
 ///     cache/                   chunk cache of lazy layers
@@ -41,14 +41,19 @@ struct SnapshotPaths: Sendable {
         chmod(root, 0o700)
     }
 
-    /// Makes a fresh staging directory (`snapshots/new-XXXXXX`) with `fs`
-    /// (and `work` for active snapshots) inside.
-    func stage(withWork: Bool) throws -> String {
-        var template = Array("\(snapshots)/new-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw POSIXFailure(operation: "mkdtemp in \(snapshots)", code: errno)
+    /// A fresh name for a staging directory (`new-XXXXXXXX`), chosen before
+    /// the directory exists so the caller can mark it in flight first.
+    static func stagingName() -> String {
+        "new-\(UUID().uuidString.prefix(13).replacingOccurrences(of: "-", with: "").lowercased())"
+    }
+
+    /// Makes the staging directory `snapshots/NAME` with `fs` (and `work`
+    /// for active snapshots) inside.
+    func stage(_ name: String, withWork: Bool) throws -> String {
+        let staged = "\(snapshots)/\(name)"
+        guard mkdir(staged, 0o700) == 0 else {
+            throw POSIXFailure(operation: "mkdir \(staged)", code: errno)
         }
-        let staged = String(cString: made)
         guard chmod(staged, 0o700) == 0, mkdir("\(staged)/fs", 0o755) == 0,
               !withWork || mkdir("\(staged)/work", 0o711) == 0 else {
             let failure = POSIXFailure(operation: "create snapshot directories in \(staged)", code: errno)

@@ -30,6 +30,10 @@ final class SnapshotterService: SnapshotBackend {
     /// Remote preparations in progress, by chain ID: a second Prepare of the
     /// same layer waits for the first instead of mounting it twice.
     let preparingTable = Mutex<[String: Pending<Bool>]>([:])
+    /// Names under `snapshots/` that a change in progress is staging or
+    /// removing: Cleanup leaves them alone (containerd's garbage collector
+    /// calls Cleanup while other requests run).
+    let directoriesInFlight = Mutex<Set<String>>([])
 
     init(paths: SnapshotPaths, store: SnapshotStore, provider: LayerProvider?, mounts: LazyMounts,
          planner: MountPlanner? = nil, prefetchTimeout: Double, mountWaitSeconds: Double = 120,
@@ -106,6 +110,16 @@ final class SnapshotterService: SnapshotBackend {
             return record
         } }
         let id = record.id!
+        try inFlight("rm-\(id)") { () throws(SnapshotError) in
+            try removeNow(record, key: key)
+        }
+        events.record(.removed)
+    }
+
+    /// Deletes `record`'s row and renames its directory to `rm-<id>` in one
+    /// transaction, then deletes the directory.
+    private func removeNow(_ record: SnapshotRecord, key: String) throws(SnapshotError) {
+        let id = record.id!
         if case .lazy = record.source { mounts.unmount(id) }
         var moved = false
         do {
@@ -131,7 +145,6 @@ final class SnapshotterService: SnapshotBackend {
             savedTOCs.remove(layerDigest: source.layerDigest)
         }
         removeTree(paths.removal(id))
-        events.record(.removed)
     }
 
     func stat(key: String, context: RequestContext) throws(SnapshotError) -> SnapshotInfo {
@@ -182,15 +195,46 @@ final class SnapshotterService: SnapshotBackend {
         return SnapshotUsage(size: record.size, inodes: record.inodes)
     }
 
+    /// Removes directories no snapshot owns (left by a crash). Which ones
+    /// is decided, and they are renamed away, inside a write transaction:
+    /// a snapshot being created renames its directory into place in its own
+    /// write transaction, so Cleanup either sees its row or does not see its
+    /// directory. Directories being staged or removed right now are skipped.
     func cleanup(context: RequestContext) throws(SnapshotError) {
-        let known = try guarded("cleanup") { try store.read { db in Set(try db.allSnapshots().compactMap(\.id)) } }
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: paths.snapshots)) ?? []
-        for name in entries {
-            if let id = Int64(name), known.contains(id) { continue }
-            let path = "\(paths.snapshots)/\(name)"
+        let doomed = try guarded("cleanup") { try store.write { db -> [String] in
+            let known = Set(try db.allSnapshots().compactMap(\.id))
+            let busy = directoriesInFlight.withLock { $0 }
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: paths.snapshots)) ?? []
+            var doomed: [String] = []
+            for name in entries where !busy.contains(name) {
+                if let id = Int64(name), known.contains(id) { continue }
+                let path = "\(paths.snapshots)/\(name)"
+                if Int64(name) != nil {
+                    // Out of the way of a future snapshot with this ID.
+                    let away = "\(paths.snapshots)/rm-orphan-\(name)-\(UUID().uuidString.prefix(8))"
+                    guard rename(path, away) == 0 else { continue }
+                    doomed.append(away)
+                } else {
+                    doomed.append(path)
+                }
+            }
+            // A second Cleanup running beside this one leaves them to it.
+            directoriesInFlight.withLock { busy in for path in doomed { busy.insert((path as NSString).lastPathComponent) } }
+            return doomed
+        } }
+        for path in doomed {
             logger.info("removing orphaned snapshot directory", metadata: ["path": "\(path)"])
             removeTree(path)
+            directoriesInFlight.withLock { _ = $0.remove((path as NSString).lastPathComponent) }
         }
+    }
+
+    /// Runs `body` with `name` (under `snapshots/`) marked as in flight, so
+    /// Cleanup does not take it.
+    func inFlight<T, E: Error>(_ name: String, _ body: () throws(E) -> T) throws(E) -> T {
+        directoriesInFlight.withLock { _ = $0.insert(name) }
+        defer { directoriesInFlight.withLock { _ = $0.remove(name) } }
+        return try body()
     }
 
     // MARK: creating snapshots
@@ -201,8 +245,18 @@ final class SnapshotterService: SnapshotBackend {
     func createSnapshot(_ kind: SnapshotKind, key: String, parent: String, labels: [String: String],
                         source: SnapshotSource = .local, usage: SnapshotUsage = SnapshotUsage(size: 0, inodes: 0))
     throws(SnapshotError) -> [MountSpec] {
+        let stagingName = SnapshotPaths.stagingName()
+        return try inFlight(stagingName) { () throws(SnapshotError) -> [MountSpec] in
+            try createSnapshot(kind, key: key, parent: parent, labels: labels, source: source, usage: usage,
+                               stagingAs: stagingName)
+        }
+    }
+
+    private func createSnapshot(_ kind: SnapshotKind, key: String, parent: String, labels: [String: String],
+                                source: SnapshotSource, usage: SnapshotUsage, stagingAs stagingName: String)
+    throws(SnapshotError) -> [MountSpec] {
         let step = "\(kind) snapshot \(key)"
-        let staged = try guarded("staging the directory of \(step)") { try paths.stage(withWork: kind == .active) }
+        let staged = try guarded("staging the directory of \(step)") { try paths.stage(stagingName, withWork: kind == .active) }
         var placedAt: String?
         do {
             let (record, ancestors) = try store.write { db -> (SnapshotRecord, [SnapshotRecord]) in
