@@ -141,8 +141,15 @@ public struct SnapshotsService: Containerd_Services_Snapshots_V1_Snapshots.Servi
             return nil
         })
         let backend = self.backend
+        let logger = self.logger
         let result: Result<T, SnapshotError> = await withCheckedContinuation { continuation in
             queue.async {
+                let started = DispatchTime.now().uptimeNanoseconds
+                defer {
+                    logger.trace("snapshot call", metadata: [
+                        "method": "\(method)", "key": "\(subject)",
+                        "seconds": "\(String(format: "%.4f", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))"])
+                }
                 do throws(SnapshotError) {
                     continuation.resume(returning: .success(try body(backend, context)))
                 } catch {

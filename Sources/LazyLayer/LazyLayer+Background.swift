@@ -68,6 +68,8 @@ extension LazyLayer {
                     condition.broadcast()
                     condition.unlock()
                     logger.info("background fetch finished: \(skipped == 0 ? "layer fully local" : "\(skipped) chunks invalid")")
+                    // The chunk cache holds the layer now: the mirror's copy is not needed.
+                    if skipped == 0 { (source as? MirroredBlobSource)?.stop() }
                     return
                 }
                 if passes >= 3 {

@@ -66,6 +66,8 @@ public final class LazyLayer: @unchecked Sendable {
         var scans: [ReadScan] = []
         /// Directories whose small files were already read ahead together.
         var expandedDirectories: Set<EntryID> = []
+        /// ELF files whose libraries were already read ahead.
+        var analysedExecutables: Set<EntryID> = []
         var closed = false
         var started = false
         var prefetch: PhaseStatus = .notStarted
@@ -159,7 +161,18 @@ public final class LazyLayer: @unchecked Sendable {
         // A chunk seen in the cache may be evicted before it is read back;
         // then it is fetched again (at most a few rounds, never a loop).
         for _ in 0..<3 where pieces.contains(where: { $0 == nil }) {
-            try fetchMissing(chunks: chunks, pieces: &pieces, entry: id, sequential: sequential)
+            do {
+                try fetchMissing(chunks: chunks, pieces: &pieces, entry: id, sequential: sequential)
+            } catch .chunkInvalid(let path, let fileOffset, let reason) {
+                // Bytes from the local mirror that do not verify: drop the
+                // mirror and fetch from the registry instead.
+                guard let mirror = source as? MirroredBlobSource, mirror.mirroredBytes > 0 else {
+                    throw .chunkInvalid(path: path, fileOffset: fileOffset, reason: reason)
+                }
+                logger.warning("mirrored bytes did not verify; reading from the registry", metadata: [
+                    "path": "\(path)", "offset": "\(fileOffset)", "error": "\(reason)"])
+                mirror.stop()
+            }
         }
         if let missing = zip(chunks, pieces).first(where: { $0.1 == nil })?.0 {
             throw .fetchFailed(range: missing.compressedRange, reason: "chunk evicted from the cache while being read")
@@ -239,7 +252,7 @@ public final class LazyLayer: @unchecked Sendable {
         if let firstError { throw firstError }
     }
 
-    private func finishForegroundFetch() {
+    func finishForegroundFetch() {
         condition.lock()
         mutable.foregroundFetches -= 1
         mutable.lastForegroundActivity = Date()
@@ -390,6 +403,10 @@ public final class LazyLayer: @unchecked Sendable {
         mutable.counters.fetchedBytes += Int64(buffers.reduce(0) { $0 + $1.count })
         mutable.loggedRangeFailures.remove(positions[0])
         condition.unlock()
+        logger.trace("fetched", metadata: [
+            "purpose": "\(purpose)", "ranges": "\(requests.count)", "chunks": "\(positions.count)",
+            "bytes": "\(buffers.reduce(0) { $0 + $1.count })", "seconds": "\(String(format: "%.4f", seconds))",
+            "first": "\(index.path(of: table.chunks[positions[0]].entry))"])
 
         var allGood = true
         for (request, buffer) in zip(requests, buffers) {
@@ -480,6 +497,7 @@ public final class LazyLayer: @unchecked Sendable {
             let bytes = try layer.decodeChunk(chunk, compressed: compressed)
             cache.put(key(position), bytes, inMemory: purpose != .background)
             complete(position, .success(bytes))
+            if chunk.fileOffset == 0 && purpose != .background { noticeFileHead(chunk, bytes: bytes) }
             return true
         } catch {
             let failure = LazyLayerError.chunkInvalid(path: index.path(of: chunk.entry),
@@ -585,5 +603,6 @@ public final class LazyLayer: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
         headStream?.cancel()
+        (source as? MirroredBlobSource)?.stop()
     }
 }

@@ -41,13 +41,32 @@ public struct LazyLayerOptions: Sendable, Equatable {
     /// data, a package's modules), and a tar keeps them next to each other.
     /// 0 turns it off.
     public var siblingReadaheadBytes: Int
+    /// When the first chunk of an ELF program or library arrives, the rest
+    /// of it and the libraries the loader will open next (interpreter and
+    /// `DT_NEEDED`, found in this layer) are fetched in parallel, up to this
+    /// many compressed bytes. 0 turns it off. Default 32 MiB.
+    public var dependencyReadaheadBytes: Int
+    /// When the registry's bodies arrive fast enough that the front of the
+    /// blob (everything before the TOC) would be here within this many
+    /// seconds, it is copied into a local scratch file at once, in one
+    /// stream, and reads are served from there as it arrives (see
+    /// `MirroredBlobSource`). 0 turns it off. Default 1.
+    public var eagerFetchSeconds: Double
+    /// Memory the eager copies of all layers may hold together (a layer
+    /// that does not fit is not copied). Default 1 GiB.
+    public var eagerFetchMemoryBytes: Int
 
     public init(maxRequestBytes: Int = 16 << 20, maxGapBytes: Int = 64 << 10,
                 readaheadBytes: Int = 8 << 20, sequentialReadaheadBytes: Int = 8 << 20,
                 wholeFileBytes: Int = 1 << 20, prefetchTimeout: Double = 10,
                 prefetchMaxRequestBytes: Int = 256 << 20,
                 background: BackgroundFetchOptions = BackgroundFetchOptions(),
-                headStreamBytes: Int = 16 << 20, siblingReadaheadBytes: Int = 1 << 20) {
+                headStreamBytes: Int = 16 << 20, siblingReadaheadBytes: Int = 1 << 20,
+                dependencyReadaheadBytes: Int = 32 << 20, eagerFetchSeconds: Double = 1,
+                eagerFetchMemoryBytes: Int = 1 << 30) {
+        self.eagerFetchSeconds = max(0, eagerFetchSeconds)
+        self.eagerFetchMemoryBytes = max(0, eagerFetchMemoryBytes)
+        self.dependencyReadaheadBytes = max(0, dependencyReadaheadBytes)
         self.headStreamBytes = max(0, headStreamBytes)
         self.siblingReadaheadBytes = max(0, siblingReadaheadBytes)
         self.maxRequestBytes = max(1, maxRequestBytes)

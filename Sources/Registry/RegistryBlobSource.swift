@@ -33,6 +33,17 @@ public final class RegistryBlobSource: BlobSource {
         set { state.withLock { $0.requireRanges = newValue } }
     }
 
+    /// How fast response bodies for this blob arrive (from its registry, or
+    /// the object storage it redirects to): see `RegistryClient.bodyBytesPerSecond`.
+    public var linkBytesPerSecond: Double? {
+        let (endpoint, redirect) = state.withLock { ($0.endpoint, $0.redirect) }
+        if let host = redirect.flatMap({ URLComponents(string: $0.url)?.host }),
+           let rate = client.bodyBytesPerSecond(host: host) {
+            return rate
+        }
+        return endpoint.flatMap { client.bodyBytesPerSecond(host: $0.host) }
+    }
+
     private struct State: Sendable {
         var requireRanges = false
         var size: Int64?

@@ -147,15 +147,26 @@ extension RegistryClient {
     func perform(_ request: HTTPRequest, host: String, cancellation: RegistryCancellation?,
                  sink: BodySink) throws -> (HTTPExchange, [UInt8]) {
         var errorBody: [UInt8] = []
+        var body: (first: UInt64, last: UInt64, bytes: Int)?
         let exchange = try pool.withHandle(host: host) { handle in
             try handle.perform(request, cancellation: cancellation) { head, bytes in
                 counters.bytesReceived.add(Int64(bytes.count), ordering: .relaxed)
-                if (200..<300).contains(head.status) { return try sink(head, bytes) }
+                if (200..<300).contains(head.status) {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    body = (body?.first ?? now, now, (body?.bytes ?? 0) + bytes.count)
+                    return try sink(head, bytes)
+                }
                 errorBody.append(contentsOf: bytes.prefix(max(0, 16384 - errorBody.count)))
                 return errorBody.count < 16384
             }
         }
         counters.requests.add(1, ordering: .relaxed)
+        if let body, body.bytes >= 256 << 10 {
+            // Pieces land 16 KiB at a time; the first one's own transfer is
+            // not timed, so count from the second.
+            let seconds = max(Double(body.last - body.first) / 1e9, 1e-4)
+            linkSpeeds[host] = Double(body.bytes - min(body.bytes, 16 << 10)) / seconds
+        }
         logger.trace("registry request", metadata: [
             "method": "\(request.method)", "url": "\(Self.redact(request.url))", "status": "\(exchange.head.status)",
             "curl": "\(exchange.curlCode)", "http2": "\(exchange.usedHTTP2)"])

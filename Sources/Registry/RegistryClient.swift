@@ -20,6 +20,8 @@ public final class RegistryClient: Sendable {
     /// repositories without first collecting a 401.
     let challenges = LockedDictionary<String, AuthChallenge>()
     let counters = StatisticsCounters()
+    /// How fast bodies arrive from each host (see `bodyBytesPerSecond`).
+    let linkSpeeds = LockedDictionary<String, Double>()
     let retryPolicy: RetryPolicy
 
     public init(configuration: RegistryConfiguration = RegistryConfiguration(),
@@ -35,4 +37,9 @@ public final class RegistryClient: Sendable {
 
     /// Requests, connections opened, retries and bytes so far.
     public var statistics: RegistryStatistics { counters.snapshot }
+
+    /// The rate at which the last large response body (at least 256 KiB)
+    /// from `host` arrived, from its first byte to its last: the link's
+    /// bandwidth without the round trip. Nil before such a response.
+    public func bodyBytesPerSecond(host: String) -> Double? { linkSpeeds[host] }
 }

@@ -14,8 +14,9 @@ final class TestLayer: @unchecked Sendable {
     /// Layer path → content of every regular file.
     let files: [String: [UInt8]]
 
-    init(files: [String: [UInt8]], chunkSize: Int = 64 << 10, prioritized: [String] = [],
-         format: LayerFormat = .estargz) throws {
+    /// `symlinks`: layer path → link target, made after the files.
+    init(files: [String: [UInt8]], symlinks: [String: String] = [:], chunkSize: Int = 64 << 10,
+         prioritized: [String] = [], format: LayerFormat = .estargz) throws {
         directory = try TemporaryDirectory(prefix: "starling-lazylayer")
         let root = directory.appending("rootfs")
         for (path, content) in files {
@@ -23,6 +24,12 @@ final class TestLayer: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
             try Data(content).write(to: URL(fileURLWithPath: full))
+        }
+        for (path, target) in symlinks {
+            let full = root + "/" + path
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: full, withDestinationPath: target)
         }
         let tarPath = directory.appending("layer.tar")
         try Command.check(["tar", "--sort=name", "--owner=0", "--group=0", "-C", root, "-cf", tarPath, "."])

@@ -84,7 +84,9 @@ struct DaemonConfiguration: Sendable {
         let reader = TOMLTableReader(table: table, path: "lazy")
         try reader.allowOnly(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
                               "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes", "disk_cache_bytes",
-                              "max_request_bytes", "readahead_bytes", "head_stream_bytes", "sibling_readahead_bytes"])
+                              "max_request_bytes", "readahead_bytes", "head_stream_bytes", "sibling_readahead_bytes",
+                              "dependency_readahead_bytes", "eager_fetch_seconds",
+                              "eager_fetch_memory_bytes"])
         lazyEnabled = try reader.bool("enabled") ?? lazyEnabled
         if let value = try reader.number("prefetch_timeout_seconds") { lazy.prefetchTimeout = value }
         lazy.background.enabled = try reader.bool("background_fetch") ?? lazy.background.enabled
@@ -99,6 +101,9 @@ struct DaemonConfiguration: Sendable {
         if let value = try reader.integer("readahead_bytes", range: 0...1 << 30) { lazy.readaheadBytes = value }
         if let value = try reader.integer("head_stream_bytes", range: 0...1 << 30) { lazy.headStreamBytes = value }
         if let value = try reader.integer("sibling_readahead_bytes", range: 0...1 << 30) { lazy.siblingReadaheadBytes = value }
+        if let value = try reader.integer("dependency_readahead_bytes", range: 0...1 << 30) { lazy.dependencyReadaheadBytes = value }
+        if let value = try reader.number("eager_fetch_seconds") { lazy.eagerFetchSeconds = max(0, value) }
+        if let value = try reader.integer("eager_fetch_memory_bytes", range: 0...Int.max) { lazy.eagerFetchMemoryBytes = value }
     }
 
     private mutating func applyFuse(_ table: TOMLTable) throws {

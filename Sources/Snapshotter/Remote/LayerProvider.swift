@@ -41,6 +41,8 @@ final class LayerProvider: Sendable {
     private let lazyEnabled: Bool
     private let logger: Logger
     private let state = Mutex(State())
+    /// Memory all layer mirrors may hold at once.
+    private let mirrorBudget: ByteBudget
     /// How long a resolved manifest is reused for the other layers of its image.
     static let manifestLifetime: Double = 300
     static let unclaimedLifetime: Double = 600
@@ -63,6 +65,7 @@ final class LayerProvider: Sendable {
         self.options = options
         self.cvmfs = cvmfs
         self.logger = logger
+        mirrorBudget = ByteBudget(capacity: Int64(options.eagerFetchMemoryBytes))
     }
 
     /// The source of `target`'s layer; blocks while it is opened. `known`
@@ -187,19 +190,22 @@ final class LayerProvider: Sendable {
             let head = limit > 0 ? HeadStream(source: blob, limit: size.map { min($0, limit) } ?? limit) : nil
             let raw: RawTOC
             let layer: StargzLayer
+            let fetched: Date
             do {
                 raw = try RawTOC.read(from: blob)
+                fetched = Date()
                 layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: toc)
             } catch {
                 head?.cancel()
                 throw error
             }
-            let lazy = makeLazy(layer, digest: digest, head: head)
+            let lazy = makeLazy(layer, digest: digest, head: head, source: mirror(blob, layer: layer, raw: raw))
             lazy.start()  // the prioritized files keep arriving
             logger.info("layer opened for lazy reading", metadata: [
                 "layer": "\(digest)", "image": "\(image)", "format": "\(raw.format.rawValue)",
                 "entries": "\(layer.index.entryCount)",
-                "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+                "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))",
+                "tocSeconds": "\(String(format: "%.3f", fetched.timeIntervalSince(started)))"])
             let source = LazyLayerSource(repository: repository.name, layerDigest: digest, tocDigest: layer.tocDigest,
                                          blobSize: layer.blobSize)
             return .opened(OpenedLayer(raw: raw, lazy: lazy, source: source))
@@ -208,9 +214,46 @@ final class LayerProvider: Sendable {
         }
     }
 
-    private func makeLazy(_ layer: StargzLayer, digest: String, head: HeadStream? = nil) -> LazyLayer {
-        LazyLayer(digest: digest, layer: layer, cache: cache, options: options, headStream: head, logger: logger)
+    private func makeLazy(_ layer: StargzLayer, digest: String, head: HeadStream? = nil,
+                          source: (any BlobSource)? = nil) -> LazyLayer {
+        LazyLayer(digest: digest, layer: layer, source: source, cache: cache, options: options, headStream: head,
+                  logger: logger)
     }
+
+    /// A mirrored source for `blob` when the registry is fast enough that
+    /// the layer's data (everything before its TOC) arrives within
+    /// `eagerFetchSeconds` (measured on the TOC's response) and the mirrors'
+    /// memory budget has room for it, else nil.
+    private func mirror(_ blob: RegistryBlobSource, layer: StargzLayer, raw: RawTOC) -> MirroredBlobSource? {
+        let limit = options.eagerFetchSeconds
+        guard limit > 0, cache.options.directory != nil, let rate = blob.linkBytesPerSecond else { return nil }
+        let end = raw.tocOffset
+        let seconds = Double(end) / rate
+        guard seconds <= limit else {
+            logger.debug("layer not mirrored: the link is too slow", metadata: [
+                "bytes": "\(end)", "bytesPerSecond": "\(Int(rate))", "seconds": "\(String(format: "%.2f", seconds))"])
+            return nil
+        }
+        let budget = mirrorBudget
+        guard budget.reserve(end) else {
+            logger.debug("layer not mirrored: the mirrors' memory budget is in use", metadata: ["bytes": "\(end)"])
+            return nil
+        }
+        do {
+            let mirror = try MirroredBlobSource(upstream: blob, end: end, directory: Self.mirrorDirectory) {
+                budget.release(end)
+            }
+            mirror.start(logger: logger)
+            return mirror
+        } catch {
+            budget.release(end)
+            logger.notice("layer not mirrored", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Where mirrors live: tmpfs, so they cost memory, not disk writeback.
+    static let mirrorDirectory = "/dev/shm"
 
     /// The image's manifest, resolved once for all its layers.
     private func manifest(_ image: ImageReference) -> Result<ResolvedImage, RegistryError> {

@@ -203,8 +203,11 @@ final class SnapshotterService: SnapshotBackend {
     func cleanup(context: RequestContext) throws(SnapshotError) {
         let doomed = try guarded("cleanup") { try store.write { db -> [String] in
             let known = Set(try db.allSnapshots().compactMap(\.id))
-            let busy = directoriesInFlight.withLock { $0 }
+            // List first, then read what is in flight: a change registers its
+            // name before its directory appears, so every directory listed is
+            // either registered by now or an orphan.
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: paths.snapshots)) ?? []
+            let busy = directoriesInFlight.withLock { $0 }
             var doomed: [String] = []
             for name in entries where !busy.contains(name) {
                 if let id = Int64(name), known.contains(id) { continue }
