@@ -20,6 +20,12 @@ final class SnapshotStore: Sendable {
         configuration.label = "starling.metadata"
         // Concurrent gRPC calls queue for the write lock instead of failing.
         configuration.busyMode = .timeout(10)
+        // Write-ahead log: a commit is one append and one fsync instead of a
+        // rollback journal's several (Prepare of a lazy layer took 15-28 ms
+        // to commit); still durable (synchronous stays FULL) and crash-safe.
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+        }
         database = try DatabaseQueue(path: path, configuration: configuration)
         try Self.migrator.migrate(database)
     }
