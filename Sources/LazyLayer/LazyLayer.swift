@@ -595,6 +595,12 @@ public final class LazyLayer: @unchecked Sendable {
         return mutable.counters
     }
 
+    /// Starts copying the layer into memory when its source is an eager
+    /// mirror (see `MirroredBlobSource`); otherwise does nothing.
+    public func startMirror() {
+        (source as? MirroredBlobSource)?.start(logger: logger)
+    }
+
     /// Stops prefetch and background work (running requests finish) and
     /// refuses new reads. Idempotent; called on unmount.
     public func close() {

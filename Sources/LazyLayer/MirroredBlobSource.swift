@@ -21,11 +21,13 @@ import Synchronization
 /// the layer in the chunk cache, or when the layer is closed.
 public final class MirroredBlobSource: BlobSource, Sendable {
     public let upstream: any BlobSource
-    /// Bytes `[0, end)` are mirrored.
+    /// Bytes `[begin, end)` are mirrored.
+    public let begin: Int64
     public let end: Int64
     private let file: ScratchFile
-    /// Bytes `[0, filled)` are in the scratch file.
-    private let filled = Atomic<Int64>(0)
+    /// Bytes `[begin, filled)` are in the scratch file (at their blob offsets).
+    private let filled: Atomic<Int64>
+    private let started = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
     private let released = Atomic<Bool>(false)
@@ -33,22 +35,26 @@ public final class MirroredBlobSource: BlobSource, Sendable {
 
     /// Creates the (empty) mirror in `directory` (a tmpfs such as /dev/shm);
     /// `start` begins the stream. `onRelease` runs once, when the copy is dropped.
-    public init(upstream: any BlobSource, end: Int64, directory: String,
+    public init(upstream: any BlobSource, begin: Int64 = 0, end: Int64, directory: String,
                 onRelease: @escaping @Sendable () -> Void = {}) throws {
         self.upstream = upstream
         self.end = max(0, end)
+        self.begin = min(max(0, begin), self.end)
+        filled = Atomic(self.begin)
         self.onRelease = onRelease
         file = try ScratchFile(in: directory)
     }
 
-    /// Streams `[0, end)` into the mirror on a thread of its own; a failure
-    /// just ends the mirror where it got to (reads then use the registry).
+    /// Streams `[begin, end)` into the mirror on a thread of its own (once;
+    /// later calls do nothing); a failure just ends the mirror where it got
+    /// to (reads then use the registry).
     public func start(logger: Logger) {
+        guard !started.exchange(true, ordering: .relaxed), !stopped.load(ordering: .relaxed) else { return }
         let thread = Thread { [self] in
             let started = Date()
             do {
-                var offset: Int64 = 0
-                try upstream.stream(0..<end) { piece in
+                var offset = begin
+                try upstream.stream(begin..<end) { piece in
                     if stopped.load(ordering: .relaxed) { throw CancellationError() }
                     try file.write(piece, at: offset)
                     offset += Int64(piece.count)
@@ -56,7 +62,7 @@ public final class MirroredBlobSource: BlobSource, Sendable {
                 }
                 finished.store(true, ordering: .releasing)
                 logger.debug("layer mirrored", metadata: [
-                    "bytes": "\(end)", "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+                    "bytes": "\(end - begin)", "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
             } catch is CancellationError {
                 return
             } catch {
@@ -71,16 +77,16 @@ public final class MirroredBlobSource: BlobSource, Sendable {
     /// Stops the stream and drops the scratch file (reads go upstream).
     public func stop() {
         stopped.store(true, ordering: .relaxed)
-        filled.store(0, ordering: .releasing)
+        filled.store(begin, ordering: .releasing)
         file.close()
         if !released.exchange(true, ordering: .acquiringAndReleasing) { onRelease() }
     }
 
     /// Bytes mirrored so far.
-    public var mirroredBytes: Int64 { filled.load(ordering: .acquiring) }
+    public var mirroredBytes: Int64 { filled.load(ordering: .acquiring) - begin }
 
     private func local(_ range: Range<Int64>) -> [UInt8]? {
-        guard range.lowerBound >= 0, range.upperBound <= filled.load(ordering: .acquiring) else { return nil }
+        guard range.lowerBound >= begin, range.upperBound <= filled.load(ordering: .acquiring) else { return nil }
         return file.read(at: range.lowerBound, length: Int(range.count))
     }
 

@@ -44,4 +44,70 @@ final class LayerProviderTests: XCTestCase {
         XCTAssertTrue(reason.contains("range requests"), reason)
         XCTAssertLessThanOrEqual(requests.get(), 3, "refused at once, not after downloading the blob again and again")
     }
+
+    /// On a fast link (docker-registry on loopback) the layer is copied into
+    /// memory at once and reads stop going to the registry; with
+    /// `eager_fetch_seconds = 0` it is read lazily as before.
+    func testAFastRegistryGetsTheLayerMirroredInMemory() throws {
+        let work = try TemporaryDirectory(prefix: "starling-provider")
+        defer { work.remove() }
+        let tree = work.appending("tree")
+        for i in 0..<40 {
+            try FileManager.default.createDirectory(atPath: tree + "/data\(i % 4)", withIntermediateDirectories: true)
+            var state = UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15  // incompressible: the blob is ~12 MB
+            let bytes = (0..<(300_000 + i)).map { _ -> UInt8 in
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                return UInt8(truncatingIfNeeded: state)
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: tree + "/data\(i % 4)/file\(i)"))
+        }
+        let layer = try TestLayer.fromDirectory(tree).convertedWithStarling()
+        let tocDigest = try XCTUnwrap(layer.annotations[SnapshotLabel.tocDigest])
+        let registry = try LocalRegistry()
+        defer { registry.stop() }
+        _ = try TestImageLayout.write([TestImage(layers: [layer])], at: work.appending("layout"), tag: "img")
+        try registry.push("oci:\(work.appending("layout")):img", as: "mirror/test:1")
+
+        func provide(eagerSeconds: Double) throws -> (OpenedLayer, RegistryClient) {
+            var configuration = RegistryConfiguration()
+            configuration.insecureHosts = [registry.host]
+            let client = RegistryClient(configuration: configuration)
+            var options = LazyLayerOptions(background: BackgroundFetchOptions(enabled: false))
+            options.eagerFetchSeconds = eagerSeconds
+            let cacheDirectory = work.appending("cache-\(eagerSeconds)")
+            let provider = LayerProvider(client: client,
+                                         cache: try ChunkCache(options: ChunkCache.Options(memoryBytes: 64 << 20,
+                                                                                           directory: cacheDirectory)),
+                                         options: options, cvmfs: nil, logger: Logger(label: "test"))
+            let target = try XCTUnwrap(try RemoteLayerTarget(labels: [
+                SnapshotLabel.targetReference: "sha256:" + String(repeating: "a", count: 64),
+                SnapshotLabel.stargzReference: "\(registry.host)/mirror/test:1",
+                SnapshotLabel.stargzDigest: layer.digest,
+                SnapshotLabel.tocDigest: tocDigest,
+            ]))
+            guard case .lazy(let opened) = provider.provide(target, known: []) else {
+                throw XCTSkip("the layer was not served lazily")
+            }
+            return (opened, client)
+        }
+
+        let (mirrored, client) = try provide(eagerSeconds: 1)
+        defer { mirrored.lazy.close() }
+        let mirror = try XCTUnwrap(mirrored.lazy.source as? MirroredBlobSource, "a loopback registry is fast enough")
+        mirrored.lazy.startMirror()
+        let deadline = Date().addingTimeInterval(20)
+        while mirror.mirroredBytes < mirror.end - mirror.begin && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let before = client.statistics.requests
+        for i in 0..<40 {
+            let path = "data\(i % 4)/file\(i)"
+            let id = try XCTUnwrap(mirrored.lazy.index.lookup(path: path))
+            let bytes = try mirrored.lazy.readFile(entry: id)
+            XCTAssertEqual(bytes.count, 300_000 + i, path)
+        }
+        XCTAssertEqual(client.statistics.requests, before, "every read came from memory")
+
+        let (lazyOnly, _) = try provide(eagerSeconds: 0)
+        defer { lazyOnly.lazy.close() }
+        XCTAssertFalse(lazyOnly.lazy.source is MirroredBlobSource, "eager_fetch_seconds = 0 turns it off")
+    }
 }

@@ -228,25 +228,28 @@ final class LayerProvider: Sendable {
         let limit = options.eagerFetchSeconds
         guard limit > 0, cache.options.directory != nil, let rate = blob.linkBytesPerSecond else { return nil }
         let end = raw.tocOffset
-        let seconds = Double(end) / rate
+        // The prioritized files come with the head stream; the mirror starts
+        // where they end, once the layer is mounted (Prepare's own work first).
+        let begin = min(end, layer.index.prefetchRange?.upperBound ?? 0)
+        let bytes = end - begin
+        let seconds = Double(bytes) / rate
         guard seconds <= limit else {
             logger.debug("layer not mirrored: the link is too slow", metadata: [
-                "bytes": "\(end)", "bytesPerSecond": "\(Int(rate))", "seconds": "\(String(format: "%.2f", seconds))"])
+                "bytes": "\(bytes)", "bytesPerSecond": "\(Int(rate))", "seconds": "\(String(format: "%.2f", seconds))"])
             return nil
         }
         let budget = mirrorBudget
-        guard budget.reserve(end) else {
-            logger.debug("layer not mirrored: the mirrors' memory budget is in use", metadata: ["bytes": "\(end)"])
+        guard bytes > 0, budget.reserve(bytes) else {
+            logger.debug("layer not mirrored: nothing to copy, or the mirrors' memory budget is in use",
+                         metadata: ["bytes": "\(bytes)"])
             return nil
         }
         do {
-            let mirror = try MirroredBlobSource(upstream: blob, end: end, directory: Self.mirrorDirectory) {
-                budget.release(end)
+            return try MirroredBlobSource(upstream: blob, begin: begin, end: end, directory: Self.mirrorDirectory) {
+                budget.release(bytes)
             }
-            mirror.start(logger: logger)
-            return mirror
         } catch {
-            budget.release(end)
+            budget.release(bytes)
             logger.notice("layer not mirrored", metadata: ["error": "\(error)"])
             return nil
         }

@@ -80,6 +80,7 @@ extension SnapshotterService {
             return false
         }
         let mounted = Date()
+        opened.lazy.startMirror()
         let prefetched = opened.lazy.prefetch(timeout: prefetchTimeout)
         func seconds(_ from: Date, _ to: Date) -> Logger.MetadataValue { "\(String(format: "%.3f", to.timeIntervalSince(from)))" }
         logger.info("layer mounted lazily", metadata: [
