@@ -15,6 +15,9 @@ public struct LayerState: Codable, Sendable, Equatable {
     public var fetchedPercent: Double
     /// Bytes received from the blob source, TOC and read-ahead included.
     public var downloadedBytes: Int64
+    /// Bytes of the blob copied into memory by the eager mirror (see
+    /// `MirroredBlobSource`; included in `downloadedBytes`).
+    public var mirroredBytes: Int64 = 0
     /// Range requests made (a multi-range request counts once).
     public var requests: Int
     /// The prioritized range is local (true too when the layer has none).

@@ -561,13 +561,19 @@ public final class LazyLayer: @unchecked Sendable {
     /// The layer's progress and errors, for `/.starling/<digest>.json`.
     public func state() -> LayerState {
         let cacheStatistics = cache.statistics()
+        // Reads the mirror answered are neither requests nor downloads; what
+        // the mirror itself received is a download.
+        let mirror = source as? MirroredBlobSource
+        let mirrored = mirror?.receivedBytes ?? 0
+        let local = mirror?.servedLocally ?? (calls: 0, bytes: 0)
         condition.lock(); defer { condition.unlock() }
         let total = table.totalCompressedBytes
         let allLocal = mutable.localBytes >= total
         return LayerState(
             digest: digest, size: layer.blobSize, chunkBytes: total, fetchedBytes: mutable.localBytes,
             fetchedPercent: total == 0 ? 100 : (Double(mutable.localBytes) * 10000 / Double(total)).rounded(.down) / 100,
-            downloadedBytes: mutable.counters.fetchedBytes, requests: mutable.counters.requests,
+            downloadedBytes: max(0, mutable.counters.fetchedBytes - local.bytes) + mirrored, mirroredBytes: mirrored,
+            requests: max(0, mutable.counters.requests - local.calls),
             prefetchDone: mutable.prefetch == .done || allLocal,
             backgroundDone: allLocal,
             // Once every chunk is local the background has nothing left,

@@ -28,6 +28,9 @@ public final class MirroredBlobSource: BlobSource, Sendable {
     /// Bytes `[begin, filled)` are in the scratch file (at their blob offsets).
     private let filled: Atomic<Int64>
     private let started = Atomic<Bool>(false)
+    private let received = Atomic<Int64>(0)
+    private let localCalls = Atomic<Int>(0)
+    private let localBytes = Atomic<Int64>(0)
     private let stopped = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
     private let released = Atomic<Bool>(false)
@@ -59,6 +62,7 @@ public final class MirroredBlobSource: BlobSource, Sendable {
                     try file.write(piece, at: offset)
                     offset += Int64(piece.count)
                     filled.store(offset, ordering: .releasing)
+                    received.add(Int64(piece.count), ordering: .relaxed)
                 }
                 finished.store(true, ordering: .releasing)
                 logger.debug("layer mirrored", metadata: [
@@ -82,12 +86,24 @@ public final class MirroredBlobSource: BlobSource, Sendable {
         if !released.exchange(true, ordering: .acquiringAndReleasing) { onRelease() }
     }
 
-    /// Bytes mirrored so far.
+    /// Bytes the mirror has received from upstream (not reset by `stop`).
+    public var receivedBytes: Int64 { received.load(ordering: .relaxed) }
+
+    /// Calls answered from the mirror alone (no request upstream), and the
+    /// bytes the mirror served: what a layer's state subtracts from its own
+    /// request and download counts.
+    public var servedLocally: (calls: Int, bytes: Int64) {
+        (localCalls.load(ordering: .relaxed), localBytes.load(ordering: .relaxed))
+    }
+
+    /// Bytes mirrored so far (0 once stopped).
     public var mirroredBytes: Int64 { filled.load(ordering: .acquiring) - begin }
 
     private func local(_ range: Range<Int64>) -> [UInt8]? {
-        guard range.lowerBound >= begin, range.upperBound <= filled.load(ordering: .acquiring) else { return nil }
-        return file.read(at: range.lowerBound, length: Int(range.count))
+        guard range.lowerBound >= begin, range.upperBound <= filled.load(ordering: .acquiring),
+              let bytes = file.read(at: range.lowerBound, length: Int(range.count)) else { return nil }
+        localBytes.add(Int64(bytes.count), ordering: .relaxed)
+        return bytes
     }
 
     // MARK: BlobSource
@@ -95,14 +111,19 @@ public final class MirroredBlobSource: BlobSource, Sendable {
     public func size() throws -> Int64 { try upstream.size() }
 
     public func read(at offset: Int64, length: Int) throws -> [UInt8] {
-        if let bytes = local(offset..<(offset + Int64(length))) { return bytes }
+        if let bytes = local(offset..<(offset + Int64(length))) {
+            localCalls.add(1, ordering: .relaxed)
+            return bytes
+        }
         return try upstream.read(at: offset, length: length)
     }
 
     public func read(ranges: [Range<Int64>]) throws -> [[UInt8]] {
         var results = ranges.map { local($0) }
         let missing = results.indices.filter { results[$0] == nil }
-        if !missing.isEmpty {
+        if missing.isEmpty {
+            localCalls.add(1, ordering: .relaxed)
+        } else {
             let fetched = try upstream.read(ranges: missing.map { ranges[$0] })
             for (index, bytes) in zip(missing, fetched) { results[index] = bytes }
         }
@@ -114,7 +135,10 @@ public final class MirroredBlobSource: BlobSource, Sendable {
     }
 
     public func stream(_ range: Range<Int64>, deliver: (ArraySlice<UInt8>) throws -> Void) throws {
-        if let bytes = local(range) { return try deliver(bytes[...]) }
+        if let bytes = local(range) {
+            localCalls.add(1, ordering: .relaxed)
+            return try deliver(bytes[...])
+        }
         try upstream.stream(range, deliver: deliver)
     }
 }

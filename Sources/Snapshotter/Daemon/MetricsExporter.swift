@@ -43,8 +43,11 @@ final class MetricsCollector: Sendable {
         for layer in layers {
             let counters = layer.counters()
             let labels = [("layer", layer.digest)]
-            advance("starling_fetched_bytes_total", labels: labels, to: Double(counters.fetchedBytes),
-                    help: "Compressed bytes fetched from registries.")
+            let state = layer.state()
+            advance("starling_fetched_bytes_total", labels: labels, to: Double(state.downloadedBytes),
+                    help: "Compressed bytes fetched from registries (the eager mirror's copy included).")
+            advance("starling_mirrored_bytes_total", labels: labels, to: Double(state.mirroredBytes),
+                    help: "Compressed bytes copied into memory by the eager mirror on a fast link.")
             for (kind, value) in [("foreground", counters.foregroundRequests), ("prefetch", counters.prefetchRequests),
                                   ("background", counters.backgroundRequests)] {
                 advance("starling_fetch_requests_total", labels: labels + [("kind", kind)], to: Double(value),
