@@ -53,7 +53,7 @@ public struct LazyLayerOptions: Sendable, Equatable {
     /// `MirroredBlobSource`). 0 turns it off. Default 1.
     public var eagerFetchSeconds: Double
     /// Memory the eager copies of all layers may hold together (a layer
-    /// that does not fit is not copied). Default 1 GiB.
+    /// that does not fit is not copied). Default 512 MiB.
     public var eagerFetchMemoryBytes: Int
 
     public init(maxRequestBytes: Int = 16 << 20, maxGapBytes: Int = 64 << 10,
@@ -63,7 +63,7 @@ public struct LazyLayerOptions: Sendable, Equatable {
                 background: BackgroundFetchOptions = BackgroundFetchOptions(),
                 headStreamBytes: Int = 16 << 20, siblingReadaheadBytes: Int = 1 << 20,
                 dependencyReadaheadBytes: Int = 32 << 20, eagerFetchSeconds: Double = 1,
-                eagerFetchMemoryBytes: Int = 1 << 30) {
+                eagerFetchMemoryBytes: Int = 512 << 20) {
         self.eagerFetchSeconds = max(0, eagerFetchSeconds)
         self.eagerFetchMemoryBytes = max(0, eagerFetchMemoryBytes)
         self.dependencyReadaheadBytes = max(0, dependencyReadaheadBytes)

@@ -24,6 +24,9 @@ final class ConfigurationTests: XCTestCase {
             readahead_bytes = 0
             head_stream_bytes = 0
             sibling_readahead_bytes = 4096
+            dependency_readahead_bytes = 0
+            eager_fetch_seconds = 0.5
+            eager_fetch_memory_bytes = 268435456
             [fuse]
             entry_timeout = 5
             attribute_timeout = 6
@@ -57,6 +60,9 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.lazy.readaheadBytes, 0)
         XCTAssertEqual(configuration.lazy.headStreamBytes, 0)
         XCTAssertEqual(configuration.lazy.siblingReadaheadBytes, 4096)
+        XCTAssertEqual(configuration.lazy.dependencyReadaheadBytes, 0)
+        XCTAssertEqual(configuration.lazy.eagerFetchSeconds, 0.5)
+        XCTAssertEqual(configuration.lazy.eagerFetchMemoryBytes, 256 << 20)
         XCTAssertFalse(configuration.fuse.surviveRestarts)
         XCTAssertEqual(configuration.fuse.entryTimeout, 5)
         XCTAssertEqual(configuration.fuse.negativeEntryTimeout, 0)
