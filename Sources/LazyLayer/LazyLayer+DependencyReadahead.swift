@@ -16,7 +16,11 @@ extension LazyLayer {
         let first = !mutable.closed && mutable.analysedExecutables.insert(chunk.entry).inserted
         condition.unlock()
         guard first else { return }
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
+        // One analysis at a time per layer: it may wait for a chunk (the
+        // dynamic section of a large program) whose fetch runs on the global
+        // queue, and a scan of many ELF files must not fill that queue with
+        // waiting threads.
+        dependencyQueue.async { [self] in
             readAheadDependencies(of: chunk.entry, head: bytes)
         }
     }

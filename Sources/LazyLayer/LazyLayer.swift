@@ -89,6 +89,8 @@ public final class LazyLayer: @unchecked Sendable {
 
     let condition = NSCondition()
     var mutable: Mutable
+    /// Runs dependency read-ahead analyses, one at a time.
+    let dependencyQueue = DispatchQueue(label: "starling.dependency-readahead", qos: .userInitiated)
 
     /// Creates the data path for an opened layer. No I/O happens here except
     /// checking which chunks the disk cache already holds (a warm restart
