@@ -15,6 +15,14 @@ import StargzReader
 /// nothing to prefetch (`LayerHead.prefetchHint`), at `limit`, or when the
 /// prefetch (or the layer's opening) cancels it; it never holds more than
 /// `limit` bytes.
+///
+/// It is requested in two parts: a probe of `probeBytes`, then, only when
+/// the probe's first bytes show the layer may have prioritized files, the
+/// rest up to `limit`. One 16 MiB request for a layer without prioritized
+/// files put megabytes on a 20 ms / 200 Mbit link before it could be
+/// stopped, and the container's first reads queued behind them (python's
+/// cold start 1.35 s instead of 1.24 s). The price is one round trip more
+/// before the rest of an optimized layer's head flows.
 public final class HeadStream: @unchecked Sendable {
     // @unchecked: every mutable field is guarded by `condition`.
     /// Bytes from offset 0 requested at most.
@@ -26,6 +34,9 @@ public final class HeadStream: @unchecked Sendable {
     private var hintTaken = false
 
     private struct Cancelled: Error {}
+
+    /// The first request's size: enough for the hint, little to waste.
+    public static let probeBytes: Int64 = 256 << 10
 
     /// Starts streaming `0..<limit` of `source` on its own thread.
     public init(source: any BlobSource, limit: Int64) {
@@ -40,23 +51,30 @@ public final class HeadStream: @unchecked Sendable {
     }
 
     private func run(_ source: any BlobSource) {
-        do {
-            try source.stream(0..<limit) { piece in
-                condition.lock()
-                defer { condition.unlock() }
-                if cancelled { throw Cancelled() }
-                buffer.append(contentsOf: piece)
-                condition.broadcast()
-                if !hintTaken, let hint = LayerHead.prefetchHint(buffer[...], complete: false) {
-                    hintTaken = true
-                    if hint == .nothingToPrefetch {
-                        cancelled = true
-                        throw Cancelled()
+        let probeEnd = min(limit, Self.probeBytes)
+        for part in [0..<probeEnd, probeEnd..<limit] where !part.isEmpty {
+            do {
+                try source.stream(part) { piece in
+                    condition.lock()
+                    defer { condition.unlock() }
+                    if cancelled { throw Cancelled() }
+                    buffer.append(contentsOf: piece)
+                    condition.broadcast()
+                    if !hintTaken, let hint = LayerHead.prefetchHint(buffer[...], complete: false) {
+                        hintTaken = true
+                        if hint == .nothingToPrefetch {
+                            cancelled = true
+                            throw Cancelled()
+                        }
                     }
                 }
+            } catch {
+                break  // Cancelled, cut, or short: what arrived stays usable.
             }
-        } catch {
-            // Cancelled, cut, or short: what arrived stays usable.
+            condition.lock()
+            let goOn = !cancelled && Int64(buffer.count) == part.upperBound
+            condition.unlock()
+            if !goOn { break }
         }
         condition.lock()
         ended = true
