@@ -61,6 +61,44 @@ final class MirroredBlobSourceTests: XCTestCase {
     }
 }
 
+extension MirroredBlobSourceTests {
+    /// A registry that drops the copy's connection half way: the mirror keeps
+    /// what arrived, and every read is still answered right (from the copy
+    /// where it has the bytes, from the registry elsewhere).
+    func testACopyCutHalfWayServesWhatArrivedAndTheRegistryTheRest() throws {
+        let test = try makeTest()
+        let end = (try RawTOC.read(from: LocalFileBlobSource(path: test.blobPath))).tocOffset
+        let upstream = CuttingStreamSource(try LocalFileBlobSource(path: test.blobPath), cutAfter: Int(end / 2))
+        let mirror = try MirroredBlobSource(upstream: upstream, end: end, directory: "/dev/shm")
+        mirror.start(logger: Logger(label: "test"))
+        let deadline = Date().addingTimeInterval(10)
+        while !upstream.cut && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        Thread.sleep(forTimeInterval: 0.05)
+        XCTAssertEqual(mirror.mirroredBytes, end / 2, "what arrived before the cut stays")
+        let lazy = try makeLazyLayer(test, source: mirror)
+        for (path, content) in test.files { XCTAssertEqual(try lazy.readAll(path: path), content, path) }
+        XCTAssertEqual(lazy.state().errors, 0)
+    }
+}
+
+/// Streams the first `cutAfter` bytes, then fails like a dropped connection.
+final class CuttingStreamSource: BlobSource, @unchecked Sendable {
+    let base: any BlobSource
+    let cutAfter: Int
+    private let lock = NSLock()
+    private var wasCut = false
+    init(_ base: any BlobSource, cutAfter: Int) { self.base = base; self.cutAfter = cutAfter }
+    var cut: Bool { lock.lock(); defer { lock.unlock() }; return wasCut }
+    func size() throws -> Int64 { try base.size() }
+    func read(at offset: Int64, length: Int) throws -> [UInt8] { try base.read(at: offset, length: length) }
+    func stream(_ range: Range<Int64>, deliver: (ArraySlice<UInt8>) throws -> Void) throws {
+        let bytes = try base.read(at: range.lowerBound, length: Int(range.count))
+        try deliver(bytes[..<min(bytes.count, cutAfter)])
+        lock.lock(); wasCut = true; lock.unlock()
+        throw POSIXError(.ECONNRESET)
+    }
+}
+
 /// Serves ranges faithfully but damages every streamed piece.
 final class CorruptingStreamSource: BlobSource, @unchecked Sendable {
     let base: any BlobSource
