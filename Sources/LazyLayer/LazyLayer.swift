@@ -165,14 +165,12 @@ public final class LazyLayer: @unchecked Sendable {
         for _ in 0..<3 where pieces.contains(where: { $0 == nil }) {
             do {
                 try fetchMissing(chunks: chunks, pieces: &pieces, entry: id, sequential: sequential)
-            } catch .chunkInvalid(let path, let fileOffset, let reason) {
+            } catch {
                 // Bytes from the local mirror that do not verify: drop the
                 // mirror and fetch from the registry instead.
-                guard let mirror = source as? MirroredBlobSource, mirror.mirroredBytes > 0 else {
-                    throw .chunkInvalid(path: path, fileOffset: fileOffset, reason: reason)
-                }
-                logger.warning("mirrored bytes did not verify; reading from the registry", metadata: [
-                    "path": "\(path)", "offset": "\(fileOffset)", "error": "\(reason)"])
+                guard case .chunkInvalid = error, let mirror = source as? MirroredBlobSource,
+                      mirror.mirroredBytes > 0 else { throw error }
+                logger.warning("mirrored bytes did not verify; reading from the registry", metadata: ["error": "\(error)"])
                 mirror.stop()
             }
         }
@@ -402,12 +400,13 @@ public final class LazyLayer: @unchecked Sendable {
         condition.lock()
         mutable.counters.recordLatency(seconds)
         countRequest(purpose)
-        mutable.counters.fetchedBytes += Int64(buffers.reduce(0) { $0 + $1.count })
+        let fetchedBytes = buffers.reduce(0) { $0 + $1.count }
+        mutable.counters.fetchedBytes += Int64(fetchedBytes)
         mutable.loggedRangeFailures.remove(positions[0])
         condition.unlock()
         logger.trace("fetched", metadata: [
             "purpose": "\(purpose)", "ranges": "\(requests.count)", "chunks": "\(positions.count)",
-            "bytes": "\(buffers.reduce(0) { $0 + $1.count })", "seconds": "\(String(format: "%.4f", seconds))",
+            "bytes": "\(fetchedBytes)", "seconds": "\(String(format: "%.4f", seconds))",
             "first": "\(index.path(of: table.chunks[positions[0]].entry))"])
 
         var allGood = true
@@ -499,7 +498,7 @@ public final class LazyLayer: @unchecked Sendable {
             let bytes = try layer.decodeChunk(chunk, compressed: compressed)
             cache.put(key(position), bytes, inMemory: purpose != .background)
             complete(position, .success(bytes))
-            if chunk.fileOffset == 0 && purpose != .background { noticeFileHead(chunk, bytes: bytes) }
+            if purpose != .background { noticeFileHead(chunk, bytes: bytes) }
             return true
         } catch {
             let failure = LazyLayerError.chunkInvalid(path: index.path(of: chunk.entry),

@@ -32,7 +32,6 @@ public final class MirroredBlobSource: BlobSource, Sendable {
     private let localCalls = Atomic<Int>(0)
     private let localBytes = Atomic<Int64>(0)
     private let stopped = Atomic<Bool>(false)
-    private let finished = Atomic<Bool>(false)
     private let released = Atomic<Bool>(false)
     private let onRelease: @Sendable () -> Void
 
@@ -64,7 +63,6 @@ public final class MirroredBlobSource: BlobSource, Sendable {
                     filled.store(offset, ordering: .releasing)
                     received.add(Int64(piece.count), ordering: .relaxed)
                 }
-                finished.store(true, ordering: .releasing)
                 logger.debug("layer mirrored", metadata: [
                     "bytes": "\(end - begin)", "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
             } catch is CancellationError {

@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 /// The one place this module touches raw buffers: whole-file reads and
-/// writes for the disk cache, with EINTR and short transfers handled.
+/// writes for the disk cache and positional ones for the mirror's scratch
+/// file, with EINTR and short transfers handled.
 enum PosixFile {
     struct Failure: Error, CustomStringConvertible {
         var operation: String
@@ -23,11 +24,17 @@ enum PosixFile {
         guard fstat(fd, &info) == 0 else { throw Failure(operation: "fstat", path: path, code: errno) }
         let size = Int(info.st_size)
         guard size <= limit else { throw Failure(operation: "read (too large)", path: path, code: EFBIG) }
-        var buffer = [UInt8](repeating: 0, count: size)
+        return try read(fd, at: 0, count: size, path: path)
+    }
+
+    /// Up to `count` bytes of `fd` at `offset` (fewer only at the end of the
+    /// file), retrying EINTR and short reads.
+    static func read(_ fd: Int32, at offset: Int64, count: Int, path: String) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: count)
         var done = 0
-        while done < size {
+        while done < count {
             let n = buffer.withUnsafeMutableBytes { raw in
-                pread(fd, raw.baseAddress! + done, size - done, off_t(done))
+                pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
             }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -36,7 +43,7 @@ enum PosixFile {
             if n == 0 { break }
             done += n
         }
-        if done < size { buffer.removeLast(size - done) }
+        if done < count { buffer.removeLast(count - done) }
         return buffer
     }
 
@@ -45,10 +52,15 @@ enum PosixFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(operation: "create", path: path, code: errno) }
         defer { close(fd) }
+        try write(fd, bytes[...], at: 0, path: path)
+    }
+
+    /// Writes all of `bytes` to `fd` at `offset`, retrying EINTR and short writes.
+    static func write(_ fd: Int32, _ bytes: ArraySlice<UInt8>, at offset: Int64, path: String) throws {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { raw in
-                write(fd, raw.baseAddress! + done, bytes.count - done)
+                pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
             }
             if n < 0 {
                 if errno == EINTR { continue }

@@ -25,31 +25,16 @@ final class ScratchFile: Sendable {
     func write(_ bytes: ArraySlice<UInt8>, at offset: Int64) throws {
         try descriptor.withLock { fd in
             guard fd >= 0 else { throw PosixFile.Failure(operation: "write", path: "(closed scratch file)", code: EBADF) }
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { raw in pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done)) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw PosixFile.Failure(operation: "write", path: "(scratch file)", code: errno)
-                }
-                done += n
-            }
+            try PosixFile.write(fd, bytes, at: offset, path: "(scratch file)")
         }
     }
 
     /// Exactly `length` bytes at `offset`, or nil (closed, or short).
     func read(at offset: Int64, length: Int) -> [UInt8]? {
         descriptor.withLock { fd -> [UInt8]? in
-            guard fd >= 0 else { return nil }
-            var buffer = [UInt8](repeating: 0, count: length)
-            var done = 0
-            while done < length {
-                let n = buffer.withUnsafeMutableBytes { raw in pread(fd, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done)) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return nil }
-                done += n
-            }
-            return buffer
+            guard fd >= 0, let bytes = try? PosixFile.read(fd, at: offset, count: length, path: "(scratch file)"),
+                  bytes.count == length else { return nil }
+            return bytes
         }
     }
 

@@ -20,13 +20,9 @@ enum GzipCodec {
         // what is asked for (plus at most a tar header and padding): libdeflate
         // inflates it about twice as fast (a container's start decodes several
         // MB of chunks). Anything else takes the zlib path below.
-        if input.count >= 18 {
-            let t = input.endIndex - 4
-            let isize = Int(input[t]) | Int(input[t + 1]) << 8 | Int(input[t + 2]) << 16 | Int(input[t + 3]) << 24
-            if isize >= skip + count, isize - (skip + count) <= 64 << 10,
-               let whole = LibdeflateCodec.decompressGzipMember(input, size: isize) {
-                return skip == 0 && isize == count ? whole : Array(whole[skip..<(skip + count)])
-            }
+        if let isize = lastMemberSize(input), isize >= skip + count, isize - (skip + count) <= 64 << 10,
+           let whole = LibdeflateCodec.decompressGzipMember(input, size: isize) {
+            return skip == 0 && isize == count ? whole : Array(whole[skip..<(skip + count)])
         }
         var output = [UInt8](repeating: 0, count: skip + count)
         let produced = try inflateInto(input, output: &output, stopWhenFull: true)
@@ -34,6 +30,14 @@ enum GzipCodec {
             throw StargzError.decompressionFailed("gzip data ended after \(produced) of \(skip + count) bytes")
         }
         return skip == 0 ? output : Array(output[skip...])
+    }
+
+    /// The ISIZE field of the last gzip member in `input` (its uncompressed
+    /// size mod 2^32); nil when `input` is too short to be a member.
+    private static func lastMemberSize(_ input: ArraySlice<UInt8>) -> Int? {
+        guard input.count >= 18 else { return nil }
+        let t = input.endIndex - 4
+        return Int(input[t]) | Int(input[t + 1]) << 8 | Int(input[t + 2]) << 16 | Int(input[t + 3]) << 24
     }
 
     /// Decompresses every member in `input`; throws if the result would exceed
@@ -57,9 +61,7 @@ enum GzipCodec {
         // 4x the input. A wrong guess only costs growing the buffer later,
         // and a lying ISIZE cannot make us allocate much more than the input.
         var guess = input.count * 4
-        if input.count >= 18 {
-            let t = input.endIndex - 4
-            let isize = Int(input[t]) | Int(input[t + 1]) << 8 | Int(input[t + 2]) << 16 | Int(input[t + 3]) << 24
+        if let isize = lastMemberSize(input) {
             if isize < input.count * 64 { guess = max(guess, isize + 1) }
             // The usual case, one member (a TOC): libdeflate inflates it
             // about twice as fast. Anything else falls through to zlib.

@@ -21,6 +21,4 @@ final class ByteBudget: Sendable {
     func release(_ bytes: Int64) {
         used.withLock { $0 = max(0, $0 - bytes) }
     }
-
-    var inUse: Int64 { used.withLock { $0 } }
 }

@@ -226,6 +226,8 @@ final class LayerProvider: Sendable {
     /// memory budget has room for it, else nil.
     private func mirror(_ blob: RegistryBlobSource, layer: StargzLayer, raw: RawTOC) -> MirroredBlobSource? {
         let limit = options.eagerFetchSeconds
+        // Without a disk cache there is no background fetch, whose end is
+        // what releases the copy: it would be held until the layer closes.
         guard limit > 0, cache.options.directory != nil, let rate = blob.linkBytesPerSecond else { return nil }
         let end = raw.tocOffset
         // The prioritized files come with the head stream; the mirror starts

@@ -208,27 +208,26 @@ final class SnapshotterService: SnapshotBackend {
             // either registered by now or an orphan.
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: paths.snapshots)) ?? []
             let busy = directoriesInFlight.withLock { $0 }
-            var doomed: [String] = []
+            var doomed: [String] = []  // names under snapshots/
             for name in entries where !busy.contains(name) {
-                if let id = Int64(name), known.contains(id) { continue }
-                let path = "\(paths.snapshots)/\(name)"
-                if Int64(name) != nil {
-                    // Out of the way of a future snapshot with this ID.
-                    let away = "\(paths.snapshots)/rm-orphan-\(name)-\(UUID().uuidString.prefix(8))"
-                    guard rename(path, away) == 0 else { continue }
-                    doomed.append(away)
-                } else {
-                    doomed.append(path)
+                guard let id = Int64(name) else {
+                    doomed.append(name)
+                    continue
                 }
+                if known.contains(id) { continue }
+                // Out of the way of a future snapshot with this ID.
+                let away = "rm-orphan-\(name)-\(UUID().uuidString.prefix(8))"
+                if rename("\(paths.snapshots)/\(name)", "\(paths.snapshots)/\(away)") == 0 { doomed.append(away) }
             }
             // A second Cleanup running beside this one leaves them to it.
-            directoriesInFlight.withLock { busy in for path in doomed { busy.insert((path as NSString).lastPathComponent) } }
+            directoriesInFlight.withLock { $0.formUnion(doomed) }
             return doomed
         } }
-        for path in doomed {
+        for name in doomed {
+            let path = "\(paths.snapshots)/\(name)"
             logger.info("removing orphaned snapshot directory", metadata: ["path": "\(path)"])
             removeTree(path)
-            directoriesInFlight.withLock { _ = $0.remove((path as NSString).lastPathComponent) }
+            directoriesInFlight.withLock { _ = $0.remove(name) }
         }
     }
 
