@@ -38,5 +38,11 @@ final class MirrorEndToEndTests: XCTestCase {
         XCTAssertEqual((after["requests"] as? NSNumber)?.intValue, requestsBefore,
                        "the container's reads made no range request: \(after)")
         XCTAssertGreaterThan((after["fetchedBytes"] as? NSNumber)?.int64Value ?? 0, 10 << 20, "big.bin was served: \(after)")
+        // Prometheus sees the copy too.
+        let line = try harness.metrics().split(separator: "\n").first {
+            $0.hasPrefix("starling_mirrored_bytes_total{layer=\"\(converted.digest)\"}")
+        }
+        let exported = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        XCTAssertEqual(Int64(exported), mirrored, "starling_mirrored_bytes_total: \(line ?? "missing")")
     }
 }
