@@ -55,12 +55,20 @@ extension LazyLayer {
 
     /// Registers the missing chunks of each file (while the budget lasts)
     /// and fetches each file in a request of its own, all at once.
-    private func readAhead(_ files: [EntryID], budget: inout Int64) {
+    func readAhead(_ files: [EntryID], budget: inout Int64) {
+        readAhead(groups: files.map { [$0] }, budget: &budget)
+    }
+
+    /// Registers the missing chunks of each group of files (while the
+    /// budget lasts; a group that does not fit is skipped whole) and
+    /// fetches each group in a request of its own, all at once.
+    func readAhead(groups files: [[EntryID]], budget: inout Int64) {
         var groups: [[Int]] = []
         condition.lock()
         guard !mutable.closed else { condition.unlock(); return }
-        for file in files {
-            let positions = index.chunks(of: file).compactMap { table.position(of: $0) }.filter { isMissing($0) }
+        for group in files {
+            let positions = Set(group.flatMap { index.chunks(of: $0) }.compactMap { table.position(of: $0) })
+                .filter { isMissing($0) }
             let bytes = positions.reduce(Int64(0)) { $0 + Int64(table.chunks[$1].compressedRange.count) }
             guard !positions.isEmpty, bytes <= budget else { continue }
             budget -= bytes
@@ -71,14 +79,14 @@ extension LazyLayer {
         mutable.lastForegroundActivity = Date()
         condition.unlock()
         for group in groups {
-            DispatchQueue.global(qos: .userInitiated).async { [self] in
+            BlockingWorkPool.shared.async { [self] in
                 fetch(positions: group, purpose: .foreground)
                 finishForegroundFetch()
             }
         }
     }
 
-    private func regularFile(at path: String) -> EntryID? {
+    func regularFile(at path: String) -> EntryID? {
         guard let found = index.resolve(path: path), index.type(of: found) == .regular else { return nil }
         return found
     }

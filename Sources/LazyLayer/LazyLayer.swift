@@ -90,7 +90,7 @@ public final class LazyLayer: @unchecked Sendable {
     let condition = NSCondition()
     var mutable: Mutable
     /// Runs dependency read-ahead analyses, one at a time.
-    let dependencyQueue = DispatchQueue(label: "starling.dependency-readahead", qos: .userInitiated)
+    let dependencyQueue = SerialBlockingQueue()
 
     /// Creates the data path for an opened layer. No I/O happens here except
     /// checking which chunks the disk cache already holds (a warm restart
@@ -233,7 +233,7 @@ public final class LazyLayer: @unchecked Sendable {
             // Read-ahead goes out at the same time as a request of its own:
             // this read waits only for the chunks it needs. (Readers of the
             // read-ahead chunks find them in flight and wait for them.)
-            DispatchQueue.global(qos: .userInitiated).async { [self] in
+            BlockingWorkPool.shared.async { [self] in
                 fetch(positions: readahead, purpose: .foreground)
                 finishForegroundFetch()
             }
@@ -303,6 +303,13 @@ public final class LazyLayer: @unchecked Sendable {
         if fileBytes <= Int64(options.wholeFileBytes) {
             for position in filePositions { _ = take(position) }
             takeSiblings(of: id, take: take)
+        } else if options.dependencyReadaheadBytes > 0, index.mode(of: id) & 0o111 != 0,
+                  fileBytes <= Int64(options.dependencyReadaheadBytes), required.contains(filePositions.first ?? -1) {
+            // A program's head is read when it is executed; the loader maps
+            // the rest (and dependency read-ahead needs its dynamic section)
+            // right after. Ask for it now, beside the head, not a round trip
+            // later.
+            for position in filePositions { _ = take(position) }
         } else if sequential, let last = required.max() {
             var budget = Int64(options.sequentialReadaheadBytes)
             for position in filePositions where position > last && budget > 0 {

@@ -249,6 +249,9 @@ public struct LayerIndex: Sendable {
     /// An entry's type, without building the entry.
     public func type(of id: EntryID) -> EntryType { inodes[Int(id.rawValue)].type }
 
+    /// An entry's permission bits, without building the entry.
+    public func mode(of id: EntryID) -> UInt32 { inodes[Int(id.rawValue)].mode }
+
     /// An entry's size, without building the entry.
     public func size(of id: EntryID) -> Int64 { inodes[Int(id.rawValue)].size }
 

@@ -138,7 +138,7 @@ struct ImageOptimizer {
             let result = try convert(input, to: output, prioritized: [], layer: layers[i], source: source)
             plain.append(.init(blobPath: output, tocDigest: result.tocDigest, digest: result.digest))
         }
-        let process = try WorkloadProfiler.ImageProcess(config: config, override: profile.command)
+        let process = try ImageProcess(config: config, override: profile.command)
         logger.info("profiling the workload", metadata: ["command": "\(process.arguments)", "seconds": "\(profile.period)"])
         let recorded = try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
             .profile(layers: plain, process: process)

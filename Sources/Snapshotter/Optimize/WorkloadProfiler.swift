@@ -11,25 +11,6 @@ import StargzReader
 /// layer overlayfs took it from, so each layer's list holds only its own
 /// files, in the order they were first read.
 struct WorkloadProfiler {
-    /// What the image's config says about running it.
-    struct ImageProcess {
-        var arguments: [String]
-        var environment: [String]
-        var workingDirectory: String
-
-        /// From an OCI image config: Entrypoint + Cmd, Env, WorkingDir.
-        init(config: [UInt8], override: [String]) throws {
-            let object = try JSONSerialization.jsonObject(with: Data(config)) as? [String: Any] ?? [:]
-            let process = object["config"] as? [String: Any] ?? [:]
-            let entrypoint = process["Entrypoint"] as? [String] ?? []
-            let command = process["Cmd"] as? [String] ?? []
-            arguments = override.isEmpty ? entrypoint + command : override
-            environment = process["Env"] as? [String] ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-            let directory = process["WorkingDir"] as? String ?? ""
-            workingDirectory = directory.isEmpty ? "/" : directory
-        }
-    }
-
     /// One converted layer: its blob and TOC digest.
     struct Layer {
         var blobPath: String

@@ -50,6 +50,7 @@ final class LayerProvider: Sendable {
     private struct State {
         var manifests: [String: (pending: Pending<Result<ResolvedImage, RegistryError>>, time: Date)] = [:]
         var opening: [String: (pending: Pending<LayerOpenOutcome>, time: Date)] = [:]
+        var startupHints: [String: (pending: Pending<StartupHints?>, time: Date)] = [:]
     }
 
     enum LayerOpenOutcome: Sendable {
@@ -81,6 +82,7 @@ final class LayerProvider: Sendable {
         }
         guard lazyEnabled else { return .ordinary(reason: "lazy pulling is disabled" + cvmfsNote) }
         let pending = open(target.layerDigest, image: target.image, tocDigest: target.tocDigest)
+        _ = startupHints(target.image)  // for start-up read-ahead, while the TOC comes
         // The rest of the image, in the background.
         for digest in target.imageLayers where digest != target.layerDigest && !known.contains(digest) {
             _ = open(digest, image: target.image, tocDigest: nil, skipIfInCVMFS: true)
@@ -120,6 +122,7 @@ final class LayerProvider: Sendable {
             let old = state.opening.filter { now.timeIntervalSince($0.value.time) > Self.unclaimedLifetime }
             for key in old.keys { state.opening.removeValue(forKey: key) }
             state.manifests = state.manifests.filter { now.timeIntervalSince($0.value.time) <= Self.manifestLifetime }
+            state.startupHints = state.startupHints.filter { now.timeIntervalSince($0.value.time) <= Self.manifestLifetime }
             return old.values.map(\.pending)
         }
         for pending in expired {
@@ -259,6 +262,43 @@ final class LayerProvider: Sendable {
 
     /// Where mirrors live: tmpfs, so they cost memory, not disk writeback.
     static let mirrorDirectory = "/dev/shm"
+
+    /// What the image's config says about the process its containers run
+    /// (program and locale, see `StartupHints`), from its manifest and
+    /// config, fetched once per image in the background. Nil when they
+    /// cannot be had: this only guides read-ahead.
+    func startupHints(_ image: ImageReference) -> Pending<StartupHints?> {
+        let key = image.description
+        let (pending, isNew) = state.withLock { state -> (Pending<StartupHints?>, Bool) in
+            if let cached = state.startupHints[key] { return (cached.pending, false) }
+            let pending = Pending<StartupHints?>()
+            state.startupHints[key] = (pending, Date())
+            return (pending, true)
+        }
+        if isNew {
+            guard options.dependencyReadaheadBytes > 0 else {
+                pending.fulfil(nil)
+                return pending
+            }
+            Thread.detachNewThread { [self] in
+                pending.fulfil(fetchStartupHints(image))
+            }
+        }
+        return pending
+    }
+
+    private func fetchStartupHints(_ image: ImageReference) -> StartupHints? {
+        do {
+            let resolved = try manifest(image).get()
+            let repository = ImageReference(registry: image.registry, repository: image.repository)
+            let config = try client.fetchBlob(repository, digest: resolved.config.digest, limit: 4 << 20)
+            return try ImageProcess(config: config).startupHints
+        } catch {
+            logger.debug("start-up read-ahead without the image's config", metadata: [
+                "image": "\(image)", "error": "\(error)"])
+            return nil
+        }
+    }
 
     /// The image's manifest, resolved once for all its layers.
     private func manifest(_ image: ImageReference) -> Result<ResolvedImage, RegistryError> {

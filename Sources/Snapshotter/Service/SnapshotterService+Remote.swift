@@ -3,6 +3,7 @@ import FuseFS
 import GRPCShim
 import LazyLayer
 import Logging
+import Registry
 
 extension SnapshotterService {
     /// The remote-snapshot handshake: serve `target`'s layer without a
@@ -81,6 +82,7 @@ extension SnapshotterService {
         }
         let mounted = Date()
         opened.lazy.startMirror()
+        startupReadahead(opened.lazy, image: target.image)
         let prefetched = opened.lazy.prefetch(timeout: prefetchTimeout)
         func seconds(_ from: Date, _ to: Date) -> Logger.MetadataValue { "\(String(format: "%.3f", to.timeIntervalSince(from)))" }
         logger.info("layer mounted lazily", metadata: [
@@ -90,6 +92,23 @@ extension SnapshotterService {
             "mountSeconds": seconds(committed, mounted)])
         events.record(.lazy)
         return true
+    }
+
+    /// Fetches what a container start reads first (see
+    /// `LazyLayer.readAheadStartup`): the runtime's files at once, the
+    /// image's program once its config is in (it usually arrived while the
+    /// TOC did). Does not wait.
+    private func startupReadahead(_ layer: LazyLayer, image: ImageReference) {
+        guard let provider else { return }
+        let hints = provider.startupHints(image)
+        if let known = hints.value {
+            layer.readAheadStartup(known ?? StartupHints())
+            return
+        }
+        layer.readAheadStartup()
+        BlockingWorkPool.shared.async {
+            if let known = hints.wait(seconds: 5), let known { layer.readAheadStartup(known) }
+        }
     }
 
     /// Files and inodes of the unpacked layer, from its TOC: what `Usage`
