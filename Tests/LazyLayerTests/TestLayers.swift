@@ -14,9 +14,10 @@ final class TestLayer: @unchecked Sendable {
     /// Layer path → content of every regular file.
     let files: [String: [UInt8]]
 
-    /// `symlinks`: layer path → link target, made after the files.
-    init(files: [String: [UInt8]], symlinks: [String: String] = [:], chunkSize: Int = 64 << 10,
-         prioritized: [String] = [], format: LayerFormat = .estargz) throws {
+    /// `symlinks`: layer path → link target, made after the files;
+    /// `executables`: files given mode 0755 (the others are 0644).
+    init(files: [String: [UInt8]], symlinks: [String: String] = [:], executables: Set<String> = [],
+         chunkSize: Int = 64 << 10, prioritized: [String] = [], format: LayerFormat = .estargz) throws {
         directory = try TemporaryDirectory(prefix: "starling-lazylayer")
         let root = directory.appending("rootfs")
         for (path, content) in files {
@@ -24,6 +25,8 @@ final class TestLayer: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
             try Data(content).write(to: URL(fileURLWithPath: full))
+            try FileManager.default.setAttributes([.posixPermissions: executables.contains(path) ? 0o755 : 0o644],
+                                                  ofItemAtPath: full)
         }
         for (path, target) in symlinks {
             let full = root + "/" + path

@@ -73,7 +73,7 @@ final class LayerProviderTests: XCTestCase {
         _ = try TestImageLayout.write([TestImage(layers: [layer])], at: work.appending("layout"), tag: "img")
         try registry.push("oci:\(work.appending("layout")):img", as: "mirror/test:1")
 
-        func provide(eagerSeconds: Double) throws -> (OpenedLayer, RegistryClient) {
+        func provide(eagerSeconds: Double) throws -> (OpenedLayer, RegistryClient, LayerProvider) {
             var configuration = RegistryConfiguration()
             configuration.insecureHosts = [registry.host]
             let client = RegistryClient(configuration: configuration)
@@ -90,11 +90,14 @@ final class LayerProviderTests: XCTestCase {
                 XCTFail("an eStargz layer on docker-registry must be served lazily: \(provided)")
                 throw CancellationError()
             }
-            return (opened, client)
+            return (opened, client, provider)
         }
 
-        let (mirrored, client) = try provide(eagerSeconds: 1)
+        let (mirrored, client, provider) = try provide(eagerSeconds: 1)
         defer { mirrored.lazy.close() }
+        // The image's config came too, for start-up read-ahead.
+        let hints = provider.startupHints(try ImageReference(parsing: "\(registry.host)/mirror/test:1")).wait(seconds: 10)
+        XCTAssertEqual(hints, StartupHints(programCandidates: ["/bin/sh"], locale: nil))
         let mirror = try XCTUnwrap(mirrored.lazy.source as? MirroredBlobSource, "a loopback registry is fast enough")
         mirrored.lazy.startMirror()
         let deadline = Date().addingTimeInterval(20)
@@ -108,7 +111,7 @@ final class LayerProviderTests: XCTestCase {
         }
         XCTAssertEqual(client.statistics.requests, before, "every read came from memory")
 
-        let (lazyOnly, _) = try provide(eagerSeconds: 0)
+        let (lazyOnly, _, _) = try provide(eagerSeconds: 0)
         defer { lazyOnly.lazy.close() }
         XCTAssertFalse(lazyOnly.lazy.source is MirroredBlobSource, "eager_fetch_seconds = 0 turns it off")
     }
