@@ -58,9 +58,12 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
 
+        // MARK: threads for blocking work (fetches, store and mount calls)
+        .target(name: "BlockingWork"),
+
         // MARK: lazy layer data path and FUSE
         .target(name: "LazyLayer", dependencies: [
-            "StargzReader",
+            "StargzReader", "BlockingWork",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -74,12 +77,13 @@ let package = Package(
 
         // MARK: gRPC and daemon
         .target(name: "GRPCShim", dependencies: [
+            "BlockingWork",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Protos"]),
         .target(name: "Snapshotter", dependencies: [
-            "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend",
+            "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend", "BlockingWork",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -107,7 +111,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "StargzReader", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "LazyLayerTests", dependencies: ["LazyLayer", "StargzReader", "Registry", "TestSupport"]),
+        .testTarget(name: "LazyLayerTests", dependencies: ["LazyLayer", "BlockingWork", "StargzReader", "Registry", "TestSupport"]),
         .testTarget(name: "FuseFSTests", dependencies: ["FuseFS", "LazyLayer", "StargzReader", "Registry", "TestSupport"]),
         .testTarget(name: "SnapshotterTests", dependencies: ["Snapshotter", "GRPCShim", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -1,3 +1,4 @@
+import BlockingWork
 import Dispatch
 import GRPCCore
 import Logging
@@ -15,9 +16,10 @@ public struct SnapshotsService: Containerd_Services_Snapshots_V1_Snapshots.Servi
     let backend: any SnapshotBackend
     let logger: Logger
     /// Blocking work (SQLite, mount(2), registry fetches) runs here, not on
-    /// Swift's cooperative pool: a Prepare waiting on a slow registry must
-    /// not stall the other calls.
-    let queue = DispatchQueue(label: "starling.snapshots", qos: .userInitiated, attributes: .concurrent)
+    /// Swift's cooperative pool nor on a Dispatch queue (about one thread
+    /// per CPU): Prepares waiting on a slow registry must not stall the
+    /// other calls.
+    let pool = BlockingWorkPool.shared
 
     public init(backend: any SnapshotBackend, logger: Logger) {
         self.backend = backend
@@ -143,7 +145,7 @@ public struct SnapshotsService: Containerd_Services_Snapshots_V1_Snapshots.Servi
         let backend = self.backend
         let logger = self.logger
         let result: Result<T, SnapshotError> = await withCheckedContinuation { continuation in
-            queue.async {
+            pool.async {
                 let started = DispatchTime.now().uptimeNanoseconds
                 defer {
                     logger.trace("snapshot call", metadata: [

@@ -1,5 +1,5 @@
+import BlockingWork
 import Foundation
-import LazyLayer
 import TestSupport
 import XCTest
 

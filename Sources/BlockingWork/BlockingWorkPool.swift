@@ -1,7 +1,8 @@
 import Foundation
 
 /// Threads for work that blocks: a range request to the registry, a wait for
-/// a chunk another thread is fetching.
+/// a chunk another thread is fetching, a gRPC call into the store and
+/// mount(2).
 ///
 /// Dispatch's global queues are no place for it on Linux: they run about one
 /// thread per CPU and add more only slowly when those block. On a 2-CPU node
