@@ -50,7 +50,10 @@ public struct LazyLayerOptions: Sendable, Equatable {
     /// blob (everything before the TOC) would be here within this many
     /// seconds, it is copied into a local scratch file at once, in one
     /// stream, and reads are served from there as it arrives (see
-    /// `MirroredBlobSource`). 0 turns it off. Default 1.
+    /// `MirroredBlobSource`). 0 turns it off. Default 0: since start-up and
+    /// dependency read-ahead bring what a container's start reads, the
+    /// copy's CPU (curl, the registry, the page copies) only competed with
+    /// containerd and runc on a 2-CPU node.
     public var eagerFetchSeconds: Double
     /// Memory the eager copies of all layers may hold together (a layer
     /// that does not fit is not copied). Default 512 MiB.
@@ -62,7 +65,7 @@ public struct LazyLayerOptions: Sendable, Equatable {
                 prefetchMaxRequestBytes: Int = 256 << 20,
                 background: BackgroundFetchOptions = BackgroundFetchOptions(),
                 headStreamBytes: Int = 16 << 20, siblingReadaheadBytes: Int = 1 << 20,
-                dependencyReadaheadBytes: Int = 32 << 20, eagerFetchSeconds: Double = 1,
+                dependencyReadaheadBytes: Int = 32 << 20, eagerFetchSeconds: Double = 0,
                 eagerFetchMemoryBytes: Int = 512 << 20) {
         self.eagerFetchSeconds = max(0, eagerFetchSeconds)
         self.eagerFetchMemoryBytes = max(0, eagerFetchMemoryBytes)

@@ -19,7 +19,6 @@ final class EndToEndHarness: @unchecked Sendable {
     static let defaultConfig = """
         [lazy]
         background_fetch = false
-        eager_fetch_seconds = 0
         [cvmfs]
         enabled = false
         """

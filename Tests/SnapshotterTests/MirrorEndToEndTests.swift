@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// With the eager mirror on (the default), a registry on loopback is fast
+/// With the eager mirror on (`eager_fetch_seconds = 1`), a registry on loopback is fast
 /// enough that the daemon copies the whole layer into memory right after
 /// mounting it: the container's files come from the copy, verified like any
 /// others, and the layer's state says what was copied.
@@ -11,6 +11,7 @@ final class MirrorEndToEndTests: XCTestCase {
         let harness = try EndToEndHarness(config: """
             [lazy]
             background_fetch = false
+            eager_fetch_seconds = 1
             [cvmfs]
             enabled = false
             """)
