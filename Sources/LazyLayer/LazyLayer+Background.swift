@@ -1,3 +1,4 @@
+import BlockingWork
 import Foundation
 import StargzReader
 
@@ -31,7 +32,10 @@ extension LazyLayer {
         mutable.backgroundWorkers = settings.concurrency
         condition.unlock()
         for number in 0..<settings.concurrency {
-            let thread = Thread { [self] in backgroundWorker() }
+            let thread = Thread { [self] in
+                ThreadPriority.lowerCurrentThread()
+                backgroundWorker()
+            }
             thread.name = "starling-bg-\(number)"
             thread.start()
         }

@@ -1,3 +1,4 @@
+import BlockingWork
 import Foundation
 import StargzReader
 
@@ -32,6 +33,7 @@ extension LazyLayer {
         mutable.prefetch = .running
         condition.unlock()
         let thread = Thread { [self] in
+            ThreadPriority.lowerCurrentThread()
             runPrefetch()
             startBackground()
         }
