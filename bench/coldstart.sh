@@ -11,7 +11,8 @@
 # each directly on loopback and through `slowlink --rtt-ms 20 --mbit 200`
 # in front of the registry (the image reference then names the slowlink's
 # 127.0.0.1:PORT; the registry does not care which host name it is reached by).
-# Median of RUNS per variant and link; the variants take turns within a run.
+# Median of RUNS per variant and link; the variants take turns within a run,
+# in the given order in odd runs and reversed in even ones.
 # Prints `RATIO coldstart-<link>-starling/reference: value (target <= 0.65)`
 # and Starling/overlayfs, reference/overlayfs.
 #
@@ -35,6 +36,11 @@
 #       to finish before each timed run; then it measures anyway and says so
 #   BUSY_PERCENT=30 BUSY_WAIT=120: then up to BUSY_WAIT seconds for the CPUs
 #       to be less than BUSY_PERCENT busy; runs started busier are listed
+#   COOLDOWN=0: seconds of rest before each timed run. This VM slows down
+#       over a session of back-to-back cold starts (python's cold start went
+#       from 0.45 s to 0.75 s over 20 runs, back to 0.32-0.38 s after a 45 s
+#       pause; 5 s rests did not stop the drift), which is why the variants
+#       alternate ABBA
 #   KEEP=1 keeps the work directory (daemon logs) for inspection
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,6 +68,7 @@ LOG_LEVEL=${LOG_LEVEL:-info}
 IDLE_TIMEOUT=${IDLE_TIMEOUT:-1800}
 BUSY_PERCENT=${BUSY_PERCENT:-30}
 BUSY_WAIT=${BUSY_WAIT:-120}
+COOLDOWN=${COOLDOWN:-0}
 
 work=$(mktemp -d /var/tmp/starling-coldstart.XXXXXX)
 pids=()
@@ -242,6 +249,7 @@ TOML
     *) echo "unknown variant $variant" >&2; exit 1 ;;
   esac
   local c=(-a "$dir/containerd.sock" -n bench)
+  sleep "$COOLDOWN"
   wait_idle "$link $variant run $i"
   t0=$(now)
   if [ "$variant" = overlayfs ]; then
@@ -273,7 +281,12 @@ TOML
 declare -A total pull run
 for link in $LINKS; do
   for i in $(seq "$RUNS"); do
-    for variant in $VARIANTS; do
+    # Odd runs in the given order, even runs reversed (ABBA): the machine
+    # drifts slower over a session, and a fixed order would hand one variant
+    # the later, slower slot every time.
+    order=$VARIANTS
+    [ $((i % 2)) = 1 ] || order=$(tr ' ' '\n' <<<"$VARIANTS" | grep . | tac | tr '\n' ' ')
+    for variant in $order; do
       cold_start "$link" "$variant" "$i"
       echo "$link $variant run $i: total $res_total s (pull $res_pull s, run $res_run s)$res_note; CPU ${res_busy}% busy just before" >&2
       [ "$res_busy" -lt "$BUSY_PERCENT" ] || busy_notes+=("$link $variant run $i: CPU ${res_busy}% busy just before")
