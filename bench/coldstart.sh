@@ -227,8 +227,10 @@ cold_start() { # LINK VARIANT RUN
       start_containerd "$dir" ;;
     starling|starling-nobg)
       snapshotter=starling; ref=$host/debian-python:esgz; sn=$dir/run/starling.sock
-      printf '%s\n' "${STARLING_TOML:-}" > "$dir/starling.toml"
-      [ "$variant" = starling ] || printf '[lazy]\nbackground_fetch = false\n' > "$dir/starling.toml"
+      # containerd's socket is not at its default path here: tell Starling.
+      toml=${STARLING_TOML:-}
+      [ "$variant" = starling ] || toml=$(printf '[lazy]\nbackground_fetch = false')
+      printf 'containerd_address = "%s"\n%s\n' "$dir/containerd.sock" "$toml" > "$dir/starling.toml"
       "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" --log-level "$LOG_LEVEL" \
         --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
       pids+=($!)

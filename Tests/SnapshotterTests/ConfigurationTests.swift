@@ -11,6 +11,7 @@ final class ConfigurationTests: XCTestCase {
             address = "/run/s/s.sock"
             log_level = "debug"
             metrics_address = "127.0.0.1:9124"
+            containerd_address = "/run/k3s/containerd/containerd.sock"
             [lazy]
             enabled = true
             prefetch_timeout_seconds = 3
@@ -61,6 +62,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.lazy.headStreamBytes, 0)
         XCTAssertEqual(configuration.lazy.siblingReadaheadBytes, 4096)
         XCTAssertEqual(configuration.lazy.dependencyReadaheadBytes, 0)
+        XCTAssertEqual(configuration.containerdAddress, "/run/k3s/containerd/containerd.sock")
         XCTAssertEqual(configuration.lazy.eagerFetchSeconds, 0.5)
         XCTAssertEqual(configuration.lazy.eagerFetchMemoryBytes, 256 << 20)
         XCTAssertFalse(configuration.fuse.surviveRestarts)
@@ -86,6 +88,9 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(configuration.cvmfs.enabled)
         XCTAssertEqual(configuration.cvmfs.mountpoint, "/cvmfs/unpacked.cern.ch")
         XCTAssertNil(configuration.metricsAddress)
+        XCTAssertEqual(configuration.containerdAddress, "/run/containerd/containerd.sock")
+        XCTAssertEqual(configuration.lazy.eagerFetchSeconds, 0, "no eager mirror by default")
+        XCTAssertEqual(try DaemonConfiguration(toml: "containerd_address = \"\"").containerdAddress, "", "empty: never asked")
         XCTAssertEqual(configuration.lazy.prefetchTimeout, 0, "Prepare does not wait for prefetch")
         XCTAssertEqual(configuration.lazy.headStreamBytes, 16 << 20)
         XCTAssertTrue(configuration.fuse.surviveRestarts)
@@ -100,6 +105,7 @@ final class ConfigurationTests: XCTestCase {
             ("[fuse]\nkeep_cahce = true", "fuse.keep_cahce"),
             ("[cvmfs]\nrepository = \"../etc\"", "cvmfs.repository"),
             ("root = \"relative/path\"", "root"),
+            ("containerd_address = \"containerd.sock\"", "containerd_address"),
             ("log_level = \"loud\"", "log_level"),
             ("[registry]\nmax_retries = -1", "registry.max_retries"),
             ("[lazy\n", "not valid TOML"),

@@ -30,7 +30,10 @@ final class EndToEndHarness: @unchecked Sendable {
         do {
             registry = try LocalRegistry()
             metricsPort = try freeLoopbackPort()
-            starling = try StarlingDaemon(directory: directory, config: "metrics_address = \"127.0.0.1:\(metricsPort)\"\n" + config,
+            // The containerd below listens at Containerd's socket path.
+            let containerdSocket = directory.appending("containerd") + "/containerd.sock"
+            starling = try StarlingDaemon(directory: directory, config: "metrics_address = \"127.0.0.1:\(metricsPort)\"\n"
+                                          + "containerd_address = \"\(containerdSocket)\"\n" + config,
                                           arguments: ["--insecure-registry", "127.0.0.1:\(registry.port)"],
                                           serviceManager: asService ? try ServiceManager(directory: directory) : nil)
             containerd = try Containerd(directory: directory, starlingSocket: starling.socket)

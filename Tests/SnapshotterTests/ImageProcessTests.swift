@@ -34,3 +34,14 @@ final class ImageProcessTests: XCTestCase {
         XCTAssertThrowsError(try process("not json"))
     }
 }
+
+extension ImageProcessTests {
+    func testAContainersRuntimeSpecGivesItsProcess() throws {
+        let spec = #"{"ociVersion":"1.1.0","process":{"args":["python3","-c","print(1)"],"env":["PATH=/usr/bin:/bin","LANG=C.UTF-8"],"cwd":"/srv"}}"#
+        let process = try ImageProcess(runtimeSpec: Array(spec.utf8))
+        XCTAssertEqual(process.programCandidates, ["/usr/bin/python3", "/bin/python3"])
+        XCTAssertEqual(process.workingDirectory, "/srv")
+        XCTAssertEqual(process.locale, "C.UTF-8")
+        XCTAssertEqual(try ImageProcess(runtimeSpec: Array("{}".utf8)).programCandidates, [])
+    }
+}

@@ -52,6 +52,9 @@ struct Daemon {
         }
         let service = SnapshotterService(paths: paths, store: store, provider: provider, mounts: mounts,
                                          prefetchTimeout: configuration.lazy.prefetchTimeout, events: events,
+                                         containerProcesses: configuration.containerdAddress.isEmpty || provider == nil
+                                             ? nil : ContainerProcessLookup(socketPath: configuration.containerdAddress,
+                                                                            logger: logger),
                                          logger: logger)
         try service.restoreLazyLayers()
 

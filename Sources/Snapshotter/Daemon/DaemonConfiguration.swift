@@ -17,6 +17,9 @@ struct DaemonConfiguration: Sendable {
     var logLevel: Logger.Level = .info
     /// `HOST:PORT` of the Prometheus endpoint; nil = none.
     var metricsAddress: String?
+    /// containerd's gRPC socket, for reading a container's process when its
+    /// mounts are asked for (see `ContainerProcessLookup`); empty = never.
+    var containerdAddress = "/run/containerd/containerd.sock"
 
     /// Lazy pulling from registries; false = every non-CVMFS layer is downloaded by containerd.
     var lazyEnabled = true
@@ -69,11 +72,14 @@ struct DaemonConfiguration: Sendable {
 
     private mutating func apply(_ table: TOMLTable) throws {
         let top = TOMLTableReader(table: table, path: "")
-        try top.allowOnly(["root", "address", "log_level", "metrics_address", "lazy", "fuse", "cvmfs", "registry"])
+        try top.allowOnly(["root", "address", "log_level", "metrics_address", "containerd_address", "lazy", "fuse", "cvmfs", "registry"])
         if let value = try top.string("root") { root = try Self.absolute(value, key: "root") }
         if let value = try top.string("address") { address = try Self.absolute(value, key: "address") }
         if let value = try top.string("log_level") { logLevel = try Self.level(value) }
         if let value = try top.string("metrics_address"), !value.isEmpty { metricsAddress = value }
+        if let value = try top.string("containerd_address") {
+            containerdAddress = value.isEmpty ? "" : try Self.absolute(value, key: "containerd_address")
+        }
         if let lazyTable = try top.table("lazy") { try applyLazy(lazyTable) }
         if let fuseTable = try top.table("fuse") { try applyFuse(fuseTable) }
         if let cvmfsTable = try top.table("cvmfs") { try applyCVMFS(cvmfsTable) }

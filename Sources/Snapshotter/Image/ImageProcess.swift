@@ -22,6 +22,22 @@ struct ImageProcess: Sendable {
         workingDirectory = directory.isEmpty ? "/" : directory
     }
 
+    init(arguments: [String], environment: [String], workingDirectory: String) {
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory.isEmpty ? "/" : workingDirectory
+    }
+
+    /// From an OCI runtime spec (what containerd stores for a container):
+    /// its `process` args, env and cwd.
+    init(runtimeSpec: [UInt8]) throws {
+        let object = try JSONSerialization.jsonObject(with: Data(runtimeSpec)) as? [String: Any] ?? [:]
+        let process = object["process"] as? [String: Any] ?? [:]
+        self.init(arguments: process["args"] as? [String] ?? [],
+                  environment: process["env"] as? [String] ?? [],
+                  workingDirectory: process["cwd"] as? String ?? "/")
+    }
+
     /// Where the program may be, in the order runc's exec looks: the path
     /// itself when it has a slash (relative to the working directory),
     /// else each directory of the config's PATH. Empty without arguments.

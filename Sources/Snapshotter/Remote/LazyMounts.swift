@@ -95,6 +95,12 @@ final class LazyMounts: Sendable {
         }
     }
 
+    /// The data path of snapshot `id` when it is mounted (without waiting).
+    func layer(of id: Int64) -> LazyLayer? {
+        guard case .mounted(_, let layer)? = entries.withLock({ $0[id] })?.value else { return nil }
+        return layer
+    }
+
     /// Unmounts and closes the layer of snapshot `id` (no-op if none).
     func unmount(_ id: Int64) {
         guard let pending = entries.withLock({ $0.removeValue(forKey: id) }) else { return }

@@ -200,3 +200,25 @@ extension SnapshotterService {
         pending.fulfil(served)
     }
 }
+
+extension SnapshotterService {
+    /// When containerd asks for the mounts of a container's snapshot on
+    /// lazy layers, reads the container's process from containerd (in the
+    /// background) and fetches its program and libraries before runc
+    /// executes it; see `ContainerProcessLookup`.
+    func readAheadContainerProcess(key: String, record: SnapshotRecord, ancestors: [SnapshotRecord]) {
+        guard let lookup = containerProcesses, record.kind == .active else { return }
+        let layers = ancestors.compactMap { ancestor -> LazyLayer? in
+            guard case .lazy = ancestor.source, let id = ancestor.id else { return nil }
+            return mounts.layer(of: id)
+        }
+        guard !layers.isEmpty, lookup.isFirstLookup(of: key) else { return }
+        let logger = self.logger
+        Task.detached {
+            guard let process = await lookup.process(forSnapshotKey: key) else { return }
+            logger.debug("reading the container's program ahead", metadata: [
+                "key": "\(key)", "program": "\(process.arguments.first ?? "")"])
+            for layer in layers { layer.readAheadStartup(process.startupHints) }
+        }
+    }
+}

@@ -22,6 +22,8 @@ final class SnapshotterService: SnapshotBackend {
     let savedTOCs: SavedTOCs
     let logger: Logger
     let events: SnapshotEvents
+    /// Reads a container's process from containerd when its mounts are asked for.
+    let containerProcesses: ContainerProcessLookup?
     /// How long a call that hands out mounts waits for a lazy layer that is
     /// still being mounted (after a restart).
     let mountWaitSeconds: Double
@@ -37,7 +39,8 @@ final class SnapshotterService: SnapshotBackend {
 
     init(paths: SnapshotPaths, store: SnapshotStore, provider: LayerProvider?, mounts: LazyMounts,
          planner: MountPlanner? = nil, prefetchTimeout: Double, mountWaitSeconds: Double = 120,
-         events: SnapshotEvents = SnapshotEvents(), logger: Logger) {
+         events: SnapshotEvents = SnapshotEvents(), containerProcesses: ContainerProcessLookup? = nil,
+         logger: Logger) {
         self.paths = paths
         self.store = store
         self.provider = provider
@@ -47,6 +50,7 @@ final class SnapshotterService: SnapshotBackend {
         self.prefetchTimeout = prefetchTimeout
         self.mountWaitSeconds = mountWaitSeconds
         self.events = events
+        self.containerProcesses = containerProcesses
         self.logger = logger
     }
 
@@ -73,6 +77,7 @@ final class SnapshotterService: SnapshotBackend {
             return (record, try db.ancestors(of: record))
         } }
         try awaitLazyMounts([record] + ancestors, for: key)
+        readAheadContainerProcess(key: key, record: record, ancestors: ancestors)
         return planner.mounts(for: record, ancestors: ancestors)
     }
 
