@@ -32,7 +32,8 @@ final class ContainerProcessEndToEndTests: XCTestCase {
         // when it asks for the mounts.
         _ = try harness.containerd.ctr(["containers", "create", "--snapshotter", "starling", "--env", "LANG=de_DE.UTF-8",
                                     image, "created-1", "--", "/opt/tools/sh", "-c", "exit 3"])
-        let lookup = ContainerProcessLookup(socketPath: harness.containerd.socket, logger: Logger(label: "test"))
+        let lookup = ContainerProcessLookup(socketPath: harness.containerd.socket, waitForContainerSeconds: 0.2,
+                                            logger: Logger(label: "test"))
         let namespace = harness.containerd.namespace
         let process = await lookup.process(forSnapshotKey: "\(namespace)/12/created-1")
         XCTAssertEqual(process?.arguments, ["/opt/tools/sh", "-c", "exit 3"])

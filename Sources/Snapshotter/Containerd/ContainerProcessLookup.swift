@@ -26,8 +26,12 @@ final class ContainerProcessLookup: Sendable {
     /// Snapshot keys already looked up (containerd asks for mounts more than once).
     private let seen = Mutex<Set<String>>([])
 
-    init(socketPath: String, logger: Logger) {
+    /// How long a lookup waits for a container containerd has not created yet.
+    let waitForContainerSeconds: Double
+
+    init(socketPath: String, waitForContainerSeconds: Double = 2, logger: Logger) {
         self.socketPath = socketPath
+        self.waitForContainerSeconds = waitForContainerSeconds
         self.logger = logger
     }
 
@@ -57,9 +61,21 @@ final class ContainerProcessLookup: Sendable {
             let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socketPath),
                                                             transportSecurity: .plaintext)
             let container = try await withGRPCClient(transport: transport) { client in
-                try await Containerd_Services_Containers_V1_Containers.Client(wrapping: client).get(
-                    .with { $0.id = id }, metadata: ["containerd-namespace": "\(namespace)"],
-                    options: .defaults) { response in try response.message.container }
+                let containers = Containerd_Services_Containers_V1_Containers.Client(wrapping: client)
+                // containerd may ask for the mounts before it creates the
+                // container (`ctr run` reads the image's /etc/group through
+                // a temporary mount while it builds the spec): wait for it.
+                let deadline = ContinuousClock.now + .seconds(waitForContainerSeconds)
+                while true {
+                    do {
+                        return try await containers.get(.with { $0.id = id },
+                                                        metadata: ["containerd-namespace": "\(namespace)"]) {
+                            try $0.message.container
+                        }
+                    } catch let error as RPCError where error.code == .notFound && ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                }
             }
             // Another snapshot that happens to be named like a container.
             guard container.snapshotKey == id else { return nil }
