@@ -11,13 +11,10 @@ final class DependencyReadaheadTests: XCTestCase {
     static let multiarch = "usr/lib/x86_64-linux-gnu"
 
     func makeLayer() throws -> TestLayer {
-        func host(_ path: String) throws -> [UInt8] {
-            Array(try XCTUnwrap(FileManager.default.contents(atPath: (path as NSString).resolvingSymlinksInPath), path))
-        }
         let files: [String: [UInt8]] = [
-            "usr/bin/true": try host("/usr/bin/true"),
-            "\(Self.multiarch)/ld-linux-x86-64.so.2": try host("/lib64/ld-linux-x86-64.so.2"),
-            "\(Self.multiarch)/libc.so.6": try host("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            "usr/bin/true": try hostFileBytes("/usr/bin/true"),
+            "\(Self.multiarch)/ld-linux-x86-64.so.2": try hostFileBytes("/lib64/ld-linux-x86-64.so.2"),
+            "\(Self.multiarch)/libc.so.6": try hostFileBytes("/usr/lib/x86_64-linux-gnu/libc.so.6"),
             "\(Self.multiarch)/libunrelated.so": randomBytes(300_000, seed: 7),
             "usr/share/data/big": randomBytes(2_000_000, seed: 8),
         ]
@@ -53,12 +50,7 @@ final class DependencyReadaheadTests: XCTestCase {
         let lazy = try makeLazyLayer(test, source: source, options: options)
         let program = try XCTUnwrap(lazy.index.lookup(path: "usr/bin/true"))
         XCTAssertEqual(Array(try lazy.read(entry: program, offset: 0, length: 4096)), Array(test.files["usr/bin/true"]!.prefix(4096)))
-        // Quiet: no new request for a while.
-        var last = -1
-        while last != source.requestCount {
-            last = source.requestCount
-            Thread.sleep(forTimeInterval: 0.3)
-        }
+        source.waitQuiet()
         let before = source.requests
         for path in ["\(Self.multiarch)/ld-linux-x86-64.so.2", "\(Self.multiarch)/libc.so.6"] {
             XCTAssertEqual(try lazy.readAll(path: path), test.files[path], path)

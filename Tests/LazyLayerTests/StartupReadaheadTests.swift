@@ -22,13 +22,10 @@ final class StartupReadaheadTests: XCTestCase {
                                  "usr/bin/other"]
 
     func makeLayer() throws -> TestLayer {
-        func host(_ path: String) throws -> [UInt8] {
-            Array(try XCTUnwrap(FileManager.default.contents(atPath: (path as NSString).resolvingSymlinksInPath), path))
-        }
         var files: [String: [UInt8]] = [
-            "usr/bin/true": try host("/usr/bin/true"),
-            "\(Self.multiarch)/ld-linux-x86-64.so.2": try host("/lib64/ld-linux-x86-64.so.2"),
-            "\(Self.multiarch)/libc.so.6": try host("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            "usr/bin/true": try hostFileBytes("/usr/bin/true"),
+            "\(Self.multiarch)/ld-linux-x86-64.so.2": try hostFileBytes("/lib64/ld-linux-x86-64.so.2"),
+            "\(Self.multiarch)/libc.so.6": try hostFileBytes("/usr/lib/x86_64-linux-gnu/libc.so.6"),
             "usr/share/doc/big": randomBytes(1_000_000, seed: 9),
             "usr/bin/other": randomBytes(200_000, seed: 10),
         ]
@@ -49,15 +46,6 @@ final class StartupReadaheadTests: XCTestCase {
         options.siblingReadaheadBytes = 0
         options.wholeFileBytes = 0
         return options
-    }
-
-    /// Waits until `source` has had no new request for 0.3 s.
-    func waitQuiet(_ source: CountingBlobSource) {
-        var last = -1
-        while last != source.requestCount {
-            last = source.requestCount
-            Thread.sleep(forTimeInterval: 0.3)
-        }
     }
 
     /// Compressed bytes of `paths`' chunks that `requests` covered.
@@ -81,7 +69,7 @@ final class StartupReadaheadTests: XCTestCase {
         let lazy = try makeLazyLayer(test, source: source, options: options(readahead: 32 << 20))
         source.reset()  // the TOC's read
         lazy.readAheadStartup(StartupHints(programCandidates: ["/usr/local/bin/true", "/usr/bin/true"]))
-        waitQuiet(source)
+        source.waitQuiet()
         let ahead = source.requests
         XCTAssertGreaterThan(ahead.count, 0)
         XCTAssertEqual(try bytesFetched(of: Self.unrelatedPaths, in: lazy, requests: ahead), 0,
@@ -100,7 +88,7 @@ final class StartupReadaheadTests: XCTestCase {
         let lazy = try makeLazyLayer(test, source: source, options: options(readahead: 32 << 20))
         source.reset()
         lazy.readAheadStartup(StartupHints(locale: "de_DE.UTF-8"))
-        waitQuiet(source)
+        source.waitQuiet()
         XCTAssertGreaterThan(try bytesFetched(of: ["usr/lib/locale/de_DE.utf8/LC_CTYPE"], in: lazy, requests: source.requests), 0)
         XCTAssertEqual(try bytesFetched(of: ["usr/lib/locale/C.utf8/LC_CTYPE"], in: lazy, requests: source.requests), 0)
     }
@@ -111,7 +99,7 @@ final class StartupReadaheadTests: XCTestCase {
         let lazy = try makeLazyLayer(test, source: source, options: options(readahead: 0))
         source.reset()
         lazy.readAheadStartup(StartupHints(programCandidates: ["/usr/bin/true"]))
-        waitQuiet(source)
+        source.waitQuiet()
         XCTAssertEqual(source.requestCount, 0)
         XCTAssertEqual(try lazy.readAll(path: "etc/passwd"), test.files["etc/passwd"])
         XCTAssertEqual(source.requestCount, 1, "control: then a read costs a request")
@@ -136,7 +124,7 @@ final class StartupReadaheadTests: XCTestCase {
         let id = try XCTUnwrap(lazy.index.lookup(path: path))
         XCTAssertGreaterThan(lazy.index.chunks(of: id).count, 2, "the file spans several chunks")
         XCTAssertEqual(try lazy.read(entry: id, offset: 0, length: 4096), Array(test.files[path]!.prefix(4096)))
-        waitQuiet(source)
+        source.waitQuiet()
         let before = source.requestCount
         XCTAssertEqual(try lazy.readAll(path: path), test.files[path])
         return source.requestCount - before

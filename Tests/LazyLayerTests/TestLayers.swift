@@ -108,6 +108,26 @@ final class CountingBlobSource: BlobSource, @unchecked Sendable {
     }
 }
 
+/// The bytes of one of this machine's files (symlinks followed): real
+/// programs and libraries for dependency and start-up read-ahead.
+func hostFileBytes(_ path: String) throws -> [UInt8] {
+    guard let data = FileManager.default.contents(atPath: (path as NSString).resolvingSymlinksInPath) else {
+        throw LazyLayerError.notARegularFile(path)
+    }
+    return Array(data)
+}
+
+extension CountingBlobSource {
+    /// Waits until no new request has come for 0.3 s (read-ahead settled).
+    func waitQuiet() {
+        var last = -1
+        while last != requestCount {
+            last = requestCount
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+    }
+}
+
 /// Builds a layer's data path over `source` with a fresh cache.
 func makeLazyLayer(_ test: TestLayer, source: any BlobSource, cacheDirectory: String? = nil,
                    memoryBytes: Int = 64 << 20, diskBytes: Int = 1 << 30,
