@@ -18,8 +18,9 @@ public struct SnapshotsService: Containerd_Services_Snapshots_V1_Snapshots.Servi
     /// Blocking work (SQLite, mount(2), registry fetches) runs here, not on
     /// Swift's cooperative pool nor on a Dispatch queue (about one thread
     /// per CPU): Prepares waiting on a slow registry must not stall the
-    /// other calls.
-    let pool = BlockingWorkPool.shared
+    /// other calls. A pool of its own: calls that wait for a registry must
+    /// not hold the threads the data path's read-ahead fetches run on.
+    let pool = BlockingWorkPool(maxThreads: 64)
 
     public init(backend: any SnapshotBackend, logger: Logger) {
         self.backend = backend

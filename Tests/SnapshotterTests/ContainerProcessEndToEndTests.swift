@@ -55,6 +55,30 @@ final class ContainerProcessEndToEndTests: XCTestCase {
                       String(log.suffix(3000)))
     }
 
+    /// A socket that takes connections and never answers (a hung
+    /// containerd): the lookup gives up instead of holding on.
+    func testASilentContainerdDoesNotHoldTheLookup() async throws {
+        let directory = try TemporaryDirectory(prefix: "starling-silent")
+        defer { directory.remove() }
+        let path = directory.appending("containerd.sock")
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (i, byte) in path.utf8.enumerated() where i < buffer.count - 1 { buffer[i] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(listen(fd, 16), 0)  // connections complete in the backlog; nobody reads them
+        let lookup = ContainerProcessLookup(socketPath: path, waitForContainerSeconds: 0.2, logger: Logger(label: "test"))
+        let process = await lookup.process(forSnapshotKey: "default/1/silent")
+        XCTAssertNil(process)
+    }
+
     func testSnapshotKeysNameTheirContainer() {
         XCTAssertEqual(ContainerProcessLookup.container(inSnapshotKey: "k8s.io/42/abc")?.id, "abc")
         XCTAssertEqual(ContainerProcessLookup.container(inSnapshotKey: "k8s.io/42/abc")?.namespace, "k8s.io")

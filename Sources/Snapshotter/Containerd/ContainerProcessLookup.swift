@@ -26,6 +26,13 @@ final class ContainerProcessLookup: Sendable {
     /// Snapshot keys already looked up (containerd asks for mounts more than once).
     private let seen = Mutex<Set<String>>([])
 
+    /// A containerd that accepts but does not answer does not hold a lookup.
+    static let callOptions: CallOptions = {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(2)
+        return options
+    }()
+
     /// How long a lookup waits for a container containerd has not created yet.
     let waitForContainerSeconds: Double
 
@@ -69,7 +76,8 @@ final class ContainerProcessLookup: Sendable {
                 while true {
                     do {
                         return try await containers.get(.with { $0.id = id },
-                                                        metadata: ["containerd-namespace": "\(namespace)"]) {
+                                                        metadata: ["containerd-namespace": "\(namespace)"],
+                                                        options: Self.callOptions) {
                             try $0.message.container
                         }
                     } catch let error as RPCError where error.code == .notFound && ContinuousClock.now < deadline {
