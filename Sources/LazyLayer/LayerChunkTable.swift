@@ -42,6 +42,11 @@ struct LayerChunkTable: Sendable {
 
     var count: Int { chunks.count }
 
+    /// Compressed bytes of the chunks at `positions` (what fetching them moves).
+    func compressedBytes<Positions: Sequence<Int>>(of positions: Positions) -> Int64 {
+        positions.reduce(Int64(0)) { $0 + Int64(chunks[$1].compressedRange.count) }
+    }
+
     /// The position of `chunk` (binary search).
     func position(of chunk: Chunk) -> Int? {
         let key = (chunk.compressedRange.lowerBound, chunk.innerOffset)

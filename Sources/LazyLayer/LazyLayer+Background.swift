@@ -135,7 +135,7 @@ extension LazyLayer {
                 condition.unlock()
             }
             if let rate = settings.maxBytesPerSecond {
-                let bytes = window.reduce(Int64(0)) { $0 + Int64(table.chunks[$1].compressedRange.count) }
+                let bytes = table.compressedBytes(of: window)
                 let share = Double(rate) / Double(settings.concurrency)
                 let pause = Double(bytes) / share - Date().timeIntervalSince(started)
                 if pause > 0 {

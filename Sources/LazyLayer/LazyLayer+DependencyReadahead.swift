@@ -18,9 +18,8 @@ extension LazyLayer {
         condition.unlock()
         guard first else { return }
         // One analysis at a time per layer: it may wait for a chunk (the
-        // dynamic section of a large program) whose fetch runs on the global
-        // queue, and a scan of many ELF files must not fill that queue with
-        // waiting threads.
+        // dynamic section of a large program), and a scan of many ELF files
+        // must not fill the blocking-work pool with waiting analyses.
         dependencyQueue.async { [self] in
             readAheadDependencies(of: chunk.entry, head: bytes)
         }
@@ -70,7 +69,7 @@ extension LazyLayer {
         for group in files {
             let positions = Set(group.flatMap { index.chunks(of: $0) }.compactMap { table.position(of: $0) })
                 .filter { isMissing($0) }
-            let bytes = positions.reduce(Int64(0)) { $0 + Int64(table.chunks[$1].compressedRange.count) }
+            let bytes = table.compressedBytes(of: positions)
             guard !positions.isEmpty, bytes <= budget else { continue }
             budget -= bytes
             for position in positions { mutable.inFlight[position] = PendingChunk() }
@@ -111,15 +110,18 @@ extension LazyLayer {
         return files
     }
 
+    /// Debian/Ubuntu multiarch triplets by ELF machine number.
+    static let multiarchTriplets: KeyValuePairs<UInt16, String> = [
+        62: "x86_64-linux-gnu", 183: "aarch64-linux-gnu", 3: "i386-linux-gnu",
+        40: "arm-linux-gnueabihf", 21: "powerpc64le-linux-gnu", 22: "s390x-linux-gnu",
+        243: "riscv64-linux-gnu",
+    ]
+
     /// Where glibc's and musl's loaders look by default: the Debian/Ubuntu
     /// multiarch directories of the machine, then the classic ones.
     static func libraryDirectories(machine: UInt16) -> [String] {
-        let triplets: [UInt16: String] = [
-            62: "x86_64-linux-gnu", 183: "aarch64-linux-gnu", 3: "i386-linux-gnu",
-            40: "arm-linux-gnueabihf", 21: "powerpc64le-linux-gnu", 22: "s390x-linux-gnu",
-            243: "riscv64-linux-gnu",
-        ]
-        let multiarch = triplets[machine].map { ["/lib/\($0)", "/usr/lib/\($0)"] } ?? []
+        let triplet = multiarchTriplets.first { $0.key == machine }?.value
+        let multiarch = triplet.map { ["/lib/\($0)", "/usr/lib/\($0)"] } ?? []
         return multiarch + ["/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"]
     }
 }

@@ -40,10 +40,8 @@ extension LazyLayer {
     public static let runtimeStartupFiles = ["/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/etc/localtime"]
 
     /// Where glibc keeps its charset converters' index, per architecture.
-    static let gconvCacheFiles = ["x86_64-linux-gnu", "aarch64-linux-gnu", "powerpc64le-linux-gnu",
-                                  "s390x-linux-gnu", "riscv64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf"]
-        .map { "/usr/lib/\($0)/gconv/gconv-modules.cache" } + ["/usr/lib64/gconv/gconv-modules.cache",
-                                                                 "/usr/lib/gconv/gconv-modules.cache"]
+    static let gconvCacheFiles = multiarchTriplets.map { "/usr/lib/\($0.value)/gconv/gconv-modules.cache" }
+        + ["/usr/lib64/gconv/gconv-modules.cache", "/usr/lib/gconv/gconv-modules.cache"]
 
     /// Fetches the start-up files (see above) that are regular files of
     /// this layer and not cached yet. Returns at once; may be called again
@@ -80,7 +78,8 @@ extension LazyLayer {
     }
 
     /// The regular files of `/usr/lib/locale/NAME` (and its `LC_MESSAGES`),
-    /// when together they are within the sibling read-ahead budget.
+    /// when together they are within the sibling read-ahead budget, or
+    /// 256 KiB if that is smaller (a locale directory is ~130 KB compressed).
     private func localeFiles(_ name: String?) -> [EntryID] {
         guard let name, let directory = index.resolve(path: "/usr/lib/locale/" + name),
               index.type(of: directory) == .directory else { return [] }
@@ -92,7 +91,7 @@ extension LazyLayer {
                 switch index.type(of: child) {
                 case .regular:
                     files.append(child)
-                    bytes += index.chunks(of: child).reduce(Int64(0)) { $0 + Int64($1.compressedRange.count) }
+                    bytes += table.compressedBytes(of: index.chunks(of: child).compactMap { table.position(of: $0) })
                 case .directory:
                     directories.append(child)
                 default:

@@ -288,7 +288,7 @@ public final class LazyLayer: @unchecked Sendable {
         var chosen = Set(required)
         var added: [Int] = []
         let limit = Int64(options.maxRequestBytes)
-        var bytes = required.reduce(Int64(0)) { $0 + Int64(table.chunks[$1].compressedRange.count) }
+        var bytes = table.compressedBytes(of: required)
         func take(_ position: Int) -> Bool {
             guard !chosen.contains(position), isMissing(position) else { return false }
             let size = Int64(table.chunks[position].compressedRange.count)
@@ -298,9 +298,8 @@ public final class LazyLayer: @unchecked Sendable {
             bytes += size
             return true
         }
-        let fileChunks = index.chunks(of: id)
-        let filePositions = fileChunks.compactMap { table.position(of: $0) }
-        let fileBytes = fileChunks.reduce(Int64(0)) { $0 + Int64($1.compressedRange.count) }
+        let filePositions = index.chunks(of: id).compactMap { table.position(of: $0) }
+        let fileBytes = table.compressedBytes(of: filePositions)
         if fileBytes <= Int64(options.wholeFileBytes) {
             for position in filePositions { _ = take(position) }
             takeSiblings(of: id, take: take)

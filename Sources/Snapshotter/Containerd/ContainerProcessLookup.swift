@@ -14,7 +14,8 @@ import Synchronization
 /// runc executes the process. By then the container, with its OCI spec, is
 /// in containerd's store: reading its `process` there lets the program and
 /// its libraries be fetched during that 0.1 s instead of after the exec
-/// (python's cold start on a 20 ms link: TODO). The image's config names a
+/// (python's cold start on a 20 ms link, alternating A/B: 0.866 s without,
+/// 0.837 s with it). The image's config names a
 /// program too (start-up read-ahead uses it), but `ctr run IMAGE ID CMD`,
 /// a pod's `command` and most real starts run something else.
 ///

@@ -16,10 +16,9 @@ struct ImageProcess: Sendable {
         let process = object["config"] as? [String: Any] ?? [:]
         let entrypoint = process["Entrypoint"] as? [String] ?? []
         let command = process["Cmd"] as? [String] ?? []
-        arguments = override.isEmpty ? entrypoint + command : override
-        environment = process["Env"] as? [String] ?? ["PATH=\(Self.defaultPath)"]
-        let directory = process["WorkingDir"] as? String ?? ""
-        workingDirectory = directory.isEmpty ? "/" : directory
+        self.init(arguments: override.isEmpty ? entrypoint + command : override,
+                  environment: process["Env"] as? [String] ?? ["PATH=\(Self.defaultPath)"],
+                  workingDirectory: process["WorkingDir"] as? String ?? "")
     }
 
     init(arguments: [String], environment: [String], workingDirectory: String) {

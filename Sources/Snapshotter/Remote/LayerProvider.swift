@@ -137,12 +137,7 @@ final class LayerProvider: Sendable {
     /// (which may wait for a slow mount) happens on the opening thread.
     private func open(_ digest: String, image: ImageReference, tocDigest: String?,
                       skipIfInCVMFS: Bool = false) -> Pending<LayerOpenOutcome> {
-        let (pending, isNew) = state.withLock { state -> (Pending<LayerOpenOutcome>, Bool) in
-            if let existing = state.opening[digest] { return (existing.pending, false) }
-            let pending = Pending<LayerOpenOutcome>()
-            state.opening[digest] = (pending, Date())
-            return (pending, true)
-        }
+        let (pending, isNew) = claim(\.opening, digest)
         if isNew {
             Thread.detachNewThread { [self] in
                 if skipIfInCVMFS, let cvmfs, case .found = cvmfs.locate(layerDigest: digest) {
@@ -268,13 +263,7 @@ final class LayerProvider: Sendable {
     /// config, fetched once per image in the background. Nil when they
     /// cannot be had: this only guides read-ahead.
     func startupHints(_ image: ImageReference) -> Pending<StartupHints?> {
-        let key = image.description
-        let (pending, isNew) = state.withLock { state -> (Pending<StartupHints?>, Bool) in
-            if let cached = state.startupHints[key] { return (cached.pending, false) }
-            let pending = Pending<StartupHints?>()
-            state.startupHints[key] = (pending, Date())
-            return (pending, true)
-        }
+        let (pending, isNew) = claim(\.startupHints, image.description)
         if isNew {
             guard options.dependencyReadaheadBytes > 0 else {
                 pending.fulfil(nil)
@@ -300,17 +289,26 @@ final class LayerProvider: Sendable {
         }
     }
 
+    /// The pending value under `key` in one of the state's tables, and
+    /// whether the caller made it (and must fulfil it): work already under
+    /// way is waited for, not repeated. An entry older than `maxAge` is
+    /// replaced.
+    private func claim<Value: Sendable>(_ table: WritableKeyPath<State, [String: (pending: Pending<Value>, time: Date)]>,
+                                        _ key: String, maxAge: Double = .infinity) -> (pending: Pending<Value>, isNew: Bool) {
+        state.withLock { state in
+            if let entry = state[keyPath: table][key], Date().timeIntervalSince(entry.time) < maxAge {
+                return (entry.pending, false)
+            }
+            let pending = Pending<Value>()
+            state[keyPath: table][key] = (pending, Date())
+            return (pending, true)
+        }
+    }
+
     /// The image's manifest, resolved once for all its layers.
     private func manifest(_ image: ImageReference) -> Result<ResolvedImage, RegistryError> {
         let key = image.description
-        let (pending, isNew) = state.withLock { state -> (Pending<Result<ResolvedImage, RegistryError>>, Bool) in
-            if let cached = state.manifests[key], Date().timeIntervalSince(cached.time) < Self.manifestLifetime {
-                return (cached.pending, false)
-            }
-            let pending = Pending<Result<ResolvedImage, RegistryError>>()
-            state.manifests[key] = (pending, Date())
-            return (pending, true)
-        }
+        let (pending, isNew) = claim(\.manifests, key, maxAge: Self.manifestLifetime)
         if isNew {
             do {
                 pending.fulfil(.success(try client.resolve(image)))
