@@ -28,6 +28,18 @@ final class ContainerProcessEndToEndTests: XCTestCase {
         let converted = try TestLayer.fromDirectory(try makeTree(harness, name: "process")).convertedWithStarling()
         let image = try harness.push([converted], as: "process-esgz")
         try harness.lazyPull(image)
+        // Start-up read-ahead at mount: before any container ran, the
+        // image's program (/bin/busybox, Cmd /bin/sh) and /etc are local.
+        var fetched: Int64 = -1
+        for _ in 0..<50 {
+            let now = (try harness.layerState(converted.digest)["fetchedBytes"] as? NSNumber)?.int64Value ?? 0
+            if now == fetched, now > 0 { break }
+            fetched = now
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let busybox = Int64(try XCTUnwrap(FileManager.default.attributesOfItem(atPath: EndToEndHarness.busybox)[.size] as? Int))
+        XCTAssertGreaterThan(fetched, busybox / 4, "the program came at mount (compressed, not the whole file's size)")
+
         // A container that exists but has no task yet: what containerd holds
         // when it asks for the mounts.
         _ = try harness.containerd.ctr(["containers", "create", "--snapshotter", "starling", "--env", "LANG=de_DE.UTF-8",
@@ -39,6 +51,16 @@ final class ContainerProcessEndToEndTests: XCTestCase {
         XCTAssertEqual(process?.arguments, ["/opt/tools/sh", "-c", "exit 3"])
         XCTAssertEqual(process?.programCandidates, ["/opt/tools/sh"])
         XCTAssertEqual(process?.locale, "de_DE.UTF-8")
+        // Asked before the container exists (`ctr run` asks for mounts while
+        // it builds the spec): the lookup waits for it.
+        let waiting = ContainerProcessLookup(socketPath: harness.containerd.socket, waitForContainerSeconds: 20,
+                                             logger: Logger(label: "test"))
+        async let late = waiting.process(forSnapshotKey: "\(namespace)/14/created-later")
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try harness.containerd.ctr(["containers", "create", "--snapshotter", "starling", image, "created-later",
+                                        "/opt/tools/sh"])
+        let lateProcess = await late
+        XCTAssertEqual(lateProcess?.arguments, ["/opt/tools/sh"])
         let absent = await lookup.process(forSnapshotKey: "\(namespace)/13/no-such-container")
         XCTAssertNil(absent)
         let elsewhere = await lookup.process(forSnapshotKey: "other-namespace/12/created-1")
