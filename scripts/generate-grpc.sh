@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates Sources/GRPCShim/Generated/ from the .proto files in
-# Sources/GRPCShim/Protos/ with protoc (Debian: protobuf-compiler) and the
+# Sources/GRPCShim/Protos/ with protoc (Debian: protobuf-compiler, libprotobuf-dev) and the
 # Swift plugins of the package's own dependencies (swift-protobuf's
 # protoc-gen-swift, grpc-swift-protobuf's protoc-gen-grpc-swift-2).
 # The generated code is committed: building the plugins takes minutes, so
 # ordinary builds and CI never run this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler" >&2; exit 1; }
+command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/any.proto ] || { echo "protoc or the well-known types missing: apt-get install protobuf-compiler libprotobuf-dev" >&2; exit 1; }
 scratch=.build-protoc
 swift build -c release --scratch-path "$scratch" --product protoc-gen-swift
 swift build -c release --scratch-path "$scratch" --product protoc-gen-grpc-swift-2
