@@ -1,7 +1,8 @@
 import Foundation
 
 /// Cache key for an authorization: endpoint host and repository (bearer
-/// tokens are scoped to one repository; basic auth uses repository "").
+/// tokens are scoped to one repository; basic credentials may be too, when
+/// they came with a CRI pull of one image).
 struct TokenKey: Hashable, Sendable {
     var host: String
     var repository: String
@@ -27,20 +28,22 @@ struct CachedAuthorization: Sendable, CustomStringConvertible {
 
 extension RegistryClient {
     /// The header to send to `endpoint` for `repository`, if we know one:
-    /// a cached bearer token, basic credentials for a basic-auth host, or a
-    /// fresh token when the host's token realm is already known.
+    /// a cached bearer token or basic header, or a fresh one when the host's
+    /// challenge is already known.
     func authorization(for endpoint: Endpoint, repository: String, access: RegistryAccess = .pull,
                        cancellation: RegistryCancellation?) throws -> CachedAuthorization? {
         if let cached = tokens[TokenKey(host: endpoint.host, repository: repository, access: access)], cached.isValid {
             return cached
         }
-        if let basic = tokens[TokenKey(host: endpoint.host, repository: "")] {
-            return basic
+        switch challenges[endpoint.host]?.scheme {
+        case .bearer?:
+            return try fetchToken(challenges[endpoint.host]!, endpoint: endpoint, repository: repository, access: access,
+                                  cancellation: cancellation)
+        case .basic?:
+            return try basicAuthorization(endpoint, repository: repository, access: access)
+        case nil:
+            return nil
         }
-        if let challenge = challenges[endpoint.host], challenge.scheme == .bearer {
-            return try fetchToken(challenge, endpoint: endpoint, repository: repository, access: access, cancellation: cancellation)
-        }
-        return nil
     }
 
     /// Drops an authorization the registry just refused (expired token).
@@ -58,22 +61,32 @@ extension RegistryClient {
             "realmHost": "\(challenge.realm.flatMap { URLComponents(string: $0)?.host } ?? "-")"])
         switch challenge.scheme {
         case .basic:
-            guard let credentials = try credentials.credentials(for: credentialHost(endpoint, repository: repository)),
-                  credentials.identityToken == nil else {
+            guard try basicAuthorization(endpoint, repository: repository, access: access) != nil else {
                 throw RegistryError.authenticationFailed(
                     registry: endpoint.host, repository: repository,
                     reason: "the registry requires credentials (basic auth) and none are configured")
             }
-            let key = TokenKey(host: endpoint.host, repository: "")
-            tokens[key] = CachedAuthorization(header: credentials.basicAuthorization, expires: nil, key: key)
         case .bearer:
             _ = try fetchToken(challenge, endpoint: endpoint, repository: repository, access: access, cancellation: cancellation)
         }
     }
 
+    /// The basic header for `repository` on a basic-auth host (credentials
+    /// may differ per repository: CRI's come per image), cached; nil
+    /// without a username and password.
+    private func basicAuthorization(_ endpoint: Endpoint, repository: String,
+                                    access: RegistryAccess) throws -> CachedAuthorization? {
+        guard let credentials = try credentials.credentials(registry: credentialHost(endpoint), repository: repository),
+              credentials.identityToken == nil, credentials.registryToken == nil else { return nil }
+        let key = TokenKey(host: endpoint.host, repository: repository, access: access)
+        let authorization = CachedAuthorization(header: credentials.basicAuthorization, expires: nil, key: key)
+        tokens[key] = authorization
+        return authorization
+    }
+
     /// The name credentials are stored under: the mirror's own host, or the
     /// registry as users write it (`docker.io`, not `registry-1.docker.io`).
-    private func credentialHost(_ endpoint: Endpoint, repository: String) -> String {
+    func credentialHost(_ endpoint: Endpoint) -> String {
         endpoint.host == "registry-1.docker.io" ? "docker.io" : endpoint.host
     }
 
@@ -90,7 +103,15 @@ extension RegistryClient {
             throw failure("the registry's token realm is not an http(s) URL")
         }
         let scope = "repository:\(repository):\(access.rawValue)"
-        let credentials = try self.credentials.credentials(for: credentialHost(endpoint, repository: repository))
+        let credentials = try self.credentials.credentials(registry: credentialHost(endpoint), repository: repository)
+        let key = TokenKey(host: endpoint.host, repository: repository, access: access)
+        if let registryToken = credentials?.registryToken {
+            // CRI's registry_token is the bearer token itself; the registry
+            // says (401) when it no longer holds.
+            let authorization = CachedAuthorization(header: "Bearer \(registryToken)", expires: nil, key: key)
+            tokens[key] = authorization
+            return authorization
+        }
         var request = HTTPRequest(url: realm, options: configuration.transportOptions(
             forAuxiliaryHost: components.port.map { "\(realmHost):\($0)" } ?? realmHost, sameAs: endpoint))
         if let identityToken = credentials?.identityToken {
@@ -151,7 +172,6 @@ extension RegistryClient {
             }
             // Tokens without expires_in last 60 s (distribution spec); renew 10% early.
             let lifetime = (object["expires_in"] as? NSNumber)?.doubleValue ?? 60
-            let key = TokenKey(host: endpoint.host, repository: repository, access: access)
             let authorization = CachedAuthorization(header: "Bearer \(token)",
                                                     expires: Date().addingTimeInterval(max(1, lifetime * 0.9)), key: key)
             tokens[key] = authorization

@@ -82,6 +82,28 @@ extension RegistryClient {
         }
         var attempt = 0
         var answeredChallenge = false
+        var renewedCredentials = false
+        /// A refusal of the credentials themselves gets one more try when
+        /// the sources have fresher ones (a newer CRI pull, a provider's
+        /// answer that expired), never more.
+        func renewCredentials() -> Bool {
+            guard !renewedCredentials,
+                  credentials.renew(registry: credentialHost(endpoint), repository: repository) else { return false }
+            renewedCredentials = true
+            logger.info("the registry refused the credentials; trying once more with fresh ones",
+                        metadata: ["registry": "\(registry)", "repository": "\(repository)"])
+            return true
+        }
+        func answerRenewing(_ challenge: AuthChallenge) throws {
+            do {
+                try answer(challenge, endpoint: endpoint, repository: repository, access: call.access, cancellation: cancellation)
+            } catch RegistryError.authenticationFailed(let registry, let repository, let reason) {
+                guard renewCredentials() else {
+                    throw RegistryError.authenticationFailed(registry: registry, repository: repository, reason: reason)
+                }
+                try answer(challenge, endpoint: endpoint, repository: repository, access: call.access, cancellation: cancellation)
+            }
+        }
         while true {
             if cancellation?.isCancelled == true { throw RegistryError.cancelled }
             let authorization = try authorization(for: endpoint, repository: repository, access: call.access,
@@ -112,18 +134,15 @@ extension RegistryClient {
             switch status {
             case 401:
                 let challenge = exchange.head.header("www-authenticate").flatMap(AuthChallenge.init(header:))
-                if answeredChallenge || challenge == nil {
+                if let authorization { forget(authorization, endpoint: endpoint, repository: repository) }
+                guard let challenge, !answeredChallenge || renewCredentials() else {
                     throw RegistryError.authenticationFailed(
                         registry: registry, repository: repository,
                         reason: authorization == nil ? "the registry requires credentials and none are configured"
                                                      : "the registry rejected the credentials (HTTP 401)")
                 }
                 answeredChallenge = true
-                if let authorization { forget(authorization, endpoint: endpoint, repository: repository) }
-                if let challenge {
-                    try answer(challenge, endpoint: endpoint, repository: repository, access: call.access,
-                               cancellation: cancellation)
-                }
+                try answerRenewing(challenge)
             case 403:
                 throw RegistryError.authenticationFailed(registry: registry, repository: repository,
                                                          reason: "access denied (HTTP 403) \(Self.errorSummary(errorBody))".trimmingCharacters(in: .whitespaces))

@@ -14,7 +14,7 @@ public final class RegistryClient: Sendable {
     public let configuration: RegistryConfiguration
     let logger: Logger
     let pool: CurlHandlePool
-    let credentials: CredentialStore
+    let credentials: CredentialChain
     let tokens = LockedDictionary<TokenKey, CachedAuthorization>()
     /// Per endpoint host: the last challenge seen, to fetch tokens for new
     /// repositories without first collecting a 401.
@@ -24,12 +24,18 @@ public final class RegistryClient: Sendable {
     let linkSpeeds = LockedDictionary<String, Double>()
     let retryPolicy: RetryPolicy
 
+    /// `credentialSources` are asked before Starling's config and docker's
+    /// (see `CredentialChain`): the daemon passes CRI-captured credentials
+    /// and kubelet credential-provider plugins.
     public init(configuration: RegistryConfiguration = RegistryConfiguration(),
-                logger: Logger = Logger(label: "starling.registry")) {
+                logger: Logger = Logger(label: "starling.registry"),
+                credentialSources: [any CredentialSource] = []) {
         self.configuration = configuration
         self.logger = logger
         pool = CurlHandlePool(limitPerHost: configuration.maxConnectionsPerHost)
-        credentials = CredentialStore(configuration: configuration)
+        credentials = CredentialChain(sources: credentialSources + [ConfiguredCredentials(configuration: configuration),
+                                                                    DockerConfigCredentials(configuration: configuration)],
+                                      logger: logger)
         retryPolicy = RetryPolicy(maxRetries: configuration.maxRetries,
                                   baseDelay: configuration.retryBaseDelaySeconds,
                                   maxDelay: configuration.retryMaxDelaySeconds)

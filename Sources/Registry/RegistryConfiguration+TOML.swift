@@ -10,7 +10,8 @@ extension RegistryConfiguration {
         try reader.allowOnly(["default_platform", "connect_timeout_seconds", "transfer_timeout_seconds",
                               "max_retries", "retry_base_delay_seconds", "retry_max_delay_seconds",
                               "max_connections_per_host", "proxy", "no_proxy", "redirect_cache_seconds",
-                              "docker_config", "insecure_hosts", "host"])
+                              "docker_config", "insecure_hosts", "host",
+                              "credential_provider_config", "credential_provider_bin_dir"])
         if let platform = try reader.string("default_platform") { defaultPlatform = try Platform(parsing: platform) }
         if let value = try reader.positiveNumber("connect_timeout_seconds") { connectTimeoutSeconds = value }
         if let value = try reader.positiveNumber("transfer_timeout_seconds") { transferTimeoutSeconds = value }
@@ -23,6 +24,14 @@ extension RegistryConfiguration {
         if let value = try reader.positiveNumber("redirect_cache_seconds") { redirectCacheSeconds = value }
         dockerConfigPath = try reader.string("docker_config")
         if let list = try reader.strings("insecure_hosts") { insecureHosts.formUnion(list) }
+        credentialProviderConfig = try reader.string("credential_provider_config")
+        credentialProviderBinDirectory = try reader.string("credential_provider_bin_dir")
+        if (credentialProviderConfig == nil) != (credentialProviderBinDirectory == nil) {
+            throw .invalidConfiguration("registry: set both credential_provider_config and credential_provider_bin_dir, or neither")
+        }
+        for path in [credentialProviderConfig, credentialProviderBinDirectory].compactMap({ $0 }) where !path.hasPrefix("/") {
+            throw .invalidConfiguration("registry: credential_provider_config and credential_provider_bin_dir must be absolute paths")
+        }
         if let hostTables = try reader.table("host") {
             for name in hostTables.keys {
                 guard let table = hostTables[name]?.table else {

@@ -33,6 +33,10 @@ public struct RegistryConfiguration: Sendable {
     public var hosts: [String: HostConfiguration] = [:]
     /// Hosts reached over plain HTTP (`--insecure-registry HOST:PORT`).
     public var insecureHosts: Set<String> = []
+    /// kubelet's `CredentialProviderConfig` file and the directory of its
+    /// plugins (`KubeletCredentialProviders`); both or neither.
+    public var credentialProviderConfig: String?
+    public var credentialProviderBinDirectory: String?
 
     public init() {}
 

@@ -32,6 +32,8 @@ public enum RegistryError: Error, Sendable, CustomStringConvertible, Equatable {
     case noMatchingPlatform(registry: String, repository: String, wanted: String, available: [String])
     case tooLarge(registry: String, repository: String, what: String, limit: Int)
     case credentialHelper(helper: String, registry: String, detail: String)
+    /// A kubelet credential-provider plugin failed or answered nonsense.
+    case credentialProvider(provider: String, image: String, detail: String)
     case cancelled
 
     public var description: String {
@@ -69,6 +71,8 @@ public enum RegistryError: Error, Sendable, CustomStringConvertible, Equatable {
             return "\(what) from \(registry)/\(repository) is larger than \(limit) bytes"
         case .credentialHelper(let helper, let registry, let detail):
             return "credential helper docker-credential-\(helper) failed for \(registry): \(detail)"
+        case .credentialProvider(let provider, let image, let detail):
+            return "credential provider \(provider) failed for \(image): \(detail)"
         case .cancelled:
             return "registry request cancelled"
         }

@@ -85,13 +85,13 @@ final class ConfigurationTests: XCTestCase {
             """.utf8).write(to: directory.appendingPathComponent("config.json"))
         var config = RegistryConfiguration()
         config.dockerConfigPath = directory.appendingPathComponent("config.json").path
-        let store = CredentialStore(configuration: config)
-        let alice = try XCTUnwrap(try store.credentials(for: "registry.example:5000"))
+        let store = DockerConfigCredentials(configuration: config)
+        let alice = try XCTUnwrap(try store.credentials(registry: "registry.example:5000", repository: "any"))
         XCTAssertEqual(alice.username, "alice")
         XCTAssertEqual(alice.password, "pa:ss")
         XCTAssertFalse("\(alice)".contains("pa:ss"), "description never shows the secret")
-        XCTAssertEqual(try store.credentials(for: "docker.io")?.username, "bob")
-        XCTAssertEqual(try store.credentials(for: "tokens.example")?.identityToken, "refresh-me")
-        XCTAssertNil(try store.credentials(for: "other.example"))
+        XCTAssertEqual(try store.credentials(registry: "docker.io", repository: "library/busybox")?.username, "bob")
+        XCTAssertEqual(try store.credentials(registry: "tokens.example", repository: "a")?.identityToken, "refresh-me")
+        XCTAssertNil(try store.credentials(registry: "other.example", repository: "a"))
     }
 }
