@@ -25,18 +25,22 @@ final class EndToEndHarness: @unchecked Sendable {
 
     /// With `asService`, Starling runs as systemd would run it (notify
     /// socket and file descriptor store, see `ServiceManager`).
-    init(config: String = EndToEndHarness.defaultConfig, asService: Bool = false) throws {
+    /// `registryConfig` is added to the registry's YAML (auth); with `cri`,
+    /// containerd's CRI plugin runs too (namespace k8s.io, see `Containerd`).
+    init(config: String = EndToEndHarness.defaultConfig, asService: Bool = false, registryConfig: String = "",
+         cri: Bool = false, starlingArguments: [String] = [], registry given: LocalRegistry? = nil) throws {
         directory = try TemporaryDirectory(prefix: "starling-e2e")
         do {
-            registry = try LocalRegistry()
+            registry = try given ?? LocalRegistry(extraConfig: registryConfig)
             metricsPort = try freeLoopbackPort()
             // The containerd below listens at Containerd's socket path.
             let containerdSocket = directory.appending("containerd") + "/containerd.sock"
             starling = try StarlingDaemon(directory: directory, config: "metrics_address = \"127.0.0.1:\(metricsPort)\"\n"
                                           + "containerd_address = \"\(containerdSocket)\"\n" + config,
-                                          arguments: ["--insecure-registry", "127.0.0.1:\(registry.port)"],
+                                          arguments: ["--insecure-registry", "127.0.0.1:\(registry.port)"] + starlingArguments,
                                           serviceManager: asService ? try ServiceManager(directory: directory) : nil)
-            containerd = try Containerd(directory: directory, starlingSocket: starling.socket)
+            containerd = try Containerd(directory: directory, starlingSocket: starling.socket,
+                                        criRegistries: cri ? [registry.host] : nil)
         } catch {
             directory.remove()
             throw error
@@ -73,10 +77,11 @@ final class EndToEndHarness: @unchecked Sendable {
     }
 
     /// Pushes a one-or-more-layer image; returns `127.0.0.1:PORT/REPO:1`.
-    func push(_ layers: [TestLayer], as repository: String) throws -> String {
+    func push(_ layers: [TestLayer], as repository: String, credentials: String? = nil) throws -> String {
         let layout = directory.appending("layouts/\(repository)")
         let result = try TestImageLayout.write([TestImage(layers: layers)], at: layout, tag: "1")
-        return try registry.push(result.source, as: "\(repository):1")
+        return try registry.push(result.source, as: "\(repository):1",
+                                 extraArguments: credentials.map { ["--dest-creds", $0] } ?? [])
     }
 
     /// The reference converter's eStargz image of `source` (pulled into

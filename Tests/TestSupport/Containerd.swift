@@ -9,16 +9,20 @@ public final class Containerd: @unchecked Sendable {
     public let namespace: String
     private var process: Process?
 
-    public init(directory: TemporaryDirectory, starlingSocket: String, namespace: String = "starling-test") throws {
+    /// With `criRegistries` (plain-HTTP registries, `HOST:PORT`), the CRI
+    /// plugin runs too (namespace `k8s.io`), with Starling as its
+    /// snapshotter and snapshot annotations on, as a Kubernetes node has it.
+    public init(directory: TemporaryDirectory, starlingSocket: String, namespace: String = "starling-test",
+                criRegistries: [String]? = nil) throws {
         self.directory = directory.appending("containerd")
         socket = self.directory + "/containerd.sock"
-        self.namespace = namespace
+        self.namespace = criRegistries == nil ? namespace : "k8s.io"
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
-        let config = """
+        var config = """
             version = 2
             root = "\(self.directory)/root"
             state = "\(self.directory)/state"
-            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            \(criRegistries == nil ? #"disabled_plugins = ["io.containerd.grpc.v1.cri"]"# : "")
             [grpc]
               address = "\(socket)"
             [ttrpc]
@@ -26,7 +30,30 @@ public final class Containerd: @unchecked Sendable {
             [proxy_plugins.starling]
               type = "snapshot"
               address = "\(starlingSocket)"
+
             """
+        if let criRegistries {
+            config += """
+                [plugins."io.containerd.grpc.v1.cri"]
+                  disable_tcp_service = true
+                  stream_server_address = "127.0.0.1"
+                  stream_server_port = "\(try freeLoopbackPort())"
+                  [plugins."io.containerd.grpc.v1.cri".containerd]
+                    snapshotter = "starling"
+                    disable_snapshot_annotations = false
+                  [plugins."io.containerd.grpc.v1.cri".cni]
+                    bin_dir = "\(self.directory)/cni/bin"
+                    conf_dir = "\(self.directory)/cni/conf"
+
+                """
+            for host in criRegistries {
+                config += """
+                      [plugins."io.containerd.grpc.v1.cri".registry.mirrors."\(host)"]
+                        endpoint = ["http://\(host)"]
+
+                    """
+            }
+        }
         try config.write(toFile: self.directory + "/config.toml", atomically: true, encoding: .utf8)
         try start()
     }

@@ -26,6 +26,8 @@ public final class StarlingDaemon: @unchecked Sendable {
     private let environment: [String: String]
     /// Runs the daemon as systemd would (notify socket, file descriptor store).
     public let serviceManager: ServiceManager?
+    /// The CRI image-service proxy's socket (by default beside `socket`).
+    public var criSocket: String { (socket as NSString).deletingLastPathComponent + "/cri.sock" }
 
     /// Writes `config` (TOML) next to the root and starts the daemon.
     public init(directory: TemporaryDirectory, config: String = "", arguments: [String] = [],
@@ -105,6 +107,9 @@ public final class StarlingDaemon: @unchecked Sendable {
     }
 
     public var isRunning: Bool { managed?.isRunning ?? process?.isRunning ?? false }
+
+    /// The daemon's process id while it runs.
+    public var pid: Int32? { managed?.pid ?? process?.processIdentifier }
 
     public func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 

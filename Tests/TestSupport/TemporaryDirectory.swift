@@ -4,8 +4,9 @@ import Foundation
 public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
 
-    public init(prefix: String = "starling-test") throws {
-        var template = Array((NSTemporaryDirectory() as NSString).appendingPathComponent("\(prefix)-XXXXXX").utf8CString)
+    /// Under `parent` (default: the temporary directory, /tmp).
+    public init(prefix: String = "starling-test", parent: String? = nil) throws {
+        var template = Array(((parent ?? NSTemporaryDirectory()) as NSString).appendingPathComponent("\(prefix)-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "mkdtemp failed: errno \(errno)"])
         }

@@ -38,7 +38,9 @@ public final class CapturedCredentials: CredentialSource {
         var loaded: [String: Entry] = [:]
         if let data = FileManager.default.contents(atPath: file) {
             do {
-                let contents = try JSONDecoder().decode(FileContents.self, from: data)
+                let decoder = JSONDecoder()
+                decoder.dateDecodingStrategy = .iso8601
+                let contents = try decoder.decode(FileContents.self, from: data)
                 for entry in contents.entries { loaded[Self.key(entry.registry, entry.repository)] = entry }
                 // Whoever made the file, only root reads it from now on.
                 chmod(file, 0o600)

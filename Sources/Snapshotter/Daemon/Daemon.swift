@@ -24,6 +24,7 @@ struct Daemon {
         // Descriptors systemd kept for us (live FUSE connections of the
         // previous run): taken first, so no child process inherits them.
         let inherited = FileDescriptorStore.takeInherited()
+        let started = Date()
         let paths = SnapshotPaths(root: configuration.root)
         try paths.create()
         let store: SnapshotStore
@@ -42,10 +43,14 @@ struct Daemon {
         let mounts = LazyMounts(fuseOptions: fuseOptions, handover: handover, logger: logger)
         var client: RegistryClient?
         var provider: LayerProvider?
+        var cache: ChunkCache?
+        let credentials = try DaemonCredentials(configuration: configuration, logger: logger)
         if configuration.lazyEnabled || configuration.cvmfs.enabled {
-            let registryClient = RegistryClient(configuration: configuration.registry, logger: logger)
-            let cache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
-            provider = LayerProvider(client: registryClient, cache: cache, options: configuration.lazy,
+            let registryClient = RegistryClient(configuration: configuration.registry, logger: logger,
+                                                credentialSources: credentials.sources)
+            let chunkCache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
+            cache = chunkCache
+            provider = LayerProvider(client: registryClient, cache: chunkCache, options: configuration.lazy,
                                      cvmfs: configuration.cvmfs.enabled ? CVMFSLayerLocator(configuration: configuration.cvmfs) : nil,
                                      lazyEnabled: configuration.lazyEnabled, logger: logger)
             client = registryClient
@@ -57,10 +62,19 @@ struct Daemon {
                                                                             logger: logger),
                                          logger: logger)
         try service.restoreLazyLayers()
+        let retention = CredentialRetention(credentials: credentials.captured, store: store,
+                                            graceSeconds: configuration.cri.credentialGraceSeconds, logger: logger)
+        events.observe(.removed) { retention.pruneSoon() }
+        retention.pruneSoon()
 
         let listener = try UnixSocketListener.listen(at: configuration.address)
         let transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext)
-        let server = GRPCServer(transport: transport, services: [SnapshotsService(backend: service, logger: logger)])
+        let status = StatusService(collector: StatusCollector(store: store, mounts: mounts, cache: cache, started: started))
+        let server = GRPCServer(transport: transport, services: [SnapshotsService(backend: service, logger: logger), status])
+        let criProxy = !configuration.cri.isEnabled ? nil
+            : try CRIProxyServer(settings: configuration.cri, snapshotsAddress: configuration.address,
+                                 containerdAddress: configuration.containerdAddress,
+                                 credentials: credentials.captured, logger: logger)
         if let address = configuration.metricsAddress {
             let collector = MetricsCollector(mounts: mounts, events: events, client: client)
             try MetricsServer(address: address, collector: collector, logger: logger).start()
@@ -68,7 +82,10 @@ struct Daemon {
         }
         let housekeeping = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         housekeeping.schedule(deadline: .now() + 60, repeating: 60)
-        housekeeping.setEventHandler { provider?.expireUnclaimed() }
+        housekeeping.setEventHandler {
+            provider?.expireUnclaimed()
+            retention.pruneSoon()
+        }
         housekeeping.resume()
 
         // A stop is passed to the server only once its transport listens: a
@@ -83,13 +100,16 @@ struct Daemon {
             source.setEventHandler { [logger] in
                 logger.notice("stopping", metadata: ["signal": "\(number)"])
                 SystemdNotifier.notify("STOPPING=1")
-                if gate.stopRequested() { server.beginGracefulShutdown() }
+                if gate.stopRequested() {
+                    server.beginGracefulShutdown()
+                    criProxy?.stop()
+                }
             }
             source.resume()
             return source
         }
         logger.notice("starling serving containerd snapshots", metadata: [
-            "address": "\(configuration.address)", "root": "\(configuration.root)",
+            "version": "\(StarlingVersion.current)", "address": "\(configuration.address)", "root": "\(configuration.root)",
             "lazy": "\(configuration.lazyEnabled)", "cvmfs": "\(configuration.cvmfs.enabled ? configuration.cvmfs.mountpoint : "off")"])
         SystemdNotifier.notify("READY=1\nSTATUS=serving \(configuration.address)")
         defer {
@@ -106,8 +126,13 @@ struct Daemon {
             group.addTask { try await server.serve() }
             group.addTask {
                 _ = try await transport.listeningAddress
-                if gate.listening() { server.beginGracefulShutdown() }
+                try await criProxy?.listening()
+                if gate.listening() {
+                    server.beginGracefulShutdown()
+                    criProxy?.stop()
+                }
             }
+            if let criProxy { group.addTask { try await criProxy.run() } }
             try await group.waitForAll()
         }
     }

@@ -32,6 +32,7 @@ struct DaemonConfiguration: Sendable {
     var fuse = FuseMountOptions()
     var cvmfs = CVMFSConfiguration()
     var registry = RegistryConfiguration()
+    var cri = CRISettings()
 
     init() {}
 
@@ -72,7 +73,7 @@ struct DaemonConfiguration: Sendable {
 
     private mutating func apply(_ table: TOMLTable) throws {
         let top = TOMLTableReader(table: table, path: "")
-        try top.allowOnly(["root", "address", "log_level", "metrics_address", "containerd_address", "lazy", "fuse", "cvmfs", "registry"])
+        try top.allowOnly(["root", "address", "log_level", "metrics_address", "containerd_address", "lazy", "fuse", "cvmfs", "registry", "cri"])
         if let value = try top.string("root") { root = try Self.absolute(value, key: "root") }
         if let value = try top.string("address") { address = try Self.absolute(value, key: "address") }
         if let value = try top.string("log_level") { logLevel = try Self.level(value) }
@@ -84,6 +85,7 @@ struct DaemonConfiguration: Sendable {
         if let fuseTable = try top.table("fuse") { try applyFuse(fuseTable) }
         if let cvmfsTable = try top.table("cvmfs") { try applyCVMFS(cvmfsTable) }
         if let registryTable = try top.table("registry") { registry = try RegistryConfiguration(toml: registryTable) }
+        if let criTable = try top.table("cri") { cri = try CRISettings(toml: criTable) }
     }
 
     private mutating func applyLazy(_ table: TOMLTable) throws {

@@ -25,6 +25,8 @@ final class MountHandover: Sendable {
     /// Connections a previous run left, by snapshot id, until claimed.
     private let inherited: Mutex<[Int64: Int32]>
     private let storeFailureLogged = Atomic<Bool>(false)
+    /// Snapshots whose connection systemd holds now (for `starling status`).
+    private let stored = Mutex<Set<Int64>>([])
     private let logger: Logger
 
     static let namePrefix = "fuse-"
@@ -72,8 +74,9 @@ final class MountHandover: Sendable {
                            metadata: ["snapshot": "\(id)", "error": "\(error)"])
             return
         }
-        let stored = mount.withConnectionDescriptor { FileDescriptorStore.store($0, name: Self.name(id)) }
-        if !stored, !storeFailureLogged.exchange(true, ordering: .relaxed) {
+        let isStored = mount.withConnectionDescriptor { FileDescriptorStore.store($0, name: Self.name(id)) }
+        if isStored { _ = stored.withLock { $0.insert(id) } }
+        if !isStored, !storeFailureLogged.exchange(true, ordering: .relaxed) {
             logger.warning("systemd did not take the FUSE connection; mounts will not survive a restart")
         }
     }
@@ -81,10 +84,14 @@ final class MountHandover: Sendable {
     /// Forgets snapshot `id`: its layer was unmounted for good.
     func forget(snapshot id: Int64) {
         if let descriptor = inherited.withLock({ $0.removeValue(forKey: id) }) { close(descriptor) }
+        _ = stored.withLock { $0.remove(id) }
         guard isEnabled else { return }
         FileDescriptorStore.remove(name: Self.name(id))
         unlink(paths.connection(id))
     }
+
+    /// Snapshots whose FUSE connection is in systemd's store.
+    var storedSnapshots: Set<Int64> { stored.withLock { $0 } }
 
     /// Snapshots for which a previous run left a connection.
     var inheritedSnapshots: Set<Int64> { inherited.withLock { Set($0.keys) } }
@@ -100,6 +107,8 @@ final class MountHandover: Sendable {
            let record = try? JSONDecoder().decode(ConnectionRecord.self, from: data),
            let initRequest = FuseInitRequest(bytes: Array(record.initRequest)) {
             if let mount = mounts.mount(at: mountpoint), mount.device == record.device, mount.type.hasPrefix("fuse") {
+                // systemd still holds it: the store keeps descriptors it handed out.
+                _ = stored.withLock { $0.insert(id) }
                 return (descriptor, initRequest)
             }
             reason = "the mount at \(mountpoint) is gone or is another one"

@@ -14,10 +14,20 @@ final class SnapshotEvents: Sendable {
     }
 
     private let counts = Mutex<[Kind: Int]>([:])
+    private let observers = Mutex<[Kind: [@Sendable () -> Void]]>([:])
 
     init() {}
 
-    func record(_ kind: Kind) { counts.withLock { $0[kind, default: 0] += 1 } }
+    func record(_ kind: Kind) {
+        counts.withLock { $0[kind, default: 0] += 1 }
+        for observer in observers.withLock({ $0[kind] ?? [] }) { observer() }
+    }
+
+    /// Calls `observer` after every `kind` event, on the recording thread
+    /// (it must not block: hand work to a queue).
+    func observe(_ kind: Kind, _ observer: @escaping @Sendable () -> Void) {
+        observers.withLock { $0[kind, default: []].append(observer) }
+    }
 
     func snapshot() -> [Kind: Int] { counts.withLock { $0 } }
 }

@@ -1,0 +1,56 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCShim
+import Logging
+import Registry
+
+/// The CRI image-service proxy's own socket and gRPC server, and its one
+/// long-lived connection to containerd's CRI socket (kubelet asks for
+/// ListImages and ImageFsInfo every few seconds).
+final class CRIProxyServer: Sendable {
+    let settings: CRISettings
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let transport: HTTP2ServerTransport.Posix
+    private let client: GRPCClient<HTTP2ClientTransport.Posix>
+    private let logger: Logger
+
+    /// Listens at `settings.address` (0700 directory, 0600 socket, before
+    /// anyone can connect).
+    init(settings unresolved: CRISettings, snapshotsAddress: String, containerdAddress: String,
+         credentials: CapturedCredentials, logger: Logger) throws {
+        let settings = unresolved.resolved(snapshotsAddress: snapshotsAddress, containerdAddress: containerdAddress)
+        self.settings = settings
+        self.logger = logger
+        client = GRPCClient(transport: try HTTP2ClientTransport.Posix(
+            target: .unixDomainSocket(path: settings.containerdAddress!), transportSecurity: .plaintext))
+        let listener = try UnixSocketListener.listen(at: settings.address!)
+        transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext)
+        let proxy = CRIImageProxy(containerd: Runtime_V1_ImageService.Client(wrapping: client),
+                                  capture: CredentialCapture(store: credentials, logger: logger), logger: logger)
+        server = GRPCServer(transport: transport, services: [proxy])
+    }
+
+    /// Serves until `stop()`.
+    func run() async throws {
+        logger.notice("CRI image service proxy listening", metadata: [
+            "address": "\(settings.address!)", "containerd": "\(settings.containerdAddress!)"])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.client.runConnections() }
+            group.addTask { try await self.server.serve() }
+            try await group.next()
+            client.beginGracefulShutdown()
+            try await group.waitForAll()
+        }
+        unlink(settings.address!)
+    }
+
+    /// Whether the transport accepts connections yet (a stop must wait for it, see `Daemon.run`).
+    func listening() async throws {
+        _ = try await transport.listeningAddress
+    }
+
+    func stop() {
+        server.beginGracefulShutdown()
+    }
+}
