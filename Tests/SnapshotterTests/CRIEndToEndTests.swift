@@ -76,7 +76,8 @@ final class CRIEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(issuer.requestCount, tokensBefore, "a token was fetched with the saved credentials")
         XCTAssertTrue(harness.starling.log().contains("remounting lazy layers"))
 
-        // No secret anywhere it should not be.
+        // No secret anywhere it should not be, at the most verbose log level.
+        XCTAssertTrue(harness.starling.log().contains(" trace starling"), "the daemon logs at trace level")
         let secrets = [password, Data(credentials.utf8).base64EncodedString()]
         let everything = harness.starling.log() + (try harness.metrics())
         for secret in secrets {

@@ -60,7 +60,12 @@ final class EndToEndHarness: @unchecked Sendable {
     /// A root file system with busybox (sh, cat, ls, ...), a text file and
     /// a large incompressible file most containers never read.
     func makeBaseTree(_ name: String, bigFileBytes: Int = 16 << 20) throws -> String {
-        let root = directory.appending("trees/\(name)")
+        try Self.makeBaseTree(name, in: directory.path, bigFileBytes: bigFileBytes)
+    }
+
+    /// `makeBaseTree` under `directory/trees/NAME`.
+    static func makeBaseTree(_ name: String, in directory: String, bigFileBytes: Int = 16 << 20) throws -> String {
+        let root = "\(directory)/trees/\(name)"
         for sub in ["bin", "etc", "data", "tmp"] {
             try FileManager.default.createDirectory(atPath: "\(root)/\(sub)", withIntermediateDirectories: true)
         }
@@ -78,7 +83,12 @@ final class EndToEndHarness: @unchecked Sendable {
 
     /// Pushes a one-or-more-layer image; returns `127.0.0.1:PORT/REPO:1`.
     func push(_ layers: [TestLayer], as repository: String, credentials: String? = nil) throws -> String {
-        let layout = directory.appending("layouts/\(repository)")
+        try Self.push(layers, as: repository, to: registry, layouts: directory.path, credentials: credentials)
+    }
+
+    static func push(_ layers: [TestLayer], as repository: String, to registry: LocalRegistry, layouts: String,
+                     credentials: String? = nil) throws -> String {
+        let layout = "\(layouts)/layouts/\(repository)"
         let result = try TestImageLayout.write([TestImage(layers: layers)], at: layout, tag: "1")
         return try registry.push(result.source, as: "\(repository):1",
                                  extraArguments: credentials.map { ["--dest-creds", $0] } ?? [])

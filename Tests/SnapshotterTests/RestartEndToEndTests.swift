@@ -2,9 +2,10 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `systemctl restart starling`: the snapshots containerd knows survive, the
+/// A restart without systemd: the snapshots containerd knows survive, the
 /// lazy layers are mounted again (from their saved TOCs), and new
-/// containers of the same image start.
+/// containers of the same image start. (Under the real systemd, with
+/// running containers: SystemdRestartEndToEndTests.)
 final class RestartEndToEndTests: XCTestCase {
     func testSnapshotsSurviveARestartAndNewContainersStart() throws {
         let harness = try EndToEndHarness()
@@ -35,72 +36,6 @@ final class RestartEndToEndTests: XCTestCase {
         XCTAssertEqual(try harness.containerd.run(image, name: "after-2", ["sha256sum", "/data/big.bin"]).prefix(64), expected)
         XCTAssertTrue(harness.starling.log().contains("remounting lazy layers"))
     }
-
-    /// Under systemd (its file descriptor store), a restart or even a crash
-    /// of Starling does not break a running container whose layer is lazy:
-    /// files it never read before are still served, reads made while no
-    /// daemon runs only wait, and a read the crashed daemon was answering is
-    /// answered by the next one.
-    func testRunningContainerKeepsItsLazyFilesThroughARestartAndACrash() throws {
-        let harness = try EndToEndHarness(asService: true)
-        defer { harness.tearDown() }
-        let manager = try XCTUnwrap(harness.starling.serviceManager)
-        let tree = try harness.makeBaseTree("survive", bigFileBytes: 4 << 20)
-        for name in ["after-restart", "while-down"] {
-            try "\(name) of survive\n".write(toFile: "\(tree)/data/\(name).txt", atomically: false, encoding: .utf8)
-        }
-        let image = try harness.push([try TestLayer.fromDirectory(tree).convertedWithStarling()], as: "survive")
-        try harness.lazyPull(image)
-        // A unique name: runc's state of a container lives outside the test's directory.
-        let container = "long-\(getpid())"
-        try harness.containerd.ctr(["run", "-d", "--snapshotter", "starling", image, container, "/bin/busybox", "sleep", "3600"])
-        defer {
-            // Gone for good, shim included (a shim left behind holds containerd's descriptors).
-            _ = try? harness.containerd.ctrResult(["tasks", "rm", "-f", container])
-            _ = try? harness.containerd.ctrResult(["containers", "rm", container])
-        }
-        func exec(_ id: String, _ command: [String]) -> BackgroundCommand {
-            BackgroundCommand(["ctr", "-a", harness.containerd.socket, "-n", harness.containerd.namespace,
-                               "tasks", "exec", "--exec-id", id, container] + command)
-        }
-        XCTAssertEqual(exec("e1", ["cat", "/etc/hello.txt"]).output(within: 60), "hello from survive\n")
-        XCTAssertTrue(manager.storedNames.contains { $0.hasPrefix("fuse-") },
-                      "the layer's FUSE connection is in the file descriptor store: \(manager.storedNames)")
-
-        // systemctl restart: SIGTERM, then a new process with the stored descriptors.
-        XCTAssertEqual(harness.starling.stop(), 0, harness.starling.log().suffix(3000).description)
-        let whileDown = exec("e2", ["cat", "/data/while-down.txt"])
-        try harness.starling.start()
-        XCTAssertEqual(whileDown.output(within: 60), "while-down of survive\n", harness.starling.log().suffix(3000).description)
-        XCTAssertEqual(exec("e3", ["cat", "/data/after-restart.txt"]).output(within: 60), "after-restart of survive\n")
-
-        // A crash while the daemon waits on a stalled registry for big.bin.
-        // (Before Linux 6.9 the kernel cannot resend a request the dead
-        // process had read: then the read starts after the crash.)
-        let resendable = KernelVersion.current >= KernelVersion(6, 9)
-        let expected = try Command.check(["sha256sum", tree + "/data/big.bin"]).prefix(64)
-        harness.registry.pause()
-        var inFlight: BackgroundCommand?
-        if resendable {
-            inFlight = exec("e4", ["sha256sum", "/data/big.bin"])
-            Thread.sleep(forTimeInterval: 2)  // let the read reach the daemon (answered either way)
-        }
-        harness.starling.kill()
-        if !resendable { inFlight = exec("e4", ["sha256sum", "/data/big.bin"]) }
-        try harness.starling.start()
-        harness.registry.resume()
-        XCTAssertEqual(inFlight?.output(within: 120)?.prefix(64), expected, harness.starling.log().suffix(3000).description)
-
-        let log = harness.starling.log()
-        XCTAssertTrue(log.contains("layer mount taken over"), log.suffix(3000).description)
-        XCTAssertFalse(log.contains("detaching a mount left by a previous run"), log.suffix(3000).description)
-        // The snapshot is still the one containerd knows; new containers start
-        // on it once containerd has redialled the snapshotter.
-        XCTAssertTrue(waitUntil(timeout: 60) {
-            (try? harness.containerd.ctrResult(["snapshots", "--snapshotter", "starling", "ls"]).succeeded) == true
-        })
-        XCTAssertEqual(try harness.containerd.run(image, name: "fresh", ["cat", "/etc/hello.txt"]), "hello from survive\n")
-    }
 }
 
 /// A command running on its own thread (a process in a container that may
@@ -123,5 +58,14 @@ final class BackgroundCommand: @unchecked Sendable {
         guard case .success(let finished)? = result else { return nil }
         if !finished.succeeded { XCTFail("command failed: \(finished.stderr)") }
         return finished.succeeded ? finished.stdout : nil
+    }
+
+    /// Its standard error if it failed within `seconds` (nil if it
+    /// succeeded or is still running).
+    func failure(within seconds: Double) -> String? {
+        guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+        done.signal()
+        guard case .success(let finished)? = result, !finished.succeeded else { return nil }
+        return finished.stderr + finished.stdout
     }
 }

@@ -17,8 +17,20 @@ public final class SystemdNamespace: @unchecked Sendable {
         }
         self.tool = tool
         self.directory = directory
-        try Command.check([tool, "start", directory] + paths.flatMap { ["--bind", $0] })
+        // Not through Foundation's Process: the systemd it leaves running
+        // would inherit Process's exit-watch socket, and the start would
+        // never look finished (SpawnedProcess passes only 0-2).
+        let log = (directory as NSString).deletingLastPathComponent + "/systemd-ns-start.log"
+        let start = try SpawnedProcess([tool, "start", directory] + paths.flatMap { ["--bind", $0] },
+                                       environment: ProcessInfo.processInfo.environment, logPath: log, passing: [])
+        let status = start.wait(timeout: 60)
         running = true
+        guard status == 0 else {
+            stop()
+            throw CommandError(command: [tool, "start", directory],
+                               result: CommandResult(status: status, stdout: "",
+                                                     stderr: (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""))
+        }
     }
 
     /// `CMD...` inside, as root with a clean environment.

@@ -20,7 +20,15 @@ public final class KubeletCredentialProviders: CredentialSource {
     public let binDirectory: String
     private let logger: Logger
     private let cache = Mutex<[CacheKey: CachedAnswer]>([:])
+    /// One plugin run at a time per provider: the layers of an image are
+    /// opened on several threads at once, and the first run's cached
+    /// answer serves the others.
+    private let runLocks: [String: RunLock]
     public var name: String { "credential provider" }
+
+    private final class RunLock: Sendable {
+        let mutex = Mutex(())
+    }
 
     private struct CacheKey: Hashable {
         var provider: String
@@ -43,6 +51,7 @@ public final class KubeletCredentialProviders: CredentialSource {
         self.config = config
         self.binDirectory = binDirectory
         self.logger = logger
+        runLocks = Dictionary(uniqueKeysWithValues: config.providers.map { ($0.name, RunLock()) })
     }
 
     public func credentials(registry: String, repository: String) throws(RegistryError) -> Credentials? {
@@ -51,7 +60,9 @@ public final class KubeletCredentialProviders: CredentialSource {
         for provider in config.providers where provider.matchImages.contains(where: { $0.matches(image) }) {
             let answer: [(pattern: ImageMatchPattern, credentials: Credentials)]
             do {
-                answer = try cachedAnswer(provider, image: image, registry: registry) ?? ask(provider, image: image, registry: registry)
+                answer = try runLocks[provider.name]!.mutex.withLock { _ in
+                    try cachedAnswer(provider, image: image, registry: registry) ?? ask(provider, image: image, registry: registry)
+                }
             } catch {
                 // One failing plugin does not hide the others' answers.
                 logger.warning("credential provider failed", metadata: [
