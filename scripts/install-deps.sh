@@ -11,6 +11,9 @@ pkgs=(
   containerd runc docker-registry skopeo stargz-snapshotter zstd busybox-static
   debootstrap openssl apache2-utils jq python3 iproute2 util-linux curl hyperfine binutils
 )
+# kubectl (for `kubectl kustomize deploy/kubernetes`): Debian's kubernetes-client,
+# unless some kubectl is installed already (another package owns /usr/bin/kubectl).
+command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -45,6 +45,11 @@ final class ConfigurationTests: XCTestCase {
             [registry]
             max_retries = 2
             insecure_hosts = ["127.0.0.1:5000"]
+            credential_provider_config = "/etc/kubernetes/credential-providers.yaml"
+            credential_provider_bin_dir = "/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec"
+            [cri]
+            address = "/run/s/cri.sock"
+            containerd_address = "/run/k3s/containerd/containerd.sock"
             """)
         XCTAssertEqual(configuration.root, "/srv/starling")
         XCTAssertEqual(configuration.address, "/run/s/s.sock")
@@ -76,6 +81,23 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.cvmfs.lookupTimeoutSeconds, 1.5)
         XCTAssertEqual(configuration.registry.maxRetries, 2)
         XCTAssertTrue(configuration.registry.insecureHosts.contains("127.0.0.1:5000"))
+        XCTAssertEqual(configuration.registry.credentialProviderConfig, "/etc/kubernetes/credential-providers.yaml")
+        XCTAssertEqual(configuration.registry.credentialProviderBinDirectory,
+                       "/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec")
+        XCTAssertEqual(configuration.cri.address, "/run/s/cri.sock")
+        XCTAssertEqual(configuration.cri.containerdAddress, "/run/k3s/containerd/containerd.sock")
+    }
+
+    func testCRIDefaultsFollowTheOtherSockets() throws {
+        let defaults = try DaemonConfiguration(toml: "").cri.resolved(snapshotsAddress: "/run/starling/starling.sock",
+                                                                       containerdAddress: "/run/containerd/containerd.sock")
+        XCTAssertEqual(defaults.address, "/run/starling/cri.sock")
+        XCTAssertEqual(defaults.containerdAddress, "/run/containerd/containerd.sock")
+        let k3s = try DaemonConfiguration(toml: "address = \"/run/x/s.sock\"\ncontainerd_address = \"/run/k3s/containerd/containerd.sock\"")
+        let resolved = k3s.cri.resolved(snapshotsAddress: k3s.address, containerdAddress: k3s.containerdAddress)
+        XCTAssertEqual(resolved.address, "/run/x/cri.sock")
+        XCTAssertEqual(resolved.containerdAddress, "/run/k3s/containerd/containerd.sock")
+        XCTAssertFalse(try DaemonConfiguration(toml: "[cri]\naddress = \"\"").cri.isEnabled, "\"\" turns the proxy off")
     }
 
     func testTheShippedExampleAndAnEmptyFileGiveTheDefaults() throws {
@@ -108,6 +130,9 @@ final class ConfigurationTests: XCTestCase {
             ("containerd_address = \"containerd.sock\"", "containerd_address"),
             ("log_level = \"loud\"", "log_level"),
             ("[registry]\nmax_retries = -1", "registry.max_retries"),
+            ("[registry]\ncredential_provider_config = \"/etc/p.yaml\"", "credential_provider_bin_dir"),
+            ("[cri]\naddress = \"cri.sock\"", "cri.address"),
+            ("[cri]\nadress = \"/x\"", "cri.adress"),
             ("[lazy\n", "not valid TOML"),
         ]
         for (text, key) in cases {
