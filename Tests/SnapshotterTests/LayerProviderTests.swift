@@ -98,8 +98,8 @@ final class LayerProviderTests: XCTestCase {
         // The image's config came too, for start-up read-ahead.
         let hints = provider.startupHints(try ImageReference(parsing: "\(registry.host)/mirror/test:1")).wait(seconds: 10)
         XCTAssertEqual(hints, StartupHints(programCandidates: ["/bin/sh"], locale: nil))
-        let mirror = try XCTUnwrap(mirrored.lazy.source as? MirroredBlobSource, "a loopback registry is fast enough")
-        mirrored.lazy.startMirror()
+        let mirror = try XCTUnwrap((mirrored.lazy.transport as? BlobRangeTransport)?.mirror, "a loopback registry is fast enough")
+        mirrored.lazy.layerMounted()
         let deadline = Date().addingTimeInterval(20)
         while mirror.mirroredBytes < mirror.end - mirror.begin && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         let before = client.statistics.requests
@@ -113,6 +113,6 @@ final class LayerProviderTests: XCTestCase {
 
         let (lazyOnly, _, _) = try provide(eagerSeconds: 0)
         defer { lazyOnly.lazy.close() }
-        XCTAssertFalse(lazyOnly.lazy.source is MirroredBlobSource, "eager_fetch_seconds = 0 turns it off")
+        XCTAssertNil((lazyOnly.lazy.transport as? BlobRangeTransport)?.mirror, "eager_fetch_seconds = 0 turns it off")
     }
 }

@@ -82,7 +82,7 @@ extension SnapshotterService {
             return false
         }
         let mounted = Date()
-        opened.lazy.startMirror()
+        opened.lazy.layerMounted()
         startupReadahead(opened.lazy, image: target.image)
         let prefetched = opened.lazy.prefetch(timeout: prefetchTimeout)
         func seconds(_ from: Date, _ to: Date) -> Logger.MetadataValue { "\(String(format: "%.3f", to.timeIntervalSince(from)))" }
