@@ -42,18 +42,21 @@ struct Daemon {
         fuseOptions.surviveRestarts = handover.isEnabled
         let mounts = LazyMounts(fuseOptions: fuseOptions, handover: handover, logger: logger)
         var client: RegistryClient?
-        var provider: LayerProvider?
-        if configuration.lazy.enabled || configuration.cvmfs.enabled {
+        var sources: [any LayerSource] = []
+        if configuration.cvmfs.enabled {
+            sources.append(MountedCVMFSLayerSource(locator: CVMFSLayerLocator(configuration: configuration.cvmfs)))
+        }
+        if configuration.lazy.enabled {
             let registryClient = RegistryClient(configuration: configuration.registry, logger: logger)
             let cache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
-            provider = LayerProvider(client: registryClient, cache: cache, options: configuration.lazy.layer,
-                                     cvmfs: configuration.cvmfs.enabled ? CVMFSLayerLocator(configuration: configuration.cvmfs) : nil,
-                                     lazyEnabled: configuration.lazy.enabled, logger: logger)
+            sources.append(RegistryLayerSource(client: registryClient, cache: cache, options: configuration.lazy.layer,
+                                               savedTOCs: SavedTOCs(paths: paths), logger: logger))
             client = registryClient
         }
-        let service = SnapshotterService(paths: paths, store: store, provider: provider, mounts: mounts,
+        let layerSources = sources.isEmpty ? nil : LayerSourceChain(sources: sources, logger: logger)
+        let service = SnapshotterService(paths: paths, store: store, layerSources: layerSources, mounts: mounts,
                                          prefetchTimeout: configuration.lazy.layer.prefetchTimeout, events: events,
-                                         containerProcesses: configuration.containerdAddress.isEmpty || provider == nil
+                                         containerProcesses: configuration.containerdAddress.isEmpty || layerSources == nil
                                              ? nil : ContainerProcessLookup(socketPath: configuration.containerdAddress,
                                                                             logger: logger),
                                          logger: logger)
@@ -69,7 +72,7 @@ struct Daemon {
         }
         let housekeeping = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         housekeeping.schedule(deadline: .now() + 60, repeating: 60)
-        housekeeping.setEventHandler { provider?.expireUnclaimed() }
+        housekeeping.setEventHandler { layerSources?.expireUnclaimed() }
         housekeeping.resume()
 
         // A stop is passed to the server only once its transport listens: a
@@ -99,7 +102,7 @@ struct Daemon {
             // Under systemd with the file descriptor store, the next run
             // takes the mounts over: running containers keep their files.
             if handover.isEnabled { mounts.detachAll() } else { mounts.unmountAll() }
-            service.savedTOCs.flush()
+            layerSources?.flush()
             unlink(configuration.address)
             logger.notice("stopped")
         }
