@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import Dispatch
 import Foundation
 import GRPCCore
@@ -26,7 +27,7 @@ struct StatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let socket = try address ?? DaemonConfiguration(contentsOf: config ?? ServeCommand.defaultConfigPath,
+        let socket = try address ?? DaemonConfiguration(contentsOf: config ?? ConfigFile.defaultPath,
                                                           mustExist: config != nil).address
         guard UnixSocketListener.isServed(socket) else {
             FileHandle.standardError.write(Data("starling is not running: no daemon answers on \(socket)\n".utf8))

@@ -31,7 +31,9 @@ final class CredentialRetention: Sendable {
         try store.read { db in
             var names = Set<String>()
             for record in try db.allSnapshots() {
-                if case .lazy(let source) = record.source { names.insert(source.repository) }
+                if let remote = record.source.remote, let details = try? RegistryLayerSource.Details(remote) {
+                    names.insert(details.repository)
+                }
                 for label in [SnapshotLabel.criImageReference, SnapshotLabel.stargzReference] {
                     if let text = record.labels[label], let image = try? ImageReference(parsing: text) {
                         names.insert(ImageReference(registry: image.registry, repository: image.repository).name)

@@ -1,3 +1,4 @@
+import Config
 import Foundation
 import Logging
 import Registry
@@ -12,7 +13,7 @@ struct DaemonCredentials: Sendable {
     /// Where captured credentials persist: under the root, root's only.
     static func file(root: String) -> String { "\(root)/credentials/cri.json" }
 
-    init(configuration: DaemonConfiguration, logger: Logger) throws(ConfigurationError) {
+    init(configuration: DaemonConfiguration, logger: Logger) throws(DaemonError) {
         captured = CapturedCredentials(file: Self.file(root: configuration.root), logger: logger)
         var sources: [any CredentialSource] = [captured]
         if let path = configuration.registry.credentialProviderConfig,
@@ -24,7 +25,7 @@ struct DaemonCredentials: Sendable {
                 logger.info("kubelet credential providers", metadata: [
                     "config": "\(path)", "providers": "\(providers.config.providers.map(\.name).joined(separator: ","))"])
             } catch {
-                throw ConfigurationError("registry.credential_provider_config: \(error)")
+                throw DaemonError("registry.credential_provider_config: \(error)")
             }
         }
         self.sources = sources

@@ -59,17 +59,18 @@ struct StatusCollector: Sendable {
         var status = Starling_Status_V1_LayerStatus()
         status.snapshot = record.key
         switch record.source {
-        case .lazy(let source):
-            status.digest = source.layerDigest
-            status.size = source.blobSize
+        case .remote(let remote) where remote.isMountedLazily:
+            status.digest = remote.layerDigest
             status.connectionStored = record.id.map(stored.contains) ?? false
             guard let id = record.id, let layer = mounts.layer(of: id) else {
-                status.source = "lazy"
+                status.source = remote.source
+                status.size = (try? RegistryLayerSource.Details(remote))?.blobSize ?? 0
                 status.background = "not mounted"
                 return status
             }
             let state = layer.state()
-            status.source = layer.layer.format.rawValue
+            status.source = layer.format.formatName
+            status.size = layer.format.storedSize
             status.mounted = true
             status.fetchedBytes = state.fetchedBytes
             status.dataBytes = state.chunkBytes
@@ -79,10 +80,11 @@ struct StatusCollector: Sendable {
             status.requests = Int64(state.requests)
             status.errors = Int64(state.errors)
             status.lastError = state.lastError ?? ""
-        case .cvmfs(let directory, let digest):
-            status.source = "cvmfs"
-            status.digest = digest
-            status.directory = directory
+        case .remote(let remote):
+            // Used in place (CVMFS): directories, no data path.
+            status.source = remote.source
+            status.digest = remote.layerDigest
+            status.directory = remote.directories?.joined(separator: ":") ?? ""
             status.size = record.size
         case .local:
             status.source = "ordinary"

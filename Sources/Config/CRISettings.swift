@@ -3,20 +3,22 @@ import Foundation
 /// `[cri]`: the CRI image-service proxy kubelet talks to instead of
 /// containerd (`imageServiceEndpoint`), so that the credentials it sends
 /// with `PullImage` reach Starling's lazy fetches.
-struct CRISettings: Sendable, Equatable {
+public struct CRISettings: Sendable, Equatable {
     /// Where the proxy listens (directory 0700, socket 0600, root's); "" =
     /// no proxy; nil = `cri.sock` beside the snapshots socket
     /// (`/run/starling/cri.sock` by default).
-    var address: String?
+    public var address: String?
     /// containerd's CRI socket, where every call is forwarded; nil = the
     /// top-level `containerd_address` (containerd serves CRI on its main socket).
-    var containerdAddress: String?
+    public var containerdAddress: String?
     /// A captured credential whose repository no snapshot uses is kept
     /// this long after its pull (the pull's layers may still be coming).
-    var credentialGraceSeconds: Double = 600
+    public var credentialGraceSeconds: Double = 600
+
+    public init() {}
 
     /// The settings with every default filled in.
-    func resolved(snapshotsAddress: String, containerdAddress mainSocket: String) -> CRISettings {
+    public func resolved(snapshotsAddress: String, containerdAddress mainSocket: String) -> CRISettings {
         var settings = self
         if settings.address == nil {
             settings.address = (snapshotsAddress as NSString).deletingLastPathComponent + "/cri.sock"
@@ -27,5 +29,5 @@ struct CRISettings: Sendable, Equatable {
         return settings
     }
 
-    var isEnabled: Bool { address != "" }
+    public var isEnabled: Bool { address != "" }
 }
