@@ -110,12 +110,7 @@ final class CredentialSourceTests: XCTestCase {
         let files = try TemporaryDirectory(prefix: "starling-renew")
         defer { files.remove() }
         let htpasswd = try makeHtpasswd(in: files, user: "robot", password: "right")
-        let registry = try LocalRegistry(extraConfig: """
-            auth:
-              htpasswd:
-                realm: starling-test
-                path: \(htpasswd)
-            """)
+        let registry = try LocalRegistry(extraConfig: LocalRegistry.basicAuthConfig(htpasswd: htpasswd))
         defer { registry.stop() }
         let (reference, _) = try push([TestImage(layers: [try TestLayer.random(size: 10_000, seed: 3)])], to: registry,
                                       as: "renew/app:1", skopeoArguments: ["--dest-creds", "robot:right"])

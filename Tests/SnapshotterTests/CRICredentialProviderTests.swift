@@ -32,12 +32,7 @@ final class CRICredentialProviderTests: XCTestCase {
         chmod(plugin, 0o755)
         let providerConfig = files.appending("providers.yaml")
 
-        let registry = try LocalRegistry(extraConfig: """
-            auth:
-              htpasswd:
-                realm: starling-test
-                path: \(htpasswd)
-            """)
+        let registry = try LocalRegistry(extraConfig: LocalRegistry.basicAuthConfig(htpasswd: htpasswd))
         defer { registry.stop() }
         try """
             apiVersion: kubelet.config.k8s.io/v1

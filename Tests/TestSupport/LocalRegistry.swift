@@ -35,6 +35,16 @@ public final class LocalRegistry: @unchecked Sendable {
         """
     }
 
+    /// `extraConfig` for htpasswd basic auth (plain HTTP: docker-registry allows it, with a warning).
+    public static func basicAuthConfig(htpasswd path: String) -> String {
+        """
+        auth:
+          htpasswd:
+            realm: starling-test
+            path: \(path)
+        """
+    }
+
     /// (Re)starts the registry process on the same port and storage.
     public func start(extraConfig: String = "") throws {
         let config = directory.appending("config.yml")
