@@ -3,10 +3,11 @@ import PackageDescription
 
 // Starling: a containerd remote snapshotter. Targets mirror the architecture:
 //   C libraries (one thin Swift wrapper each, inside the module that uses it)
+//   Basics        - digests, system calls (one EINTR helper, one error type), one-shot values, mountinfo
 //   StargzReader  - eStargz / zstd:chunked format: footer, TOC, chunks, writer
 //   Registry      - OCI distribution client on libcurl (range reads, auth)
-//   LazyLayer     - data path: chunk cache, fetch coalescing, prefetch, background fetch
-//   FuseFS        - libfuse3 low-level read-only filesystem over a layer
+//   LazyLayer     - data path: read path, read-ahead, fetch, cache, prefetch, background fetch
+//   FuseFS        - libfuse3 low-level read-only filesystem over a LayerContentSource (no data path)
 //   GRPCShim      - generated containerd snapshots protobuf + gRPC service adapter
 //   Config        - the config file: one parser per section, one error type
 //   Snapshotter   - daemon: metadata store, overlay + remote snapshots, CLI commands
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
@@ -46,15 +48,20 @@ let package = Package(
         .target(name: "CCurl", path: "Sources/CCurl",
                 linkerSettings: [.linkedLibrary("curl")]),
 
+        // MARK: shared base: digests, system calls, one-shot values, mountinfo
+        .target(name: "Basics", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+
         // MARK: format
         .target(name: "StargzReader", dependencies: [
-            "CZlib", "CZstd", "CDeflate",
+            "Basics", "CZlib", "CZstd", "CDeflate",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
         // MARK: registry
         .target(name: "Registry", dependencies: [
-            "CCurl", "StargzReader",
+            "Basics", "CCurl", "StargzReader",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
@@ -65,17 +72,17 @@ let package = Package(
 
         // MARK: lazy layer data path and FUSE
         .target(name: "LazyLayer", dependencies: [
-            "StargzReader", "BlockingWork",
+            "Basics", "StargzReader", "BlockingWork",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "FuseFS", dependencies: [
-            "CFuse3", "StargzReader", "LazyLayer",
+            "Basics", "CFuse3", "StargzReader", "BlockingWork",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // MARK: CVMFS (layers already unpacked in a repository such as unpacked.cern.ch)
-        .target(name: "CVMFSBackend"),
+        .target(name: "CVMFSBackend", dependencies: ["Basics", "BlockingWork"]),
 
         // MARK: configuration (the one module that knows TOML)
         .target(name: "Config", dependencies: [
@@ -92,7 +99,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Protos"]),
         .target(name: "Snapshotter", dependencies: [
-            "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend", "BlockingWork", "Config",
+            "Basics", "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend", "BlockingWork", "Config",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -100,6 +107,9 @@ let package = Package(
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "starling", dependencies: ["Snapshotter"]),
         // Benchmark driver for bench/registry.sh (not installed, not a starling subcommand).
@@ -116,6 +126,7 @@ let package = Package(
         ], path: "Tests/TestSupport"),
         .testTarget(name: "CVMFSTests", dependencies: ["CVMFSBackend", "TestSupport"]),
         .testTarget(name: "StargzTests", dependencies: ["StargzReader", "TestSupport"]),
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "StargzReader", "TestSupport",
             .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,5 @@
+import Basics
+import BlockingWork
 import Foundation
 
 /// The answer to "does CVMFS hold this layer unpacked?".
@@ -28,7 +30,7 @@ public struct CVMFSLayerLocator: Sendable {
     /// The path where the repository would keep the layer with `digest`, or nil
     /// when the digest is not a well-formed sha256 digest.
     public func layerDirectory(for digest: String) -> String? {
-        guard let hex = Self.sha256Hex(digest) else { return nil }
+        guard let hex = SHA256Digest(parsing: digest)?.hex else { return nil }
         let prefix = hex.prefix(2)
         return "\(configuration.mountpoint)/.layers/\(prefix)/\(hex)/layerfs"
     }
@@ -50,38 +52,17 @@ public struct CVMFSLayerLocator: Sendable {
             reason: "CVMFS lookup of \(digest) under \(mountpoint) took longer than \(configuration.lookupTimeoutSeconds) s")
     }
 
-    static func sha256Hex(_ digest: String) -> Substring? {
-        guard digest.hasPrefix("sha256:") else { return nil }
-        let hex = digest.dropFirst("sha256:".count)
-        guard hex.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
-            return nil
-        }
-        return hex
-    }
-
     static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
-    /// Runs `body` on a detached thread and waits at most `seconds` for it; a
-    /// body that overruns is left to finish on its own (it only stats paths).
+    /// Runs `body` on a thread of its own and waits at most `seconds` for
+    /// it; a body that overruns is left to finish on its own (it only stats
+    /// paths). Not a pool thread: a hung mount would keep it for good.
     static func withTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () -> T) -> T? {
-        let result = ResultSlot<T>()
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            result.store(body())
-            done.signal()
-        }
-        guard done.wait(timeout: .now() + seconds) == .success else { return nil }
-        return result.load()
+        let result = OneShot<T>()
+        DedicatedThread.start("starling-cvmfs-lookup") { result.fulfil(body()) }
+        return result.wait(seconds: seconds)
     }
-}
-
-/// One value handed from a worker thread to the waiting caller.
-private final class ResultSlot<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: T?
-    func store(_ newValue: T) { lock.lock(); value = newValue; lock.unlock() }
-    func load() -> T? { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Logging
 import StargzReader
@@ -307,21 +308,13 @@ final class LayerFilesystem: FuseRequestHandler {
         case .directory: typeBits = S_IFDIR; size = 4096
         case .regular: typeBits = S_IFREG
         case .symlink: typeBits = S_IFLNK; size = Int64(entry.linkTarget?.utf8.count ?? 0)
-        case .charDevice: typeBits = S_IFCHR; size = 0; device = makeDevice(entry.devMajor, entry.devMinor)
-        case .blockDevice: typeBits = S_IFBLK; size = 0; device = makeDevice(entry.devMajor, entry.devMinor)
+        case .charDevice: typeBits = S_IFCHR; size = 0; device = DeviceNumber.make(major: entry.devMajor, minor: entry.devMinor)
+        case .blockDevice: typeBits = S_IFBLK; size = 0; device = DeviceNumber.make(major: entry.devMajor, minor: entry.devMinor)
         case .fifo: typeBits = S_IFIFO; size = 0
         }
         return FuseAttributes(inode: inode, mode: typeBits | (entry.mode & 0o7777), linkCount: max(1, entry.nlink),
                               uid: entry.uid, gid: entry.gid, device: device, size: size,
                               modificationTime: entry.modTime)
-    }
-
-    /// glibc's `makedev`, whose low 32 bits are the kernel's new_encode_dev
-    /// (what FUSE carries in `fuse_attr.rdev`).
-    private func makeDevice(_ major: UInt32, _ minor: UInt32) -> UInt64 {
-        let major = UInt64(major), minor = UInt64(minor)
-        return ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8)
-            | ((minor & 0xffff_ff00) << 12) | (minor & 0xff)
     }
 
     private func extendedAttributes(of inode: UInt64) throws(FuseErrno) -> [Xattr] {

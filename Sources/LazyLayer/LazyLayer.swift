@@ -1,3 +1,4 @@
+import Basics
 import BlockingWork
 import Foundation
 import Logging
@@ -160,9 +161,9 @@ public final class LazyLayer: Sendable {
                               sequential: Bool) throws(LazyLayerError) {
         let table = fetcher.table
         let index = self.index
-        let claimed = fetcher.withState { state -> Result<(waits: [(Int, PendingChunk)], recheck: [Int], mine: [Int], readahead: [Int]), LazyLayerError> in
+        let claimed = fetcher.withState { state -> Result<(waits: [(Int, ChunkFetcher.ChunkWait)], recheck: [Int], mine: [Int], readahead: [Int]), LazyLayerError> in
             if state.closed { return .failure(.closed) }
-            var waits: [(Int, PendingChunk)] = []
+            var waits: [(Int, ChunkFetcher.ChunkWait)] = []
             var recheck: [Int] = []
             var mine: [Int] = []
             for i in pieces.indices where pieces[i] == nil {
@@ -208,7 +209,7 @@ public final class LazyLayer: Sendable {
         }
         var firstError: LazyLayerError?
         for (i, pending) in waits {
-            do { pieces[i] = try pending.wait() } catch { firstError = firstError ?? error }
+            do { pieces[i] = try pending.wait().get() } catch { firstError = firstError ?? error }
         }
         if let firstError { throw firstError }
     }

@@ -1,3 +1,4 @@
+import Basics
 #if canImport(Glibc)
 import Glibc
 import CZlib
@@ -62,14 +63,10 @@ public enum LayerExtractor {
             while offset < entry.size {
                 let end = min(entry.size, offset + readSpan)
                 let data = try layer.read(entry.id, range: offset..<end)
-                var done = 0
-                while done < data.count {
-                    let n = data[done...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw StargzError.io(path: path, errno: errno, operation: "write")
-                    }
-                    done += n
+                do {
+                    try PosixFile.write(fd, data[...], path: path)
+                } catch {
+                    throw StargzError.system(error)
                 }
                 offset = end
             }
@@ -77,7 +74,7 @@ public enum LayerExtractor {
             guard symlink(entry.linkTarget ?? "", path) == 0 else { throw StargzError.io(path: path, errno: errno, operation: "symlink") }
         case .charDevice, .blockDevice:
             let kind = entry.type == .charDevice ? S_IFCHR : S_IFBLK
-            guard mknod(path, kind | 0o600, deviceNumber(entry.devMajor, entry.devMinor)) == 0 else {
+            guard mknod(path, kind | 0o600, dev_t(DeviceNumber.make(major: entry.devMajor, minor: entry.devMinor))) == 0 else {
                 throw StargzError.io(path: path, errno: errno, operation: "mknod")
             }
         case .fifo:
@@ -105,9 +102,4 @@ public enum LayerExtractor {
         }
     }
 
-    /// Linux's dev_t encoding (glibc's makedev).
-    static func deviceNumber(_ major: UInt32, _ minor: UInt32) -> dev_t {
-        let ma = UInt64(major), mi = UInt64(minor)
-        return dev_t((mi & 0xff) | ((ma & 0xfff) << 8) | ((mi & ~0xff) << 12) | ((ma & ~0xfff) << 32))
-    }
 }

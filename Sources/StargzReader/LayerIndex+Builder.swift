@@ -1,3 +1,4 @@
+import Basics
 extension LayerIndex {
     /// Builds an index entry by entry, for layer formats whose table of
     /// contents is not eStargz TOC JSON (a CVMFS catalog, a gzip index's

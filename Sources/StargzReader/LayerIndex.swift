@@ -1,3 +1,4 @@
+import Basics
 /// The immutable, compact index of one layer's TOC: a tree of entries, the
 /// chunk list of every regular file, and the prefetch landmark.
 ///

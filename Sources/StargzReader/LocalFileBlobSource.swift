@@ -1,3 +1,4 @@
+import Basics
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -5,9 +6,7 @@ import Darwin
 #endif
 
 /// A `BlobSource` over a local file, read with `pread` (no shared file
-/// position, so any number of threads may read at once). Buffer pointers for
-/// `pread`/`write` (here, in OutputFile and LayerExtractor) are the only
-/// pointer uses outside the two codec wrappers.
+/// position, so any number of threads may read at once).
 public final class LocalFileBlobSource: BlobSource, Sendable {
     private let descriptor: Int32
     public let path: String
@@ -29,20 +28,14 @@ public final class LocalFileBlobSource: BlobSource, Sendable {
 
     public func read(at offset: Int64, length: Int) throws -> [UInt8] {
         guard offset >= 0, length >= 0 else { throw StargzError.truncated("negative read range") }
-        var buffer = [UInt8](repeating: 0, count: length)
-        var done = 0
-        while done < length {
-            let n = buffer[done...].withUnsafeMutableBytes { raw in
-                pread(descriptor, raw.baseAddress, raw.count, off_t(offset) + off_t(done))
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StargzError.io(path: path, errno: errno, operation: "pread")
-            }
-            if n == 0 {
-                throw StargzError.truncated("\(path) ends before offset \(offset + Int64(length))")
-            }
-            done += n
+        let buffer: [UInt8]
+        do {
+            buffer = try PosixFile.read(descriptor, at: offset, count: length, path: path)
+        } catch {
+            throw StargzError.system(error)
+        }
+        guard buffer.count == length else {
+            throw StargzError.truncated("\(path) ends before offset \(offset + Int64(length))")
         }
         return buffer
     }

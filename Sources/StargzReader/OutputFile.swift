@@ -1,3 +1,4 @@
+import Basics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,14 +19,10 @@ final class OutputFile {
     deinit { close(descriptor) }
 
     func write(_ bytes: [UInt8]) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes[done...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StargzError.io(path: path, errno: errno, operation: "write")
-            }
-            done += n
+        do {
+            try PosixFile.write(descriptor, bytes[...], path: path)
+        } catch {
+            throw StargzError.system(error)
         }
     }
 }

@@ -34,7 +34,7 @@ public enum StargzError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The input tar given to the writer is malformed.
     case invalidTar(String)
     /// An I/O error from the operating system.
-    case io(path: String, errno: Int32, operation: String)
+    case system(SystemCallError)
     /// A path or entry was looked up that the layer does not hold.
     case notFound(String)
 
@@ -57,14 +57,22 @@ public enum StargzError: Error, Sendable, Equatable, CustomStringConvertible {
         case .decompressionFailed(let s): return "decompression failed: \(s)"
         case .compressionFailed(let s): return "compression failed: \(s)"
         case .invalidTar(let s): return "invalid tar: \(s)"
-        case .io(let p, let e, let op): return "\(op) \(p): \(String(cString: strerror(e)))"
+        case .system(let error): return error.description
         case .notFound(let s): return "not found: \(s)"
         }
     }
 }
 
+import Basics
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension StargzError {
+    /// A failed system call on `path` (errno as it is now).
+    static func io(path: String, errno code: Int32, operation: String) -> StargzError {
+        .system(SystemCallError(operation, path, code: code))
+    }
+}

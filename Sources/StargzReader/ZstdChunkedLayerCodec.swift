@@ -1,3 +1,4 @@
+import Basics
 /// zstd:chunked as written by `ctr-remote images convert --zstdchunked`:
 /// zstd frames; the TOC JSON compressed as one zstd frame wrapped in a
 /// skippable frame; last, a skippable frame holding a 40-byte footer:

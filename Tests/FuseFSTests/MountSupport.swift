@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import CZlib  // carries <sys/xattr.h>: Glibc's Swift module lacks the xattr calls
 @testable import FuseFS

@@ -1,3 +1,4 @@
+import Basics
 import StargzReader
 import Testing
 @testable import LazyLayer

@@ -2,6 +2,7 @@
 // bench/format/build.sh (no import): the conversion and TOC-indexing code of
 // `starling layer convert` / `starling layer inspect`, without the rest of
 // the daemon, so the benchmark needs only a release build of swift-crypto.
+import Basics
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,54 +1,9 @@
+import BlockingWork
+import Basics
 import CFuse3
 import Foundation
 import Logging
 import Synchronization
-
-/// How a `FuseSession` mounts and runs.
-struct FuseSessionConfiguration: Sendable {
-    /// Comma-joined into one `-o` argument for `fuse_session_new`
-    /// (`ro`, `allow_other`, `default_permissions`, `fsname=...`, `max_read=...`).
-    var mountOptions: [String]
-    /// One cloned /dev/fuse descriptor per worker thread, so replies and
-    /// requests of different threads do not contend on one file.
-    var cloneFileDescriptor: Bool
-    /// Idle workers kept around instead of being torn down.
-    var maxIdleThreads: UInt32
-    /// Upper bound on concurrent workers (each may block on a network fetch).
-    var maxThreads: UInt32
-    /// Read every request from the connection's own descriptor (no clones)
-    /// when the kernel can resend unanswered requests: then a request this
-    /// process read but never answered (it stopped or crashed) stays with
-    /// the connection, and a successor that adopts it has it resent. Cloned
-    /// descriptors would take such requests with them (ECONNABORTED).
-    var keepRequestsForSuccessor: Bool = false
-}
-
-/// Why a FUSE mount could not be set up or torn down.
-public enum FuseMountError: Error, CustomStringConvertible, Sendable {
-    case invalidOptions([String])
-    case mountFailed(mountpoint: String)
-    case noInitRequest(mountpoint: String, reason: String)
-    case adoptFailed(mountpoint: String, reason: String)
-    case threadStartFailed
-    case unmountFailed(mountpoint: String, errno: Int32)
-
-    public var description: String {
-        switch self {
-        case .invalidOptions(let options):
-            return "libfuse rejected the mount options \(options.joined(separator: ","))"
-        case .mountFailed(let mountpoint):
-            return "cannot mount FUSE at \(mountpoint) (does it exist, is /dev/fuse available, are we root?)"
-        case .noInitRequest(let mountpoint, let reason):
-            return "the kernel's INIT request for \(mountpoint) could not be read: \(reason)"
-        case .adoptFailed(let mountpoint, let reason):
-            return "cannot take over the FUSE connection of \(mountpoint): \(reason)"
-        case .threadStartFailed:
-            return "cannot start the FUSE session thread"
-        case .unmountFailed(let mountpoint, let code):
-            return "cannot unmount \(mountpoint): \(String(cString: strerror(code)))"
-        }
-    }
-}
 
 /// The one place that owns a libfuse low-level session: creating it with the
 /// operation table, mounting (or adopting a live connection), running the
@@ -156,9 +111,7 @@ final class FuseSession: @unchecked Sendable {
             loopConfiguration.cloneFileDescriptor = false
         }
         let chosen = loopConfiguration
-        let thread = Thread { running.runLoop(chosen) }
-        thread.name = "fuse-session \(mountpoint)"
-        thread.start()
+        DedicatedThread.start("fuse-session \(mountpoint)") { running.runLoop(chosen) }
         return running
     }
 
@@ -285,10 +238,9 @@ final class FuseSession: @unchecked Sendable {
     private static func receiveInitRequest(_ descriptor: Int32, mountpoint: String) throws -> FuseInitRequest {
         // The kernel wants room for its largest request (1 MiB of data + header).
         var buffer = [UInt8](repeating: 0, count: (1 << 20) + 2 * 4096)
-        var count = -1
-        repeat {
-            count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-        } while count < 0 && errno == EINTR
+        let count = buffer.withUnsafeMutableBytes { raw in
+            retryingInterrupted { Glibc.read(descriptor, raw.baseAddress, raw.count) }
+        }
         guard count > 0 else {
             throw FuseMountError.noInitRequest(mountpoint: mountpoint, reason: count < 0 ? String(cString: strerror(errno)) : "end of file")
         }
@@ -335,60 +287,11 @@ extension FuseSession {
 }
 
 /// The device (`major:minor`) of the newest mount at `mountpoint` (with
-/// symlinks already resolved: it must not touch the new mount), from
-/// /proc/self/mountinfo.
+/// symlinks already resolved: it must not touch the new mount).
 private func mountedDevice(at mountpoint: String) -> (major: UInt32, minor: UInt32)? {
-    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
-    var found: (UInt32, UInt32)?
-    for line in text.split(separator: "\n") {
-        let fields = line.split(separator: " ")
-        guard fields.count > 4 else { continue }
-        let target = fields[4].replacingOccurrences(of: "\\040", with: " ")
-        guard target == mountpoint else { continue }
-        let numbers = fields[2].split(separator: ":")
-        if numbers.count == 2, let major = UInt32(numbers[0]), let minor = UInt32(numbers[1]) {
-            found = (major, minor)
-        }
-    }
-    return found
-}
-
-/// A signal whose only job is to interrupt the session loop's `sem_wait`
-/// (its handler does nothing), so a detaching session's loop notices that
-/// it was told to exit without the mount going away.
-private enum LoopWakeSignal {
-    static let number = SIGUSR2
-    private static let installed: Void = {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0  // no SA_RESTART: the wait must return EINTR
-        sigaction(number, &action, nil)
-    }()
-
-    /// Installs the handler and unblocks the signal on the calling thread
-    /// (threads started from dispatch workers inherit a mask that blocks it).
-    static func install() {
-        _ = installed
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, number)
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
-    }
-
-    static func send(to thread: pthread_t) {
-        pthread_kill(thread, number)
-    }
-}
-
-/// The userdata libfuse hands back to every callback: the filesystem and a logger.
-final class FuseSessionContext: Sendable {
-    let handler: any FuseRequestHandler
-    let logger: Logger
-    init(handler: any FuseRequestHandler, logger: Logger) {
-        self.handler = handler
-        self.logger = logger
-    }
+    guard let numbers = MountInfo.current().mount(at: mountpoint)?.device.split(separator: ":"), numbers.count == 2,
+          let major = UInt32(numbers[0]), let minor = UInt32(numbers[1]) else { return nil }
+    return (major, minor)
 }
 
 /// Builds a `struct fuse_args` from Swift strings for the duration of `body`.
@@ -402,38 +305,5 @@ private func withCArguments<R>(_ arguments: [String], _ body: (UnsafeMutablePoin
         // libfuse copies argv when it edits it; free only its copy.
         fuse_opt_free_args(&args)
         return result
-    }
-}
-
-/// Sends libfuse's own diagnostics (printf-style, va_list) to swift-log
-/// instead of stderr. libfuse has one process-wide log function, so the
-/// logger of the most recent session is used.
-enum FuseLogBridge {
-    private static let current = Mutex<Logger?>(nil)
-
-    static func install(_ logger: Logger) {
-        let first = current.withLock { previous -> Bool in
-            defer { previous = logger }
-            return previous == nil
-        }
-        guard first else { return }
-        fuse_set_log_func { level, format, arguments in
-            guard let format else { return }
-            var buffer = [CChar](repeating: 0, count: 1024)
-            guard let arguments else { return }
-            _ = vsnprintf(&buffer, buffer.count, format, arguments)
-            let message = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let logger = FuseLogBridge.current.withLock({ $0 }) else { return }
-            switch level {
-            case FUSE_LOG_EMERG, FUSE_LOG_ALERT, FUSE_LOG_CRIT, FUSE_LOG_ERR:
-                logger.error("libfuse: \(message)")
-            case FUSE_LOG_WARNING, FUSE_LOG_NOTICE:
-                logger.warning("libfuse: \(message)")
-            case FUSE_LOG_INFO:
-                logger.info("libfuse: \(message)")
-            default:
-                logger.debug("libfuse: \(message)")
-            }
-        }
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import StargzReader
 
 /// What the chunk cache is keyed by.

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Logging
 import StargzReader
@@ -32,9 +33,13 @@ final class ChunkFetcher: @unchecked Sendable {
 
     enum Purpose: Sendable { case foreground, prefetch, background }
 
+    /// A chunk in flight: its fetcher fulfils it with the verified bytes or
+    /// the error; every other reader of the chunk waits on it.
+    typealias ChunkWait = OneShot<Result<[UInt8], LazyLayerError>>
+
     /// What the fetcher knows about the layer's chunks, by position.
     struct FetchState {
-        var inFlight: [Int: PendingChunk] = [:]
+        var inFlight: [Int: ChunkWait] = [:]
         var local: [Bool]
         var localBytes: Int64 = 0
         var closed = false
@@ -54,7 +59,7 @@ final class ChunkFetcher: @unchecked Sendable {
 
         /// Registers `position` in flight; the caller must fetch it.
         mutating func claim(_ position: Int) {
-            inFlight[position] = PendingChunk()
+            inFlight[position] = ChunkWait()
         }
 
         mutating func noteError(_ error: LazyLayerError) {
@@ -210,7 +215,7 @@ final class ChunkFetcher: @unchecked Sendable {
     /// table (after it was stored, so nobody misses it in between) and wakes
     /// its waiters.
     private func complete(_ position: Int, _ outcome: Result<[UInt8], LazyLayerError>) {
-        let pending = withState { state -> PendingChunk? in
+        let pending = withState { state -> ChunkWait? in
             switch outcome {
             case .success:
                 if !state.local[position] {
@@ -224,7 +229,7 @@ final class ChunkFetcher: @unchecked Sendable {
             }
             return state.inFlight.removeValue(forKey: position)
         }
-        pending?.complete(outcome)
+        pending?.fulfil(outcome)
     }
 
     /// Refuses new fetches and wakes every waiter; running requests finish.

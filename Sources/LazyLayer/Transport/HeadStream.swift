@@ -1,3 +1,4 @@
+import BlockingWork
 import Foundation
 import StargzReader
 
@@ -45,9 +46,7 @@ public final class HeadStream: @unchecked Sendable {
             ended = true
             return
         }
-        let thread = Thread { [self] in run(source) }
-        thread.name = "starling-head-stream"
-        thread.start()
+        DedicatedThread.start("starling-head-stream") { [self] in run(source) }
     }
 
     private func run(_ source: any BlobSource) {

@@ -1,3 +1,4 @@
+import BlockingWork
 import Foundation
 import Logging
 import StargzReader
@@ -52,7 +53,7 @@ public final class MirroredBlobSource: BlobSource, Sendable {
     /// to (reads then use the registry).
     public func start(logger: Logger) {
         guard !started.exchange(true, ordering: .relaxed), !stopped.load(ordering: .relaxed) else { return }
-        let thread = Thread { [self] in
+        DedicatedThread.start("starling-mirror") { [self] in
             let started = Date()
             do {
                 var offset = begin
@@ -72,8 +73,6 @@ public final class MirroredBlobSource: BlobSource, Sendable {
                     "mirrored": "\(filled.load(ordering: .relaxed))", "error": "\(error)"])
             }
         }
-        thread.name = "starling-mirror"
-        thread.start()
     }
 
     /// Stops the stream and drops the scratch file (reads go upstream).

@@ -1,3 +1,4 @@
+import Basics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,7 @@ final class ScratchFile: Sendable {
     init(in directory: String) throws {
         var template = Array("\(directory)/scratch-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw PosixFile.Failure(operation: "create a scratch file in", path: directory, code: errno) }
+        guard fd >= 0 else { throw SystemCallError("create a scratch file in", directory) }
         template.withUnsafeBufferPointer { _ = Glibc.unlink($0.baseAddress!) }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         descriptor = Mutex(fd)
@@ -24,7 +25,7 @@ final class ScratchFile: Sendable {
     /// Writes all of `bytes` at `offset`.
     func write(_ bytes: ArraySlice<UInt8>, at offset: Int64) throws {
         try descriptor.withLock { fd in
-            guard fd >= 0 else { throw PosixFile.Failure(operation: "write", path: "(closed scratch file)", code: EBADF) }
+            guard fd >= 0 else { throw SystemCallError("write", "(closed scratch file)", code: EBADF) }
             try PosixFile.write(fd, bytes, at: offset, path: "(scratch file)")
         }
     }

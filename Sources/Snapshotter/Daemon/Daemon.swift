@@ -79,9 +79,10 @@ struct Daemon {
             : try CRIProxyServer(settings: configuration.cri, snapshotsAddress: configuration.address,
                                  containerdAddress: configuration.containerdAddress,
                                  credentials: credentials.captured, logger: logger)
+        var metricsServer: MetricsServer?
         if let address = configuration.metricsAddress {
             let collector = MetricsCollector(mounts: mounts, events: events, client: client)
-            try MetricsServer(address: address, collector: collector, logger: logger).start()
+            metricsServer = try MetricsServer.start(address: address, collector: collector, logger: logger)
             logger.info("metrics endpoint listening", metadata: ["address": "http://\(address)/metrics"])
         }
         let housekeeping = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
@@ -119,6 +120,7 @@ struct Daemon {
         defer {
             signals.forEach { $0.cancel() }
             housekeeping.cancel()
+            metricsServer?.stop()
             // Under systemd with the file descriptor store, the next run
             // takes the mounts over: running containers keep their files.
             if handover.isEnabled { mounts.detachAll() } else { mounts.unmountAll() }

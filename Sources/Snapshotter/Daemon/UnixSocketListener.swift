@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// The gRPC socket, made by hand so it is private before anyone can
@@ -8,7 +9,7 @@ enum UnixSocketListener {
         let directory = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        guard chmod(directory, 0o700) == 0 else { throw POSIXFailure(operation: "chmod 0700 \(directory)", code: errno) }
+        guard chmod(directory, 0o700) == 0 else { throw SystemCallError("chmod 0700", directory) }
         if FileManager.default.fileExists(atPath: path) {
             if isServed(path) {
                 throw DaemonError("another process already serves \(path) (is starling running?)")
@@ -17,17 +18,17 @@ enum UnixSocketListener {
         }
         var address = try socketAddress(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw POSIXFailure(operation: "socket(AF_UNIX)", code: errno) }
+        guard fd >= 0 else { throw SystemCallError("socket(AF_UNIX)", "for \(path)") }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0 else {
-            let failure = POSIXFailure(operation: "bind \(path)", code: errno)
+            let failure = SystemCallError("bind", path)
             close(fd)
             throw failure
         }
         guard chmod(path, 0o600) == 0, Glibc.listen(fd, 128) == 0 else {
-            let failure = POSIXFailure(operation: "chmod/listen \(path)", code: errno)
+            let failure = SystemCallError("chmod/listen", path)
             close(fd)
             unlink(path)
             throw failure

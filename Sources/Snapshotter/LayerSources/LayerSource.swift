@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import LazyLayer
 import Registry
@@ -33,7 +34,7 @@ protocol LayerSource: Sendable {
 
     /// What the image's config says about the process its containers run,
     /// when this source can find out (for start-up read-ahead); nil when not.
-    func startupHints(_ image: ImageReference) -> Pending<StartupHints?>?
+    func startupHints(_ image: ImageReference) -> OneShot<StartupHints?>?
 
     /// Drops what it keeps for a while (resolved manifests) once stale.
     func expire(now: Date)
@@ -47,7 +48,7 @@ extension LayerSource {
         throw LayerSourceError("source \(name) keeps no lazily mounted layers")
     }
     func forget(_ record: RemoteLayerRecord) {}
-    func startupHints(_ image: ImageReference) -> Pending<StartupHints?>? { nil }
+    func startupHints(_ image: ImageReference) -> OneShot<StartupHints?>? { nil }
     func expire(now: Date) {}
     func flush() {}
 }

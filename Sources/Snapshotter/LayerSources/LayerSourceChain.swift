@@ -1,3 +1,4 @@
+import Basics
 import BlockingWork
 import Foundation
 import LazyLayer
@@ -17,7 +18,7 @@ import Synchronization
 final class LayerSourceChain: Sendable {
     let sources: [any LayerSource]
     private let logger: Logger
-    private let offers = Mutex<[String: (pending: Pending<LayerOffer>, time: Date)]>([:])
+    private let offers = Mutex<[String: (pending: OneShot<LayerOffer>, time: Date)]>([:])
     static let unclaimedLifetime: Double = 600
 
     init(sources: [any LayerSource], logger: Logger) {
@@ -44,10 +45,10 @@ final class LayerSourceChain: Sendable {
     }
 
     /// The pending offer for a layer, started if there is none.
-    private func offer(_ request: LayerRequest) -> Pending<LayerOffer> {
-        let (pending, isNew) = offers.withLock { table -> (Pending<LayerOffer>, Bool) in
+    private func offer(_ request: LayerRequest) -> OneShot<LayerOffer> {
+        let (pending, isNew) = offers.withLock { table -> (OneShot<LayerOffer>, Bool) in
             if let entry = table[request.layerDigest] { return (entry.pending, false) }
-            let pending = Pending<LayerOffer>()
+            let pending = OneShot<LayerOffer>()
             table[request.layerDigest] = (pending, Date())
             return (pending, true)
         }
@@ -72,7 +73,7 @@ final class LayerSourceChain: Sendable {
 
     /// Drops offers made ahead that nobody claimed, closing their layers.
     func expireUnclaimed(now: Date = Date()) {
-        let expired = offers.withLock { table -> [Pending<LayerOffer>] in
+        let expired = offers.withLock { table -> [OneShot<LayerOffer>] in
             let old = table.filter { now.timeIntervalSince($0.value.time) > Self.unclaimedLifetime }
             for key in old.keys { table.removeValue(forKey: key) }
             return old.values.map(\.pending)
@@ -84,7 +85,7 @@ final class LayerSourceChain: Sendable {
     }
 
     /// Start-up hints for the image from the first source that can tell.
-    func startupHints(_ image: ImageReference) -> Pending<StartupHints?>? {
+    func startupHints(_ image: ImageReference) -> OneShot<StartupHints?>? {
         for source in sources {
             if let hints = source.startupHints(image) { return hints }
         }

@@ -1,3 +1,4 @@
+import Basics
 import GRPCShim
 import Registry
 import StargzReader
@@ -44,24 +45,14 @@ struct RemoteLayerTarget: Sendable, Equatable {
         } catch {
             throw .invalidArgument("label \(SnapshotLabel.stargzReference): \(reference.debugDescription) is not an image reference: \(error)")
         }
-        guard ContentDigestSyntax.isSHA256(digest) else {
+        guard SHA256Digest.isValid(digest) else {
             throw .invalidArgument("layer digest label \(digest.debugDescription) is not a sha256 digest")
         }
         self.chainID = chainID
         layerDigest = digest
-        tocDigest = labels[SnapshotLabel.tocDigest].flatMap { ContentDigestSyntax.isSHA256($0) ? $0 : nil }
+        tocDigest = labels[SnapshotLabel.tocDigest].flatMap { SHA256Digest.isValid($0) ? $0 : nil }
         let list = labels[SnapshotLabel.stargzLayers] ?? labels[SnapshotLabel.criImageLayers] ?? ""
         imageLayers = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter(ContentDigestSyntax.isSHA256)
-    }
-}
-
-/// `sha256:` followed by 64 lowercase hex digits: the only digests that may
-/// become part of a path or a URL.
-enum ContentDigestSyntax {
-    static func isSHA256(_ text: String) -> Bool {
-        guard text.hasPrefix("sha256:") else { return false }
-        let hex = text.utf8.dropFirst(7)
-        return hex.count == 64 && hex.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+            .filter(SHA256Digest.isValid)
     }
 }

@@ -1,3 +1,5 @@
+import BlockingWork
+import Basics
 import Foundation
 import FuseFS
 import LazyLayer
@@ -18,7 +20,7 @@ final class LazyMounts: Sendable {
         case failed(String)
     }
 
-    private let entries = Mutex<[Int64: Pending<Status>]>([:])
+    private let entries = Mutex<[Int64: OneShot<Status>]>([:])
     private let fuseOptions: FuseMountOptions
     let handover: MountHandover
     private let logger: Logger
@@ -31,7 +33,7 @@ final class LazyMounts: Sendable {
 
     /// Mounts `layer` at `mountpoint` for snapshot `id` now.
     func mount(_ layer: LazyLayer, snapshot id: Int64, at mountpoint: String) throws {
-        let pending = Pending<Status>()
+        let pending = OneShot<Status>()
         entries.withLock { $0[id] = pending }
         do {
             let mount = try FuseMount.mount(layer: layer, at: mountpoint, options: fuseOptions, logger: logger)
@@ -53,9 +55,9 @@ final class LazyMounts: Sendable {
     func mountLater(snapshot id: Int64, at mountpoint: String,
                     adopting connection: (descriptor: Int32, initRequest: FuseInitRequest)? = nil,
                     _ open: @escaping @Sendable () throws -> LazyLayer) {
-        let pending = Pending<Status>()
+        let pending = OneShot<Status>()
         entries.withLock { $0[id] = pending }
-        Thread.detachNewThread { [self] in
+        BlockingWorkPool.shared.async { [self] in
             do {
                 let layer: LazyLayer
                 do {
@@ -122,7 +124,7 @@ final class LazyMounts: Sendable {
     /// to take over (see `MountHandover`). All at once: each finishes the
     /// requests it is answering first.
     func detachAll() {
-        let pending = entries.withLock { table -> [Pending<Status>] in
+        let pending = entries.withLock { table -> [OneShot<Status>] in
             defer { table.removeAll() }
             return Array(table.values)
         }

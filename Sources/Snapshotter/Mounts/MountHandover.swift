@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import FuseFS
 import Logging
@@ -100,13 +101,13 @@ final class MountHandover: Sendable {
     /// previous run left one and that mount is still the same connection.
     /// The caller owns the descriptor. A connection that does not fit is
     /// closed and dropped from systemd's store (the caller mounts afresh).
-    func claim(snapshot id: Int64, mountpoint: String, mounts: MountTable) -> (descriptor: Int32, initRequest: FuseInitRequest)? {
+    func claim(snapshot id: Int64, mountpoint: String, mounts: MountInfo) -> (descriptor: Int32, initRequest: FuseInitRequest)? {
         guard let descriptor = inherited.withLock({ $0.removeValue(forKey: id) }) else { return nil }
         let reason: String
         if let data = FileManager.default.contents(atPath: paths.connection(id)),
            let record = try? JSONDecoder().decode(ConnectionRecord.self, from: data),
            let initRequest = FuseInitRequest(bytes: Array(record.initRequest)) {
-            if let mount = mounts.mount(at: mountpoint), mount.device == record.device, mount.type.hasPrefix("fuse") {
+            if let mount = mounts.mount(at: mountpoint), mount.device == record.device, mount.fileSystemType.hasPrefix("fuse") {
                 // systemd still holds it: the store keeps descriptors it handed out.
                 _ = stored.withLock { $0.insert(id) }
                 return (descriptor, initRequest)

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// The layout of Starling's root directory (default `/var/lib/starling`):
@@ -52,33 +53,14 @@ struct SnapshotPaths: Sendable {
     func stage(_ name: String, withWork: Bool) throws -> String {
         let staged = "\(snapshots)/\(name)"
         guard mkdir(staged, 0o700) == 0 else {
-            throw POSIXFailure(operation: "mkdir \(staged)", code: errno)
+            throw SystemCallError("mkdir", staged)
         }
         guard chmod(staged, 0o700) == 0, mkdir("\(staged)/fs", 0o755) == 0,
               !withWork || mkdir("\(staged)/work", 0o711) == 0 else {
-            let failure = POSIXFailure(operation: "create snapshot directories in \(staged)", code: errno)
+            let failure = SystemCallError("create snapshot directories in", staged)
             try? FileManager.default.removeItem(atPath: staged)
             throw failure
         }
         return staged
     }
-}
-
-/// A failed system call, with what was attempted.
-struct POSIXFailure: Error, CustomStringConvertible {
-    var operation: String
-    var code: Int32
-    var description: String { "\(operation): \(String(cString: strerror(code)))" }
-}
-
-/// rename(2) with an error that says what was renamed.
-func renameOrThrow(_ from: String, _ to: String) throws {
-    guard rename(from, to) == 0 else { throw POSIXFailure(operation: "rename \(from) to \(to)", code: errno) }
-}
-
-/// Gives `path` the owner of `reference` (best effort), as containerd does
-/// for a new upper directory so a container's root keeps its owner.
-func copyOwner(from reference: String, to path: String) {
-    var owner = stat()
-    if stat(reference, &owner) == 0 { _ = lchown(path, owner.st_uid, owner.st_gid) }
 }

@@ -1,3 +1,4 @@
+import Basics
 import BlockingWork
 import Foundation
 import FuseFS
@@ -142,7 +143,7 @@ extension SnapshotterService {
             guard let remote = record.source.remote, remote.isMountedLazily, let id = record.id else { return nil }
             return (id, remote)
         }
-        let table = MountTable.current()
+        let table = MountInfo.current()
         var connections: [Int64: (descriptor: Int32, initRequest: FuseInitRequest)] = [:]
         if layerSources != nil {
             for (id, _) in lazy where handover.inheritedSnapshots.contains(id) {
@@ -180,16 +181,16 @@ extension SnapshotterService {
 
     // MARK: per-chain serialization
 
-    private func preparingSlot(_ chainID: String) -> (Pending<Bool>, Bool) {
+    private func preparingSlot(_ chainID: String) -> (OneShot<Bool>, Bool) {
         preparingTable.withLock { table in
             if let existing = table[chainID] { return (existing, false) }
-            let pending = Pending<Bool>()
+            let pending = OneShot<Bool>()
             table[chainID] = pending
             return (pending, true)
         }
     }
 
-    private func finishPreparing(_ chainID: String, _ pending: Pending<Bool>, _ served: Bool) {
+    private func finishPreparing(_ chainID: String, _ pending: OneShot<Bool>, _ served: Bool) {
         preparingTable.withLock { _ = $0.removeValue(forKey: chainID) }
         pending.fulfil(served)
     }

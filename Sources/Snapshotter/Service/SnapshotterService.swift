@@ -1,5 +1,5 @@
+import Basics
 import Foundation
-import GRDB
 import GRPCShim
 import LazyLayer
 import Logging
@@ -32,7 +32,7 @@ final class SnapshotterService: SnapshotBackend {
     let prefetchTimeout: Double
     /// Remote preparations in progress, by chain ID: a second Prepare of the
     /// same layer waits for the first instead of mounting it twice.
-    let preparingTable = Mutex<[String: Pending<Bool>]>([:])
+    let preparingTable = Mutex<[String: OneShot<Bool>]>([:])
     /// Names under `snapshots/` that a change in progress is staging or
     /// removing: Cleanup leaves them alone (containerd's garbage collector
     /// calls Cleanup while other requests run).
@@ -73,7 +73,7 @@ final class SnapshotterService: SnapshotBackend {
 
     func mounts(key: String, context: RequestContext) throws(SnapshotError) -> [MountSpec] {
         let (record, ancestors) = try guarded("mounts of \(key)") { try store.read { db in
-            guard let record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
+            let record = try db.existing(key)
             return (record, try db.ancestors(of: record))
         } }
         try awaitLazyMounts([record] + ancestors, for: key)
@@ -84,23 +84,7 @@ final class SnapshotterService: SnapshotBackend {
     func commit(name: String, key: String, labels: [String: String], context: RequestContext) throws(SnapshotError) {
         try requireKey(name)
         try guarded("commit of \(key) as \(name)") { try store.write { db in
-            guard var record = try db.snapshot(key: key) else {
-                throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist")
-            }
-            guard record.kind == .active else {
-                throw SnapshotError.failedPrecondition("snapshot \(key.debugDescription) is \(record.kind), only an active snapshot can be committed")
-            }
-            if try db.snapshot(key: name) != nil {
-                throw SnapshotError.alreadyExists("snapshot \(name.debugDescription) already exists")
-            }
-            let usage = diskUsage(of: paths.filesystem(record.id!))
-            record.key = name
-            record.kind = .committed
-            record.labels = labels
-            record.size = usage.size
-            record.inodes = usage.inodes
-            record.updated = Date()
-            try record.update(db)
+            try db.commit(key: key, as: name, labels: labels) { diskUsage(of: paths.filesystem($0.id!)) }
         } }
         events.record(.committed)
     }
@@ -108,10 +92,8 @@ final class SnapshotterService: SnapshotBackend {
     func remove(key: String, context: RequestContext) throws(SnapshotError) {
         // Check first (no change yet), so a refused Remove leaves a lazy layer mounted.
         let record = try guarded("remove of \(key)") { try store.read { db -> SnapshotRecord in
-            guard let record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
-            if try db.hasChildren(record.id!) {
-                throw SnapshotError.failedPrecondition("cannot remove snapshot \(key.debugDescription): other snapshots use it as their parent")
-            }
+            let record = try db.existing(key)
+            try SnapshotWriter.checkRemovable(record, db)
             return record
         } }
         let id = record.id!
@@ -129,20 +111,14 @@ final class SnapshotterService: SnapshotBackend {
         var moved = false
         do {
             try store.write { db in
-                guard let current = try db.snapshot(key: key), current.id == id else {
-                    throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist")
-                }
-                if try db.hasChildren(id) {
-                    throw SnapshotError.failedPrecondition("cannot remove snapshot \(key.debugDescription): other snapshots use it as their parent")
-                }
-                _ = try current.delete(db)
+                try db.remove(key: key, id: id)
                 if FileManager.default.fileExists(atPath: paths.directory(id)) {
-                    try renameOrThrow(paths.directory(id), paths.removal(id))
+                    try PosixFile.rename(paths.directory(id), paths.removal(id))
                     moved = true
                 }
             }
         } catch {
-            if moved { try? renameOrThrow(paths.removal(id), paths.directory(id)) }
+            if moved { try? PosixFile.rename(paths.removal(id), paths.directory(id)) }
             if let remote = record.source.remote, remote.isMountedLazily { remount(id, remote) }
             throw Self.snapshotError(error, step: "remove of \(key)")
         }
@@ -153,49 +129,26 @@ final class SnapshotterService: SnapshotBackend {
     }
 
     func stat(key: String, context: RequestContext) throws(SnapshotError) -> SnapshotInfo {
-        try guarded("stat of \(key)") { try store.read { db in
-            guard let record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
-            return try info(record, db)
-        } }
+        try guarded("stat of \(key)") { try store.read { db in try db.info(try db.existing(key)) } }
     }
 
     func update(_ requested: SnapshotInfo, fieldPaths: [String], context: RequestContext) throws(SnapshotError) -> SnapshotInfo {
         let key = requested.name
         return try guarded("update of \(key)") { try store.write { db in
-            guard var record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
-            if fieldPaths.isEmpty {
-                record.labels = requested.labels
-            } else {
-                for path in fieldPaths {
-                    if path == "labels" {
-                        record.labels = requested.labels
-                    } else if path.hasPrefix("labels.") {
-                        let label = String(path.dropFirst("labels.".count))
-                        record.labels[label] = requested.labels[label]
-                    } else {
-                        throw SnapshotError.invalidArgument("cannot update field \(path.debugDescription) of snapshot \(key.debugDescription): only labels can change")
-                    }
-                }
-            }
-            record.updated = Date()
-            try record.update(db)
-            return try info(record, db)
+            try db.info(try db.updateLabels(key: key, from: requested.labels, fieldPaths: fieldPaths))
         } }
     }
 
     func list(filters: [String], context: RequestContext) throws(SnapshotError) -> [SnapshotInfo] {
         var parsed: [SnapshotFilter] = []
         for text in filters where !text.isEmpty { parsed.append(try SnapshotFilter(parsing: text)) }
-        let infos = try guarded("list") { try store.read { db in try db.allSnapshots().map { try info($0, db) } } }
+        let infos = try guarded("list") { try store.read { db in try db.allSnapshots().map(db.info) } }
         guard !parsed.isEmpty else { return infos }
         return infos.filter { info in parsed.contains { $0.matches(info) } }
     }
 
     func usage(key: String, context: RequestContext) throws(SnapshotError) -> SnapshotUsage {
-        let record = try guarded("usage of \(key)") { try store.read { db in
-            guard let record = try db.snapshot(key: key) else { throw SnapshotError.notFound("snapshot \(key.debugDescription) does not exist") }
-            return record
-        } }
+        let record = try guarded("usage of \(key)") { try store.read { db in try db.existing(key) } }
         if record.kind == .active { return diskUsage(of: paths.filesystem(record.id!)) }
         return SnapshotUsage(size: record.size, inodes: record.inodes)
     }
@@ -267,32 +220,16 @@ final class SnapshotterService: SnapshotBackend {
         var placedAt: String?
         do {
             let (record, ancestors) = try store.write { db -> (SnapshotRecord, [SnapshotRecord]) in
-                if try db.snapshot(key: key) != nil {
-                    throw SnapshotError.alreadyExists("snapshot \(key.debugDescription) already exists")
-                }
-                var parentRecord: SnapshotRecord?
-                if !parent.isEmpty {
-                    guard let found = try db.snapshot(key: parent) else {
-                        throw SnapshotError.notFound("parent snapshot \(parent.debugDescription) does not exist")
-                    }
-                    guard found.kind == .committed else {
-                        throw SnapshotError.failedPrecondition("parent snapshot \(parent.debugDescription) is \(found.kind), not committed")
-                    }
-                    parentRecord = found
-                }
-                let now = Date()
-                var record = SnapshotRecord(id: nil, key: key, parentID: parentRecord?.id, kind: kind, created: now,
-                                            updated: now, labels: labels, size: usage.size, inodes: usage.inodes,
-                                            source: source)
-                try record.insert(db)
-                if let parentRecord, kind == .active {
+                let (record, ancestors) = try db.create(kind, key: key, parent: parent, labels: labels,
+                                                        source: source, usage: usage)
+                if let parentRecord = ancestors.first, kind == .active {
                     // Like containerd: the new upper directory is owned like the parent's root.
-                    copyOwner(from: planner.lowerDirectories(parentRecord)[0], to: "\(staged)/fs")
+                    PosixFile.copyOwner(from: planner.lowerDirectories(parentRecord)[0], to: "\(staged)/fs")
                 }
                 let final = paths.directory(record.id!)
-                try renameOrThrow(staged, final)
+                try PosixFile.rename(staged, final)
                 placedAt = final
-                return (record, try db.ancestors(of: record))
+                return (record, ancestors)
             }
             if kind != .committed { try awaitLazyMounts(ancestors, for: key) }
             return planner.mounts(for: record, ancestors: ancestors)
@@ -304,11 +241,6 @@ final class SnapshotterService: SnapshotBackend {
     }
 
     // MARK: helpers
-
-    func info(_ record: SnapshotRecord, _ db: Database) throws -> SnapshotInfo {
-        SnapshotInfo(name: record.key, parent: try db.parentKey(of: record), kind: record.kind,
-                     created: record.created, updated: record.updated, labels: record.labels)
-    }
 
     /// Waits until every lazy layer among `records` is mounted.
     func awaitLazyMounts(_ records: [SnapshotRecord], for key: String) throws(SnapshotError) {
@@ -332,7 +264,7 @@ final class SnapshotterService: SnapshotBackend {
         guard FileManager.default.fileExists(atPath: path) else { return }
         // A mount left below (a stale FUSE mount) would make removal fail or
         // reach into the mounted file system: detach it first.
-        for mountpoint in mountpoints(under: path).sorted(by: >) { _ = umount2(mountpoint, Int32(MNT_DETACH)) }
+        for mountpoint in MountInfo.current().mountpoints(under: path).sorted(by: >) { _ = umount2(mountpoint, Int32(MNT_DETACH)) }
         do {
             try FileManager.default.removeItem(atPath: path)
         } catch {

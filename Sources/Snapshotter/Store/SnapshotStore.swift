@@ -3,6 +3,8 @@ import GRDB
 import GRPCShim
 
 /// Snapshot metadata in SQLite (`metadata.db` under the root directory).
+/// The snapshot model's rules are the transactions' (`SnapshotWriter`);
+/// callers never see the database itself.
 ///
 /// Every state change is one transaction. Callers pass the file-system half
 /// of a change (staging a directory, renaming it into place) as a closure
@@ -51,53 +53,15 @@ final class SnapshotStore: Sendable {
         return migrator
     }
 
-    // MARK: reads
+    // MARK: transactions
 
-    func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try database.read(body)
+    /// Runs `body` in a read transaction.
+    func read<T>(_ body: (SnapshotReader) throws -> T) throws -> T {
+        try database.read { try body(SnapshotReader(database: $0)) }
     }
 
     /// Runs `body` in one write transaction (rolled back if it throws).
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
-        try database.write(body)
-    }
-}
-
-/// Queries used inside transactions.
-extension Database {
-    func snapshot(key: String) throws -> SnapshotRecord? {
-        try SnapshotRecord.filter(SnapshotRecord.Columns.key == key).fetchOne(self)
-    }
-
-    func snapshot(id: Int64) throws -> SnapshotRecord? {
-        try SnapshotRecord.fetchOne(self, key: id)
-    }
-
-    func allSnapshots() throws -> [SnapshotRecord] {
-        try SnapshotRecord.fetchAll(self)
-    }
-
-    func hasChildren(_ id: Int64) throws -> Bool {
-        try SnapshotRecord.filter(SnapshotRecord.Columns.parentID == id).fetchCount(self) > 0
-    }
-
-    /// The parents of `record`, nearest first (the lowerdir order).
-    func ancestors(of record: SnapshotRecord) throws -> [SnapshotRecord] {
-        var chain: [SnapshotRecord] = []
-        var next = record.parentID
-        while let id = next {
-            guard let parent = try snapshot(id: id) else {
-                throw SnapshotError.internal("metadata is inconsistent: snapshot \(record.key) has a missing ancestor \(id)")
-            }
-            chain.append(parent)
-            next = parent.parentID
-        }
-        return chain
-    }
-
-    /// The key of `record`'s parent, "" for none.
-    func parentKey(of record: SnapshotRecord) throws -> String {
-        guard let id = record.parentID else { return "" }
-        return try snapshot(id: id)?.key ?? ""
+    func write<T>(_ body: (SnapshotWriter) throws -> T) throws -> T {
+        try database.write { try body(SnapshotWriter(database: $0)) }
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import BlockingWork
 import Foundation
 import LazyLayer
@@ -15,8 +16,8 @@ final class ImageMetadata: Sendable {
     static let lifetime: Double = 300
 
     private struct Tables {
-        var manifests: [String: (pending: Pending<Result<ResolvedImage, RegistryError>>, time: Date)] = [:]
-        var startupHints: [String: (pending: Pending<StartupHints?>, time: Date)] = [:]
+        var manifests: [String: (pending: OneShot<Result<ResolvedImage, RegistryError>>, time: Date)] = [:]
+        var startupHints: [String: (pending: OneShot<StartupHints?>, time: Date)] = [:]
     }
 
     init(client: RegistryClient, logger: Logger) {
@@ -42,7 +43,7 @@ final class ImageMetadata: Sendable {
     /// What the image's config says about the process its containers run
     /// (program and locale), fetched once per image in the background. Nil
     /// when it cannot be had: this only guides read-ahead.
-    func startupHints(_ image: ImageReference) -> Pending<StartupHints?> {
+    func startupHints(_ image: ImageReference) -> OneShot<StartupHints?> {
         let (pending, isNew) = claim(\.startupHints, image.description)
         if isNew {
             BlockingWorkPool.shared.async { [self] in
@@ -72,13 +73,13 @@ final class ImageMetadata: Sendable {
     /// The pending value under `key`, and whether the caller made it (and
     /// must fulfil it): work already under way is waited for, not repeated.
     /// An entry older than `lifetime` is replaced.
-    private func claim<Value: Sendable>(_ table: WritableKeyPath<Tables, [String: (pending: Pending<Value>, time: Date)]>,
-                                        _ key: String) -> (pending: Pending<Value>, isNew: Bool) {
+    private func claim<Value: Sendable>(_ table: WritableKeyPath<Tables, [String: (pending: OneShot<Value>, time: Date)]>,
+                                        _ key: String) -> (pending: OneShot<Value>, isNew: Bool) {
         tables.withLock { tables in
             if let entry = tables[keyPath: table][key], Date().timeIntervalSince(entry.time) < Self.lifetime {
                 return (entry.pending, false)
             }
-            let pending = Pending<Value>()
+            let pending = OneShot<Value>()
             tables[keyPath: table][key] = (pending, Date())
             return (pending, true)
         }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import LazyLayer
 import Logging
@@ -86,7 +87,7 @@ final class RegistryLayerSource: LayerSource {
         case .failure(let error):
             manifestNote = " (manifest of \(request.image): \(error))"
         }
-        guard let toc, ContentDigestSyntax.isSHA256(toc) else {
+        guard let toc, SHA256Digest.isValid(toc) else {
             return .notServed(reason: "layer \(request.layerDigest) has no TOC digest annotation: not eStargz / zstd:chunked\(manifestNote)")
         }
         do {
@@ -158,7 +159,7 @@ final class RegistryLayerSource: LayerSource {
         savedTOCs.remove(layerDigest: record.layerDigest)
     }
 
-    func startupHints(_ image: ImageReference) -> Pending<StartupHints?>? {
+    func startupHints(_ image: ImageReference) -> OneShot<StartupHints?>? {
         options.dependencyReadaheadBytes > 0 ? images.startupHints(image) : nil
     }
 

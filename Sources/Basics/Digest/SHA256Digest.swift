@@ -1,24 +1,27 @@
 import Crypto
 
 /// A sha256 value stored inline (32 bytes, no heap allocation), which keeps a
-/// chunk record fixed-size in the index.
+/// chunk record fixed-size in the index; and the one rule for what a sha256
+/// digest looks like as text: `sha256:` and 64 lowercase hex digits (the
+/// OCI image spec's rule). Only digests that pass may become part of a path
+/// or a URL.
 public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
     var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
 
-    static let zero = SHA256Digest(w0: 0, w1: 0, w2: 0, w3: 0)
+    public static let zero = SHA256Digest(w0: 0, w1: 0, w2: 0, w3: 0)
 
     init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
         self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
     }
 
     /// From 32 raw bytes.
-    init<C: Collection>(bytes: C) where C.Element == UInt8 {
+    public init<C: Collection>(bytes: C) where C.Element == UInt8 {
         var words: [UInt64] = [0, 0, 0, 0]
         for (i, b) in bytes.prefix(32).enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
         self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
     }
 
-    /// Parses `sha256:<64 lowercase or uppercase hex digits>`; nil otherwise.
+    /// Parses `sha256:<64 lowercase hex digits>`; nil otherwise.
     public init?(parsing text: String) {
         // No allocation: one of these is parsed per chunk of a TOC.
         var text = text
@@ -60,7 +63,15 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
         return SHA256Digest(bytes: Array(hasher.finalize()))
     }
 
-    var isZero: Bool { w0 == 0 && w1 == 0 && w2 == 0 && w3 == 0 }
+    public var isZero: Bool { w0 == 0 && w1 == 0 && w2 == 0 && w3 == 0 }
+
+    /// Whether `text` is a well-formed sha256 digest (see the type's rule).
+    public static func isValid(_ text: String) -> Bool { SHA256Digest(parsing: text) != nil }
+
+    /// The raw 32 bytes.
+    public var bytes: [UInt8] {
+        [w0, w1, w2, w3].flatMap { word in (0..<8).map { UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64($0))) } }
+    }
 
     /// `sha256:<hex>`, the OCI digest form.
     public var description: String { "sha256:" + hex }
@@ -78,12 +89,11 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Hex digit values (either case); 0xff for every other byte.
+    /// Lowercase hex digit values; 0xff for every other byte.
     private static let hexTable: [UInt8] = (0...255).map { c -> UInt8 in
         switch UInt8(c) {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt8(c) - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt8(c) - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt8(c) - UInt8(ascii: "A") + 10
         default: return 0xff
         }
     }
