@@ -62,29 +62,8 @@ final class LayerFilesystem: FuseRequestHandler {
     // MARK: connection
 
     func initialize(_ connection: inout FuseConnection) {
-        func set(_ capability: FuseCapabilities, _ enabled: Bool) {
-            if enabled { connection.wanted.insert(capability) } else { connection.wanted.remove(capability) }
-        }
-        set(.asyncRead, options.asyncRead)
-        set(.readdirPlus, options.readdirPlus)
-        // Always READDIRPLUS (not the adaptive mode): one listing answers every
-        // later stat of the directory's children.
-        set(.readdirPlusAuto, false)
-        set(.parallelDirectoryOperations, options.parallelDirectoryOperations)
-        set(.cacheSymlinks, options.cacheSymlinks)
-        // With cached listings, a directory open needs nothing from us: let
-        // the kernel open directories without a round trip (a `find` over a
-        // root filesystem otherwise pays an OPENDIR and a RELEASEDIR per
-        // directory, about as much as the rest of the walk).
-        let zeroMessage = options.cacheDirectories && connection.capable.contains(.noOpendirSupport)
-        set(.noOpendirSupport, zeroMessage)
+        let zeroMessage = options.negotiate(&connection)
         zeroMessageOpendir.withLock { $0 = zeroMessage }
-        // The layer never changes: never drop cached pages because of attributes.
-        set(.autoInvalidateData, false)
-        connection.maxWrite = options.maxRead
-        connection.maxReadahead = options.readahead
-        connection.maxBackground = options.maxBackground
-        connection.congestionThreshold = max(1, options.maxBackground * 3 / 4)
         initialized.signal()
     }
 
@@ -307,21 +286,13 @@ final class LayerFilesystem: FuseRequestHandler {
         case .directory: typeBits = S_IFDIR; size = 4096
         case .regular: typeBits = S_IFREG
         case .symlink: typeBits = S_IFLNK; size = Int64(entry.linkTarget?.utf8.count ?? 0)
-        case .charDevice: typeBits = S_IFCHR; size = 0; device = makeDevice(entry.devMajor, entry.devMinor)
-        case .blockDevice: typeBits = S_IFBLK; size = 0; device = makeDevice(entry.devMajor, entry.devMinor)
+        case .charDevice: typeBits = S_IFCHR; size = 0; device = FuseAttributes.makeDevice(entry.devMajor, entry.devMinor)
+        case .blockDevice: typeBits = S_IFBLK; size = 0; device = FuseAttributes.makeDevice(entry.devMajor, entry.devMinor)
         case .fifo: typeBits = S_IFIFO; size = 0
         }
         return FuseAttributes(inode: inode, mode: typeBits | (entry.mode & 0o7777), linkCount: max(1, entry.nlink),
                               uid: entry.uid, gid: entry.gid, device: device, size: size,
                               modificationTime: entry.modTime)
-    }
-
-    /// glibc's `makedev`, whose low 32 bits are the kernel's new_encode_dev
-    /// (what FUSE carries in `fuse_attr.rdev`).
-    private func makeDevice(_ major: UInt32, _ minor: UInt32) -> UInt64 {
-        let major = UInt64(major), minor = UInt64(minor)
-        return ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8)
-            | ((minor & 0xffff_ff00) << 12) | (minor & 0xff)
     }
 
     private func extendedAttributes(of inode: UInt64) throws(FuseErrno) -> [Xattr] {

@@ -125,17 +125,7 @@ struct DaemonConfiguration: Sendable {
     }
 
     private mutating func applyCVMFS(_ table: TOMLTable) throws {
-        let reader = TOMLTableReader(table: table, path: "cvmfs")
-        try reader.allowOnly(["enabled", "repository", "mountpoint", "lookup_timeout_seconds"])
-        cvmfs.enabled = try reader.bool("enabled") ?? cvmfs.enabled
-        if let value = try reader.string("repository") {
-            guard !value.isEmpty, !value.contains("/"), value != ".", value != ".." else {
-                throw ConfigurationError("cvmfs.repository must be a repository name such as unpacked.cern.ch")
-            }
-            cvmfs.repository = value
-        }
-        if let value = try reader.string("mountpoint") { cvmfs.mountpointOverride = try Self.absolute(value, key: "cvmfs.mountpoint") }
-        if let value = try reader.positiveNumber("lookup_timeout_seconds") { cvmfs.lookupTimeoutSeconds = value }
+        try cvmfs.apply(TOMLTableReader(table: table, path: "cvmfs"))
     }
 
     /// The `[fuse]` keys: whatever FuseMountOptions encodes.
