@@ -87,7 +87,7 @@ let package = Package(
 
         // MARK: CVMFS (layers already unpacked in a repository such as unpacked.cern.ch)
         .target(name: "CVMFSBackend", dependencies: [
-            "HTTPTransport", "CCrypto", "StargzReader", "LazyLayer", "FuseFS",
+            "HTTPTransport", "CCrypto", "CZlib", "StargzReader", "LazyLayer", "FuseFS",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -30,6 +30,8 @@ public struct CVMFSConfiguration: Sendable, Equatable {
     /// How long a lookup may take before the layer falls back to another source.
     /// A stalled autofs/CVMFS mount can block `stat` for minutes; a pull must not.
     public var lookupTimeoutSeconds: Double
+    /// How long the first Prepare of a layer may spend finding its whiteouts.
+    public var whiteoutTimeoutSeconds: Double
     /// Stratum-1 URLs, `@fqrn@` standing for the repository name, tried in order.
     public var servers: [String]
     /// `CVMFS_HTTP_PROXY` syntax: `;` failover groups, `|` load-balanced, `DIRECT`.
@@ -48,7 +50,7 @@ public struct CVMFSConfiguration: Sendable, Equatable {
     ]
 
     public init(enabled: Bool = true, mode: Mode = .auto, repository: String = "unpacked.cern.ch",
-                mountpoint: String? = nil, lookupTimeoutSeconds: Double = 5,
+                mountpoint: String? = nil, lookupTimeoutSeconds: Double = 5, whiteoutTimeoutSeconds: Double = 30,
                 servers: [String] = CVMFSConfiguration.publicServers, proxies: String = "DIRECT",
                 keys: [String]? = nil, connectTimeoutSeconds: Double = 5, stallTimeoutSeconds: Double = 10) {
         self.enabled = enabled
@@ -56,6 +58,7 @@ public struct CVMFSConfiguration: Sendable, Equatable {
         self.repository = repository
         self.mountpointOverride = mountpoint
         self.lookupTimeoutSeconds = lookupTimeoutSeconds
+        self.whiteoutTimeoutSeconds = whiteoutTimeoutSeconds
         self.servers = servers
         self.proxies = proxies
         self.keysOverride = keys

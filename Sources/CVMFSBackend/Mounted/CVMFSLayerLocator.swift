@@ -20,9 +20,19 @@ public enum CVMFSLookup: Sendable, Equatable {
 /// never point outside the repository.
 public struct CVMFSLayerLocator: Sendable {
     public let configuration: CVMFSConfiguration
+    /// Where the whiteout translation of found layers is kept; nil serves
+    /// layers as DUCC stores them (their `.wh.*` files visible).
+    public let whiteouts: WhiteoutLayers?
+    /// The layer's `.wh.*` paths from one catalog query of Starling's own
+    /// client, when it is configured; else they come from a walk of the
+    /// layer's directory listings.
+    public let catalogWhiteouts: (@Sendable (String) throws -> [String])?
 
-    public init(configuration: CVMFSConfiguration) {
+    public init(configuration: CVMFSConfiguration, whiteouts: WhiteoutLayers? = nil,
+                catalogWhiteouts: (@Sendable (String) throws -> [String])? = nil) {
         self.configuration = configuration
+        self.whiteouts = whiteouts
+        self.catalogWhiteouts = catalogWhiteouts
     }
 
     /// The path where the repository would keep the layer with `digest`, or nil
@@ -33,8 +43,36 @@ public struct CVMFSLayerLocator: Sendable {
         return "\(configuration.mountpoint)/.layers/\(prefix)/\(hex)/layerfs"
     }
 
-    /// Looks the layer up; never blocks longer than the configured timeout.
+    /// Looks the layer up and, when it is found, makes its whiteout
+    /// translation (once per layer, see `WhiteoutLayers`); a translation
+    /// that fails or takes longer than `whiteoutTimeoutSeconds` makes the
+    /// layer unavailable (the registry serves it) rather than wrong. It goes
+    /// on in the background and is kept for the next Prepare.
     public func locate(layerDigest digest: String) -> CVMFSLookup {
+        let lookup = find(layerDigest: digest)
+        guard case .found(let directory) = lookup, let whiteouts else { return lookup }
+        let catalogWhiteouts = self.catalogWhiteouts
+        let outcome = Self.withTimeout(configuration.whiteoutTimeoutSeconds) { () -> String? in
+            do {
+                _ = try whiteouts.prepare(layerDigest: digest, layerDirectory: directory) {
+                    if let catalogWhiteouts { return try catalogWhiteouts(digest) }
+                    return try WhiteoutLayers.scan(directory)
+                }
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        switch outcome {
+        case .some(nil): return lookup
+        case .some(let reason?): return .unavailable(reason: "whiteouts of \(digest) in CVMFS: \(reason)")
+        case nil:
+            return .unavailable(reason: "finding the whiteouts of \(digest) under \(directory) took longer than \(configuration.whiteoutTimeoutSeconds) s")
+        }
+    }
+
+    /// Looks the layer up; never blocks longer than the configured timeout.
+    func find(layerDigest digest: String) -> CVMFSLookup {
         guard configuration.enabled else { return .unavailable(reason: "CVMFS lookups are disabled") }
         guard let directory = layerDirectory(for: digest) else {
             return .unavailable(reason: "layer digest \(digest.debugDescription) is not a sha256 digest")

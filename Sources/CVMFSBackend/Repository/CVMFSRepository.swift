@@ -224,3 +224,21 @@ public final class CVMFSRepository: Sendable {
         try catalog(for: entry.path).chunks(of: entry.path, algorithm: entry.hashAlgorithm)
     }
 }
+
+extension CVMFSRepository {
+    /// The `.wh.*` paths of the DUCC layer with `digest`, relative to its
+    /// `layerfs`, from one query of the layer's own catalog (DUCC makes each
+    /// `layerfs` a nested catalog) instead of a walk of the layer.
+    public func layerWhiteouts(_ digest: String) throws -> [String] {
+        guard let hex = CVMFSLayerLocator.sha256Hex(digest) else {
+            throw CVMFSError.configuration("layer digest \(digest) is not a sha256 digest")
+        }
+        let layerfs = "/.layers/\(hex.prefix(2))/\(hex)/layerfs"
+        guard try entry(at: layerfs)?.kind == .directory else { throw CVMFSError.notFound(layerfs) }
+        let catalog = try catalog(for: layerfs)
+        let paths = try catalog.whiteoutPaths()
+        let prefix = layerfs + "/"
+        // A layerfs without a catalog of its own: keep what lies below it.
+        return paths.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+    }
+}

@@ -4,7 +4,7 @@ import Registry
 /// The `[cvmfs]` table (moves to the Config module with the other sections).
 extension CVMFSConfiguration {
     mutating func apply(_ reader: TOMLTableReader) throws {
-        try reader.allowOnly(["enabled", "mode", "repository", "mountpoint", "lookup_timeout_seconds", "servers",
+        try reader.allowOnly(["enabled", "mode", "repository", "mountpoint", "lookup_timeout_seconds", "whiteout_timeout_seconds", "servers",
                               "proxies", "keys", "connect_timeout_seconds", "stall_timeout_seconds"])
         enabled = try reader.bool("enabled") ?? enabled
         if let value = try reader.string("mode") {
@@ -23,6 +23,7 @@ extension CVMFSConfiguration {
             mountpointOverride = try DaemonConfiguration.absolute(value, key: "cvmfs.mountpoint")
         }
         if let value = try reader.positiveNumber("lookup_timeout_seconds") { lookupTimeoutSeconds = value }
+        if let value = try reader.positiveNumber("whiteout_timeout_seconds") { whiteoutTimeoutSeconds = value }
         if let value = try reader.strings("servers") {
             for server in value where !(server.hasPrefix("http://") || server.hasPrefix("https://")) {
                 throw ConfigurationError("cvmfs.servers: \(server.debugDescription) is not an http(s) URL")

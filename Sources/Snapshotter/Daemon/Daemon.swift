@@ -46,7 +46,8 @@ struct Daemon {
             let registryClient = RegistryClient(configuration: configuration.registry, logger: logger)
             let cache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
             provider = LayerProvider(client: registryClient, cache: cache, options: configuration.lazy,
-                                     cvmfs: configuration.cvmfs.enabled ? CVMFSLayerLocator(configuration: configuration.cvmfs) : nil,
+                                     cvmfs: configuration.cvmfs.enabled ? CVMFSLayerLocator(configuration: configuration.cvmfs,
+                                                                                      whiteouts: WhiteoutLayers(directory: configuration.root + "/cvmfs-whiteouts")) : nil,
                                      lazyEnabled: configuration.lazyEnabled, logger: logger)
             client = registryClient
         }

@@ -165,7 +165,7 @@ class Repository:
         contents = {}
         with tarfile.open(tar_path) as tar:
             for member in tar.getmembers():
-                name = member.name.lstrip("./").rstrip("/") if member.name not in (".", "./") else ""
+                name = tar_name(member.name)
                 if not name:
                     continue
                 path = base + "/layerfs/" + name
@@ -179,7 +179,7 @@ class Repository:
                     contents[name] = (data, common)
                     self.add(path, Node("file", data=data, **common))
                 elif member.islnk():
-                    data, linked = contents[member.linkname.lstrip("./")]
+                    data, linked = contents[tar_name(member.linkname)]
                     self.add(path, Node("file", data=data, **linked))
                 elif member.issym():
                     self.add(path, Node("symlink", target=member.linkname, **common))
@@ -292,6 +292,14 @@ class Repository:
             plain = f.read()
         os.unlink(db_path)
         return self.put_object(plain, "C")
+
+
+def tar_name(name):
+    """A tar member name relative to the layer root ("./etc/x" and "etc/x" alike)."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.lstrip("/").rstrip("/")
+    return "" if name == "." else name
 
 
 def read_xattrs(path):
