@@ -104,7 +104,7 @@ public struct CVMFSLayerLocator: Sendable {
 
     /// Runs `body` on a detached thread and waits at most `seconds` for it; a
     /// body that overruns is left to finish on its own (it only stats paths).
-    static func withTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () -> T) -> T? {
+    public static func withTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () -> T) -> T? {
         let result = ResultSlot<T>()
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {

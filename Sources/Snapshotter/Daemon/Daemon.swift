@@ -42,13 +42,16 @@ struct Daemon {
         let mounts = LazyMounts(fuseOptions: fuseOptions, handover: handover, logger: logger)
         var client: RegistryClient?
         var provider: LayerProvider?
+        var cvmfsClient: CVMFSClientMount?
         if configuration.lazyEnabled || configuration.cvmfs.enabled {
             let registryClient = RegistryClient(configuration: configuration.registry, logger: logger)
             let cache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
+            var locator: CVMFSLayerLocator?
+            if configuration.cvmfs.enabled {
+                (locator, cvmfsClient) = CVMFSClientMount.setup(configuration, cache: cache, logger: logger)
+            }
             provider = LayerProvider(client: registryClient, cache: cache, options: configuration.lazy,
-                                     cvmfs: configuration.cvmfs.enabled ? CVMFSLayerLocator(configuration: configuration.cvmfs,
-                                                                                      whiteouts: WhiteoutLayers(directory: configuration.root + "/cvmfs-whiteouts")) : nil,
-                                     lazyEnabled: configuration.lazyEnabled, logger: logger)
+                                     cvmfs: locator, lazyEnabled: configuration.lazyEnabled, logger: logger)
             client = registryClient
         }
         let service = SnapshotterService(paths: paths, store: store, provider: provider, mounts: mounts,
@@ -99,6 +102,7 @@ struct Daemon {
             // Under systemd with the file descriptor store, the next run
             // takes the mounts over: running containers keep their files.
             if handover.isEnabled { mounts.detachAll() } else { mounts.unmountAll() }
+            cvmfsClient?.unmount()
             service.savedTOCs.flush()
             unlink(configuration.address)
             logger.notice("stopped")
