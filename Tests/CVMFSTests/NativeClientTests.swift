@@ -235,3 +235,45 @@ final class NativeClientTests: XCTestCase {
         XCTAssertEqual(SymlinkTarget.resolve("$(A:-x)/$(B)/c"), "x/$(B)/c")
     }
 }
+
+/// Catalog rows this client cannot read are refused with an error naming
+/// what it does not know, never guessed.
+final class CatalogRefusalTests: XCTestCase {
+    func catalog(flags: Int) throws -> (Catalog, TemporaryDirectory) {
+        let work = try TemporaryDirectory(prefix: "cvmfs-catalog")
+        let path = work.appending("catalog.sqlite")
+        let script = """
+            import sqlite3, hashlib, sys
+            def pair(p):
+                d = hashlib.md5(p.encode()).digest()
+                return int.from_bytes(d[:8], 'little', signed=True), int.from_bytes(d[8:], 'little', signed=True)
+            db = sqlite3.connect(sys.argv[1])
+            db.execute('CREATE TABLE catalog (md5path_1, md5path_2, parent_1, parent_2, hardlinks, hash, size, mode, mtime, mtimens, flags, name, symlink, uid, gid, xattr)')
+            db.execute('CREATE TABLE nested_catalogs (path, sha1, size)')
+            a, b = pair('/f'); c, d = pair('')
+            db.execute('INSERT INTO catalog VALUES (?,?,?,?,1,?,1,33188,0,0,?,?,"",0,0,NULL)', (a, b, c, d, bytes(20), int(sys.argv[2]), 'f'))
+            db.commit()
+            """
+        try Command.check(["python3", "-c", script, path, String(flags)])
+        let hash = try ContentHash(parsing: String(repeating: "0", count: 40))
+        return (try Catalog(path: path, mountpoint: "", hash: hash), work)
+    }
+
+    func testUnknownCompressionIsRefusedByNumber() throws {
+        let (catalog, work) = try catalog(flags: 4 | (2 << 11))
+        XCTAssertThrowsError(try catalog.entry(at: "/f")) { error in
+            XCTAssertTrue("\(error)".contains("compression algorithm number 2 of /f"), "\(error)")
+        }
+        _ = work
+    }
+
+    func testUnknownHashAlgorithmIsRefusedByNumber() throws {
+        let (catalog, work) = try catalog(flags: 4 | (5 << 8))
+        XCTAssertThrowsError(try catalog.entry(at: "/f")) { error in
+            XCTAssertTrue("\(error)".contains("hash algorithm number 6 of /f"), "\(error)")
+        }
+        let (plain, other) = try self.catalog(flags: 4)
+        XCTAssertEqual(try plain.entry(at: "/f")?.kind, .regular)
+        _ = (work, other)
+    }
+}
