@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// The answer to "does CVMFS hold this layer unpacked?".
 public enum CVMFSLookup: Sendable, Equatable {
@@ -27,12 +28,14 @@ public struct CVMFSLayerLocator: Sendable {
     /// client, when it is configured; else they come from a walk of the
     /// layer's directory listings.
     public let catalogWhiteouts: (@Sendable (String) throws -> [String])?
+    private let logger: Logger?
 
     public init(configuration: CVMFSConfiguration, whiteouts: WhiteoutLayers? = nil,
-                catalogWhiteouts: (@Sendable (String) throws -> [String])? = nil) {
+                catalogWhiteouts: (@Sendable (String) throws -> [String])? = nil, logger: Logger? = nil) {
         self.configuration = configuration
         self.whiteouts = whiteouts
         self.catalogWhiteouts = catalogWhiteouts
+        self.logger = logger
     }
 
     /// The path where the repository would keep the layer with `digest`, or nil
@@ -52,11 +55,17 @@ public struct CVMFSLayerLocator: Sendable {
         let lookup = find(layerDigest: digest)
         guard case .found(let directory) = lookup, let whiteouts else { return lookup }
         let catalogWhiteouts = self.catalogWhiteouts
+        let logger = self.logger
         let outcome = Self.withTimeout(configuration.whiteoutTimeoutSeconds) { () -> String? in
             do {
                 _ = try whiteouts.prepare(layerDigest: digest, layerDirectory: directory) {
-                    if let catalogWhiteouts { return try catalogWhiteouts(digest) }
-                    return try WhiteoutLayers.scan(directory)
+                    let started = Date()
+                    let found = try catalogWhiteouts?(digest) ?? WhiteoutLayers.scan(directory)
+                    logger?.info("CVMFS layer whiteouts found", metadata: [
+                        "layer": "\(digest)", "whiteouts": "\(found.count)",
+                        "from": "\(catalogWhiteouts == nil ? "directory walk" : "catalog query")",
+                        "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+                    return found
                 }
                 return nil
             } catch {

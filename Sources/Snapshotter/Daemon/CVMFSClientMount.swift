@@ -42,14 +42,14 @@ final class CVMFSClientMount: Sendable {
             } ?? false
             useHTTP = !mounted && !cvmfs.servers.isEmpty && cvmfs.keys.allSatisfy { FileManager.default.fileExists(atPath: $0) }
         }
-        guard useHTTP else { return (CVMFSLayerLocator(configuration: cvmfs, whiteouts: whiteouts), nil) }
+        guard useHTTP else { return (CVMFSLayerLocator(configuration: cvmfs, whiteouts: whiteouts, logger: logger), nil) }
         let mountpoint = configuration.root + "/cvmfs/" + cvmfs.repository
         let client = CVMFSClientMount(mountpoint: mountpoint, logger: logger)
         cvmfs.mountpointOverride = mountpoint
         client.start(configuration: cvmfs, cache: cache, directory: configuration.root + "/cvmfs-client",
                      fuse: configuration.fuse)
         return (CVMFSLayerLocator(configuration: cvmfs, whiteouts: whiteouts,
-                                  catalogWhiteouts: { try client.layerWhiteouts($0) }), client)
+                                  catalogWhiteouts: { try client.layerWhiteouts($0) }, logger: logger), client)
     }
 
     private init(mountpoint: String, logger: Logger) {
