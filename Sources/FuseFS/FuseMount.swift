@@ -138,6 +138,23 @@ public final class FuseMount: Sendable {
         logger.info("layer unmounted", metadata: ["mountpoint": "\(mountpoint)"])
     }
 
+    /// For a command in the foreground: blocks until SIGINT or SIGTERM
+    /// (then unmounts) or until the mount is unmounted from outside.
+    public func serveUntilSignalled() {
+        let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                logger.info("signal received, unmounting", metadata: ["signal": "\(number)"])
+                unmount()
+            }
+            source.resume()
+            return source
+        }
+        waitUntilUnmounted()
+        signals.forEach { $0.cancel() }
+    }
+
     /// Blocks until the mount goes away (external `umount`/`fusermount3 -u`
     /// or `unmount()` from another thread), then releases the session.
     public func waitUntilUnmounted() {

@@ -104,3 +104,56 @@ final class RepositoryMountTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: mnt + "/etc"))
     }
 }
+
+/// The two ways of finding a DUCC layer's whiteouts agree: one query of its
+/// catalog (HTTP mode) and a walk of its directory listings (a mounted repository).
+final class LayerWhiteoutTests: XCTestCase {
+    func testCatalogQueryAndDirectoryWalkAgree() throws {
+        let work = try TemporaryDirectory(prefix: "cvmfs-layer-wh")
+        let tree = work.appending("layer")
+        for dir in ["etc/deep", "opaque/dir", "plain"] {
+            try FileManager.default.createDirectory(atPath: tree + "/" + dir, withIntermediateDirectories: true)
+        }
+        for path in [".wh.rootgone", "etc/.wh.gone", "etc/deep/.wh.x", "opaque/dir/.wh..wh..opq"] {
+            FileManager.default.createFile(atPath: tree + "/" + path, contents: nil)
+        }
+        try "kept\n".write(toFile: tree + "/plain/file", atomically: false, encoding: .utf8)
+        let tar = work.appending("layer.tar")
+        try Command.check(["tar", "-C", tree, "-cf", tar, "."])
+        let digest = "sha256:" + String(repeating: "c", count: 64)
+        let repository = try CVMFSTestRepository()
+        try repository.write(layers: [(digest, tar)])
+        let server = try StratumOneServer(root: repository.serverRoot)
+        let served = CVMFSFixture.Served(repository: repository, server: server, work: work)
+        let client = try CVMFSFixture.client(served)
+        let trusted = try client.open()
+        let expected = [".wh.rootgone", "etc/.wh.gone", "etc/deep/.wh.x", "opaque/dir/.wh..wh..opq"]
+        XCTAssertEqual(try client.layerWhiteouts(digest), expected)
+
+        let mountpoint = work.appending("mnt")
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let mount = try FuseMount.mount(tree: CVMFSTree(repository: client), at: mountpoint,
+                                        options: CVMFSTree.mountOptions(FuseMountOptions(), for: trusted),
+                                        logger: .init(label: "test"))
+        defer { mount.unmount() }
+        let layerfs = mountpoint + "/.layers/cc/" + String(repeating: "c", count: 64) + "/layerfs"
+        XCTAssertEqual(try WhiteoutLayers.scan(layerfs), expected)
+
+        // The pair made from that list: the layer's own .wh.* names hidden above, the deletions below.
+        let pairs = WhiteoutLayers(directory: work.appending("pairs"))
+        let lower = try pairs.prepare(layerDigest: digest, layerDirectory: layerfs) { expected }
+        XCTAssertEqual(lower.count, 3)
+        XCTAssertEqual(lower[1], layerfs)
+        var info = stat()
+        XCTAssertEqual(lstat(lower[0] + "/etc/.wh.gone", &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFCHR)
+        XCTAssertEqual(info.st_rdev, 0)
+        XCTAssertEqual(lstat(lower[2] + "/etc/gone", &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFCHR)
+        XCTAssertEqual(lstat(lower[2] + "/rootgone", &info), 0)
+        XCTAssertEqual(try Command.check(["getfattr", "--only-values", "-n", "trusted.overlay.opaque", lower[2] + "/opaque/dir"]), "y")
+        XCTAssertNotEqual(lstat(lower[2] + "/plain", &info), 0, "directories without whiteouts are not copied")
+        // Made once per layer: a second call reuses it without asking for the list.
+        XCTAssertEqual(try pairs.prepare(layerDigest: digest, layerDirectory: layerfs) { XCTFail("asked again"); return [] }, lower)
+    }
+}

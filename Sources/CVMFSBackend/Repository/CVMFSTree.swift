@@ -12,6 +12,19 @@ public struct CVMFSTree: FilesystemTree {
 
     public var treeName: String { repository.name }
 
+    /// `base` for a repository mount: never handed over across restarts, and
+    /// the kernel asks again after the manifest's TTL (a repository changes
+    /// with each revision).
+    public static func mountOptions(_ base: FuseMountOptions, for trusted: TrustedManifest) -> FuseMountOptions {
+        var options = base
+        options.surviveRestarts = false
+        let ttl = Double(max(1, trusted.manifest.ttlSeconds))
+        options.entryTimeout = ttl
+        options.attributeTimeout = ttl
+        options.negativeEntryTimeout = ttl
+        return options
+    }
+
     public func root() throws -> TreeNode {
         guard let entry = try repository.entry(at: "") else {
             throw CVMFSError.malformed("the root catalog of \(repository.name) has no root entry")

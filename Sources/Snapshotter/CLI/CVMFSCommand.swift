@@ -1,6 +1,5 @@
 import ArgumentParser
 import CVMFSBackend
-import Dispatch
 import Foundation
 import FuseFS
 import LazyLayer
@@ -142,28 +141,10 @@ struct CVMFSMountCommand: ParsableCommand {
             FileHandle.standardError.write(Data("starling: not mounting \(client.name): \(error)\n".utf8))
             throw ExitCode.failure
         }
-        var options = FuseMountOptions()
-        options.surviveRestarts = false
-        // A repository changes with each revision: let the kernel re-ask after the manifest's TTL.
-        let ttl = Double(max(1, trusted.manifest.ttlSeconds))
-        options.entryTimeout = ttl
-        options.attributeTimeout = ttl
-        options.negativeEntryTimeout = ttl
-        let mount = try FuseMount.mount(tree: CVMFSTree(repository: client), at: mountpoint, options: options,
-                                        logger: logger)
-        let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                logger.info("signal received, unmounting", metadata: ["signal": "\(number)"])
-                mount.unmount()
-            }
-            source.resume()
-            return source
-        }
+        let mount = try FuseMount.mount(tree: CVMFSTree(repository: client), at: mountpoint,
+                                        options: CVMFSTree.mountOptions(FuseMountOptions(), for: trusted), logger: logger)
         // Unbuffered: whoever started the command learns at once that the mount is up.
         FileHandle.standardOutput.write(Data("mounted \(client.name) revision \(trusted.manifest.revision) at \(mountpoint)\n".utf8))
-        mount.waitUntilUnmounted()
-        signals.forEach { $0.cancel() }
+        mount.serveUntilSignalled()
     }
 }

@@ -88,14 +88,8 @@ final class CVMFSClientMount: Sendable {
                 let repository = try CVMFSRepository.make(configuration: configuration, chunks: cache,
                                                           directory: directory, logger: logger)
                 let trusted = try repository.open()
-                var options = fuse
-                options.surviveRestarts = false
-                let ttl = Double(max(1, trusted.manifest.ttlSeconds))
-                options.entryTimeout = ttl
-                options.attributeTimeout = ttl
-                options.negativeEntryTimeout = ttl
                 let mounted = try FuseMount.mount(tree: CVMFSTree(repository: repository), at: mountpoint,
-                                                  options: options, logger: logger)
+                                                  options: CVMFSTree.mountOptions(fuse, for: trusted), logger: logger)
                 let kept = mount.withLock { current -> Bool in
                     guard !stopped.load(ordering: .relaxed) else { return false }
                     current = mounted
