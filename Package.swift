@@ -10,6 +10,7 @@ import PackageDescription
 //   LazyLayer     - data path: chunk cache, fetch coalescing, prefetch, background fetch
 //   FuseFS        - libfuse3 low-level read-only filesystem over a layer
 //   GRPCShim      - generated containerd snapshots protobuf + gRPC service adapter
+//   Config        - the config file: one parser per section, one error type
 //   Snapshotter   - daemon: metadata store, overlay + remote snapshots, CLI commands
 //   starling      - the executable
 let package = Package(
@@ -68,7 +69,6 @@ let package = Package(
             "HTTPTransport", "StargzReader",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
 
         // MARK: threads for blocking work (fetches, store and mount calls)
@@ -96,6 +96,13 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
 
+        // MARK: configuration (the one module that knows TOML)
+        .target(name: "Config", dependencies: [
+            "Registry", "LazyLayer", "FuseFS", "CVMFSBackend",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+
         // MARK: gRPC and daemon
         .target(name: "GRPCShim", dependencies: [
             "BlockingWork",
@@ -104,7 +111,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Protos"]),
         .target(name: "Snapshotter", dependencies: [
-            "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend", "BlockingWork",
+            "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend", "BlockingWork", "Config",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -112,7 +119,6 @@ let package = Package(
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "starling", dependencies: ["Snapshotter"]),
         // Benchmark driver for bench/registry.sh (not installed, not a starling subcommand).
@@ -129,6 +135,7 @@ let package = Package(
         ], path: "Tests/TestSupport"),
         .testTarget(name: "CVMFSTests", dependencies: ["CVMFSBackend", "FuseFS", "LazyLayer", "TestSupport"]),
         .testTarget(name: "StargzTests", dependencies: ["StargzReader", "TestSupport"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "HTTPTransport", "StargzReader", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -80,6 +80,11 @@ public struct CVMFSLayerLocator: Sendable {
         }
     }
 
+    /// The overlay lower directories of a found layer, top first.
+    public func lowerDirectories(layerDigest: String, layerDirectory: String) -> [String] {
+        whiteouts?.lowerDirectories(layerDigest: layerDigest, layerDirectory: layerDirectory) ?? [layerDirectory]
+    }
+
     /// Looks the layer up; never blocks longer than the configured timeout.
     func find(layerDigest digest: String) -> CVMFSLookup {
         guard configuration.enabled else { return .unavailable(reason: "CVMFS lookups are disabled") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import CVMFSBackend
 import Foundation
 import FuseFS
@@ -50,7 +51,11 @@ struct CVMFSRepositoryOptions: ParsableArguments {
     func configuration() throws -> CVMFSConfiguration {
         var configuration = CVMFSConfiguration()
         if let configPath {
-            configuration = try DaemonConfiguration(contentsOf: configPath, mustExist: true).cvmfs
+            do {
+                configuration = try DaemonConfiguration(contentsOf: configPath, mustExist: true).cvmfs
+            } catch {
+                throw ValidationError(error.message)
+            }
         }
         configuration.repository = try repositoryName
         configuration.servers = [url]

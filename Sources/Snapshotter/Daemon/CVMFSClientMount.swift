@@ -1,4 +1,5 @@
 import CVMFSBackend
+import Config
 import Foundation
 import FuseFS
 import LazyLayer

@@ -1,4 +1,3 @@
-import CVMFSBackend
 import Foundation
 import GRPCShim
 
@@ -11,8 +10,9 @@ import GRPCShim
 /// - otherwise an overlay mount whose `lowerdir` lists the parents nearest
 ///   first, with `upperdir`/`workdir` for an active snapshot.
 ///
-/// A parent's directory is where its files are: `snapshots/<id>/fs` (local
-/// files or a lazy layer's FUSE mount) or the CVMFS directory it uses in place.
+/// A parent's directories are where its files are: `snapshots/<id>/fs`
+/// (local files or a lazy layer's FUSE mount) or what its layer source
+/// uses in place (a CVMFS directory).
 struct MountPlanner: Sendable {
     let paths: SnapshotPaths
     /// Extra overlay options (`index=off` where the kernel has the parameter).
@@ -29,43 +29,32 @@ struct MountPlanner: Sendable {
         FileManager.default.fileExists(atPath: "/sys/module/overlay/parameters/index") ? ["index=off"] : []
     }
 
-    /// Where the files of a (parent) snapshot are (its own directory, or the
-    /// CVMFS directory it uses in place).
-    func lowerDirectory(_ record: SnapshotRecord) -> String {
-        if case .cvmfs(let directory, _) = record.source { return directory }
-        return paths.filesystem(record.id!)
-    }
-
-    /// The overlay lower directories of a (parent) snapshot, top first: one
-    /// directory, or for a CVMFS layer with whiteouts the layer's directory
-    /// between its two whiteout directories (see `WhiteoutLayers`).
+    /// Where the files of a (parent) snapshot are, top first: its own
+    /// `fs` (local files or a lazy layer's FUSE mount), or the directories
+    /// its layer source uses in place.
     func lowerDirectories(_ record: SnapshotRecord) -> [String] {
-        if case .cvmfs(let directory, let digest) = record.source {
-            return WhiteoutLayers(directory: paths.root + "/cvmfs-whiteouts")
-                .lowerDirectories(layerDigest: digest, layerDirectory: directory)
-        }
-        return [paths.filesystem(record.id!)]
+        record.source.remote?.directories ?? [paths.filesystem(record.id!)]
     }
 
     /// `ancestors` nearest first.
     func mounts(for record: SnapshotRecord, ancestors: [SnapshotRecord]) -> [MountSpec] {
         let id = record.id!
-        if ancestors.isEmpty, case let own = lowerDirectories(record), own.count == 1 {
-            let access = record.kind == .active ? "rw" : "ro"
-            return [MountSpec(type: "bind", source: own[0], options: [access, "rbind"])]
-        }
-        if ancestors.isEmpty {
-            return [MountSpec(type: "overlay", source: "overlay",
-                              options: overlayOptions + ["lowerdir=" + lowerDirectories(record).joined(separator: ":")])]
-        }
-        if record.kind != .active && ancestors.count == 1, case let parent = lowerDirectories(ancestors[0]), parent.count == 1 {
-            return [MountSpec(type: "bind", source: parent[0], options: ["ro", "rbind"])]
+        let lowers = ancestors.isEmpty ? [] : ancestors.flatMap(lowerDirectories)
+        if ancestors.isEmpty || (record.kind != .active && lowers.count == 1) {
+            let own = ancestors.isEmpty ? lowerDirectories(record) : lowers
+            if own.count == 1 {
+                let access = record.kind == .active && ancestors.isEmpty ? "rw" : "ro"
+                return [MountSpec(type: "bind", source: own[0], options: [access, "rbind"])]
+            }
+            // A served layer made of several directories, on its own: a
+            // read-only overlay of them.
+            return [MountSpec(type: "overlay", source: "overlay", options: overlayOptions + ["lowerdir=" + own.joined(separator: ":")])]
         }
         var options = overlayOptions
         if record.kind == .active {
             options += ["workdir=\(paths.work(id))", "upperdir=\(paths.filesystem(id))"]
         }
-        options.append("lowerdir=" + ancestors.flatMap(lowerDirectories).joined(separator: ":"))
+        options.append("lowerdir=" + lowers.joined(separator: ":"))
         return [MountSpec(type: "overlay", source: "overlay", options: options)]
     }
 }
