@@ -5,7 +5,9 @@ import PackageDescription
 //   C libraries (one thin Swift wrapper each, inside the module that uses it)
 //   Basics        - digests, system calls (one EINTR helper, one error type), one-shot values, mountinfo
 //   StargzReader  - eStargz / zstd:chunked format: footer, TOC, chunks, writer
-//   Registry      - OCI distribution client on libcurl (range reads, auth)
+//   HTTPTransport - the one HTTP client: libcurl handles, pooling, retries, proxies
+//   Registry      - OCI distribution client (range reads, auth) over HTTPTransport
+//   CVMFSBackend  - CVMFS repositories: mounted layers, and a native read-only client
 //   LazyLayer     - data path: read path, read-ahead, fetch, cache, prefetch, background fetch
 //   FuseFS        - libfuse3 low-level read-only filesystem over a LayerContentSource (no data path)
 //   GRPCShim      - generated containerd snapshots protobuf + gRPC service adapter
@@ -22,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -43,6 +47,9 @@ let package = Package(
                        providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CFuse3", path: "Sources/CFuse3", pkgConfig: "fuse3",
                        providers: [.apt(["libfuse3-dev"])]),
+        // OpenSSL's libcrypto, for what swift-crypto lacks (CVMFS: RIPEMD-160, SHAKE-128, raw RSA).
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
         // curl_easy_setopt/getinfo are variadic, which Swift cannot call: a few
         // typed C shims live here.
         .target(name: "CCurl", path: "Sources/CCurl",
@@ -59,9 +66,15 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
+        // MARK: HTTP (one client for the registry and CVMFS)
+        .target(name: "HTTPTransport", dependencies: [
+            "CCurl",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // MARK: registry
         .target(name: "Registry", dependencies: [
-            "Basics", "CCurl", "StargzReader",
+            "Basics", "HTTPTransport", "StargzReader",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
@@ -82,7 +95,15 @@ let package = Package(
         ]),
 
         // MARK: CVMFS (layers already unpacked in a repository such as unpacked.cern.ch)
-        .target(name: "CVMFSBackend", dependencies: ["Basics", "BlockingWork"]),
+        .target(name: "CVMFSBackend", dependencies: [
+            "Basics", "BlockingWork", "HTTPTransport", "CCrypto", "CZlib", "StargzReader", "LazyLayer", "FuseFS",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
 
         // MARK: configuration (the one module that knows TOML)
         .target(name: "Config", dependencies: [
@@ -124,11 +145,11 @@ let package = Package(
         .target(name: "TestSupport", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Tests/TestSupport"),
-        .testTarget(name: "CVMFSTests", dependencies: ["CVMFSBackend", "TestSupport"]),
+        .testTarget(name: "CVMFSTests", dependencies: ["CVMFSBackend", "FuseFS", "LazyLayer", "TestSupport"]),
         .testTarget(name: "StargzTests", dependencies: ["StargzReader", "TestSupport"]),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "StargzReader", "TestSupport",
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "HTTPTransport", "StargzReader", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "LazyLayerTests", dependencies: ["LazyLayer", "BlockingWork", "StargzReader", "Registry", "TestSupport"]),

@@ -5,11 +5,15 @@ set -euo pipefail
 pkgs=(
   # build: C libraries Starling links
   pkg-config libfuse3-dev zlib1g-dev libzstd-dev libdeflate-dev libcurl4-openssl-dev
+  # build: libcrypto for CVMFS (RIPEMD-160, SHAKE-128, raw RSA of the whitelist)
+  libssl-dev
   # run: FUSE mounts and CA store
   fuse3 ca-certificates
   # tests and benchmarks: the real components Starling talks to
   containerd runc docker-registry skopeo stargz-snapshotter zstd busybox-static
   debootstrap openssl apache2-utils jq python3 iproute2 util-linux curl hyperfine binutils
+  # CVMFS tests: a stratum-1 as sites run it (nginx) and a site squid in front of it
+  nginx-light squid attr
 )
 # kubectl (for `kubectl kustomize deploy/kubernetes`): Debian's kubernetes-client,
 # unless some kubectl is installed already (another package owns /usr/bin/kubectl).

@@ -30,20 +30,39 @@ public final class FuseMount: Sendable {
                              options: FuseMountOptions = FuseMountOptions(),
                              logger: Logger) throws -> FuseMount {
         let filesystem = LayerFilesystem(content: layer, options: options, logger: logger)
+        let mount = try start(filesystem, initialized: filesystem.initialized, at: mountpoint, options: options,
+                              logger: logger)
+        logger.info("layer mounted", metadata: ["layer": "\(layer.layerDigest)", "mountpoint": "\(mountpoint)"])
+        return mount
+    }
+
+    /// Mounts a tree whose nodes are found on demand (a whole CVMFS
+    /// repository) read-only at `mountpoint`.
+    public static func mount(tree: any FilesystemTree, at mountpoint: String,
+                             options: FuseMountOptions = FuseMountOptions(),
+                             logger: Logger) throws -> FuseMount {
+        let filesystem = try TreeFilesystem(tree: tree, options: options, logger: logger)
+        let mount = try start(filesystem, initialized: filesystem.initialized, at: mountpoint, options: options,
+                              logger: logger)
+        logger.info("tree mounted", metadata: ["tree": "\(tree.treeName)", "mountpoint": "\(mountpoint)"])
+        return mount
+    }
+
+    private static func start(_ filesystem: any FuseRequestHandler, initialized: DispatchSemaphore,
+                              at mountpoint: String, options: FuseMountOptions, logger: Logger) throws -> FuseMount {
         let session = try FuseSession.start(handler: filesystem, at: mountpoint,
                                             configuration: sessionConfiguration(options), logger: logger)
         let mount = FuseMount(mountpoint: mountpoint, session: session, logger: logger)
         // The kernel sends INIT right after mount(2); wait for it so callers
         // (and the readahead setting below, which INIT would lower again) see
         // a connected filesystem.
-        if filesystem.initialized.wait(timeout: .now() + 30) == .timedOut {
+        if initialized.wait(timeout: .now() + 30) == .timedOut {
             mount.unmount()
             throw FuseMountError.mountFailed(mountpoint: mountpoint)
         }
         var status = stat()
         _ = stat(mountpoint, &status)  // returns after INIT's reply was processed
         session.setReadahead(bytes: options.readahead)
-        logger.info("layer mounted", metadata: ["layer": "\(layer.layerDigest)", "mountpoint": "\(mountpoint)"])
         return mount
     }
 
@@ -117,6 +136,23 @@ public final class FuseMount: Sendable {
     public func unmount() {
         session.stop()
         logger.info("layer unmounted", metadata: ["mountpoint": "\(mountpoint)"])
+    }
+
+    /// For a command in the foreground: blocks until SIGINT or SIGTERM
+    /// (then unmounts) or until the mount is unmounted from outside.
+    public func serveUntilSignalled() {
+        let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                logger.info("signal received, unmounting", metadata: ["signal": "\(number)"])
+                unmount()
+            }
+            source.resume()
+            return source
+        }
+        waitUntilUnmounted()
+        signals.forEach { $0.cancel() }
     }
 
     /// Blocks until the mount goes away (external `umount`/`fusermount3 -u`

@@ -63,29 +63,8 @@ final class LayerFilesystem: FuseRequestHandler {
     // MARK: connection
 
     func initialize(_ connection: inout FuseConnection) {
-        func set(_ capability: FuseCapabilities, _ enabled: Bool) {
-            if enabled { connection.wanted.insert(capability) } else { connection.wanted.remove(capability) }
-        }
-        set(.asyncRead, options.asyncRead)
-        set(.readdirPlus, options.readdirPlus)
-        // Always READDIRPLUS (not the adaptive mode): one listing answers every
-        // later stat of the directory's children.
-        set(.readdirPlusAuto, false)
-        set(.parallelDirectoryOperations, options.parallelDirectoryOperations)
-        set(.cacheSymlinks, options.cacheSymlinks)
-        // With cached listings, a directory open needs nothing from us: let
-        // the kernel open directories without a round trip (a `find` over a
-        // root filesystem otherwise pays an OPENDIR and a RELEASEDIR per
-        // directory, about as much as the rest of the walk).
-        let zeroMessage = options.cacheDirectories && connection.capable.contains(.noOpendirSupport)
-        set(.noOpendirSupport, zeroMessage)
+        let zeroMessage = options.negotiate(&connection)
         zeroMessageOpendir.withLock { $0 = zeroMessage }
-        // The layer never changes: never drop cached pages because of attributes.
-        set(.autoInvalidateData, false)
-        connection.maxWrite = options.maxRead
-        connection.maxReadahead = options.readahead
-        connection.maxBackground = options.maxBackground
-        connection.congestionThreshold = max(1, options.maxBackground * 3 / 4)
         initialized.signal()
     }
 

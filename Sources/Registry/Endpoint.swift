@@ -1,3 +1,4 @@
+import HTTPTransport
 /// One place a registry's API can be reached: a mirror or the registry itself.
 struct Endpoint: Sendable, Hashable {
     /// `HOST[:PORT]` actually connected to (`registry-1.docker.io` for `docker.io`).

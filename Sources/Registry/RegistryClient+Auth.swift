@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTransport
 
 /// Cache key for an authorization: endpoint host and repository (bearer
 /// tokens are scoped to one repository; basic credentials may be too, when

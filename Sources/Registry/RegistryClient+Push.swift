@@ -1,3 +1,4 @@
+import HTTPTransport
 import Foundation
 
 /// Pushing an image, as the distribution spec describes it: blobs first

@@ -1,5 +1,5 @@
-import CCurl
 import Foundation
+import HTTPTransport
 import Logging
 
 /// One registry API request, relative to `/v2/<repository>/`.
@@ -165,45 +165,27 @@ extension RegistryClient {
     /// buffer (returned) instead of `sink`.
     func perform(_ request: HTTPRequest, host: String, cancellation: RegistryCancellation?,
                  sink: BodySink) throws -> (HTTPExchange, [UInt8]) {
-        var errorBody: [UInt8] = []
-        var body: (first: UInt64, last: UInt64, bytes: Int)?
-        let exchange = try pool.withHandle(host: host) { handle in
-            try handle.perform(request, cancellation: cancellation) { head, bytes in
-                counters.bytesReceived.add(Int64(bytes.count), ordering: .relaxed)
-                if (200..<300).contains(head.status) {
-                    let now = DispatchTime.now().uptimeNanoseconds
-                    body = (body?.first ?? now, now, (body?.bytes ?? 0) + bytes.count)
-                    return try sink(head, bytes)
-                }
-                errorBody.append(contentsOf: bytes.prefix(max(0, 16384 - errorBody.count)))
-                return errorBody.count < 16384
-            }
+        do {
+            return try http.perform(request, host: host, cancellation: cancellation, sink: sink)
+        } catch let error as HTTPTransportError {
+            throw Self.registryError(error)
         }
-        counters.requests.add(1, ordering: .relaxed)
-        if let body, body.bytes >= 256 << 10 {
-            // Pieces land 16 KiB at a time; the first one's own transfer is
-            // not timed, so count from the second.
-            let seconds = max(Double(body.last - body.first) / 1e9, 1e-4)
-            linkSpeeds[host] = Double(body.bytes - min(body.bytes, 16 << 10)) / seconds
-        }
-        logger.trace("registry request", metadata: [
-            "method": "\(request.method)", "url": "\(Self.redact(request.url))", "status": "\(exchange.head.status)",
-            "curl": "\(exchange.curlCode)", "http2": "\(exchange.usedHTTP2)"])
-        counters.connectionsOpened.add(exchange.newConnections, ordering: .relaxed)
-        if exchange.usedHTTP2 { counters.http2Requests.add(1, ordering: .relaxed) }
-        return (exchange, errorBody)
     }
 
     func backOff(_ attempt: inout Int, retryAfter: String?, registry: String, reason: String,
                  cancellation: RegistryCancellation?) throws {
-        let delay = retryPolicy.delay(afterAttempt: attempt, retryAfter: retryAfter)
-        attempt += 1
-        counters.retries.add(1, ordering: .relaxed)
-        logger.debug("retrying registry request", metadata: [
-            "registry": "\(registry)", "reason": "\(reason)", "attempt": "\(attempt)",
-            "delay": "\(String(format: "%.2f", delay))",
-        ])
-        try RetryPolicy.sleep(delay, cancellation: cancellation)
+        do {
+            try http.backOff(&attempt, retryAfter: retryAfter, host: registry, reason: reason, cancellation: cancellation)
+        } catch {
+            throw Self.registryError(error)
+        }
+    }
+
+    static func registryError(_ error: HTTPTransportError) -> RegistryError {
+        switch error {
+        case .cancelled: return .cancelled
+        case .unreadableUploadBody: return .invalidConfiguration("\(error)")
+        }
     }
 
     func transportError(_ exchange: HTTPExchange, registry: String) -> RegistryError {
@@ -215,14 +197,7 @@ extension RegistryClient {
         return .transport(registry: registry, detail: Self.redact(exchange.curlMessage))
     }
 
-    /// libcurl messages can quote URLs; drop query strings (signed redirect
-    /// URLs carry credentials there).
-    static func redact(_ message: String) -> String {
-        message.split(separator: " ", omittingEmptySubsequences: false).map { word in
-            guard word.contains("://"), let question = word.firstIndex(of: "?") else { return String(word) }
-            return String(word[..<question]) + "?..."
-        }.joined(separator: " ")
-    }
+    static func redact(_ message: String) -> String { HTTPClient.redact(message) }
 
     /// `CODE message` from a registry error body (`{"errors":[{"code":..,"message":..}]}`).
     static func errorSummary(_ body: [UInt8]) -> String {

@@ -1,5 +1,11 @@
 import Foundation
+import HTTPTransport
 import Logging
+
+/// Registry calls take the transport's cancellation flag.
+public typealias RegistryCancellation = TransferCancellation
+/// The registry client's counters are its HTTP client's.
+public typealias RegistryStatistics = HTTPStatistics
 
 /// The OCI distribution client: resolves image references to manifests and
 /// reads blobs, whole or by byte range.
@@ -13,16 +19,14 @@ import Logging
 public final class RegistryClient: Sendable {
     public let configuration: RegistryConfiguration
     let logger: Logger
-    let pool: CurlHandlePool
+    /// The project's HTTP client: pooled connections, retries, counters.
+    let http: HTTPClient
     let credentials: CredentialChain
     let tokens = LockedDictionary<TokenKey, CachedAuthorization>()
     /// Per endpoint host: the last challenge seen, to fetch tokens for new
     /// repositories without first collecting a 401.
     let challenges = LockedDictionary<String, AuthChallenge>()
-    let counters = StatisticsCounters()
-    /// How fast bodies arrive from each host (see `bodyBytesPerSecond`).
-    let linkSpeeds = LockedDictionary<String, Double>()
-    let retryPolicy: RetryPolicy
+    var retryPolicy: RetryPolicy { http.retryPolicy }
 
     /// `credentialSources` are asked before Starling's config and docker's
     /// (see `CredentialChain`): the daemon passes CRI-captured credentials
@@ -32,20 +36,21 @@ public final class RegistryClient: Sendable {
                 credentialSources: [any CredentialSource] = []) {
         self.configuration = configuration
         self.logger = logger
-        pool = CurlHandlePool(limitPerHost: configuration.maxConnectionsPerHost)
+        http = HTTPClient(limitPerHost: configuration.maxConnectionsPerHost,
+                          retryPolicy: RetryPolicy(maxRetries: configuration.maxRetries,
+                                                   baseDelay: configuration.retryBaseDelaySeconds,
+                                                   maxDelay: configuration.retryMaxDelaySeconds),
+                          logger: logger, purpose: "registry")
         credentials = CredentialChain(sources: credentialSources + [ConfiguredCredentials(configuration: configuration),
                                                                     DockerConfigCredentials(configuration: configuration)],
                                       logger: logger)
-        retryPolicy = RetryPolicy(maxRetries: configuration.maxRetries,
-                                  baseDelay: configuration.retryBaseDelaySeconds,
-                                  maxDelay: configuration.retryMaxDelaySeconds)
     }
 
     /// Requests, connections opened, retries and bytes so far.
-    public var statistics: RegistryStatistics { counters.snapshot }
+    public var statistics: RegistryStatistics { http.statistics }
 
     /// The rate at which the last large response body (at least 256 KiB)
     /// from `host` arrived, from its first byte to its last: the link's
     /// bandwidth without the round trip. Nil before such a response.
-    public func bodyBytesPerSecond(host: String) -> Double? { linkSpeeds[host] }
+    public func bodyBytesPerSecond(host: String) -> Double? { http.bodyBytesPerSecond(host: host) }
 }

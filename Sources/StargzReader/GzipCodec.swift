@@ -46,11 +46,17 @@ enum GzipCodec {
     /// One pass: when the output buffer fills up it grows (doubling, up to
     /// `limit`) and inflation continues where it stopped, instead of starting
     /// over with a bigger buffer (a 38 MB TOC used to be inflated twice).
-    static func decompressAll(_ input: ArraySlice<UInt8>, limit: Int) throws -> [UInt8] {
+    ///
+    /// `zlibFormat`: the input is zlib streams (RFC 1950, as CVMFS stores
+    /// its objects) instead of gzip members.
+    static func decompressAll(_ input: ArraySlice<UInt8>, limit: Int, zlibFormat: Bool = false) throws -> [UInt8] {
         guard limit >= 0 else { throw StargzError.decompressionFailed("negative limit") }
-        if input.isEmpty { return [] }
+        if input.isEmpty {
+            if zlibFormat { throw StargzError.decompressionFailed("empty zlib stream") }
+            return []
+        }
         var stream = z_stream()
-        let initStatus = inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        let initStatus = inflateInit2_(&stream, zlibFormat ? 15 : 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         guard initStatus == Z_OK else { throw StargzError.decompressionFailed("inflateInit2 returned \(initStatus)") }
         defer { inflateEnd(&stream) }
         // One byte past the limit tells "exactly at the limit" from "past it".
@@ -61,7 +67,7 @@ enum GzipCodec {
         // 4x the input. A wrong guess only costs growing the buffer later,
         // and a lying ISIZE cannot make us allocate much more than the input.
         var guess = input.count * 4
-        if let isize = lastMemberSize(input) {
+        if !zlibFormat, let isize = lastMemberSize(input) {
             if isize < input.count * 64 { guess = max(guess, isize + 1) }
             // The usual case, one member (a TOC): libdeflate inflates it
             // about twice as fast. Anything else falls through to zlib.
@@ -97,6 +103,7 @@ enum GzipCodec {
                 case Z_STREAM_END:
                     // Next member, if any input remains.
                     if stream.avail_in == 0 { return }
+                    if zlibFormat { throw StargzError.decompressionFailed("bytes after the end of the zlib stream") }
                     let reset = inflateReset(&stream)
                     guard reset == Z_OK else { throw StargzError.decompressionFailed("inflateReset returned \(reset)") }
                 case Z_BUF_ERROR where produced == output.count:
@@ -153,5 +160,15 @@ enum GzipCodec {
                 return outBuf.count - Int(stream.avail_out)
             }
         }
+    }
+}
+
+/// Inflation of zlib streams (RFC 1950) for formats that store whole objects
+/// that way (CVMFS); zlib itself stays behind `GzipCodec`.
+public enum ZlibStream {
+    /// The inflated bytes of one zlib stream; throws on malformed input,
+    /// trailing bytes, or output past `limit` bytes.
+    public static func inflate(_ input: ArraySlice<UInt8>, limit: Int) throws -> [UInt8] {
+        try GzipCodec.decompressAll(input, limit: limit, zlibFormat: true)
     }
 }

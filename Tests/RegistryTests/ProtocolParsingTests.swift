@@ -1,4 +1,5 @@
 import XCTest
+import HTTPTransport
 @testable import Registry
 
 /// Wire formats the client parses: WWW-Authenticate, Content-Range,

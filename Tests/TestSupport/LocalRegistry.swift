@@ -99,7 +99,7 @@ public final class LocalRegistry: @unchecked Sendable {
         return reference
     }
 
-    static func isListening(port: Int) -> Bool {
+    public static func isListening(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }

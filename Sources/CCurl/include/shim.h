@@ -2,7 +2,7 @@
 // Typed, non-variadic entry points for libcurl's variadic option setters and
 // info getters, which Swift cannot call directly. Each shim forwards exactly
 // one argument type; nothing else lives here (the Swift wrapper is
-// Sources/Registry/Curl/CurlEasy.swift).
+// Sources/HTTPTransport/CurlEasy.swift).
 #include <curl/curl.h>
 
 CURLcode starling_easy_setopt_long(CURL *handle, CURLoption option, long value);

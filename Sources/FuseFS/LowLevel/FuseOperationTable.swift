@@ -218,7 +218,7 @@ private func makeStat(_ attributes: FuseAttributes) -> stat {
     status.st_size = Int(attributes.size)
     status.st_blocks = Int(attributes.blocks)
     status.st_blksize = 4096
-    let time = timespec(tv_sec: Int(attributes.modificationTime), tv_nsec: 0)
+    let time = timespec(tv_sec: Int(attributes.modificationTime), tv_nsec: Int(attributes.modificationNanoseconds))
     status.st_atim = time
     status.st_mtim = time
     status.st_ctim = time

@@ -38,6 +38,8 @@ struct FuseAttributes: Sendable, Equatable {
     /// Modification time in seconds since the epoch; also used for atime and ctime,
     /// because an immutable layer has no other times.
     var modificationTime: Int64
+    /// Nanoseconds of the modification time (0 where the format keeps seconds only).
+    var modificationNanoseconds: Int32 = 0
 
     /// Number of 512-byte blocks, as `du` expects for a fully materialized file.
     var blocks: Int64 { (size + 511) / 512 }

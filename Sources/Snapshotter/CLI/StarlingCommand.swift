@@ -6,7 +6,7 @@ public struct StarlingCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "A containerd remote snapshotter: lazy eStargz layers over FUSE, CVMFS layers in place.",
-        subcommands: [ServeCommand.self, StatusCommand.self, OptimizeCommand.self, LayerCommand.self]
+        subcommands: [ServeCommand.self, StatusCommand.self, OptimizeCommand.self, LayerCommand.self, CVMFSCommand.self]
     )
 
     public init() {}

@@ -46,17 +46,22 @@ struct Daemon {
         var sources: [any LayerSource] = []
         var cache: ChunkCache?
         let credentials = try DaemonCredentials(configuration: configuration, logger: logger)
-        if configuration.cvmfs.enabled {
-            sources.append(MountedCVMFSLayerSource(locator: CVMFSLayerLocator(configuration: configuration.cvmfs)))
-        }
-        if configuration.lazy.enabled {
-            let registryClient = RegistryClient(configuration: configuration.registry, logger: logger,
-                                                credentialSources: credentials.sources)
+        var cvmfsClient: CVMFSClientMount?
+        if configuration.cvmfs.enabled || configuration.lazy.enabled {
             let chunkCache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
             cache = chunkCache
-            sources.append(RegistryLayerSource(client: registryClient, cache: chunkCache, options: configuration.lazy.layer,
-                                               savedTOCs: SavedTOCs(paths: paths), logger: logger))
-            client = registryClient
+            if configuration.cvmfs.enabled {
+                let (locator, repositoryMount) = CVMFSClientMount.setup(configuration, cache: chunkCache, logger: logger)
+                cvmfsClient = repositoryMount
+                sources.append(MountedCVMFSLayerSource(locator: locator))
+            }
+            if configuration.lazy.enabled {
+                let registryClient = RegistryClient(configuration: configuration.registry, logger: logger,
+                                                    credentialSources: credentials.sources)
+                sources.append(RegistryLayerSource(client: registryClient, cache: chunkCache, options: configuration.lazy.layer,
+                                                   savedTOCs: SavedTOCs(paths: paths), logger: logger))
+                client = registryClient
+            }
         }
         let layerSources = sources.isEmpty ? nil : LayerSourceChain(sources: sources, logger: logger)
         let service = SnapshotterService(paths: paths, store: store, layerSources: layerSources, mounts: mounts,
@@ -124,6 +129,7 @@ struct Daemon {
             // Under systemd with the file descriptor store, the next run
             // takes the mounts over: running containers keep their files.
             if handover.isEnabled { mounts.detachAll() } else { mounts.unmountAll() }
+            cvmfsClient?.unmount()
             layerSources?.flush()
             unlink(configuration.address)
             logger.notice("stopped")

@@ -3,8 +3,11 @@ import Foundation
 
 /// Layers a mounted CVMFS repository (`unpacked.cern.ch`, published by
 /// DUCC) holds unpacked: the layer's directory is used in place as an
-/// overlay lower directory and nothing is downloaded. The lookup only stats
-/// paths, with a timeout, so a stalled autofs mount becomes a fallback.
+/// overlay lower directory, between its whiteout directories when it has
+/// whiteouts (`WhiteoutLayers`), and nothing is downloaded. The repository
+/// is the one cvmfs2 mounted or the one Starling's own client mounted
+/// (`CVMFSClientMount`). The lookup stats paths with a timeout, so a
+/// stalled autofs mount becomes a fallback.
 struct MountedCVMFSLayerSource: LayerSource {
     let name = "cvmfs"
     let title = "CVMFS"
@@ -15,7 +18,8 @@ struct MountedCVMFSLayerSource: LayerSource {
         switch locator.locate(layerDigest: request.layerDigest) {
         case .found(let directory):
             return .served(ServedLayer(record: RemoteLayerRecord(source: name, layerDigest: request.layerDigest,
-                                                                 directories: [directory])))
+                                                                 directories: locator.lowerDirectories(
+                                                                    layerDigest: request.layerDigest, layerDirectory: directory))))
         case .absent:
             return .notServed(reason: "not in CVMFS repository \(locator.configuration.repository)")
         case .unavailable(let reason):

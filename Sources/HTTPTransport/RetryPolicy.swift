@@ -2,16 +2,22 @@ import CCurl
 import Foundation
 
 /// When and how long to wait before trying a request again.
-struct RetryPolicy: Sendable {
-    var maxRetries: Int
-    var baseDelay: Double
-    var maxDelay: Double
+public struct RetryPolicy: Sendable {
+    public var maxRetries: Int
+    public var baseDelay: Double
+    public var maxDelay: Double
+
+    public init(maxRetries: Int, baseDelay: Double, maxDelay: Double) {
+        self.maxRetries = maxRetries
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+    }
 
     /// Exponential backoff with jitter: attempt n waits a random time in
     /// [d/2, d] with d = base * 2^n (capped), so a crowd of FUSE threads that
     /// failed together does not retry in lockstep. A server's Retry-After
     /// (seconds or HTTP date) is honoured up to `maxDelay`.
-    func delay(afterAttempt attempt: Int, retryAfter: String?) -> Double {
+    public func delay(afterAttempt attempt: Int, retryAfter: String?) -> Double {
         if let retryAfter, let seconds = Self.parseRetryAfter(retryAfter) {
             return min(max(0, seconds), maxDelay)
         }
@@ -19,7 +25,7 @@ struct RetryPolicy: Sendable {
         return Double.random(in: (ceiling / 2)...max(ceiling / 2, ceiling))
     }
 
-    static func parseRetryAfter(_ value: String) -> Double? {
+    public static func parseRetryAfter(_ value: String) -> Double? {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         if let seconds = Double(trimmed) { return seconds }
         let formatter = DateFormatter()
@@ -31,12 +37,12 @@ struct RetryPolicy: Sendable {
     }
 
     /// HTTP statuses worth retrying: overload and transient server failures.
-    static func isRetryable(status: Int) -> Bool {
+    public static func isRetryable(status: Int) -> Bool {
         status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504
     }
 
     /// libcurl errors that mean "the connection broke", not "the request is wrong".
-    static func isRetryable(curlCode code: Int) -> Bool {
+    public static func isRetryable(curlCode code: Int) -> Bool {
         let retryable: [CURLcode] = [
             CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT,
             CURLE_OPERATION_TIMEDOUT, CURLE_PARTIAL_FILE, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
@@ -46,12 +52,12 @@ struct RetryPolicy: Sendable {
         return retryable.contains { Int($0.rawValue) == code }
     }
 
-    static func isTimeout(curlCode code: Int) -> Bool {
+    public static func isTimeout(curlCode code: Int) -> Bool {
         code == Int(CURLE_OPERATION_TIMEDOUT.rawValue)
     }
 
     /// Sleeps `seconds`, waking early (and throwing) when cancelled.
-    static func sleep(_ seconds: Double, cancellation: RegistryCancellation?) throws(RegistryError) {
+    public static func sleep(_ seconds: Double, cancellation: TransferCancellation?) throws(HTTPTransportError) {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             if cancellation?.isCancelled == true { throw .cancelled }

@@ -10,7 +10,7 @@ let curlGlobalInitialisation: Bool = {
 }()
 
 /// A curl share handle holding the DNS cache and TLS session cache of every
-/// easy handle of one `RegistryClient`, so that a new connection to a known
+/// easy handle of one `HTTPClient`, so that a new connection to a known
 /// registry skips the lookup and resumes its TLS session.
 ///
 /// Connections themselves are *not* shared here: libcurl does not support a

@@ -1,8 +1,8 @@
 import Synchronization
 
-/// Counters a `RegistryClient` keeps, for benchmarks, metrics and tests that
+/// Counters an `HTTPClient` keeps, for benchmarks, metrics and tests that
 /// check connection reuse.
-public struct RegistryStatistics: Sendable, Equatable {
+public struct HTTPStatistics: Sendable, Equatable {
     /// HTTP requests sent (including auth and retries).
     public var requests: Int
     /// TCP connections opened (libcurl's CURLINFO_NUM_CONNECTS summed).
@@ -22,8 +22,8 @@ final class StatisticsCounters: Sendable {
     let bytesReceived = Atomic<Int64>(0)
     let http2Requests = Atomic<Int>(0)
 
-    var snapshot: RegistryStatistics {
-        RegistryStatistics(requests: requests.load(ordering: .relaxed),
+    var snapshot: HTTPStatistics {
+        HTTPStatistics(requests: requests.load(ordering: .relaxed),
                            connectionsOpened: connectionsOpened.load(ordering: .relaxed),
                            retries: retries.load(ordering: .relaxed),
                            bytesReceived: bytesReceived.load(ordering: .relaxed),

@@ -1,71 +1,6 @@
 import CCurl
 import Foundation
 
-/// One HTTP exchange as libcurl should perform it. Plain data; the transport
-/// options (timeouts, TLS, proxy) come from the endpoint's configuration.
-struct HTTPRequest: Sendable {
-    enum Method: String, Sendable { case get = "GET", head = "HEAD", post = "POST", put = "PUT" }
-
-    var method: Method = .get
-    var url: String
-    /// Complete header lines (`Name: value`). May carry credentials, so a
-    /// request is never logged or put into an error.
-    var headers: [String] = []
-    /// The body of a POST, or of a PUT.
-    var body: UploadBody? = nil
-    var followRedirects = true
-    var options: TransportOptions
-}
-
-/// Per-endpoint connection settings handed to libcurl.
-struct TransportOptions: Sendable {
-    var connectTimeoutSeconds: Double = 10
-    /// A transfer that receives less than one byte per second for this long is
-    /// aborted (curl's low-speed limit), so a stalled server cannot hang a reader.
-    var stallTimeoutSeconds: Int = 30
-    var verifyTLS = true
-    var caFile: String? = nil
-    /// nil: libcurl reads http_proxy/https_proxy/no_proxy from the environment.
-    var proxy: String? = nil
-    var noProxy: String? = nil
-}
-
-/// The status line and headers of the final response (after redirects).
-struct HTTPResponseHead: Sendable {
-    var status: Int = 0
-    /// Header names lower-cased, in arrival order.
-    var headers: [(name: String, value: String)] = []
-
-    func header(_ name: String) -> String? {
-        let wanted = name.lowercased()
-        return headers.first { $0.name == wanted }?.value
-    }
-}
-
-/// What `CurlEasy.perform` observed.
-struct HTTPExchange: Sendable {
-    var head: HTTPResponseHead
-    /// CURLE_OK, or the libcurl error that ended the transfer.
-    var curlCode: Int
-    /// libcurl's error text (no URLs with credentials: we never put any in URLs).
-    var curlMessage: String
-    /// The URL of the last request after following redirects.
-    var effectiveURL: String
-    /// New connections this transfer had to open (0 when one was reused).
-    var newConnections: Int
-    /// True when the body sink asked to stop early (it had all it needed).
-    var stoppedBySink: Bool
-    var cancelled: Bool
-    /// Whether the exchange went over HTTP/2 (negotiated by ALPN on TLS).
-    var usedHTTP2 = false
-
-    var succeeded: Bool { curlCode == Int(CURLE_OK.rawValue) || stoppedBySink }
-}
-
-/// Receives body bytes as they arrive. Returns false to stop the transfer
-/// (not an error: the caller has what it needs).
-typealias BodySink = (HTTPResponseHead, UnsafeRawBufferPointer) throws -> Bool
-
 /// The one Swift wrapper around a libcurl easy handle.
 ///
 /// An easy handle keeps its connections alive between transfers, which is how
@@ -94,7 +29,7 @@ final class CurlEasy: @unchecked Sendable {
     /// Performs `request` on this handle (blocking), streaming the body to `sink`.
     /// Transport failures are reported in the result, never thrown; errors
     /// thrown by `sink` stop the transfer and are rethrown.
-    func perform(_ request: HTTPRequest, cancellation: RegistryCancellation?,
+    func perform(_ request: HTTPRequest, cancellation: TransferCancellation?,
                  sink: BodySink) throws -> HTTPExchange {
         curl_easy_reset(handle)
         errorBuffer[0] = 0
@@ -131,7 +66,7 @@ final class CurlEasy: @unchecked Sendable {
             // attempt: every `perform` makes a fresh reader.
             let body = request.body ?? .bytes([])
             guard let reader = UploadReader(body) else {
-                throw RegistryError.invalidConfiguration("cannot read the upload body \(body)")
+                throw HTTPTransportError.unreadableUploadBody("\(body)")
             }
             context.upload = reader
             if request.method == .put {
@@ -212,19 +147,6 @@ final class CurlEasy: @unchecked Sendable {
     }
 }
 
-/// What a POST or PUT sends: bytes, or a file read as it goes out.
-enum UploadBody: Sendable, CustomStringConvertible {
-    case bytes([UInt8])
-    case file(path: String, size: Int64)
-
-    var description: String {
-        switch self {
-        case .bytes(let bytes): return "\(bytes.count) bytes"
-        case .file(let path, let size): return "\(path) (\(size) bytes)"
-        }
-    }
-}
-
 /// Hands an upload body to libcurl piece by piece (one transfer, one thread).
 private final class UploadReader {
     let size: Int64
@@ -269,13 +191,13 @@ private final class UploadReader {
 /// State shared with libcurl's callbacks for one transfer (same thread).
 private final class TransferContext {
     let sink: BodySink
-    let cancellation: RegistryCancellation?
+    let cancellation: TransferCancellation?
     var upload: UploadReader?
     var head = HTTPResponseHead()
     var sinkError: Error?
     var stoppedBySink = false
 
-    init(sink: @escaping BodySink, cancellation: RegistryCancellation?) {
+    init(sink: @escaping BodySink, cancellation: TransferCancellation?) {
         self.sink = sink
         self.cancellation = cancellation
     }

@@ -1,0 +1,31 @@
+/// What can go wrong reading a CVMFS repository. Each message names the
+/// check that failed, so a log line or a CLI error says why a repository
+/// (or one file) is unavailable.
+public enum CVMFSError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A document or catalog that does not parse.
+    case malformed(String)
+    /// An algorithm, compression or schema this client does not know.
+    case unsupported(String)
+    /// The chain of trust does not hold (signature, whitelist, expiry, name, key).
+    case untrusted(String)
+    /// Bytes that do not match the hash they were fetched by.
+    case corrupt(String)
+    /// No server (through any proxy) answered usefully.
+    case unreachable(String)
+    /// The path or object is not in the repository.
+    case notFound(String)
+    /// A configuration the client cannot use (no keys, bad proxy list).
+    case configuration(String)
+
+    public var description: String {
+        switch self {
+        case .malformed(let detail): return "malformed CVMFS data: \(detail)"
+        case .unsupported(let detail): return "unsupported by this CVMFS client: \(detail)"
+        case .untrusted(let detail): return "CVMFS chain of trust broken: \(detail)"
+        case .corrupt(let detail): return "corrupt CVMFS object: \(detail)"
+        case .unreachable(let detail): return "CVMFS repository unreachable: \(detail)"
+        case .notFound(let detail): return "not in the CVMFS repository: \(detail)"
+        case .configuration(let detail): return "CVMFS configuration: \(detail)"
+        }
+    }
+}

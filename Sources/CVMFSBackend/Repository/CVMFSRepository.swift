@@ -1,0 +1,245 @@
+import Basics
+import Foundation
+import Logging
+import StargzReader
+import Synchronization
+
+/// A CVMFS repository read over HTTP: the native, read-only client.
+///
+/// `open()` checks the chain of trust (`TrustChain`) before anything else is
+/// read; catalogs are loaded when a path below them is first asked for
+/// (nested catalogs on demand, never the whole repository at once); every
+/// object is checked against its content hash before it is inflated, kept in
+/// the chunk cache, and the manifest is read again once its TTL has passed,
+/// so a new revision appears without a restart. All methods block and are
+/// safe to call from many threads (FUSE workers do).
+public final class CVMFSRepository: Sendable {
+    public let name: String
+    public let fetcher: ObjectFetcher
+    public let cache: ObjectCache
+    private let trust: TrustChain
+    private let catalogDirectory: String
+    private let logger: Logger
+    private let state = Mutex<State>(State())
+
+    private struct State: Sendable {
+        var trusted: TrustedManifest?
+        var readAt = Date.distantPast
+        var catalogs: [String: Catalog] = [:]
+        var nested: [String: [NestedCatalogReference]] = [:]
+    }
+
+    /// Largest compressed catalog accepted (unpacked.cern.ch's are tens of MB).
+    public static let catalogLimit = 2 << 30
+    /// Largest plain object (a file chunk or whole file) accepted.
+    public static let objectLimit = 8 << 30
+
+    public init(name: String, fetcher: ObjectFetcher, masterKeys: [TrustChain.MasterKey], cache: ObjectCache,
+                catalogDirectory: String, logger: Logger = Logger(label: "starling.cvmfs")) throws {
+        self.name = name
+        self.fetcher = fetcher
+        self.cache = cache
+        self.catalogDirectory = catalogDirectory
+        self.logger = logger
+        trust = TrustChain(repositoryName: name, masterKeys: masterKeys)
+        try FileManager.default.createDirectory(atPath: catalogDirectory, withIntermediateDirectories: true)
+    }
+
+    /// Reads and verifies the manifest and whitelist; throws, naming the
+    /// failed check, when the chain of trust does not hold.
+    @discardableResult
+    public func open() throws -> TrustedManifest {
+        let trusted = try readManifest()
+        state.withLock { state in
+            if state.trusted?.manifest.rootCatalog != trusted.manifest.rootCatalog {
+                state.catalogs = [:]
+                state.nested = [:]
+            }
+            state.trusted = trusted
+            state.readAt = Date()
+        }
+        logger.info("CVMFS repository verified", metadata: [
+            "repository": "\(name)", "revision": "\(trusted.manifest.revision)",
+            "rootCatalog": "\(trusted.manifest.rootCatalog)", "certificate": "\(trusted.certificateFingerprint)",
+            "masterKey": "\(trusted.masterKey)"])
+        return trusted
+    }
+
+    private func readManifest() throws -> TrustedManifest {
+        let manifest = try fetcher.fetch(".cvmfspublished", limit: 1 << 20)
+        let whitelist = try fetcher.fetch(".cvmfswhitelist", limit: 1 << 20)
+        return try trust.verify(manifest: manifest, whitelist: whitelist) { hash in
+            try self.object(hash, type: .certificate, plainSize: nil, limit: 1 << 20)
+        }
+    }
+
+    /// The verified manifest in force, read again when its TTL has passed.
+    /// A failed re-read keeps the old revision (logged): a repository that is
+    /// briefly unreachable must not take running containers' files away.
+    public func current() throws -> TrustedManifest {
+        let (trusted, readAt) = state.withLock { ($0.trusted, $0.readAt) }
+        guard let trusted else { return try open() }
+        if Date().timeIntervalSince(readAt) < Double(trusted.manifest.ttlSeconds) { return trusted }
+        do {
+            let fresh = try open()
+            if fresh.manifest.revision != trusted.manifest.revision {
+                logger.notice("CVMFS repository has a new revision", metadata: [
+                    "repository": "\(name)", "from": "\(trusted.manifest.revision)", "to": "\(fresh.manifest.revision)"])
+            }
+            return fresh
+        } catch {
+            logger.warning("CVMFS manifest could not be read again; keeping the revision in use", metadata: [
+                "repository": "\(name)", "revision": "\(trusted.manifest.revision)", "error": "\(error)"])
+            state.withLock { $0.readAt = Date() }
+            return trusted
+        }
+    }
+
+    // MARK: objects
+
+    /// An object's plain bytes: from the cache, else fetched, checked against
+    /// its content hash (over the compressed bytes) and then inflated.
+    public func object(_ hash: ContentHash, type: ObjectType, plainSize: Int64?,
+                       compression: CatalogEntry.Compression = .zlib, limit: Int = objectLimit) throws -> [UInt8] {
+        if type != .catalog, let cached = cache.get(hash, size: plainSize.map(Int.init)) { return cached }
+        let stored = try fetcher.fetch(hash.objectPath(type), limit: limit) { hash.matches($0) }
+        let plain: [UInt8]
+        switch compression {
+        case .none:
+            plain = stored
+        case .zlib:
+            do {
+                plain = try ZlibStream.inflate(stored[...], limit: plainSize.map { Int($0) } ?? Self.objectLimit)
+            } catch {
+                throw CVMFSError.corrupt("object \(hash.objectPath(type)) verifies but does not inflate: \(error)")
+            }
+        }
+        if let plainSize, plain.count != plainSize {
+            throw CVMFSError.corrupt("object \(hash.objectPath(type)) inflates to \(plain.count) bytes, the catalog says \(plainSize)")
+        }
+        if type != .catalog { cache.put(hash, plain: plain) }
+        return plain
+    }
+
+    // MARK: catalogs
+
+    /// The catalog that holds `path` (the deepest nested catalog whose
+    /// mountpoint is `path` or one of its parents), loading nested catalogs
+    /// on the way as needed.
+    public func catalog(for path: String) throws -> Catalog {
+        let root = try current().manifest.rootCatalog
+        var catalog = try loadCatalog(mountpoint: "", hash: root)
+        while true {
+            let nested = try nestedReferences(of: catalog)
+            guard let next = nested.first(where: { path == $0.mountpoint || path.hasPrefix($0.mountpoint + "/") }) else {
+                return catalog
+            }
+            catalog = try loadCatalog(mountpoint: next.mountpoint, hash: next.hash)
+        }
+    }
+
+    /// Catalogs loaded so far (the whole-repository mount loads few of a huge repository's).
+    public var loadedCatalogCount: Int { state.withLock { $0.catalogs.count } }
+
+    private func nestedReferences(of catalog: Catalog) throws -> [NestedCatalogReference] {
+        if let known = state.withLock({ $0.nested[catalog.mountpoint] }) { return known }
+        let references = try catalog.nestedCatalogs()
+        state.withLock { $0.nested[catalog.mountpoint] = references }
+        return references
+    }
+
+    private func loadCatalog(mountpoint: String, hash: ContentHash) throws -> Catalog {
+        if let loaded = state.withLock({ $0.catalogs[mountpoint] }), loaded.hash == hash { return loaded }
+        let compressedPath = catalogDirectory + "/" + hash.description
+        let databasePath = compressedPath + ".sqlite"
+        var compressed: [UInt8]?
+        if let data = FileManager.default.contents(atPath: compressedPath), hash.matches(data) {
+            compressed = Array(data)
+        }
+        if compressed == nil {
+            let fetched = try fetcher.fetch(hash.objectPath(.catalog), limit: Self.catalogLimit) { hash.matches($0) }
+            Self.writeAtomically(fetched, to: compressedPath)
+            compressed = fetched
+        }
+        let plain: [UInt8]
+        do {
+            plain = try ZlibStream.inflate(compressed![...], limit: Self.catalogLimit * 8)
+        } catch {
+            throw CVMFSError.corrupt("catalog \(hash) verifies but does not inflate: \(error)")
+        }
+        Self.writeAtomically(plain, to: databasePath)
+        let catalog = try Catalog(path: databasePath, mountpoint: mountpoint, hash: hash)
+        state.withLock { $0.catalogs[mountpoint] = catalog }
+        logger.debug("CVMFS catalog loaded", metadata: ["mountpoint": "\(mountpoint.isEmpty ? "/" : mountpoint)",
+                                                        "catalog": "\(hash)", "bytes": "\(plain.count)"])
+        return catalog
+    }
+
+    private static func writeAtomically(_ bytes: [UInt8], to path: String) {
+        let temporary = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else { return }
+        if rename(temporary, path) != 0 { unlink(temporary) }
+    }
+
+    // MARK: the tree
+
+    /// The entry at `path` ("" is the root), or nil.
+    public func entry(at path: String) throws -> CatalogEntry? {
+        try catalog(for: path).entry(at: path)
+    }
+
+    /// A directory's entries, by name.
+    public func children(of path: String) throws -> [CatalogEntry] {
+        try catalog(for: path).children(of: path)
+    }
+
+    /// `length` bytes at `offset` of regular file `entry` (clamped to its size).
+    public func read(_ entry: CatalogEntry, offset: Int64, length: Int) throws -> [UInt8] {
+        guard entry.kind == .regular else { throw CVMFSError.notFound("\(entry.path) is not a regular file") }
+        let end = min(entry.size, offset + Int64(length))
+        guard offset < end else { return [] }
+        if !entry.isChunked {
+            guard let hash = entry.hash else {
+                if entry.size == 0 { return [] }
+                throw CVMFSError.malformed("\(entry.path) has no content hash")
+            }
+            let bytes = try object(hash, type: .file, plainSize: entry.size, compression: entry.compression)
+            return Array(bytes[Int(offset)..<Int(end)])
+        }
+        var result: [UInt8] = []
+        result.reserveCapacity(Int(end - offset))
+        for chunk in try chunks(of: entry) where chunk.offset < end && chunk.offset + chunk.size > offset {
+            let bytes = try object(chunk.hash, type: .chunk, plainSize: chunk.size, compression: entry.compression)
+            let from = Int(max(offset, chunk.offset) - chunk.offset)
+            let to = Int(min(end, chunk.offset + chunk.size) - chunk.offset)
+            result.append(contentsOf: bytes[from..<to])
+        }
+        guard result.count == Int(end - offset) else {
+            throw CVMFSError.malformed("the chunks of \(entry.path) do not cover \(offset)..<\(end)")
+        }
+        return result
+    }
+
+    /// The chunks of a chunked file, in order.
+    public func chunks(of entry: CatalogEntry) throws -> [FileChunk] {
+        try catalog(for: entry.path).chunks(of: entry.path, algorithm: entry.hashAlgorithm)
+    }
+}
+
+extension CVMFSRepository {
+    /// The `.wh.*` paths of the DUCC layer with `digest`, relative to its
+    /// `layerfs`, from one query of the layer's own catalog (DUCC makes each
+    /// `layerfs` a nested catalog) instead of a walk of the layer.
+    public func layerWhiteouts(_ digest: String) throws -> [String] {
+        guard let hex = SHA256Digest(parsing: digest)?.hex else {
+            throw CVMFSError.configuration("layer digest \(digest) is not a sha256 digest")
+        }
+        let layerfs = "/.layers/\(hex.prefix(2))/\(hex)/layerfs"
+        guard try entry(at: layerfs)?.kind == .directory else { throw CVMFSError.notFound(layerfs) }
+        let catalog = try catalog(for: layerfs)
+        let paths = try catalog.whiteoutPaths()
+        let prefix = layerfs + "/"
+        // A layerfs without a catalog of its own: keep what lies below it.
+        return paths.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+    }
+}

@@ -1,0 +1,77 @@
+/// One HTTP exchange as libcurl should perform it. Plain data; the transport
+/// options (timeouts, TLS, proxy) come from the caller's configuration.
+public struct HTTPRequest: Sendable {
+    public enum Method: String, Sendable { case get = "GET", head = "HEAD", post = "POST", put = "PUT" }
+
+    public var method: Method
+    public var url: String
+    /// Complete header lines (`Name: value`). May carry credentials, so a
+    /// request is never logged or put into an error.
+    public var headers: [String]
+    /// The body of a POST, or of a PUT.
+    public var body: UploadBody?
+    public var followRedirects: Bool
+    public var options: TransportOptions
+
+    public init(method: Method = .get, url: String, headers: [String] = [], body: UploadBody? = nil,
+                followRedirects: Bool = true, options: TransportOptions) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.followRedirects = followRedirects
+        self.options = options
+    }
+}
+
+/// Connection settings handed to libcurl for one request.
+public struct TransportOptions: Sendable, Equatable {
+    public var connectTimeoutSeconds: Double
+    /// A transfer that receives less than one byte per second for this long is
+    /// aborted (curl's low-speed limit), so a stalled server cannot hang a reader.
+    public var stallTimeoutSeconds: Int
+    public var verifyTLS: Bool
+    public var caFile: String?
+    /// nil: libcurl reads http_proxy/https_proxy/no_proxy from the environment.
+    /// "" : no proxy at all (libcurl's meaning of an empty CURLOPT_PROXY).
+    public var proxy: String?
+    public var noProxy: String?
+
+    public init(connectTimeoutSeconds: Double = 10, stallTimeoutSeconds: Int = 30, verifyTLS: Bool = true,
+                caFile: String? = nil, proxy: String? = nil, noProxy: String? = nil) {
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.stallTimeoutSeconds = stallTimeoutSeconds
+        self.verifyTLS = verifyTLS
+        self.caFile = caFile
+        self.proxy = proxy
+        self.noProxy = noProxy
+    }
+}
+
+/// What a POST or PUT sends: bytes, or a file read as it goes out.
+public enum UploadBody: Sendable, CustomStringConvertible {
+    case bytes([UInt8])
+    case file(path: String, size: Int64)
+
+    public var description: String {
+        switch self {
+        case .bytes(let bytes): return "\(bytes.count) bytes"
+        case .file(let path, let size): return "\(path) (\(size) bytes)"
+        }
+    }
+}
+
+/// Failures of the transport itself that are not an HTTP answer.
+public enum HTTPTransportError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file of a `.file` upload body cannot be opened.
+    case unreadableUploadBody(String)
+    /// A wait between retries (or the transfer) was cancelled.
+    case cancelled
+
+    public var description: String {
+        switch self {
+        case .unreadableUploadBody(let body): return "cannot read the upload body \(body)"
+        case .cancelled: return "HTTP request cancelled"
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// A node without cvmfs2: `[cvmfs] mode = "http"` makes Starling mount the
+/// repository with its own client, and DUCC layers are used from there with
+/// their whiteouts applied. An image whose lower layers are in CVMFS and
+/// whose top layer is only in the registry (eStargz) runs with each layer
+/// from its own source.
+final class CVMFSHTTPEndToEndTests: XCTestCase {
+    func harness(_ repository: CVMFSTestRepository, _ server: StratumOneServer, proxies: String = "DIRECT") throws -> EndToEndHarness {
+        try EndToEndHarness(config: """
+            [lazy]
+            background_fetch = false
+            [cvmfs]
+            mode = "http"
+            repository = "\(repository.name)"
+            servers = ["http://127.0.0.1:1/cvmfs/@fqrn@", "\(server.url)/cvmfs/@fqrn@"]
+            proxies = "\(proxies)"
+            keys = ["\(repository.masterPublicKey)"]
+            connect_timeout_seconds = 2
+            stall_timeout_seconds = 5
+            """)
+    }
+
+    /// Mixed sources: layers 1 and 2 from CVMFS over HTTP (through a site
+    /// squid, with a server that is down listed first), layer 3 from the registry.
+    func testMixedImageThroughSquidEqualsOverlayfs() throws {
+        let work = try TemporaryDirectory(prefix: "starling-cvmfs-http")
+        // The layers are built with a throw-away harness's helpers, then published.
+        let repository = try CVMFSTestRepository()
+        let server = try StratumOneServer(root: repository.serverRoot)
+        let squid = try SiteSquid()
+        let harness = try self.harness(repository, server, proxies: squid.proxy)
+        defer { harness.tearDown() }
+        var layers = try CVMFSWhiteoutEndToEndTests.makeLayers(harness)
+        layers[2] = try layers[2].convertedWithStarling()
+        var tars: [(String, String)] = []
+        for (index, layer) in layers.prefix(2).enumerated() {
+            let path = work.appending("layer\(index).tar.gz")
+            try Data(layer.blob).write(to: URL(fileURLWithPath: path))
+            tars.append((layer.digest, path))
+        }
+        try repository.write(layers: tars)
+        let image = try harness.push(layers, as: "mixed")
+
+        try harness.containerd.ctr(["images", "pull", "--plain-http", image])
+        // A full pull shows eStargz's own TOC and landmark files, which lazy
+        // snapshotters hide (Starling as the reference one does).
+        let expected = try harness.containerd.ctr(["run", "--rm", "--snapshotter", "overlayfs", image, "mixed-overlay"]
+                                                  + CVMFSWhiteoutEndToEndTests.listing)
+            .split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { $0 != "stargz.index.json" && $0 != ".no.prefetch.landmark" }.joined(separator: "\n")
+        try harness.containerd.ctr(["images", "rm", "--sync", image])
+
+        XCTAssertTrue(waitUntil(timeout: 30) { harness.starling.log().contains("CVMFS repository mounted by Starling's own client") },
+                      String(harness.starling.log().suffix(3000)))
+        try harness.lazyPull(image)
+        let log = harness.starling.log()
+        for layer in layers.prefix(2) {
+            XCTAssertTrue(log.contains(layer.digest), "layer \(layer.digest) was looked up")
+        }
+        XCTAssertEqual(log.components(separatedBy: "layer used in place from CVMFS").count - 1, 2, String(log.suffix(4000)))
+        XCTAssertEqual(try harness.containerd.run(image, name: "mixed-1", CVMFSWhiteoutEndToEndTests.listing), expected)
+        XCTAssertTrue(squid.accessLog.contains { $0.contains("/data/") }, "objects went through the site squid")
+
+        // A second container of the image on this node reads nothing from the repository.
+        let before = server.requestCount
+        let squidBefore = squid.accessLog.count
+        XCTAssertEqual(try harness.containerd.run(image, name: "mixed-2", CVMFSWhiteoutEndToEndTests.listing), expected)
+        XCTAssertEqual(server.requestCount, before)
+        XCTAssertEqual(squid.accessLog.count, squidBefore)
+    }
+
+    /// A repository whose chain of trust is broken is not mounted, the
+    /// reason is logged, and its layers come from the registry instead.
+    func testExpiredWhitelistFallsBackToTheRegistry() throws {
+        let work = try TemporaryDirectory(prefix: "starling-cvmfs-bad")
+        let repository = try CVMFSTestRepository()
+        let server = try StratumOneServer(root: repository.serverRoot)
+        let harness = try self.harness(repository, server)
+        defer { harness.tearDown() }
+        let layers = try CVMFSWhiteoutEndToEndTests.makeLayers(harness)
+        var tars: [(String, String)] = []
+        for (index, layer) in layers.enumerated() {
+            let path = work.appending("layer\(index).tar.gz")
+            try Data(layer.blob).write(to: URL(fileURLWithPath: path))
+            tars.append((layer.digest, path))
+        }
+        // Written after the daemon started: it finds the expired whitelist when it reads the repository.
+        try repository.write(layers: tars, extra: ["--whitelist-expiry", "20200101000000"])
+        let image = try harness.push(layers, as: "fallback")
+        XCTAssertTrue(waitUntil(timeout: 30) { harness.starling.log().contains(".cvmfswhitelist expired") },
+                      String(harness.starling.log().suffix(3000)))
+        try harness.lazyPull(image)
+        XCTAssertFalse(harness.starling.log().contains("layer used in place from CVMFS"))
+        let output = try harness.containerd.run(image, name: "fallback-1", ["cat", "/etc/top.txt", "/keep/dir/b.txt"])
+        XCTAssertEqual(output, "top\nb\n")
+    }
+}

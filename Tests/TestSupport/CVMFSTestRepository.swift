@@ -1,0 +1,186 @@
+import Foundation
+
+/// A signed CVMFS repository in the real format, written by the project's
+/// own writer (`Tests/Fixtures/cvmfs/make-repository.py`, keys made with the
+/// openssl command line) into a temporary directory laid out as a stratum-1
+/// serves it: `ROOT/cvmfs/<fqrn>/{.cvmfspublished,.cvmfswhitelist,data/}`.
+public final class CVMFSTestRepository: @unchecked Sendable {
+    public let directory: TemporaryDirectory
+    public let name: String
+    /// Directory of master.key/master.pub and repo.key/repo.crt (kept across `write` calls).
+    public let keys: String
+    /// What the writer reported: root catalog, certificate, objects.
+    public private(set) var summary: [String: Any] = [:]
+
+    /// The served root (`ROOT`, holding `cvmfs/<fqrn>`).
+    public var serverRoot: String { directory.path + "/www" }
+    /// The repository's own directory on disk.
+    public var repositoryDirectory: String { serverRoot + "/cvmfs/" + name }
+    public var masterPublicKey: String { keys + "/master.pub" }
+
+    public static var writer: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/cvmfs/make-repository.py").path
+    }
+
+    public init(name: String = "test.example.org") throws {
+        directory = try TemporaryDirectory(prefix: "starling-cvmfs-repo")
+        self.name = name
+        keys = directory.path + "/keys"
+    }
+
+    /// (Re)writes the repository. `trees` maps source directories to
+    /// repository paths ("" for the root); `layers` maps layer digests to
+    /// OCI layer tars (ingested DUCC-style under `.layers`); `extra` are more
+    /// writer flags (`--hash rmd160`, `--chunk-size N`, `--nested /p`, ...).
+    public func write(trees: [(source: String, at: String)] = [], layers: [(digest: String, tar: String)] = [],
+                      extra: [String] = []) throws {
+        try FileManager.default.createDirectory(atPath: repositoryDirectory, withIntermediateDirectories: true)
+        var arguments = ["python3", Self.writer, "--out", repositoryDirectory, "--fqrn", name, "--keys", keys]
+        for tree in trees { arguments += ["--tree", tree.at.isEmpty ? tree.source : "\(tree.source)=\(tree.at)"] }
+        for layer in layers { arguments += ["--layer", "\(layer.digest)=\(layer.tar)"] }
+        let output = try Command.check(arguments + extra)
+        summary = (try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    /// Paths (relative to the repository) of the objects written, e.g. `data/ab/cd…C`.
+    public var objectPaths: [String] { ((summary["objects"] as? [String: Any]) ?? [:]).keys.sorted() }
+    public var rootCatalog: String { summary["root_catalog"] as? String ?? "" }
+
+    /// Flips one byte of a stored object (as a damaged disk or a bad proxy would).
+    public func tamper(object path: String) throws {
+        let full = repositoryDirectory + "/" + path
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: full)))
+        bytes[bytes.count / 2] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: full))
+    }
+}
+
+/// nginx serving a directory on 127.0.0.1 as a stratum-1 does (`/cvmfs/...`),
+/// with the expiry headers CVMFS servers send: 61 s for `.cvmfs*`, 3 days for `data/`.
+public final class StratumOneServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: TemporaryDirectory
+    private var process: Process?
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    public init(root: String) throws {
+        port = try freeLoopbackPort()
+        directory = try TemporaryDirectory(prefix: "starling-nginx")
+        let config = """
+            daemon off;
+            user root;
+            worker_processes 1;
+            pid \(directory.path)/nginx.pid;
+            error_log \(directory.path)/error.log;
+            events { worker_connections 256; }
+            http {
+              access_log \(directory.path)/access.log;
+              client_body_temp_path \(directory.path)/body;
+              proxy_temp_path \(directory.path)/proxy;
+              fastcgi_temp_path \(directory.path)/fastcgi;
+              uwsgi_temp_path \(directory.path)/uwsgi;
+              scgi_temp_path \(directory.path)/scgi;
+              default_type application/octet-stream;
+              server {
+                listen 127.0.0.1:\(port);
+                root \(root);
+                location ~ /\\.cvmfs { expires 61s; }
+                location ~ /data/ { expires 3d; }
+              }
+            }
+            """
+        try config.write(toFile: directory.appending("nginx.conf"), atomically: true, encoding: .utf8)
+        try start()
+    }
+
+    public func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+        process.arguments = ["-c", directory.appending("nginx.conf"), "-p", directory.path, "-e", directory.appending("error.log")]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        guard waitUntil(timeout: 10, { LocalRegistry.isListening(port: self.port) }) else {
+            stop()
+            throw CommandError(command: ["nginx"], result: CommandResult(status: -1, stdout: "",
+                stderr: (try? String(contentsOfFile: directory.appending("error.log"), encoding: .utf8)) ?? ""))
+        }
+    }
+
+    /// Requests served so far (lines of the access log).
+    public var requestCount: Int {
+        ((try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? "")
+            .split(separator: "\n").count
+    }
+
+    public func stop() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGQUIT)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    deinit { stop() }
+}
+
+/// Debian's squid on 127.0.0.1 as a site runs it in front of its stratum-1s:
+/// a memory cache that keeps CVMFS objects for the clients behind it.
+public final class SiteSquid: @unchecked Sendable {
+    public let port: Int
+    public let directory: TemporaryDirectory
+    private var process: Process?
+    /// `http://127.0.0.1:PORT`, as CVMFS_HTTP_PROXY names it.
+    public var proxy: String { "http://127.0.0.1:\(port)" }
+
+    public init() throws {
+        port = try freeLoopbackPort()
+        directory = try TemporaryDirectory(prefix: "starling-squid")
+        chmod(directory.path, 0o777)
+        let config = """
+            http_port 127.0.0.1:\(port)
+            pid_filename \(directory.path)/squid.pid
+            access_log stdio:\(directory.path)/access.log squid
+            cache_log \(directory.path)/cache.log
+            cache_store_log none
+            coredump_dir \(directory.path)
+            cache_mem 64 MB
+            maximum_object_size_in_memory 16 MB
+            cache deny !all
+            cache allow all
+            acl localnet src 127.0.0.0/8
+            http_access allow localnet
+            http_access deny all
+            shutdown_lifetime 1 second
+            """
+        try config.write(toFile: directory.appending("squid.conf"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/squid")
+        process.arguments = ["-N", "-f", directory.appending("squid.conf")]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        self.process = process
+        guard waitUntil(timeout: 30, { LocalRegistry.isListening(port: self.port) }) else {
+            stop()
+            throw CommandError(command: ["squid"], result: CommandResult(status: -1, stdout: "",
+                stderr: (try? String(contentsOfFile: directory.appending("cache.log"), encoding: .utf8)) ?? ""))
+        }
+    }
+
+    /// Lines of squid's access log (`... TCP_MEM_HIT/200 ...`).
+    public var accessLog: [String] {
+        ((try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? "")
+            .split(separator: "\n").map(String.init)
+    }
+
+    public func stop() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# CVMFS layers through Starling, two measurements in one command:
+#
+# 1. prepare: the Prepare of one DUCC layer of 100,000 files (1,000
+#    directories of 100, plus 100 deleted files and 10 opaque directories
+#    among them), `ctr-remote images rpull` of its one-layer image, with
+#      http     [cvmfs] mode = "http": Starling's own client; the whiteouts
+#               come from one query of the layer's catalog
+#      mounted  [cvmfs] mode = "mounted" on a repository mounted by
+#               `starling cvmfs mount` (standing in for cvmfs2); the
+#               whiteouts come from a walk of the directory listings
+#    first Prepare (whiteout pair made) and a second one on a new Starling
+#    store that keeps the pair (`cvmfs-whiteouts` is per layer digest).
+#    Prints `starling: CVMFS layer whiteouts found ... seconds=` from the log.
+#
+# 2. coldstart: cold start (pull + create + run) of `python3 -c 'print(1)'`
+#    in a Debian+python image on a fresh node, everything behind
+#    `slowlink --rtt-ms 20 --mbit 200`:
+#      cvmfs      the image's layer from a CVMFS repository over HTTP
+#                 (Starling mode = "http", the stratum-1 behind the slowlink)
+#      starling   the same image as eStargz from the registry through Starling
+#      overlayfs  containerd's overlayfs after a full pull
+#    variants alternating ABBA, medians of RUNS; then, for each cvmfs run,
+#    a second cold start on the same node (page cache dropped, a new
+#    container of the image): its time and the bytes the stratum-1 sent for
+#    it (must be 0).
+#
+# Needs root, docker-registry, skopeo, debootstrap (first run), containerd,
+# ctr, ctr-remote, runc, nginx, python3, openssl, /dev/fuse.
+#   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200
+#   STARLING=path/to/starling (bench/run sets it; otherwise built in .build-coldstart)
+#   IDLE_TIMEOUT, BUSY_PERCENT, BUSY_WAIT, COOLDOWN, KEEP as in bench/coldstart.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+shared=${SHARED:-$(cd "$repo/.." && pwd)/shared}
+[ -d "$shared/bin" ] || shared=/work/shared
+if [ -z "${STARLING:-}" ]; then
+  (cd "$repo" && swift build -c release --scratch-path .build-coldstart --product starling >&2)
+  STARLING="$(cd "$repo" && swift build -c release --scratch-path .build-coldstart --show-bin-path)/starling"
+fi
+PARTS=${PARTS:-prepare coldstart}
+RUNS=${RUNS:-3}
+FILES=${FILES:-100000}
+RTT_MS=${RTT_MS:-20}
+MBIT=${MBIT:-200}
+IDLE_TIMEOUT=${IDLE_TIMEOUT:-1800}
+BUSY_PERCENT=${BUSY_PERCENT:-30}
+BUSY_WAIT=${BUSY_WAIT:-120}
+COOLDOWN=${COOLDOWN:-0}
+fqrn=bench.example.org
+writer=$repo/Tests/Fixtures/cvmfs/make-repository.py
+
+work=$(mktemp -d /var/tmp/starling-cvmfs-bench.XXXXXX)
+pids=()
+busy_notes=()
+res_busy=0
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  { grep -o " $work[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+. "$here/lib/node.sh"
+
+# --- registry, and a stratum-1 (nginx) serving $work/www/cvmfs/$fqrn
+port=$(free_port)
+mkdir -p "$work/registry" "$work/www/cvmfs/$fqrn" "$work/nginx"
+printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
+  "$work/registry/storage" "$port" > "$work/registry/config.yml"
+docker-registry serve "$work/registry/config.yml" 2>"$work/registry/log" &
+pids+=($!)
+wait_port "$port" || { echo "registry did not start" >&2; exit 1; }
+registry=127.0.0.1:$port
+nport=$(free_port)
+cat > "$work/nginx/nginx.conf" <<NGINX
+daemon off; user root; worker_processes 1; pid $work/nginx/nginx.pid; error_log $work/nginx/error.log;
+events { worker_connections 256; }
+http { access_log $work/nginx/access.log; default_type application/octet-stream;
+  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy; fastcgi_temp_path $work/nginx/fcgi;
+  uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
+  server { listen 127.0.0.1:$nport; root $work/www; location ~ /\.cvmfs { expires 61s; } location ~ /data/ { expires 3d; } } }
+NGINX
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -e "$work/nginx/error.log" &
+pids+=($!)
+wait_port "$nport" || { echo "nginx did not start" >&2; exit 1; }
+stratum1=http://127.0.0.1:$nport/cvmfs/@fqrn@
+served_bytes() { awk '{s += $10} END {print s + 0}' "$work/nginx/access.log"; }
+
+# Publishes LAYER_DIGEST=BLOB_FILE pairs as the repository's DUCC layers.
+publish() { python3 "$writer" --out "$work/www/cvmfs/$fqrn" --fqrn "$fqrn" --keys "$work/keys" "${@/#/--layer=}" >/dev/null; }
+layer_of() { # REPO:TAG -> the digest of its one layer
+  curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$registry/v2/${1%%:*}/manifests/${1##*:}" |
+    jq -r '.layers[0].digest'
+}
+fetch_blob() { curl -sf "http://$registry/v2/${1%%:*}/blobs/$2" -o "$3"; }
+
+# Starling with [cvmfs] MODE (http: its own client; mounted: MOUNTPOINT) and containerd in DIR.
+start_node() { # DIR MODE SERVERS [MOUNTPOINT]
+  local dir=$1 sn=$1/run/starling.sock
+  mkdir -p "$dir"
+  {
+    printf 'containerd_address = "%s"\n[lazy]\nbackground_fetch = false\n[cvmfs]\nmode = "%s"\nrepository = "%s"\n' \
+      "$dir/containerd.sock" "$2" "$fqrn"
+    printf 'servers = ["%s"]\nkeys = ["%s"]\n' "$3" "$work/keys/master.pub"
+    [ -z "${4:-}" ] || printf 'mountpoint = "%s"\n' "$4"
+  } > "$dir/starling.toml"
+  "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
+    --insecure-registry "$registry" --insecure-registry "${slow:-$registry}" >"$dir/starling.log" 2>&1 &
+  pids+=($!)
+  wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
+  start_containerd "$dir" starling "$sn"
+  if [ "$2" = http ]; then
+    for _ in $(seq 600); do grep -q "CVMFS repository mounted by Starling" "$dir/starling.log" && return; sleep 0.1; done
+    echo "the repository was not mounted: $(tail -5 "$dir/starling.log")" >&2; exit 1
+  fi
+}
+stop_node() { stop_last TERM; stop_last INT; unmount_under "$1"; }
+
+if [[ " $PARTS " == *" prepare "* ]]; then
+  echo "making a layer of $FILES files" >&2
+  python3 - "$work/big" "$FILES" <<'PY'
+import os, sys
+root, files = sys.argv[1], int(sys.argv[2])
+per = 100
+for d in range(files // per):
+    path = os.path.join(root, "d%04d" % d)
+    os.makedirs(path)
+    for f in range(per):
+        with open(os.path.join(path, "f%03d" % f), "w") as out:
+            out.write("%d/%d\n" % (d, f))
+for d in range(0, files // per, max(1, files // per // 100)):   # 100 deleted files
+    open(os.path.join(root, "d%04d" % d, ".wh.gone"), "w").close()
+for d in range(0, files // per, max(1, files // per // 10)):    # 10 opaque directories
+    open(os.path.join(root, "d%04d" % d, ".wh..wh..opq"), "w").close()
+PY
+  "$shared/bin/rootfs-to-oci" "$work/big" "$work/big-oci" 1 >/dev/null
+  skopeo copy -q --dest-tls-verify=false "oci:$work/big-oci:1" "docker://$registry/big:1"
+  digest=$(layer_of big:1)
+  fetch_blob big "$digest" "$work/big.tar.gz"
+  t0=$(now); publish "$digest=$work/big.tar.gz"; t1=$(now)
+  echo "repository written in $(echo "$t1 - $t0" | bc) s ($(du -sh "$work/www" | cut -f1))" >&2
+  mnt=$work/cvmfs-mount
+  mkdir -p "$mnt"
+  "$STARLING" cvmfs mount "http://127.0.0.1:$nport/cvmfs/$fqrn" "$mnt" --key "$work/keys/master.pub" \
+    --cache-dir "$work/client-cache" >"$work/mount.log" 2>&1 &
+  mountpid=$!
+  for _ in $(seq 300); do [ -d "$mnt/.layers" ] && break; sleep 0.1; done
+  for mode in http mounted; do
+    for round in first again; do
+      dir=$work/prepare-$mode-$round
+      [ "$round" = first ] || { mkdir -p "$dir/starling-root"; cp -a "$work/prepare-$mode-first-pairs" "$dir/starling-root/cvmfs-whiteouts"; }
+      start_node "$dir" "$mode" "$stratum1" "$mnt"
+      wait_idle "prepare $mode $round"
+      t0=$(now)
+      ctr-remote -a "$dir/containerd.sock" -n bench images rpull --plain-http --snapshotter starling "$registry/big:1" >/dev/null
+      t1=$(now)
+      found=$(grep -o 'from=[a-z ]*query\|from=directory walk\|seconds=[0-9.]*\|whiteouts=[0-9]*' "$dir/starling.log" | tr '\n' ' ' || true)
+      grep -q "layer used in place from CVMFS" "$dir/starling.log" || { echo "the layer was not served from CVMFS: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
+      printf 'prepare %-7s %-5s: rpull of the %s-file layer %.3f s; %s\n' "$mode" "$round" "$FILES" "$(echo "$t1 - $t0" | bc)" \
+        "${found:-whiteout pair reused}"
+      [ "$round" = again ] || cp -a "$dir/starling-root/cvmfs-whiteouts" "$work/prepare-$mode-first-pairs"
+      stop_node "$dir"
+    done
+  done
+  kill -TERM "$mountpid"; wait "$mountpid" || true
+fi
+
+if [[ " $PARTS " == *" coldstart "* ]]; then
+  sport=$(free_port)
+  "$shared/bin/slowlink" --listen "127.0.0.1:$sport" --upstream "$registry" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
+    --max-seconds 86400 2>"$work/slowlink.log" &
+  pids+=($!)
+  wait_port "$sport" || { echo "slowlink did not start" >&2; exit 1; }
+  slow=127.0.0.1:$sport
+  cport=$(free_port)
+  "$shared/bin/slowlink" --listen "127.0.0.1:$cport" --upstream "127.0.0.1:$nport" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
+    --max-seconds 86400 2>"$work/slowlink-cvmfs.log" &
+  pids+=($!)
+  wait_port "$cport" || { echo "slowlink did not start" >&2; exit 1; }
+  slow_stratum1=http://127.0.0.1:$cport/cvmfs/@fqrn@
+
+  echo "building debian-python image (first run debootstraps; later runs reuse the cache)" >&2
+  CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/debian-python:1" python3 >/dev/null
+  start_containerd "$work/convert"
+  ctr-remote -a "$work/convert/containerd.sock" -n bench images pull --plain-http "$registry/debian-python:1" >/dev/null
+  ctr-remote -a "$work/convert/containerd.sock" -n bench images convert --oci --estargz \
+    "$registry/debian-python:1" "$registry/debian-python:esgz" >/dev/null
+  ctr-remote -a "$work/convert/containerd.sock" -n bench images push --plain-http "$registry/debian-python:esgz" >/dev/null
+  stop_last TERM; unmount_under "$work/convert"; rm -rf "$work/convert"
+  digest=$(layer_of debian-python:1)
+  fetch_blob debian-python "$digest" "$work/python.tar.gz"
+  publish "$digest=$work/python.tar.gz"
+  echo "repository holds $digest" >&2
+
+  cold_start() { # VARIANT RUN; sets res_total and, for cvmfs, res_again / res_again_bytes
+    local variant=$1 i=$2 dir=$work/cold-$1-$2 c ref snapshotter t0 t1 out before
+    case $variant in
+      overlayfs) snapshotter=overlayfs; ref=$slow/debian-python:1; start_containerd "$dir" ;;
+      starling) snapshotter=starling; ref=$slow/debian-python:esgz
+        mkdir -p "$dir"; printf 'containerd_address = "%s"\n[cvmfs]\nenabled = false\n' "$dir/containerd.sock" > "$dir/starling.toml"
+        "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$dir/run/starling.sock" \
+          --insecure-registry "$slow" >"$dir/starling.log" 2>&1 &
+        pids+=($!)
+        wait_socket "${pids[-1]}" "$dir/run/starling.sock" || { echo "starling did not start" >&2; exit 1; }
+        start_containerd "$dir" starling "$dir/run/starling.sock" ;;
+      cvmfs) snapshotter=starling; ref=$slow/debian-python:1; start_node "$dir" http "$slow_stratum1" ;;
+    esac
+    c=(-a "$dir/containerd.sock" -n bench)
+    sleep "$COOLDOWN"
+    wait_idle "$variant run $i"
+    t0=$(now)
+    if [ "$variant" = overlayfs ]; then
+      ctr "${c[@]}" images pull --plain-http --snapshotter overlayfs "$ref" >/dev/null
+    else
+      ctr-remote "${c[@]}" images rpull --plain-http --snapshotter starling "$ref" >/dev/null
+    fi
+    out=$(ctr "${c[@]}" run --rm --snapshotter "$snapshotter" "$ref" "cold-$i" python3 -c 'print(1)')
+    t1=$(now)
+    [ "$out" = 1 ] || { echo "$variant run $i: container printed '$out', not 1" >&2; exit 1; }
+    res_total=$(echo "$t1 - $t0" | bc)
+    if [ "$variant" = cvmfs ]; then
+      grep -q "layer used in place from CVMFS" "$dir/starling.log" || { echo "cvmfs run $i: the layer did not come from CVMFS" >&2; exit 1; }
+      # The same node again: a new container of the image, the page cache dropped.
+      sync; echo 3 > /proc/sys/vm/drop_caches
+      before=$(served_bytes)
+      t0=$(now)
+      out=$(ctr "${c[@]}" run --rm --snapshotter starling "$ref" "again-$i" python3 -c 'print(1)')
+      t1=$(now)
+      [ "$out" = 1 ] || { echo "cvmfs again run $i: container printed '$out'" >&2; exit 1; }
+      res_again=$(echo "$t1 - $t0" | bc); res_again_bytes=$(( $(served_bytes) - before ))
+    fi
+    stop_last TERM
+    [ "$variant" = overlayfs ] || stop_last INT
+    unmount_under "$dir"
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"
+  }
+
+  VARIANTS="cvmfs starling overlayfs"
+  declare -A total
+  again=""; again_bytes=""
+  for i in $(seq "$RUNS"); do
+    order=$VARIANTS
+    [ $((i % 2)) = 1 ] || order=$(tr ' ' '\n' <<<"$VARIANTS" | grep . | tac | tr '\n' ' ')
+    for variant in $order; do
+      cold_start "$variant" "$i"
+      echo "$variant run $i: $res_total s; CPU ${res_busy}% busy just before" >&2
+      total[$variant]+="$res_total "
+      if [ "$variant" = cvmfs ]; then
+        echo "cvmfs run $i, second start on the same node: $res_again s, $res_again_bytes bytes from the stratum-1" >&2
+        again+="$res_again "; again_bytes+="$res_again_bytes "
+      fi
+    done
+  done
+  med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+  ratio() { echo "scale=2; $1 / $2" | bc | sed 's/^\./0./'; }
+  for variant in $VARIANTS; do
+    printf '%-9s cold start median %6.2f s; runs:%s s\n' "$variant" "$(med "${total[$variant]}")" "$(printf ' %.2f' ${total[$variant]})"
+  done
+  printf 'cvmfs second start on the same node: median %.2f s; bytes from the stratum-1:%s\n' "$(med "$again")" "$(printf ' %s' $again_bytes)"
+  echo "RATIO cvmfs-http/estargz: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[starling]}")") (CVMFS over HTTP / eStargz through Starling, slowlink ${RTT_MS} ms ${MBIT} Mbit/s; goal <= 1)"
+  echo "RATIO cvmfs-http/overlayfs: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[overlayfs]}")") (CVMFS over HTTP / overlayfs full pull)"
+  echo "RATIO cvmfs-second-start-bytes: $(tr ' ' '\n' <<<"$again_bytes" | grep . | sort -n | tail -1) (most bytes any second start read from the stratum-1; goal 0)"
+fi
+if [ ${#busy_notes[@]} -gt 0 ]; then
+  echo "note: the machine was busy:"; printf '  %s\n' "${busy_notes[@]}"
+fi
