@@ -9,7 +9,7 @@ pkgs=(
   fuse3 ca-certificates
   # tests and benchmarks: the real components Starling talks to
   containerd runc docker-registry skopeo stargz-snapshotter zstd busybox-static
-  debootstrap openssl apache2-utils jq python3 iproute2 util-linux curl hyperfine binutils
+  debootstrap openssl apache2-utils jq python3 iproute2 util-linux e2fsprogs curl hyperfine binutils
 )
 missing=()
 for p in "${pkgs[@]}"; do

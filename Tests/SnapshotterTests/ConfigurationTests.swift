@@ -1,4 +1,5 @@
 import Foundation
+import LazyLayer
 @testable import Snapshotter
 import XCTest
 
@@ -21,6 +22,8 @@ final class ConfigurationTests: XCTestCase {
             background_idle_seconds = 0
             memory_cache_bytes = 67108864
             disk_cache_bytes = 1073741824
+            disk_cache_reserve_bytes = 2147483648
+            disk_cache_reserve_percent = 12.5
             max_request_bytes = 1048576
             readahead_bytes = 0
             head_stream_bytes = 0
@@ -57,6 +60,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.lazy.background.idleBeforeStart, 0)
         XCTAssertEqual(configuration.memoryCacheBytes, 64 << 20)
         XCTAssertEqual(configuration.chunkCacheOptions.directory, "/srv/starling/cache")
+        XCTAssertEqual(configuration.chunkCacheOptions.diskReserve, DiskReserve(bytes: 2 << 30, percent: 12.5))
         XCTAssertEqual(configuration.lazy.maxRequestBytes, 1 << 20)
         XCTAssertEqual(configuration.lazy.readaheadBytes, 0)
         XCTAssertEqual(configuration.lazy.headStreamBytes, 0)
@@ -94,6 +98,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.lazy.prefetchTimeout, 0, "Prepare does not wait for prefetch")
         XCTAssertEqual(configuration.lazy.headStreamBytes, 16 << 20)
         XCTAssertTrue(configuration.fuse.surviveRestarts)
+        XCTAssertEqual(configuration.chunkCacheOptions.diskReserve, DiskReserve(bytes: 0, percent: 20))
         XCTAssertNoThrow(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: false))
         XCTAssertThrowsError(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: true))
     }
@@ -108,6 +113,8 @@ final class ConfigurationTests: XCTestCase {
             ("containerd_address = \"containerd.sock\"", "containerd_address"),
             ("log_level = \"loud\"", "log_level"),
             ("[registry]\nmax_retries = -1", "registry.max_retries"),
+            ("[lazy]\ndisk_cache_reserve_percent = 120", "lazy.disk_cache_reserve_percent"),
+            ("[lazy]\ndisk_cache_reserve_bytes = -5", "lazy.disk_cache_reserve_bytes"),
             ("[lazy\n", "not valid TOML"),
         ]
         for (text, key) in cases {

@@ -25,9 +25,13 @@ final class EndToEndHarness: @unchecked Sendable {
 
     /// With `asService`, Starling runs as systemd would run it (notify
     /// socket and file descriptor store, see `ServiceManager`).
-    init(config: String = EndToEndHarness.defaultConfig, asService: Bool = false) throws {
+    /// `prepareRoot` gets Starling's root directory before the daemon starts
+    /// (to mount a filesystem there, say).
+    init(config: String = EndToEndHarness.defaultConfig, asService: Bool = false,
+         prepareRoot: (String) throws -> Void = { _ in }) throws {
         directory = try TemporaryDirectory(prefix: "starling-e2e")
         do {
+            try prepareRoot(directory.appending("starling-root"))
             registry = try LocalRegistry()
             metricsPort = try freeLoopbackPort()
             // The containerd below listens at Containerd's socket path.

@@ -29,6 +29,7 @@ struct DaemonConfiguration: Sendable {
     var lazy = LazyLayerOptions(prefetchTimeout: 0)
     var memoryCacheBytes = 128 << 20
     var diskCacheBytes = 10 << 30
+    var diskCacheReserve = DiskReserve()
     var fuse = FuseMountOptions()
     var cvmfs = CVMFSConfiguration()
     var registry = RegistryConfiguration()
@@ -88,11 +89,11 @@ struct DaemonConfiguration: Sendable {
 
     private mutating func applyLazy(_ table: TOMLTable) throws {
         let reader = TOMLTableReader(table: table, path: "lazy")
-        try reader.allowOnly(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
+        try reader.allowOnly(Set(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
                               "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes", "disk_cache_bytes",
                               "max_request_bytes", "readahead_bytes", "head_stream_bytes", "sibling_readahead_bytes",
                               "dependency_readahead_bytes", "eager_fetch_seconds",
-                              "eager_fetch_memory_bytes"])
+                              "eager_fetch_memory_bytes"]).union(DiskReserve.tomlKeys))
         lazyEnabled = try reader.bool("enabled") ?? lazyEnabled
         if let value = try reader.number("prefetch_timeout_seconds") { lazy.prefetchTimeout = value }
         lazy.background.enabled = try reader.bool("background_fetch") ?? lazy.background.enabled
@@ -103,6 +104,7 @@ struct DaemonConfiguration: Sendable {
         if let value = try reader.number("background_idle_seconds") { lazy.background.idleBeforeStart = value }
         if let value = try reader.integer("memory_cache_bytes", range: 1 << 20...Int.max) { memoryCacheBytes = value }
         if let value = try reader.integer("disk_cache_bytes", range: 0...Int.max) { diskCacheBytes = value }
+        try diskCacheReserve.apply(reader)
         if let value = try reader.integer("max_request_bytes", range: 64 << 10...1 << 30) { lazy.maxRequestBytes = value }
         if let value = try reader.integer("readahead_bytes", range: 0...1 << 30) { lazy.readaheadBytes = value }
         if let value = try reader.integer("head_stream_bytes", range: 0...1 << 30) { lazy.headStreamBytes = value }
@@ -157,7 +159,8 @@ struct DaemonConfiguration: Sendable {
     }
 
     var chunkCacheOptions: ChunkCache.Options {
-        ChunkCache.Options(memoryBytes: memoryCacheBytes, directory: "\(root)/cache", diskBytes: diskCacheBytes)
+        ChunkCache.Options(memoryBytes: memoryCacheBytes, directory: "\(root)/cache", diskBytes: diskCacheBytes,
+                           diskReserve: diskCacheReserve)
     }
 }
 
