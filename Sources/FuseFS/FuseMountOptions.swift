@@ -3,8 +3,8 @@
 ///
 /// Every switch exists so its effect can be measured (`bench/warm.sh`,
 /// `docs/fuse.md`); turning one off is never needed for correctness.
-/// Decodable from a config file with snake_case keys (all optional).
-public struct FuseMountOptions: Sendable, Equatable, Codable {
+/// The `[fuse]` section of the config file sets them (see the Config module).
+public struct FuseMountOptions: Sendable, Equatable {
     /// Seconds the kernel trusts a name → inode mapping (dentry cache).
     public var entryTimeout: Double
     /// Seconds the kernel trusts inode attributes (no GETATTR while valid).
@@ -78,50 +78,6 @@ public struct FuseMountOptions: Sendable, Equatable, Codable {
         self.maxIdleThreads = maxIdleThreads
         self.cloneFileDescriptor = cloneFileDescriptor
         self.surviveRestarts = surviveRestarts
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case entryTimeout = "entry_timeout"
-        case attributeTimeout = "attribute_timeout"
-        case negativeEntryTimeout = "negative_entry_timeout"
-        case keepCache = "keep_cache"
-        case cacheDirectories = "cache_directories"
-        case cacheSymlinks = "cache_symlinks"
-        case readdirPlus = "readdirplus"
-        case asyncRead = "async_read"
-        case parallelDirectoryOperations = "parallel_dirops"
-        case maxRead = "max_read"
-        case readahead
-        case maxBackground = "max_background"
-        case opaqueXattrNamespaces = "opaque_xattr_namespaces"
-        case allowOther = "allow_other"
-        case maxThreads = "max_threads"
-        case maxIdleThreads = "max_idle_threads"
-        case cloneFileDescriptor = "clone_fd"
-        case surviveRestarts = "survive_restarts"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let defaults = FuseMountOptions()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        entryTimeout = try c.decodeIfPresent(Double.self, forKey: .entryTimeout) ?? defaults.entryTimeout
-        attributeTimeout = try c.decodeIfPresent(Double.self, forKey: .attributeTimeout) ?? defaults.attributeTimeout
-        negativeEntryTimeout = try c.decodeIfPresent(Double.self, forKey: .negativeEntryTimeout) ?? defaults.negativeEntryTimeout
-        keepCache = try c.decodeIfPresent(Bool.self, forKey: .keepCache) ?? defaults.keepCache
-        cacheDirectories = try c.decodeIfPresent(Bool.self, forKey: .cacheDirectories) ?? defaults.cacheDirectories
-        cacheSymlinks = try c.decodeIfPresent(Bool.self, forKey: .cacheSymlinks) ?? defaults.cacheSymlinks
-        readdirPlus = try c.decodeIfPresent(Bool.self, forKey: .readdirPlus) ?? defaults.readdirPlus
-        asyncRead = try c.decodeIfPresent(Bool.self, forKey: .asyncRead) ?? defaults.asyncRead
-        parallelDirectoryOperations = try c.decodeIfPresent(Bool.self, forKey: .parallelDirectoryOperations) ?? defaults.parallelDirectoryOperations
-        maxRead = try c.decodeIfPresent(UInt32.self, forKey: .maxRead) ?? defaults.maxRead
-        readahead = try c.decodeIfPresent(UInt32.self, forKey: .readahead) ?? defaults.readahead
-        maxBackground = try c.decodeIfPresent(UInt32.self, forKey: .maxBackground) ?? defaults.maxBackground
-        opaqueXattrNamespaces = try c.decodeIfPresent([String].self, forKey: .opaqueXattrNamespaces) ?? defaults.opaqueXattrNamespaces
-        allowOther = try c.decodeIfPresent(Bool.self, forKey: .allowOther) ?? defaults.allowOther
-        maxThreads = try c.decodeIfPresent(UInt32.self, forKey: .maxThreads) ?? defaults.maxThreads
-        maxIdleThreads = try c.decodeIfPresent(UInt32.self, forKey: .maxIdleThreads) ?? defaults.maxIdleThreads
-        cloneFileDescriptor = try c.decodeIfPresent(Bool.self, forKey: .cloneFileDescriptor) ?? defaults.cloneFileDescriptor
-        surviveRestarts = try c.decodeIfPresent(Bool.self, forKey: .surviveRestarts) ?? defaults.surviveRestarts
     }
 
     /// The switches `bench/warm.sh` (and `starling layer mount --disable`) can turn off.

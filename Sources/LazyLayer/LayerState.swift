@@ -3,6 +3,8 @@
 public struct LayerState: Codable, Sendable, Equatable {
     /// The layer's blob digest (`sha256:…`).
     public var digest: String
+    /// How the layer is stored: `estargz`, `zstd:chunked`, `cvmfs`, `gzip-index`.
+    public var format: String
     /// Blob size in bytes.
     public var size: Int64
     /// Compressed bytes of file data in the blob (everything but TOC and footer).
@@ -35,12 +37,17 @@ public struct LayerState: Codable, Sendable, Equatable {
 
 /// Counters of the data path, cumulative, for a Prometheus exporter.
 public struct DataPathCounters: Sendable, Equatable, Codable {
-    /// Range requests (a multi-range request counts once), by who asked.
+    /// Requests (a multi-range request counts once), by who asked; those a
+    /// local copy answered included.
     public var foregroundRequests = 0
     public var prefetchRequests = 0
     public var backgroundRequests = 0
-    /// Bytes received.
+    /// Bytes received, those read from a local copy included.
     public var fetchedBytes: Int64 = 0
+    /// Requests a local copy (an eager mirror) answered alone, and the
+    /// bytes it served: not downloads.
+    public var localRequests = 0
+    public var localBytes: Int64 = 0
     /// Failed requests and chunks that did not verify.
     public var fetchFailures = 0
     public var invalidChunks = 0
@@ -57,6 +64,19 @@ public struct DataPathCounters: Sendable, Equatable, Codable {
     public static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
     public var requests: Int { foregroundRequests + prefetchRequests + backgroundRequests }
+
+    /// Counts one request a transport reported.
+    mutating func record(_ request: TransportRequest, purpose: ChunkFetcher.Purpose) {
+        recordLatency(request.seconds)
+        switch purpose {
+        case .foreground: foregroundRequests += 1
+        case .prefetch: prefetchRequests += 1
+        case .background: backgroundRequests += 1
+        }
+        fetchedBytes += request.bytes + request.localBytes
+        localBytes += request.localBytes
+        if request.isLocal { localRequests += 1 }
+    }
 
     mutating func recordLatency(_ seconds: Double) {
         fetchSecondsSum += seconds

@@ -129,7 +129,7 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `host[:port]` where host is a DNS name, an IPv4 address or `[IPv6]`.
-    static func isValidHost(_ text: String) -> Bool {
+    public static func isValidHost(_ text: String) -> Bool {
         var host = Substring(text)
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return false }

@@ -59,6 +59,8 @@ struct LayerIndexBuilder {
     }
     private var childCounts: [UInt32] = []
     private var openFile: OpenFile?
+    /// Chunks came with their own locator ends (see `LayerIndex.Builder`).
+    private var explicitEnds = false
 
     /// Largest uncompressed chunk the index accepts (a chunk is verified as a
     /// whole, so it has to fit in memory).
@@ -176,7 +178,7 @@ struct LayerIndexBuilder {
         case .symlink: size = Int64(record.linkName.utf8.count)
         default: size = 0
         }
-        let modTime = RFC3339.parse(record.modTime) ?? 0
+        let modTime = record.modTimeSeconds ?? RFC3339.parse(record.modTime) ?? 0
 
         if path.isEmpty {
             // The layer's root directory itself ("./" or "/").
@@ -311,8 +313,15 @@ struct LayerIndexBuilder {
             }
             digest = parsed
         }
+        if let end = record.locatorEnd {
+            guard end > record.offset, end <= tocOffset else {
+                throw StargzError.invalidEntry(name: displayName,
+                    reason: "chunk locator [\(record.offset), \(end)) lies outside the data area [0, \(tocOffset))")
+            }
+            explicitEnds = true
+        }
         chunks.append(LayerIndex.ChunkRecord(
-            fileOffset: record.chunkOffset, compressedStart: record.offset, compressedEnd: tocOffset,
+            fileOffset: record.chunkOffset, compressedStart: record.offset, compressedEnd: record.locatorEnd ?? tocOffset,
             size: UInt32(size), innerOffset: UInt32(record.innerOffset), digest: digest))
         inodes[Int(file.inode)].itemCount += 1
         file.covered += size
@@ -331,10 +340,11 @@ struct LayerIndexBuilder {
 
     mutating func finish(version: Int64) throws -> LayerIndex {
         try closeOpenFile()
-        // Compressed end of each chunk: the next larger offset, or the TOC.
+        // Compressed end of each chunk: the next larger offset, or the TOC
+        // (unless the format gave every chunk its own end).
         var end = tocOffset
         var previousStart = tocOffset
-        for i in chunks.indices.reversed() {
+        for i in chunks.indices.reversed() where !explicitEnds {
             let start = chunks[i].compressedStart
             if start < previousStart { end = previousStart }
             chunks[i].compressedEnd = end

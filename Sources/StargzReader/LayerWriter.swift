@@ -56,8 +56,6 @@ public struct LayerConversionResult: Sendable, Equatable {
 public enum LayerWriter {
     public static let prefetchLandmark = ".prefetch.landmark"
     public static let noPrefetchLandmark = ".no.prefetch.landmark"
-    public static let tocDigestAnnotation = "containerd.io/snapshot/stargz/toc.digest"
-    public static let uncompressedSizeAnnotation = "io.containers.estargz.uncompressed-size"
 
     /// Converts an in-memory layer; returns the blob and its description.
     public static func convert(tar input: [UInt8], options: LayerConversionOptions = .init()) throws
@@ -140,8 +138,8 @@ public enum LayerWriter {
 
         let tocDigest = SHA256Digest.of(tocJSON).description
         var annotations = tail.annotations
-        annotations[tocDigestAnnotation] = tocDigest
-        annotations[uncompressedSizeAnnotation] = String(uncompressedSize)
+        annotations[LayerAnnotations.tocDigest] = tocDigest
+        annotations[LayerAnnotations.uncompressedSize] = String(uncompressedSize)
         return LayerConversionResult(
             format: options.format, digest: blobHash.finalize().description,
             size: position + Int64(tail.bytes.count), tocDigest: tocDigest,

@@ -26,4 +26,9 @@ struct TOCEntryRecord: Sendable {
     var chunkOffset: Int64 = 0
     var chunkSize: Int64 = 0
     var chunkDigest: String = ""
+    /// Set by formats that are not TOC JSON (`LayerIndex.Builder`): the
+    /// modification time in seconds, instead of `modTime`'s RFC 3339 text,
+    /// and the end of the chunk's locator, instead of the next chunk's start.
+    var modTimeSeconds: Int64?
+    var locatorEnd: Int64?
 }

@@ -9,12 +9,6 @@ struct ZstdChunkedLayerCodec: LayerCodec {
     static let footerSize = 40
     static let skippableMagic: [UInt8] = [0x50, 0x2a, 0x4d, 0x18]
     static let footerMagic = Array("GnUlInUx".utf8)
-    static let manifestChecksumAnnotation = "io.github.containers.zstd-chunked.manifest-checksum"
-    static let manifestPositionAnnotation = "io.github.containers.zstd-chunked.manifest-position"
-    /// The same two annotations under the prefix the reference converter
-    /// (stargz-snapshotter 0.12) writes; both are emitted.
-    static let legacyChecksumAnnotation = "io.containers.zstd-chunked.manifest-checksum"
-    static let legacyPositionAnnotation = "io.containers.zstd-chunked.manifest-position"
 
     func parseFooter(tail: ArraySlice<UInt8>, blobSize: Int64) throws -> TOCLocation? {
         guard tail.count >= Self.footerSize else { return nil }
@@ -78,8 +72,8 @@ struct ZstdChunkedLayerCodec: LayerCodec {
         let checksum = SHA256Digest.of(compressedTOC).description
         let position = "\(tocOffset):\(compressedTOC.count):\(tocJSON.count):1"
         return EncodedTail(bytes: bytes, uncompressedTail: [], annotations: [
-            Self.manifestChecksumAnnotation: checksum, Self.legacyChecksumAnnotation: checksum,
-            Self.manifestPositionAnnotation: position, Self.legacyPositionAnnotation: position,
+            LayerAnnotations.zstdChunkedChecksum: checksum, LayerAnnotations.legacyZstdChunkedChecksum: checksum,
+            LayerAnnotations.zstdChunkedPosition: position, LayerAnnotations.legacyZstdChunkedPosition: position,
         ])
     }
 

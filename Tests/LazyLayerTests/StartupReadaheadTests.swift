@@ -106,13 +106,13 @@ final class StartupReadaheadTests: XCTestCase {
     }
 
     func testLocaleDirectoryNamesFollowGlibc() {
-        XCTAssertEqual(LazyLayer.localeDirectoryName(nil), "C.utf8", "no locale set: C.UTF-8")
-        XCTAssertEqual(LazyLayer.localeDirectoryName("en_US.UTF-8"), "en_US.utf8")
-        XCTAssertEqual(LazyLayer.localeDirectoryName("de_DE.ISO-8859-1@euro"), "de_DE.iso88591@euro")
-        XCTAssertEqual(LazyLayer.localeDirectoryName("fr_FR"), "fr_FR")
-        XCTAssertNil(LazyLayer.localeDirectoryName("C"))
-        XCTAssertNil(LazyLayer.localeDirectoryName("POSIX"))
-        XCTAssertNil(LazyLayer.localeDirectoryName("../../etc"), "a path is not a locale name")
+        XCTAssertEqual(StartupFiles.localeDirectoryName(nil), "C.utf8", "no locale set: C.UTF-8")
+        XCTAssertEqual(StartupFiles.localeDirectoryName("en_US.UTF-8"), "en_US.utf8")
+        XCTAssertEqual(StartupFiles.localeDirectoryName("de_DE.ISO-8859-1@euro"), "de_DE.iso88591@euro")
+        XCTAssertEqual(StartupFiles.localeDirectoryName("fr_FR"), "fr_FR")
+        XCTAssertNil(StartupFiles.localeDirectoryName("C"))
+        XCTAssertNil(StartupFiles.localeDirectoryName("POSIX"))
+        XCTAssertNil(StartupFiles.localeDirectoryName("../../etc"), "a path is not a locale name")
     }
 
     /// An executable's first read (exec reads its head) asks for the whole

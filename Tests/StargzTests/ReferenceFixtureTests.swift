@@ -31,7 +31,7 @@ import Testing
     @Test(arguments: fixtures)
     func extractsToWhatGNUTarExtracts(fixture: Fixture) throws {
         try Support.withTempDir { dir in
-            let tocDigest = try #require(try fixture.annotation(LayerWriter.tocDigestAnnotation))
+            let tocDigest = try #require(try fixture.annotation(LayerAnnotations.tocDigest))
             let layer = try StargzLayer.open(source: LocalFileBlobSource(path: fixture.blob), tocDigest: tocDigest)
             #expect(layer.format == fixture.format)
             #expect(layer.tocDigest == tocDigest)
@@ -59,7 +59,7 @@ import Testing
 
     @Test(arguments: fixtures)
     func indexReflectsTheTOC(fixture: Fixture) throws {
-        let tocDigest = try #require(try fixture.annotation(LayerWriter.tocDigestAnnotation))
+        let tocDigest = try #require(try fixture.annotation(LayerAnnotations.tocDigest))
         let layer = try StargzLayer.open(source: LocalFileBlobSource(path: fixture.blob), tocDigest: tocDigest)
         let index = layer.index
         #expect(index.landmark == .noPrefetch)
@@ -93,7 +93,7 @@ import Testing
 
     @Test func zstdChunkedTOCPositionMatchesTheManifestAnnotation() throws {
         let fixture = Self.fixtures[1]
-        let position = try #require(try fixture.annotation(ZstdChunkedLayerCodec.legacyPositionAnnotation))
+        let position = try #require(try fixture.annotation(LayerAnnotations.legacyZstdChunkedPosition))
         let raw = try RawTOC.read(from: LocalFileBlobSource(path: fixture.blob))
         #expect(position.hasPrefix("\(raw.tocOffset):"))
         #expect(raw.format == .zstdChunked)

@@ -1,8 +1,8 @@
 import ArgumentParser
+import Config
 import Foundation
 import Registry
 import StargzReader
-import TOMLKit
 
 /// Options shared by every command that talks to a registry
 /// (`layer inspect/extract` on a registry blob, `layer mount`, `serve`):
@@ -22,23 +22,14 @@ struct RegistryOptions: ParsableArguments {
     func registryConfiguration() throws -> RegistryConfiguration {
         var configuration = RegistryConfiguration()
         if let config {
-            let text: String
             do {
-                text = try String(contentsOfFile: config, encoding: .utf8)
-            } catch {
-                throw ValidationError("cannot read config file \(config): \(error.localizedDescription)")
-            }
-            let table: TOMLTable
-            do {
-                table = try TOMLTable(string: text)
-            } catch {
-                throw ValidationError("config file \(config) is not valid TOML: \(error)")
-            }
-            if let registry = table["registry"] {
-                guard let registryTable = registry.table else {
-                    throw ValidationError("\(config): [registry] must be a table")
+                let file = try ConfigFile(contentsOf: config, mustExist: true)
+                configuration = try file.read { top throws(ConfigError) in
+                    guard let section = try top.section("registry") else { return RegistryConfiguration() }
+                    return try RegistryConfiguration(toml: section)
                 }
-                configuration = try RegistryConfiguration(toml: registryTable)
+            } catch {
+                throw ValidationError(error.message)
             }
         }
         configuration.insecureHosts.formUnion(insecureRegistries)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import Dispatch
 import Foundation
 import Logging
@@ -34,12 +35,10 @@ struct ServeCommand: ParsableCommand {
                                valueName: "HOST:PORT"))
     var insecureRegistries: [String] = []
 
-    static let defaultConfigPath = "/etc/starling/config.toml"
-
-    func loadConfiguration() throws -> DaemonConfiguration {
-        var configuration = try DaemonConfiguration(contentsOf: config ?? Self.defaultConfigPath, mustExist: config != nil)
-        if let address { configuration.address = try DaemonConfiguration.absolute(address, key: "--address") }
-        if let root { configuration.root = try DaemonConfiguration.absolute(root, key: "--root") }
+    func loadConfiguration() throws(ConfigError) -> DaemonConfiguration {
+        var configuration = try DaemonConfiguration(contentsOf: config ?? ConfigFile.defaultPath, mustExist: config != nil)
+        if let address { configuration.address = try TOMLSection.absolute(address, key: "--address") }
+        if let root { configuration.root = try TOMLSection.absolute(root, key: "--root") }
         if let logLevel { configuration.logLevel = try DaemonConfiguration.level(logLevel) }
         configuration.registry.insecureHosts.formUnion(insecureRegistries)
         return configuration
@@ -65,7 +64,7 @@ struct ServeCommand: ParsableCommand {
         let configuration: DaemonConfiguration
         do {
             configuration = try loadConfiguration()
-        } catch let error as ConfigurationError {
+        } catch {
             throw ValidationError(error.message)
         }
         LoggingSystem.bootstrap { label in
@@ -77,7 +76,10 @@ struct ServeCommand: ParsableCommand {
         logger.logLevel = configuration.logLevel
         do {
             try await Daemon(configuration: configuration, logger: logger).run()
-        } catch let error as ConfigurationError {
+        } catch let error as DaemonError {
+            logger.critical("cannot start: \(error.message)")
+            throw ExitCode(1)
+        } catch let error as ConfigError {
             logger.critical("cannot start: \(error.message)")
             throw ExitCode(1)
         }

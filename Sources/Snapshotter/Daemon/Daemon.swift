@@ -1,4 +1,5 @@
 import CVMFSBackend
+import Config
 import Dispatch
 import Foundation
 import GRPCCore
@@ -19,7 +20,7 @@ struct Daemon {
 
     func run() async throws {
         guard geteuid() == 0 else {
-            throw ConfigurationError("starling serve must run as root (it mounts overlay and FUSE file systems)")
+            throw DaemonError("starling serve must run as root (it mounts overlay and FUSE file systems)")
         }
         // Descriptors systemd kept for us (live FUSE connections of the
         // previous run): taken first, so no child process inherits them.
@@ -30,7 +31,7 @@ struct Daemon {
         do {
             store = try SnapshotStore(path: paths.metadata)
         } catch {
-            throw ConfigurationError("cannot open the metadata store \(paths.metadata): \(error)")
+            throw DaemonError("cannot open the metadata store \(paths.metadata): \(error)")
         }
         let events = SnapshotEvents()
         let handover = MountHandover(paths: paths, enabled: configuration.fuse.surviveRestarts && SystemdNotifier.isAvailable,
@@ -41,18 +42,21 @@ struct Daemon {
         fuseOptions.surviveRestarts = handover.isEnabled
         let mounts = LazyMounts(fuseOptions: fuseOptions, handover: handover, logger: logger)
         var client: RegistryClient?
-        var provider: LayerProvider?
-        if configuration.lazyEnabled || configuration.cvmfs.enabled {
+        var sources: [any LayerSource] = []
+        if configuration.cvmfs.enabled {
+            sources.append(MountedCVMFSLayerSource(locator: CVMFSLayerLocator(configuration: configuration.cvmfs)))
+        }
+        if configuration.lazy.enabled {
             let registryClient = RegistryClient(configuration: configuration.registry, logger: logger)
             let cache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
-            provider = LayerProvider(client: registryClient, cache: cache, options: configuration.lazy,
-                                     cvmfs: configuration.cvmfs.enabled ? CVMFSLayerLocator(configuration: configuration.cvmfs) : nil,
-                                     lazyEnabled: configuration.lazyEnabled, logger: logger)
+            sources.append(RegistryLayerSource(client: registryClient, cache: cache, options: configuration.lazy.layer,
+                                               savedTOCs: SavedTOCs(paths: paths), logger: logger))
             client = registryClient
         }
-        let service = SnapshotterService(paths: paths, store: store, provider: provider, mounts: mounts,
-                                         prefetchTimeout: configuration.lazy.prefetchTimeout, events: events,
-                                         containerProcesses: configuration.containerdAddress.isEmpty || provider == nil
+        let layerSources = sources.isEmpty ? nil : LayerSourceChain(sources: sources, logger: logger)
+        let service = SnapshotterService(paths: paths, store: store, layerSources: layerSources, mounts: mounts,
+                                         prefetchTimeout: configuration.lazy.layer.prefetchTimeout, events: events,
+                                         containerProcesses: configuration.containerdAddress.isEmpty || layerSources == nil
                                              ? nil : ContainerProcessLookup(socketPath: configuration.containerdAddress,
                                                                             logger: logger),
                                          logger: logger)
@@ -68,7 +72,7 @@ struct Daemon {
         }
         let housekeeping = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         housekeeping.schedule(deadline: .now() + 60, repeating: 60)
-        housekeeping.setEventHandler { provider?.expireUnclaimed() }
+        housekeeping.setEventHandler { layerSources?.expireUnclaimed() }
         housekeeping.resume()
 
         // A stop is passed to the server only once its transport listens: a
@@ -90,7 +94,7 @@ struct Daemon {
         }
         logger.notice("starling serving containerd snapshots", metadata: [
             "address": "\(configuration.address)", "root": "\(configuration.root)",
-            "lazy": "\(configuration.lazyEnabled)", "cvmfs": "\(configuration.cvmfs.enabled ? configuration.cvmfs.mountpoint : "off")"])
+            "lazy": "\(configuration.lazy.enabled)", "cvmfs": "\(configuration.cvmfs.enabled ? configuration.cvmfs.mountpoint : "off")"])
         SystemdNotifier.notify("READY=1\nSTATUS=serving \(configuration.address)")
         defer {
             signals.forEach { $0.cancel() }
@@ -98,7 +102,7 @@ struct Daemon {
             // Under systemd with the file descriptor store, the next run
             // takes the mounts over: running containers keep their files.
             if handover.isEnabled { mounts.detachAll() } else { mounts.unmountAll() }
-            service.savedTOCs.flush()
+            layerSources?.flush()
             unlink(configuration.address)
             logger.notice("stopped")
         }

@@ -1,3 +1,4 @@
+import Config
 import Foundation
 import LazyLayer
 import Logging
@@ -114,7 +115,7 @@ final class MetricsServer: Sendable {
         socketAddress.sin_family = sa_family_t(AF_INET)
         socketAddress.sin_port = in_port_t(port).bigEndian
         guard inet_pton(AF_INET, host, &socketAddress.sin_addr) == 1 else {
-            throw ConfigurationError("metrics_address \(address.debugDescription): \(host) is not an IPv4 address")
+            throw ConfigError("metrics_address \(address.debugDescription): \(host) is not an IPv4 address")
         }
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw POSIXFailure(operation: "socket(AF_INET)", code: errno) }
@@ -132,7 +133,7 @@ final class MetricsServer: Sendable {
 
     static func parse(_ address: String) throws -> (String, UInt16) {
         guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
-            throw ConfigurationError("metrics_address must be HOST:PORT, not \(address.debugDescription)")
+            throw ConfigError("metrics_address must be HOST:PORT, not \(address.debugDescription)")
         }
         let host = String(address[..<colon])
         return (host == "localhost" ? "127.0.0.1" : host, port)

@@ -11,7 +11,7 @@ enum UnixSocketListener {
         guard chmod(directory, 0o700) == 0 else { throw POSIXFailure(operation: "chmod 0700 \(directory)", code: errno) }
         if FileManager.default.fileExists(atPath: path) {
             if isServed(path) {
-                throw ConfigurationError("another process already serves \(path) (is starling running?)")
+                throw DaemonError("another process already serves \(path) (is starling running?)")
             }
             unlink(path)  // left by a previous run that did not stop cleanly
         }
@@ -52,7 +52,7 @@ enum UnixSocketListener {
         let bytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard bytes.count < capacity else {
-            throw ConfigurationError("socket path \(path) is longer than \(capacity - 1) bytes")
+            throw DaemonError("socket path \(path) is longer than \(capacity - 1) bytes")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in
             buffer.copyBytes(from: bytes)

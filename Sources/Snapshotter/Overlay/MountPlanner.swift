@@ -10,8 +10,9 @@ import GRPCShim
 /// - otherwise an overlay mount whose `lowerdir` lists the parents nearest
 ///   first, with `upperdir`/`workdir` for an active snapshot.
 ///
-/// A parent's directory is where its files are: `snapshots/<id>/fs` (local
-/// files or a lazy layer's FUSE mount) or the CVMFS directory it uses in place.
+/// A parent's directories are where its files are: `snapshots/<id>/fs`
+/// (local files or a lazy layer's FUSE mount) or what its layer source
+/// uses in place (a CVMFS directory).
 struct MountPlanner: Sendable {
     let paths: SnapshotPaths
     /// Extra overlay options (`index=off` where the kernel has the parameter).
@@ -28,27 +29,32 @@ struct MountPlanner: Sendable {
         FileManager.default.fileExists(atPath: "/sys/module/overlay/parameters/index") ? ["index=off"] : []
     }
 
-    /// Where the files of a (parent) snapshot are.
-    func lowerDirectory(_ record: SnapshotRecord) -> String {
-        if case .cvmfs(let directory, _) = record.source { return directory }
-        return paths.filesystem(record.id!)
+    /// Where the files of a (parent) snapshot are, top first: its own
+    /// `fs` (local files or a lazy layer's FUSE mount), or the directories
+    /// its layer source uses in place.
+    func lowerDirectories(_ record: SnapshotRecord) -> [String] {
+        record.source.remote?.directories ?? [paths.filesystem(record.id!)]
     }
 
     /// `ancestors` nearest first.
     func mounts(for record: SnapshotRecord, ancestors: [SnapshotRecord]) -> [MountSpec] {
         let id = record.id!
-        if ancestors.isEmpty {
-            let access = record.kind == .active ? "rw" : "ro"
-            return [MountSpec(type: "bind", source: lowerDirectory(record), options: [access, "rbind"])]
-        }
-        if record.kind != .active && ancestors.count == 1 {
-            return [MountSpec(type: "bind", source: lowerDirectory(ancestors[0]), options: ["ro", "rbind"])]
+        let lowers = ancestors.isEmpty ? [] : ancestors.flatMap(lowerDirectories)
+        if ancestors.isEmpty || (record.kind != .active && lowers.count == 1) {
+            let own = ancestors.isEmpty ? lowerDirectories(record) : lowers
+            if own.count == 1 {
+                let access = record.kind == .active && ancestors.isEmpty ? "rw" : "ro"
+                return [MountSpec(type: "bind", source: own[0], options: [access, "rbind"])]
+            }
+            // A served layer made of several directories, on its own: a
+            // read-only overlay of them.
+            return [MountSpec(type: "overlay", source: "overlay", options: overlayOptions + ["lowerdir=" + own.joined(separator: ":")])]
         }
         var options = overlayOptions
         if record.kind == .active {
             options += ["workdir=\(paths.work(id))", "upperdir=\(paths.filesystem(id))"]
         }
-        options.append("lowerdir=" + ancestors.map(lowerDirectory).joined(separator: ":"))
+        options.append("lowerdir=" + lowers.joined(separator: ":"))
         return [MountSpec(type: "overlay", source: "overlay", options: options)]
     }
 }

@@ -8,9 +8,10 @@ import Registry
 
 extension SnapshotterService {
     /// The remote-snapshot handshake: serve `target`'s layer without a
-    /// download if possible and commit it under its chain ID. Returns true
-    /// when the committed snapshot exists (the caller answers AlreadyExists),
-    /// false when containerd must download the layer (ordinary Prepare).
+    /// download if a layer source can, and commit it under its chain ID.
+    /// Returns true when the committed snapshot exists (the caller answers
+    /// AlreadyExists), false when containerd must download the layer
+    /// (ordinary Prepare).
     func prepareRemote(_ target: RemoteLayerTarget, parent: String, labels: [String: String]) throws(SnapshotError) -> Bool {
         // One preparation per chain ID at a time; latecomers take its answer.
         let (pending, isFirst) = preparingSlot(target.chainID)
@@ -24,7 +25,7 @@ extension SnapshotterService {
     }
 
     private func prepareRemoteNow(_ target: RemoteLayerTarget, parent: String, labels: [String: String]) throws(SnapshotError) -> Bool {
-        guard let provider else { return false }
+        guard let layerSources else { return false }
         let existing = try guarded("lookup of \(target.chainID)") { try store.read { db in try db.snapshot(key: target.chainID) } }
         if let existing {
             // Served before (by us, or committed by containerd after a download).
@@ -36,62 +37,60 @@ extension SnapshotterService {
         }
         let known = (try? knownLayerDigests()) ?? []
         let started = Date()
-        switch provider.provide(target, known: known) {
-        case .ordinary(let reason):
+        switch layerSources.serve(target, known: known) {
+        case .notServed(let reason):
             logger.info("layer is not served remotely; containerd downloads it", metadata: [
                 "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "reason": "\(reason)"])
             events.record(.fellBack)
             return false
-        case .cvmfs(let directory):
-            try createSnapshot(.committed, key: target.chainID, parent: parent, labels: labels,
-                               source: .cvmfs(directory: directory, layerDigest: target.layerDigest))
-            logger.info("layer used in place from CVMFS", metadata: [
-                "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "directory": "\(directory)"])
-            events.record(.cvmfs)
-            return true
-        case .lazy(let opened):
-            return try commitLazy(opened, target: target, parent: parent, labels: labels, started: started)
+        case .served(let layer):
+            return try commitServed(layer, target: target, parent: parent, labels: labels, started: started)
         }
     }
 
-    /// Saves the TOC, commits the snapshot, mounts the layer and waits (up
-    /// to the prefetch timeout) for its prioritized files. Any failure
-    /// removes what was made and falls back to an ordinary Prepare.
-    private func commitLazy(_ opened: OpenedLayer, target: RemoteLayerTarget, parent: String, labels: [String: String],
-                            started: Date) throws(SnapshotError) -> Bool {
+    /// Commits the snapshot of a served layer; a lazily served one is then
+    /// mounted and its prioritized files awaited (up to the prefetch
+    /// timeout). Any failure removes what was made and falls back to an
+    /// ordinary Prepare.
+    private func commitServed(_ served: ServedLayer, target: RemoteLayerTarget, parent: String, labels: [String: String],
+                              started: Date) throws(SnapshotError) -> Bool {
         let entered = Date()
-        let logger = self.logger
-        savedTOCs.saveLater(opened.raw, layerDigest: target.layerDigest) { error in
-            logger.warning("cannot save the layer's TOC; it will be fetched again after a restart",
-                           metadata: ["layer": "\(target.layerDigest)", "error": "\(error)"])
-        }
-        let size = Self.unpackedSize(opened.lazy)
+        let source = layerSources?.source(named: served.record.source)
+        served.persist()
         try createSnapshot(.committed, key: target.chainID, parent: parent, labels: labels,
-                           source: .lazy(opened.source), usage: size)
+                           source: .remote(served.record),
+                           usage: served.lazy.map(Self.unpackedSize) ?? SnapshotUsage(size: 0, inodes: 0))
+        guard let lazy = served.lazy else {
+            logger.info("layer used in place from \(source?.title ?? served.record.source)", metadata: [
+                "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "source": "\(served.record.source)",
+                "directories": "\(served.record.directories ?? [])"])
+            if let source { events.record(source.event) }
+            return true
+        }
         let record = try guarded("lookup of \(target.chainID)") { try store.read { db in try db.snapshot(key: target.chainID) } }
         guard let id = record?.id else { return false }
         let committed = Date()
         do {
-            try mounts.mount(opened.lazy, snapshot: id, at: paths.filesystem(id))
+            try mounts.mount(lazy, snapshot: id, at: paths.filesystem(id))
         } catch {
             logger.error("cannot mount lazy layer; containerd downloads it instead", metadata: [
                 "layer": "\(target.layerDigest)", "error": "\(error)"])
-            opened.lazy.close()
+            lazy.close()
             try? remove(key: target.chainID, context: RequestContext())
             events.record(.fellBack)
             return false
         }
         let mounted = Date()
-        opened.lazy.startMirror()
-        startupReadahead(opened.lazy, image: target.image)
-        let prefetched = opened.lazy.prefetch(timeout: prefetchTimeout)
+        lazy.layerMounted()
+        startupReadahead(lazy, image: target.image)
+        let prefetched = lazy.prefetch(timeout: prefetchTimeout)
         func seconds(_ from: Date, _ to: Date) -> Logger.MetadataValue { "\(String(format: "%.3f", to.timeIntervalSince(from)))" }
         logger.info("layer mounted lazily", metadata: [
             "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "snapshot": "\(id)",
-            "prefetchDone": "\(prefetched)", "seconds": seconds(started, Date()),
+            "source": "\(served.record.source)", "prefetchDone": "\(prefetched)", "seconds": seconds(started, Date()),
             "openSeconds": seconds(started, entered), "commitSeconds": seconds(entered, committed),
             "mountSeconds": seconds(committed, mounted)])
-        events.record(.lazy)
+        if let source { events.record(source.event) }
         return true
     }
 
@@ -100,8 +99,10 @@ extension SnapshotterService {
     /// image's program once its config is in (it usually arrived while the
     /// TOC did). Does not wait.
     private func startupReadahead(_ layer: LazyLayer, image: ImageReference) {
-        guard let provider else { return }
-        let hints = provider.startupHints(image)
+        guard let hints = layerSources?.startupHints(image) else {
+            layer.readAheadStartup()
+            return
+        }
         if let known = hints.value {
             layer.readAheadStartup(known ?? StartupHints())
             return
@@ -112,7 +113,7 @@ extension SnapshotterService {
         }
     }
 
-    /// Files and inodes of the unpacked layer, from its TOC: what `Usage`
+    /// Files and inodes of the unpacked layer, from its index: what `Usage`
     /// reports for a lazy snapshot (its cached bytes live in the chunk cache).
     static func unpackedSize(_ layer: LazyLayer) -> SnapshotUsage {
         let index = layer.index
@@ -120,37 +121,30 @@ extension SnapshotterService {
         return SnapshotUsage(size: ids.reduce(0) { $0 + index.size(of: $1) }, inodes: Int64(ids.count))
     }
 
-    /// Blob digests of the lazy and CVMFS layers the store already holds.
+    /// Blob digests of the layers the store already holds served remotely.
     func knownLayerDigests() throws -> Set<String> {
-        try store.read { db in
-            Set(try db.allSnapshots().compactMap { record -> String? in
-                switch record.source {
-                case .lazy(let source): return source.layerDigest
-                case .cvmfs(_, let digest): return digest
-                case .local: return nil
-                }
-            })
-        }
+        try store.read { db in Set(try db.allSnapshots().compactMap { $0.source.remote?.layerDigest }) }
     }
 
     // MARK: restart
 
-    /// Mounts every lazy layer of the store again, in the background: from
-    /// the saved TOC when there is one (no registry round trip), else from
-    /// the registry. A mount whose live connection the previous run handed
-    /// over (systemd's file descriptor store) is taken over instead, so the
-    /// containers using it never notice; other mounts left by a previous run
-    /// are detached first. Calls that hand out mounts wait for the layers
-    /// they involve.
+    /// Mounts every lazily served layer of the store again, in the
+    /// background, through the source that served it (a registry layer
+    /// from its saved TOC when there is one: no registry round trip). A
+    /// mount whose live connection the previous run handed over (systemd's
+    /// file descriptor store) is taken over instead, so the containers
+    /// using it never notice; other mounts left by a previous run are
+    /// detached first. Calls that hand out mounts wait for the layers they
+    /// involve.
     func restoreLazyLayers() throws {
         let handover = mounts.handover
-        let lazy = try store.read { db in try db.allSnapshots() }.compactMap { record -> (Int64, LazyLayerSource)? in
-            if case .lazy(let source) = record.source, let id = record.id { return (id, source) }
-            return nil
+        let lazy = try store.read { db in try db.allSnapshots() }.compactMap { record -> (Int64, RemoteLayerRecord)? in
+            guard let remote = record.source.remote, remote.isMountedLazily, let id = record.id else { return nil }
+            return (id, remote)
         }
         let table = MountTable.current()
         var connections: [Int64: (descriptor: Int32, initRequest: FuseInitRequest)] = [:]
-        if provider != nil {
+        if layerSources != nil {
             for (id, _) in lazy where handover.inheritedSnapshots.contains(id) {
                 connections[id] = handover.claim(snapshot: id, mountpoint: paths.filesystem(id), mounts: table)
             }
@@ -161,26 +155,26 @@ extension SnapshotterService {
             logger.info("detaching a mount left by a previous run", metadata: ["mountpoint": "\(stale)"])
             _ = umount2(stale, Int32(MNT_DETACH))
         }
-        guard let provider else { return }
-        for (id, source) in lazy {
-            let saved = savedTOCs.load(layerDigest: source.layerDigest)
-            let savedTOCs = self.savedTOCs
-            let logger = self.logger
-            mounts.mountLater(snapshot: id, at: paths.filesystem(id), adopting: connections[id]) {
-                let opened: OpenedLayer
-                if let saved, let reopened = try? provider.reopen(source, raw: saved) {
-                    opened = reopened
-                } else {
-                    logger.info("no usable saved TOC; fetching it from the registry", metadata: ["layer": "\(source.layerDigest)"])
-                    opened = try provider.refetch(source)
-                    try? savedTOCs.save(opened.raw, layerDigest: source.layerDigest)
-                }
-                opened.lazy.start()
-                return opened.lazy
-            }
+        guard layerSources != nil else { return }
+        for (id, record) in lazy {
+            remount(id, record, adopting: connections[id])
         }
         if !lazy.isEmpty {
             logger.info("remounting lazy layers", metadata: ["count": "\(lazy.count)", "takenOver": "\(connections.count)"])
+        }
+    }
+
+    /// Mounts a lazily served layer again in the background (see `LazyMounts.mountLater`).
+    func remount(_ id: Int64, _ record: RemoteLayerRecord,
+                 adopting connection: (descriptor: Int32, initRequest: FuseInitRequest)? = nil) {
+        let source = layerSources?.source(named: record.source)
+        mounts.mountLater(snapshot: id, at: paths.filesystem(id), adopting: connection) {
+            guard let source else {
+                throw LayerSourceError("layer source \(record.source) of layer \(record.layerDigest) is not configured")
+            }
+            let lazy = try source.restore(record)
+            lazy.start()
+            return lazy
         }
     }
 
@@ -209,7 +203,7 @@ extension SnapshotterService {
     func readAheadContainerProcess(key: String, record: SnapshotRecord, ancestors: [SnapshotRecord]) {
         guard let lookup = containerProcesses, record.kind == .active else { return }
         let layers = ancestors.compactMap { ancestor -> LazyLayer? in
-            guard case .lazy = ancestor.source, let id = ancestor.id else { return nil }
+            guard ancestor.source.isMountedLazily, let id = ancestor.id else { return nil }
             return mounts.layer(of: id)
         }
         guard !layers.isEmpty, lookup.isFirstLookup(of: key) else { return }

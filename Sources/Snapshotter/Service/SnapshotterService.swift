@@ -17,9 +17,10 @@ final class SnapshotterService: SnapshotBackend {
     let paths: SnapshotPaths
     let store: SnapshotStore
     let planner: MountPlanner
-    let provider: LayerProvider?
+    /// The layer sources that may serve layers without a download; nil
+    /// when remote layers are off (an ordinary overlay snapshotter).
+    let layerSources: LayerSourceChain?
     let mounts: LazyMounts
-    let savedTOCs: SavedTOCs
     let logger: Logger
     let events: SnapshotEvents
     /// Reads a container's process from containerd when its mounts are asked for.
@@ -37,16 +38,15 @@ final class SnapshotterService: SnapshotBackend {
     /// calls Cleanup while other requests run).
     let directoriesInFlight = Mutex<Set<String>>([])
 
-    init(paths: SnapshotPaths, store: SnapshotStore, provider: LayerProvider?, mounts: LazyMounts,
+    init(paths: SnapshotPaths, store: SnapshotStore, layerSources: LayerSourceChain?, mounts: LazyMounts,
          planner: MountPlanner? = nil, prefetchTimeout: Double, mountWaitSeconds: Double = 120,
          events: SnapshotEvents = SnapshotEvents(), containerProcesses: ContainerProcessLookup? = nil,
          logger: Logger) {
         self.paths = paths
         self.store = store
-        self.provider = provider
+        self.layerSources = layerSources
         self.mounts = mounts
         self.planner = planner ?? MountPlanner(paths: paths)
-        self.savedTOCs = SavedTOCs(paths: paths)
         self.prefetchTimeout = prefetchTimeout
         self.mountWaitSeconds = mountWaitSeconds
         self.events = events
@@ -58,7 +58,7 @@ final class SnapshotterService: SnapshotBackend {
 
     func prepare(key: String, parent: String, labels: [String: String], context: RequestContext) throws(SnapshotError) -> [MountSpec] {
         try requireKey(key)
-        if provider != nil, let target = try RemoteLayerTarget(labels: labels) {
+        if layerSources != nil, let target = try RemoteLayerTarget(labels: labels) {
             if try prepareRemote(target, parent: parent, labels: labels) {
                 throw .alreadyExists("target snapshot \(target.chainID.debugDescription) already exists (served remotely)")
             }
@@ -125,7 +125,7 @@ final class SnapshotterService: SnapshotBackend {
     /// transaction, then deletes the directory.
     private func removeNow(_ record: SnapshotRecord, key: String) throws(SnapshotError) {
         let id = record.id!
-        if case .lazy = record.source { mounts.unmount(id) }
+        if record.source.isMountedLazily { mounts.unmount(id) }
         var moved = false
         do {
             try store.write { db in
@@ -143,11 +143,11 @@ final class SnapshotterService: SnapshotBackend {
             }
         } catch {
             if moved { try? renameOrThrow(paths.removal(id), paths.directory(id)) }
-            if case .lazy(let source) = record.source { remountAfterFailedRemove(id: id, source: source) }
+            if let remote = record.source.remote, remote.isMountedLazily { remount(id, remote) }
             throw Self.snapshotError(error, step: "remove of \(key)")
         }
-        if case .lazy(let source) = record.source, (try? isLayerStillUsed(source.layerDigest)) == false {
-            savedTOCs.remove(layerDigest: source.layerDigest)
+        if let remote = record.source.remote, (try? isLayerStillUsed(remote.layerDigest)) == false {
+            layerSources?.source(named: remote.source)?.forget(remote)
         }
         removeTree(paths.removal(id))
     }
@@ -287,7 +287,7 @@ final class SnapshotterService: SnapshotBackend {
                 try record.insert(db)
                 if let parentRecord, kind == .active {
                     // Like containerd: the new upper directory is owned like the parent's root.
-                    copyOwner(from: planner.lowerDirectory(parentRecord), to: "\(staged)/fs")
+                    copyOwner(from: planner.lowerDirectories(parentRecord)[0], to: "\(staged)/fs")
                 }
                 let final = paths.directory(record.id!)
                 try renameOrThrow(staged, final)
@@ -313,7 +313,7 @@ final class SnapshotterService: SnapshotBackend {
     /// Waits until every lazy layer among `records` is mounted.
     func awaitLazyMounts(_ records: [SnapshotRecord], for key: String) throws(SnapshotError) {
         for record in records {
-            guard case .lazy = record.source else { continue }
+            guard record.source.isMountedLazily else { continue }
             if let problem = mounts.waitMounted(record.id!, seconds: mountWaitSeconds) {
                 throw .internal("layer \(record.key.debugDescription) under snapshot \(key.debugDescription) is not mounted: \(problem)")
             }
@@ -325,17 +325,7 @@ final class SnapshotterService: SnapshotBackend {
     }
 
     func isLayerStillUsed(_ digest: String) throws -> Bool {
-        try store.read { db in
-            try db.allSnapshots().contains {
-                if case .lazy(let source) = $0.source { return source.layerDigest == digest }
-                return false
-            }
-        }
-    }
-
-    private func remountAfterFailedRemove(id: Int64, source: LazyLayerSource) {
-        guard let provider, let raw = savedTOCs.load(layerDigest: source.layerDigest) else { return }
-        mounts.mountLater(snapshot: id, at: paths.filesystem(id)) { try provider.reopen(source, raw: raw).lazy }
+        try store.read { db in try db.allSnapshots().contains { $0.source.remote?.layerDigest == digest } }
     }
 
     func removeTree(_ path: String) {

@@ -33,26 +33,64 @@ struct SnapshotRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePer
 }
 
 /// Where a snapshot's files come from.
-enum SnapshotSource: Codable, Sendable, Equatable {
+enum SnapshotSource: Sendable, Equatable {
     /// Ordinary overlay snapshot: files on local disk under `snapshots/<id>/fs`.
     case local
-    /// A layer served lazily from a registry through a FUSE mount at `snapshots/<id>/fs`.
-    case lazy(LazyLayerSource)
-    /// A layer already unpacked in a CVMFS repository, used in place.
-    case cvmfs(directory: String, layerDigest: String)
+    /// A layer a `LayerSource` serves without a download.
+    case remote(RemoteLayerRecord)
 
-    var isRemote: Bool {
-        if case .local = self { return false }
-        return true
+    /// The served layer's record, nil for a local snapshot.
+    var remote: RemoteLayerRecord? {
+        if case .remote(let record) = self { return record }
+        return nil
+    }
+
+    /// A layer served through a FUSE mount at `snapshots/<id>/fs`.
+    var isMountedLazily: Bool { remote?.isMountedLazily ?? false }
+}
+
+extension SnapshotSource: Codable {
+    private enum CodingKeys: String, CodingKey { case local, remote, lazy, cvmfs }
+    private enum LegacyCVMFSKeys: String, CodingKey { case directory, layerDigest }
+    private enum LegacyLazyKeys: String, CodingKey { case _0 }
+    /// A lazy layer's row as the daemon wrote it before layer sources.
+    private struct LegacyLazyLayer: Decodable {
+        var repository: String
+        var layerDigest: String
+        var tocDigest: String
+        var blobSize: Int64
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .local: try container.encode([String: String](), forKey: .local)
+        case .remote(let record): try container.encode(record, forKey: .remote)
+        }
+    }
+
+    /// Also reads the rows of earlier releases (`lazy`, `cvmfs`), so an
+    /// upgraded daemon remounts the layers it served before.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let record = try container.decodeIfPresent(RemoteLayerRecord.self, forKey: .remote) {
+            self = .remote(record)
+        } else if container.contains(.lazy) {
+            let legacy = try container.nestedContainer(keyedBy: LegacyLazyKeys.self, forKey: .lazy)
+                .decode(LegacyLazyLayer.self, forKey: ._0)
+            self = .remote(RemoteLayerRecord(
+                source: "registry", layerDigest: legacy.layerDigest, directories: nil,
+                details: RegistryLayerSource.Details(repository: legacy.repository, tocDigest: legacy.tocDigest,
+                                                     blobSize: legacy.blobSize).dictionary))
+        } else if container.contains(.cvmfs) {
+            let legacy = try container.nestedContainer(keyedBy: LegacyCVMFSKeys.self, forKey: .cvmfs)
+            self = .remote(RemoteLayerRecord(source: "cvmfs", layerDigest: try legacy.decode(String.self, forKey: .layerDigest),
+                                             directories: [try legacy.decode(String.self, forKey: .directory)]))
+        } else if container.contains(.local) {
+            self = .local
+        } else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "unknown snapshot source"))
+        }
     }
 }
-
-/// What it takes to mount a lazy layer again after a restart.
-struct LazyLayerSource: Codable, Sendable, Equatable {
-    /// The repository the blob is read from (`registry/repository`).
-    var repository: String
-    var layerDigest: String
-    var tocDigest: String
-    var blobSize: Int64
-}
-

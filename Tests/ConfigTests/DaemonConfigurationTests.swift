@@ -1,11 +1,11 @@
 import Foundation
+import Config
 import LazyLayer
-@testable import Snapshotter
 import XCTest
 
 /// The config file as the README documents it: every key accepted with its
 /// meaning, unknown keys and wrong types refused with the key's name.
-final class ConfigurationTests: XCTestCase {
+final class DaemonConfigurationTests: XCTestCase {
     func testEveryDocumentedKeyIsAccepted() throws {
         let configuration = try DaemonConfiguration(toml: """
             root = "/srv/starling"
@@ -53,22 +53,22 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.address, "/run/s/s.sock")
         XCTAssertEqual(configuration.logLevel, .debug)
         XCTAssertEqual(configuration.metricsAddress, "127.0.0.1:9124")
-        XCTAssertEqual(configuration.lazy.prefetchTimeout, 3)
-        XCTAssertFalse(configuration.lazy.background.enabled)
-        XCTAssertEqual(configuration.lazy.background.concurrency, 4)
-        XCTAssertEqual(configuration.lazy.background.maxBytesPerSecond, 1_000_000)
-        XCTAssertEqual(configuration.lazy.background.idleBeforeStart, 0)
-        XCTAssertEqual(configuration.memoryCacheBytes, 64 << 20)
+        XCTAssertEqual(configuration.lazy.layer.prefetchTimeout, 3)
+        XCTAssertFalse(configuration.lazy.layer.background.enabled)
+        XCTAssertEqual(configuration.lazy.layer.background.concurrency, 4)
+        XCTAssertEqual(configuration.lazy.layer.background.maxBytesPerSecond, 1_000_000)
+        XCTAssertEqual(configuration.lazy.layer.background.idleBeforeStart, 0)
+        XCTAssertEqual(configuration.lazy.memoryCacheBytes, 64 << 20)
         XCTAssertEqual(configuration.chunkCacheOptions.directory, "/srv/starling/cache")
         XCTAssertEqual(configuration.chunkCacheOptions.diskReserve, DiskReserve(bytes: 2 << 30, percent: 12.5))
-        XCTAssertEqual(configuration.lazy.maxRequestBytes, 1 << 20)
-        XCTAssertEqual(configuration.lazy.readaheadBytes, 0)
-        XCTAssertEqual(configuration.lazy.headStreamBytes, 0)
-        XCTAssertEqual(configuration.lazy.siblingReadaheadBytes, 4096)
-        XCTAssertEqual(configuration.lazy.dependencyReadaheadBytes, 0)
+        XCTAssertEqual(configuration.lazy.layer.maxRequestBytes, 1 << 20)
+        XCTAssertEqual(configuration.lazy.layer.readaheadBytes, 0)
+        XCTAssertEqual(configuration.lazy.layer.headStreamBytes, 0)
+        XCTAssertEqual(configuration.lazy.layer.siblingReadaheadBytes, 4096)
+        XCTAssertEqual(configuration.lazy.layer.dependencyReadaheadBytes, 0)
         XCTAssertEqual(configuration.containerdAddress, "/run/k3s/containerd/containerd.sock")
-        XCTAssertEqual(configuration.lazy.eagerFetchSeconds, 0.5)
-        XCTAssertEqual(configuration.lazy.eagerFetchMemoryBytes, 256 << 20)
+        XCTAssertEqual(configuration.lazy.layer.eagerFetchSeconds, 0.5)
+        XCTAssertEqual(configuration.lazy.layer.eagerFetchMemoryBytes, 256 << 20)
         XCTAssertFalse(configuration.fuse.surviveRestarts)
         XCTAssertEqual(configuration.fuse.entryTimeout, 5)
         XCTAssertEqual(configuration.fuse.negativeEntryTimeout, 0)
@@ -88,15 +88,15 @@ final class ConfigurationTests: XCTestCase {
         let configuration = try DaemonConfiguration(contentsOf: example, mustExist: true)
         XCTAssertEqual(configuration.root, "/var/lib/starling")
         XCTAssertEqual(configuration.address, "/run/starling/starling.sock")
-        XCTAssertTrue(configuration.lazyEnabled)
+        XCTAssertTrue(configuration.lazy.enabled)
         XCTAssertTrue(configuration.cvmfs.enabled)
         XCTAssertEqual(configuration.cvmfs.mountpoint, "/cvmfs/unpacked.cern.ch")
         XCTAssertNil(configuration.metricsAddress)
         XCTAssertEqual(configuration.containerdAddress, "/run/containerd/containerd.sock")
-        XCTAssertEqual(configuration.lazy.eagerFetchSeconds, 0, "no eager mirror by default")
+        XCTAssertEqual(configuration.lazy.layer.eagerFetchSeconds, 0, "no eager mirror by default")
         XCTAssertEqual(try DaemonConfiguration(toml: "containerd_address = \"\"").containerdAddress, "", "empty: never asked")
-        XCTAssertEqual(configuration.lazy.prefetchTimeout, 0, "Prepare does not wait for prefetch")
-        XCTAssertEqual(configuration.lazy.headStreamBytes, 16 << 20)
+        XCTAssertEqual(configuration.lazy.layer.prefetchTimeout, 0, "Prepare does not wait for prefetch")
+        XCTAssertEqual(configuration.lazy.layer.headStreamBytes, 16 << 20)
         XCTAssertTrue(configuration.fuse.surviveRestarts)
         XCTAssertEqual(configuration.chunkCacheOptions.diskReserve, DiskReserve(bytes: 0, percent: 20))
         XCTAssertNoThrow(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: false))

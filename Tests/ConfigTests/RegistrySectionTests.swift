@@ -1,10 +1,11 @@
-import TOMLKit
-import XCTest
+import Config
 @testable import Registry
+import XCTest
 
-final class ConfigurationTests: XCTestCase {
+/// The `[registry]` section: every documented key read, mistakes named.
+final class RegistrySectionTests: XCTestCase {
     func testEveryDocumentedKeyIsRead() throws {
-        let toml = try TOMLTable(string: """
+        let file = try ConfigFile(text: """
             [registry]
             default_platform = "linux/arm64/v8"
             connect_timeout_seconds = 3
@@ -33,7 +34,7 @@ final class ConfigurationTests: XCTestCase {
             [[registry.host."docker.io".mirrors]]
             host = "mirror2.cern.ch"
             """)
-        let config = try RegistryConfiguration(toml: try XCTUnwrap(toml["registry"]?.table))
+        let config = try RegistryConfiguration(toml: try XCTUnwrap(try file.root.section("registry")))
         XCTAssertEqual(config.defaultPlatform, Platform(os: "linux", architecture: "arm64", variant: "v8"))
         XCTAssertEqual(config.connectTimeoutSeconds, 3)
         XCTAssertEqual(config.transferTimeoutSeconds, 7.5)
@@ -66,32 +67,10 @@ final class ConfigurationTests: XCTestCase {
                             ("[registry.host.\"x.io\"]\ninsecure = 1", "registry.host.\"x.io\".insecure"),
                             ("[[registry.host.\"x.io\".mirrors]]\nhots = \"m\"", "registry.host.\"x.io\".mirrors[0].hots"),
                             ("[registry]\ndefault_platform = \"amd64\"", "amd64")] {
-            let table = try XCTUnwrap(try TOMLTable(string: text)["registry"]?.table)
-            XCTAssertThrowsError(try RegistryConfiguration(toml: table), text) { error in
+            let section = try XCTUnwrap(try ConfigFile(text: text).root.section("registry"))
+            XCTAssertThrowsError(try RegistryConfiguration(toml: section), text) { error in
                 XCTAssertTrue("\(error)".contains(key), "\(error) should name \(key)")
             }
         }
-    }
-
-    func testCredentialsFromDockerConfigAuths() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("starling-dockercfg-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let auth = Data("alice:pa:ss".utf8).base64EncodedString()
-        try Data("""
-            {"auths": {"https://registry.example:5000/v1/": {"auth": "\(auth)"},
-                       "https://index.docker.io/v1/": {"username": "bob", "password": "pw"},
-                       "tokens.example": {"identitytoken": "refresh-me"}}}
-            """.utf8).write(to: directory.appendingPathComponent("config.json"))
-        var config = RegistryConfiguration()
-        config.dockerConfigPath = directory.appendingPathComponent("config.json").path
-        let store = CredentialStore(configuration: config)
-        let alice = try XCTUnwrap(try store.credentials(for: "registry.example:5000"))
-        XCTAssertEqual(alice.username, "alice")
-        XCTAssertEqual(alice.password, "pa:ss")
-        XCTAssertFalse("\(alice)".contains("pa:ss"), "description never shows the secret")
-        XCTAssertEqual(try store.credentials(for: "docker.io")?.username, "bob")
-        XCTAssertEqual(try store.credentials(for: "tokens.example")?.identityToken, "refresh-me")
-        XCTAssertNil(try store.credentials(for: "other.example"))
     }
 }

@@ -9,7 +9,7 @@ import XCTest
 /// Which source a layer gets: a registry that does not answer range requests
 /// (every answer is the whole blob) would send the blob again for every
 /// read, so its layers are left to containerd, with the reason logged.
-final class LayerProviderTests: XCTestCase {
+final class RegistryLayerSourceTests: XCTestCase {
     /// The stargz labels of a Prepare for `layer` of `image`.
     static func target(image: String, layer: String, tocDigest: String) throws -> RemoteLayerTarget {
         try XCTUnwrap(try RemoteLayerTarget(labels: [
@@ -38,12 +38,14 @@ final class LayerProviderTests: XCTestCase {
         var configuration = RegistryConfiguration()
         configuration.insecureHosts = [server.host]
         configuration.maxRetries = 0
-        let provider = LayerProvider(client: RegistryClient(configuration: configuration),
-                                     cache: try ChunkCache(options: ChunkCache.Options(memoryBytes: 1 << 20)),
-                                     options: LazyLayerOptions(headStreamBytes: 0), cvmfs: nil,
-                                     logger: Logger(label: "test"))
+        let source = RegistryLayerSource(client: RegistryClient(configuration: configuration),
+                                         cache: try ChunkCache(options: ChunkCache.Options(memoryBytes: 1 << 20)),
+                                         options: LazyLayerOptions(headStreamBytes: 0),
+                                         savedTOCs: SavedTOCs(paths: SnapshotPaths(root: work.appending("root"))),
+                                         logger: Logger(label: "test"))
+        let chain = LayerSourceChain(sources: [source], logger: Logger(label: "test"))
         let target = try Self.target(image: "\(server.host)/ranges/none:1", layer: layer.digest, tocDigest: tocDigest)
-        guard case .ordinary(let reason) = provider.provide(target, known: []) else {
+        guard case .notServed(let reason) = chain.serve(target, known: []) else {
             return XCTFail("a registry without range support must not be mounted lazily")
         }
         XCTAssertTrue(reason.contains("range requests"), reason)
@@ -73,46 +75,48 @@ final class LayerProviderTests: XCTestCase {
         _ = try TestImageLayout.write([TestImage(layers: [layer])], at: work.appending("layout"), tag: "img")
         try registry.push("oci:\(work.appending("layout")):img", as: "mirror/test:1")
 
-        func provide(eagerSeconds: Double) throws -> (OpenedLayer, RegistryClient, LayerProvider) {
+        func provide(eagerSeconds: Double) throws -> (ServedLayer, RegistryClient, RegistryLayerSource) {
             var configuration = RegistryConfiguration()
             configuration.insecureHosts = [registry.host]
             let client = RegistryClient(configuration: configuration)
             var options = LazyLayerOptions(background: BackgroundFetchOptions(enabled: false))
             options.eagerFetchSeconds = eagerSeconds
             let cacheDirectory = work.appending("cache-\(eagerSeconds)")
-            let provider = LayerProvider(client: client,
-                                         cache: try ChunkCache(options: ChunkCache.Options(memoryBytes: 64 << 20,
-                                                                                           directory: cacheDirectory)),
-                                         options: options, cvmfs: nil, logger: Logger(label: "test"))
+            let source = RegistryLayerSource(client: client,
+                                             cache: try ChunkCache(options: ChunkCache.Options(memoryBytes: 64 << 20,
+                                                                                               directory: cacheDirectory)),
+                                             options: options,
+                                             savedTOCs: SavedTOCs(paths: SnapshotPaths(root: work.appending("root"))),
+                                             logger: Logger(label: "test"))
             let target = try Self.target(image: "\(registry.host)/mirror/test:1", layer: layer.digest, tocDigest: tocDigest)
-            let provided = provider.provide(target, known: [])
-            guard case .lazy(let opened) = provided else {
+            let provided = LayerSourceChain(sources: [source], logger: Logger(label: "test")).serve(target, known: [])
+            guard case .served(let opened) = provided, opened.lazy != nil else {
                 XCTFail("an eStargz layer on docker-registry must be served lazily: \(provided)")
                 throw CancellationError()
             }
-            return (opened, client, provider)
+            return (opened, client, source)
         }
 
         let (mirrored, client, provider) = try provide(eagerSeconds: 1)
-        defer { mirrored.lazy.close() }
+        defer { mirrored.lazy!.close() }
         // The image's config came too, for start-up read-ahead.
-        let hints = provider.startupHints(try ImageReference(parsing: "\(registry.host)/mirror/test:1")).wait(seconds: 10)
+        let hints = try XCTUnwrap(provider.startupHints(try ImageReference(parsing: "\(registry.host)/mirror/test:1"))).wait(seconds: 10)
         XCTAssertEqual(hints, StartupHints(programCandidates: ["/bin/sh"], locale: nil))
-        let mirror = try XCTUnwrap(mirrored.lazy.source as? MirroredBlobSource, "a loopback registry is fast enough")
-        mirrored.lazy.startMirror()
+        let mirror = try XCTUnwrap((mirrored.lazy!.transport as? BlobRangeTransport)?.mirror, "a loopback registry is fast enough")
+        mirrored.lazy!.layerMounted()
         let deadline = Date().addingTimeInterval(20)
         while mirror.mirroredBytes < mirror.end - mirror.begin && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         let before = client.statistics.requests
         for i in 0..<40 {
             let path = "data\(i % 4)/file\(i)"
-            let id = try XCTUnwrap(mirrored.lazy.index.lookup(path: path))
-            let bytes = try mirrored.lazy.readFile(entry: id)
+            let id = try XCTUnwrap(mirrored.lazy!.index.lookup(path: path))
+            let bytes = try mirrored.lazy!.readFile(entry: id)
             XCTAssertEqual(bytes.count, 300_000 + i, path)
         }
         XCTAssertEqual(client.statistics.requests, before, "every read came from memory")
 
         let (lazyOnly, _, _) = try provide(eagerSeconds: 0)
-        defer { lazyOnly.lazy.close() }
-        XCTAssertFalse(lazyOnly.lazy.source is MirroredBlobSource, "eager_fetch_seconds = 0 turns it off")
+        defer { lazyOnly.lazy!.close() }
+        XCTAssertNil((lazyOnly.lazy!.transport as? BlobRangeTransport)?.mirror, "eager_fetch_seconds = 0 turns it off")
     }
 }

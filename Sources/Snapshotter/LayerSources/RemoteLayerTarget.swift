@@ -1,8 +1,9 @@
 import GRPCShim
 import Registry
+import StargzReader
 
 /// The labels containerd forwards to a snapshotter that make a layer
-/// servable remotely (see ../shared/notes/remote-snapshotter-facts.md).
+/// servable remotely (containerd forwards the labels prefixed `containerd.io/snapshot/`; docs/snapshotter.md lists them).
 enum SnapshotLabel {
     /// The chain ID of the layer being unpacked: the name a remote snapshot is committed under.
     static let targetReference = "containerd.io/snapshot.ref"
@@ -15,7 +16,7 @@ enum SnapshotLabel {
     static let criLayerDigest = "containerd.io/snapshot/cri.layer-digest"
     static let criImageLayers = "containerd.io/snapshot/cri.image-layers"
     /// The eStargz manifest annotation, forwarded because of its prefix.
-    static let tocDigest = "containerd.io/snapshot/stargz/toc.digest"
+    static let tocDigest = LayerAnnotations.tocDigest
 }
 
 /// One layer containerd asks for during unpack, as far as the labels tell:

@@ -117,7 +117,14 @@ public final class MirroredBlobSource: BlobSource, Sendable {
     }
 
     public func read(ranges: [Range<Int64>]) throws -> [[UInt8]] {
+        try readReportingLocal(ranges: ranges).buffers
+    }
+
+    /// `read(ranges:)`, also telling what the mirror answered: `calls` is 1
+    /// when no request went upstream, `bytes` what came from the copy.
+    public func readReportingLocal(ranges: [Range<Int64>]) throws -> (buffers: [[UInt8]], local: (calls: Int, bytes: Int64)) {
         var results = ranges.map { local($0) }
+        let localBytes = results.reduce(Int64(0)) { $0 + Int64($1?.count ?? 0) }
         let missing = results.indices.filter { results[$0] == nil }
         if missing.isEmpty {
             localCalls.add(1, ordering: .relaxed)
@@ -125,7 +132,7 @@ public final class MirroredBlobSource: BlobSource, Sendable {
             let fetched = try upstream.read(ranges: missing.map { ranges[$0] })
             for (index, bytes) in zip(missing, fetched) { results[index] = bytes }
         }
-        return results.map { $0 ?? [] }
+        return (results.map { $0 ?? [] }, (missing.isEmpty ? 1 : 0, localBytes))
     }
 
     public func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64) {

@@ -1,0 +1,24 @@
+import CVMFSBackend
+import FuseFS
+import Logging
+import Registry
+
+extension DaemonConfiguration {
+    /// The top of the file: the daemon's own keys, then each section's parser.
+    public init(toml top: TOMLSection) throws(ConfigError) {
+        self.init()
+        try top.allowOnly(["root", "address", "log_level", "metrics_address", "containerd_address",
+                           "lazy", "fuse", "cvmfs", "registry"])
+        if let value = try top.absolutePath("root") { root = value }
+        if let value = try top.absolutePath("address") { address = value }
+        if let value = try top.string("log_level") { logLevel = try Self.level(value) }
+        if let value = try top.string("metrics_address"), !value.isEmpty { metricsAddress = value }
+        if let value = try top.string("containerd_address") {
+            containerdAddress = value.isEmpty ? "" : try TOMLSection.absolute(value, key: "containerd_address")
+        }
+        if let section = try top.section("lazy") { lazy = try LazySettings(toml: section) }
+        if let section = try top.section("fuse") { fuse = try FuseMountOptions(toml: section) }
+        if let section = try top.section("cvmfs") { cvmfs = try CVMFSConfiguration(toml: section) }
+        if let section = try top.section("registry") { registry = try RegistryConfiguration(toml: section) }
+    }
+}

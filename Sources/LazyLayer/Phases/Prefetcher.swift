@@ -1,0 +1,79 @@
+import Foundation
+import StargzReader
+
+/// Prefetch: right after a layer is opened, the chunks of its prioritized
+/// range (eStargz: everything before `.prefetch.landmark`) in one streamed
+/// request (each chunk served as soon as it has arrived and verified, so a
+/// container reading the front does not wait for the end), then the
+/// format's listed prioritized files. A client of the fetcher like any
+/// reader: what it claims, readers wait for instead of fetching again.
+final class Prefetcher: @unchecked Sendable {
+    // @unchecked: `status` is guarded by the fetcher's state lock.
+    private let fetcher: ChunkFetcher
+    private let options: LazyLayerOptions
+    private var status: PhaseStatus = .notStarted
+
+    init(fetcher: ChunkFetcher, options: LazyLayerOptions) {
+        self.fetcher = fetcher
+        self.options = options
+    }
+
+    var currentStatus: PhaseStatus { fetcher.withState { _ in status } }
+
+    /// Marks the prefetch as running; false when it was started already.
+    func begin() -> Bool {
+        fetcher.withState { _ in
+            guard status == .notStarted else { return false }
+            status = .running
+            return true
+        }
+    }
+
+    /// Fetches the prioritized chunks (on the caller's thread).
+    func run() {
+        let format = fetcher.format
+        let table = fetcher.table
+        var ok = true
+        var count = 0
+        if let range = format.prefetchRange, !range.isEmpty {
+            let mine = fetcher.withState { state -> [Int] in
+                let positions = table.positions(within: range).filter { fetcher.isMissing($0, in: state) }
+                for position in positions { state.claim(position) }
+                return positions
+            }
+            count += mine.count
+            ok = fetcher.fetch(mine, purpose: .prefetch, limits: FetchLimits(
+                maxGap: Int64.max / 4, maxBytes: Int64(options.prefetchMaxRequestBytes), streaming: true))
+        }
+        fetcher.transport.prefetchFinished()
+        let files = format.prioritizedFiles
+        if !files.isEmpty {
+            let mine = fetcher.withState { state -> [Int] in
+                let positions = Set(files.flatMap { format.index.chunks(of: $0) }.compactMap { table.position(of: $0) })
+                    .filter { fetcher.isMissing($0, in: state) }.sorted()
+                for position in positions { state.claim(position) }
+                return positions
+            }
+            count += mine.count
+            ok = fetcher.fetch(mine, purpose: .prefetch, limits: FetchLimits(
+                maxGap: Int64(options.maxGapBytes), maxBytes: Int64(options.prefetchMaxRequestBytes))) && ok
+        }
+        if ok {
+            if count > 0 { fetcher.logger.debug("prefetched \(count) chunks") }
+            setStatus(.done)
+        } else {
+            // Reads and background fetch will fetch what is missing.
+            setStatus(.failed("some prioritized chunks could not be fetched"))
+        }
+    }
+
+    /// Waits until the prefetch has finished or `deadline` passes; whether it is done.
+    func wait(until deadline: Date) -> Bool {
+        fetcher.wait(until: deadline) { _ in status.isFinished }
+        return currentStatus == .done
+    }
+
+    private func setStatus(_ new: PhaseStatus) {
+        fetcher.withState { _ in status = new }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Logging
+import StargzReader
+
+/// Chunks that are byte ranges of one blob (eStargz, zstd:chunked, a gzip
+/// layer read through its index): neighbours are coalesced into range
+/// requests, several ranges go out in one multi-range request where the
+/// source can, and a long prefetch is streamed.
+///
+/// Two optional helpers live here because they are about the blob, not the
+/// layer: the blob's head, requested together with the TOC (`HeadStream`,
+/// the prefetch takes its first chunks from it), and an eager in-memory
+/// copy of the blob (`MirroredBlobSource`, reads of what it holds are
+/// answered locally).
+public final class BlobRangeTransport: ChunkTransport {
+    public let source: any BlobSource
+    /// The eager copy, when `source` is one.
+    public let mirror: MirroredBlobSource?
+    private let head: HeadStream?
+    private let logger: Logger
+
+    public init(source: any BlobSource, head: HeadStream? = nil, logger: Logger = Logger(label: "starling.transport")) {
+        self.source = source
+        self.mirror = source as? MirroredBlobSource
+        self.head = head
+        self.logger = logger
+    }
+
+    public func fetch(_ locators: [Range<Int64>], limits: FetchLimits,
+                      deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
+        guard !locators.isEmpty else { return [] }
+        return limits.streaming ? stream(locators, maxBytes: limits.maxBytes, deliver: deliver)
+            : read(locators, limits: limits, deliver: deliver)
+    }
+
+    /// One call for all ranges (a multi-range request where the source can).
+    private func read(_ locators: [Range<Int64>], limits: FetchLimits,
+                      deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
+        let requests = RangeCoalescer(maxGap: limits.maxGap, maxBytes: limits.maxBytes).plan(locators)
+        let ranges = requests.map(\.range)
+        let started = DispatchTime.now().uptimeNanoseconds
+        func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+        let buffers: [[UInt8]]
+        var local: (calls: Int, bytes: Int64) = (0, 0)
+        do {
+            if let mirror {
+                (buffers, local) = try mirror.readReportingLocal(ranges: ranges)
+            } else {
+                buffers = try source.read(ranges: ranges)
+            }
+            guard buffers.count == requests.count else {
+                throw LazyLayerError.fetchFailed(range: ranges[0],
+                                                 reason: "source returned \(buffers.count) buffers for \(requests.count) ranges")
+            }
+        } catch {
+            let whole = ranges[0].lowerBound..<ranges[ranges.count - 1].upperBound
+            let failure = (error as? LazyLayerError) ?? .fetchFailed(range: whole, reason: "\(error)")
+            for i in locators.indices { deliver(i, .failure(failure)) }
+            return [TransportRequest(bytes: 0, seconds: seconds(), failure: failure)]
+        }
+        let received = buffers.reduce(Int64(0)) { $0 + Int64($1.count) }
+        let record = TransportRequest(bytes: received - local.bytes, localBytes: local.bytes, seconds: seconds())
+        for (request, buffer) in zip(requests, buffers) {
+            for member in request.members {
+                let range = locators[member]
+                let from = Int(range.lowerBound - request.range.lowerBound)
+                let to = Int(range.upperBound - request.range.lowerBound)
+                guard from >= 0, to <= buffer.count else {
+                    deliver(member, .failure(.fetchFailed(range: request.range,
+                                                          reason: "short read: \(buffer.count) of \(request.range.count) bytes")))
+                    continue
+                }
+                deliver(member, .success(buffer[from..<to]))
+            }
+        }
+        return [record]
+    }
+
+    /// The leading chunks from the head stream as far as it covers them,
+    /// then the rest in streamed requests of at most `maxBytes`, each chunk
+    /// delivered as soon as its bytes are in.
+    private func stream(_ locators: [Range<Int64>], maxBytes: Int64,
+                        deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
+        var records: [TransportRequest] = []
+        var first = 0
+        if let head {
+            let started = DispatchTime.now().uptimeNanoseconds
+            var end: Int64 = 0
+            while first < locators.count, let bytes = head.bytes(locators[first]) {
+                deliver(first, .success(bytes[...]))
+                end = locators[first].upperBound
+                first += 1
+            }
+            head.cancel()
+            if first > 0 {
+                records.append(TransportRequest(bytes: end, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
+            }
+        }
+        guard first < locators.count else { return records }
+        let rest = Array(locators[first...])
+        for request in RangeCoalescer(maxGap: Int64.max / 4, maxBytes: maxBytes).plan(rest) {
+            let members = request.members.map { $0 + first }
+            var buffer: [UInt8] = []
+            var bufferStart = request.range.lowerBound  // blob offset of buffer[0]
+            var next = 0
+            let started = DispatchTime.now().uptimeNanoseconds
+            func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+            do {
+                try source.stream(request.range) { piece in
+                    buffer.append(contentsOf: piece)
+                    var consumed = 0
+                    while next < members.count {
+                        let range = locators[members[next]]
+                        let to = Int(range.upperBound - bufferStart)
+                        guard to <= buffer.count else { break }
+                        deliver(members[next], .success(buffer[Int(range.lowerBound - bufferStart)..<to]))
+                        consumed = to
+                        next += 1
+                    }
+                    // Keep what the next chunks need, not the whole request.
+                    if consumed >= 1 << 20 {
+                        buffer.removeFirst(consumed)
+                        bufferStart += Int64(consumed)
+                    }
+                }
+            } catch {
+                let failure = LazyLayerError.fetchFailed(range: request.range, reason: "\(error)")
+                for member in members[next...] { deliver(member, .failure(failure)) }
+                records.append(TransportRequest(bytes: 0, seconds: seconds(), failure: failure))
+                continue
+            }
+            records.append(TransportRequest(bytes: Int64(request.range.count), seconds: seconds()))
+            if next < members.count {
+                let failure = LazyLayerError.fetchFailed(range: request.range, reason: "the response ended early")
+                for member in members[next...] { deliver(member, .failure(failure)) }
+            }
+        }
+        return records
+    }
+
+    public func layerMounted() { mirror?.start(logger: logger) }
+
+    public func prefetchFinished() { head?.cancel() }
+
+    public func rejected() -> Bool {
+        guard let mirror, mirror.mirroredBytes > 0 else { return false }
+        logger.warning("mirrored bytes did not verify; reading from the registry")
+        mirror.stop()
+        return true
+    }
+
+    public func layerComplete() { mirror?.stop() }
+
+    public func close() {
+        head?.cancel()
+        mirror?.stop()
+    }
+
+    public func statistics() -> TransportStatistics {
+        TransportStatistics(copiedBytes: mirror?.receivedBytes ?? 0)
+    }
+}

@@ -1,0 +1,86 @@
+import BlockingWork
+import Foundation
+import LazyLayer
+import Logging
+import Registry
+import Synchronization
+
+/// Manifests and configs of the images whose layers are being served,
+/// resolved once per image for all its layers and kept for a few minutes.
+final class ImageMetadata: Sendable {
+    private let client: RegistryClient
+    private let logger: Logger
+    private let tables = Mutex(Tables())
+    /// How long a resolved manifest (and what came from the config) is reused.
+    static let lifetime: Double = 300
+
+    private struct Tables {
+        var manifests: [String: (pending: Pending<Result<ResolvedImage, RegistryError>>, time: Date)] = [:]
+        var startupHints: [String: (pending: Pending<StartupHints?>, time: Date)] = [:]
+    }
+
+    init(client: RegistryClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// The image's manifest (resolved now, or by the call already under way).
+    func manifest(_ image: ImageReference) -> Result<ResolvedImage, RegistryError> {
+        let key = image.description
+        let (pending, isNew) = claim(\.manifests, key)
+        if isNew {
+            do {
+                pending.fulfil(.success(try client.resolve(image)))
+            } catch {
+                pending.fulfil(.failure((error as? RegistryError) ?? .invalidConfiguration("\(error)")))
+                tables.withLock { _ = $0.manifests.removeValue(forKey: key) }
+            }
+        }
+        return pending.wait()
+    }
+
+    /// What the image's config says about the process its containers run
+    /// (program and locale), fetched once per image in the background. Nil
+    /// when it cannot be had: this only guides read-ahead.
+    func startupHints(_ image: ImageReference) -> Pending<StartupHints?> {
+        let (pending, isNew) = claim(\.startupHints, image.description)
+        if isNew {
+            BlockingWorkPool.shared.async { [self] in
+                do {
+                    let resolved = try manifest(image).get()
+                    let repository = ImageReference(registry: image.registry, repository: image.repository)
+                    let config = try client.fetchBlob(repository, digest: resolved.config.digest, limit: 4 << 20)
+                    pending.fulfil(try ImageProcess(config: config).startupHints)
+                } catch {
+                    logger.debug("start-up read-ahead without the image's config", metadata: [
+                        "image": "\(image)", "error": "\(error)"])
+                    pending.fulfil(nil)
+                }
+            }
+        }
+        return pending
+    }
+
+    /// Forgets what is older than `lifetime`.
+    func expire(now: Date) {
+        tables.withLock { tables in
+            tables.manifests = tables.manifests.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime }
+            tables.startupHints = tables.startupHints.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime }
+        }
+    }
+
+    /// The pending value under `key`, and whether the caller made it (and
+    /// must fulfil it): work already under way is waited for, not repeated.
+    /// An entry older than `lifetime` is replaced.
+    private func claim<Value: Sendable>(_ table: WritableKeyPath<Tables, [String: (pending: Pending<Value>, time: Date)]>,
+                                        _ key: String) -> (pending: Pending<Value>, isNew: Bool) {
+        tables.withLock { tables in
+            if let entry = tables[keyPath: table][key], Date().timeIntervalSince(entry.time) < Self.lifetime {
+                return (entry.pending, false)
+            }
+            let pending = Pending<Value>()
+            tables[keyPath: table][key] = (pending, Date())
+            return (pending, true)
+        }
+    }
+}
