@@ -10,6 +10,8 @@ pkgs=(
   # tests and benchmarks: the real components Starling talks to
   containerd runc docker-registry skopeo stargz-snapshotter zstd busybox-static
   debootstrap openssl apache2-utils jq python3 iproute2 util-linux e2fsprogs curl hyperfine binutils
+  # memory profiles of the daemon (bench/memory.sh PROFILE=massif|heaptrack)
+  valgrind heaptrack
 )
 missing=()
 for p in "${pkgs[@]}"; do
