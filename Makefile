@@ -1,10 +1,12 @@
 # Two entry points (see README):
 #   make run   - install what is missing, build, run `starling serve` with defaults
 #   make test  - install what is missing, build, run the whole test suite
+# and `make install` (release build, installed without debug information).
 SWIFT ?= swift
 CONFIG ?= release
+PREFIX ?= /usr/local
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench install clean
 
 deps:
 	./scripts/install-deps.sh
@@ -18,6 +20,14 @@ run: build
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The build keeps its DWARF (for profilers and debuggers); the installed
+# binary drops it and keeps the symbol table, so crash backtraces still name
+# functions.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/starling" $(DESTDIR)$(PREFIX)/bin/starling
+	strip --strip-debug $(DESTDIR)$(PREFIX)/bin/starling
 
 bench: deps
 	./bench/run

@@ -42,6 +42,15 @@
 #       pause; 5 s rests did not stop the drift), which is why the variants
 #       alternate ABBA
 #   KEEP=1 keeps the work directory (daemon logs) for inspection
+#   WORKLOAD=python (default: `python3 -c 'print(1)'` in the Debian+python
+#       image), gcc (compile and run a C program in a Debian+gcc image) or
+#       readall (read every file of the Debian+python image's root)
+#   Peak resident memory (VmHWM) of each snapshotter daemon is read when the
+#       container has exited and printed per variant (medians); see
+#       bench/memory.sh, which runs the three workloads.
+#   PROFILE=massif|heaptrack: run `starling serve` under valgrind's massif
+#       or heaptrack (timings are then meaningless); the profile is copied to
+#       bench/out/ (ms_print / heaptrack_print read it)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -69,6 +78,16 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-1800}
 BUSY_PERCENT=${BUSY_PERCENT:-30}
 BUSY_WAIT=${BUSY_WAIT:-120}
 COOLDOWN=${COOLDOWN:-0}
+WORKLOAD=${WORKLOAD:-python}
+PROFILE=${PROFILE:-}
+case $WORKLOAD in
+  python)  image=debian-python; packages=python3; command=(python3 -c 'print(1)') ;;
+  gcc)     image=debian-gcc; packages="gcc libc6-dev"
+           command=(sh -c 'printf "#include <stdio.h>\nint main(void) { puts(\"1\"); return 0; }\n" > /tmp/a.c && gcc -O2 -o /tmp/a /tmp/a.c && /tmp/a') ;;
+  readall) image=debian-python; packages=python3
+           command=(sh -c 'find / -xdev -type f -print0 | xargs -0 cat > /dev/null && echo 1') ;;
+  *) echo "unknown WORKLOAD $WORKLOAD (python, gcc, readall)" >&2; exit 1 ;;
+esac
 
 work=$(mktemp -d /var/tmp/starling-coldstart.XXXXXX)
 pids=()
@@ -103,31 +122,35 @@ wait_port "$sport" || { echo "slowlink did not start" >&2; exit 1; }
 slow=127.0.0.1:$sport
 
 # --- the gzip image (debootstrap once, cached)
-echo "building debian-python image (first run debootstraps; later runs reuse the cache)" >&2
-CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/debian-python:1" python3 >/dev/null
+echo "building $image image (first run debootstraps; later runs reuse the cache)" >&2
+# shellcheck disable=SC2086 # the package list is words
+CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/$image:1" $packages >/dev/null
 
 # --- convert to eStargz with the reference converter and push it
 start_containerd "$work/convert"
 ctrr() { ctr-remote -a "$work/convert/containerd.sock" -n bench "$@"; }
-ctrr images pull --plain-http "$registry/debian-python:1" >/dev/null
+ctrr images pull --plain-http "$registry/$image:1" >/dev/null
 if [ "${OPTIMIZE:-0}" = starling ]; then
   # Starling's own converter, profiling the same workload under runc.
   "$STARLING" optimize --profile --insecure-registry "$registry" \
-    "$registry/debian-python:1" "$registry/debian-python:esgz" -- python3 -c 'print(1)' >/dev/null
+    "$registry/$image:1" "$registry/$image:esgz" -- "${command[@]}" >/dev/null
 elif [ "${OPTIMIZE:-0}" = 1 ]; then
   # Profile the workload: the files python reads at start-up become the
   # prioritized files (before .prefetch.landmark), prefetched at mount.
-  ctrr images optimize --oci --period 5 --entrypoint '["python3"]' --args '["-c","print(1)"]' \
-    "$registry/debian-python:1" "$registry/debian-python:esgz" >/dev/null
+  json() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@"; }
+  entrypoint=$(json "${command[0]}")
+  arguments=$(json "${command[@]:1}")
+  ctrr images optimize --oci --period 5 --entrypoint "$entrypoint" --args "$arguments" \
+    "$registry/$image:1" "$registry/$image:esgz" >/dev/null
 else
-  ctrr images convert --oci --estargz "$registry/debian-python:1" "$registry/debian-python:esgz" >/dev/null
+  ctrr images convert --oci --estargz "$registry/$image:1" "$registry/$image:esgz" >/dev/null
 fi
-[ "${OPTIMIZE:-0}" = starling ] || ctrr images push --plain-http "$registry/debian-python:esgz" >/dev/null
+[ "${OPTIMIZE:-0}" = starling ] || ctrr images push --plain-http "$registry/$image:esgz" >/dev/null
 stop_last TERM; unmount_under "$work/convert"; rm -rf "$work/convert"
 for tag in 1 esgz; do
   m=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
-    "http://$registry/v2/debian-python/manifests/$tag")
-  echo "debian-python:$tag: $(jq '.layers | length' <<<"$m") layer(s), $(jq '[.layers[].size] | add' <<<"$m") bytes" >&2
+    "http://$registry/v2/$image/manifests/$tag")
+  echo "$image:$tag: $(jq '.layers | length' <<<"$m") layer(s), $(jq '[.layers[].size] | add' <<<"$m") bytes" >&2
 done
 
 # --- one cold start: fresh daemons, then timed pull + run
@@ -139,21 +162,28 @@ cold_start() { # LINK VARIANT RUN
   mkdir -p "$dir"
   case $variant in
     overlayfs)
-      snapshotter=overlayfs; ref=$host/debian-python:1
+      snapshotter=overlayfs; ref=$host/$image:1
       start_containerd "$dir" ;;
     starling|starling-nobg)
-      snapshotter=starling; ref=$host/debian-python:esgz; sn=$dir/run/starling.sock
+      snapshotter=starling; ref=$host/$image:esgz; sn=$dir/run/starling.sock
       # containerd's socket is not at its default path here: tell Starling.
       toml=${STARLING_TOML:-}
       [ "$variant" = starling ] || toml=$(printf '[lazy]\nbackground_fetch = false')
       printf 'containerd_address = "%s"\n%s\n' "$dir/containerd.sock" "$toml" > "$dir/starling.toml"
-      "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" --log-level "$LOG_LEVEL" \
-        --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
+      profiler=()
+      case $PROFILE in
+        massif) profiler=(valgrind --tool=massif --massif-out-file="$dir/massif.out") ;;
+        heaptrack) profiler=(heaptrack -o "$dir/heaptrack") ;;
+        "") ;;
+        *) echo "unknown PROFILE $PROFILE (massif, heaptrack)" >&2; exit 1 ;;
+      esac
+      "${profiler[@]}" "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
+        --log-level "$LOG_LEVEL" --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
       pids+=($!)
       wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
       start_containerd "$dir" starling "$sn" ;;
     reference)
-      snapshotter=stargz; ref=$host/debian-python:esgz; sn=$dir/run/stargz.sock
+      snapshotter=stargz; ref=$host/$image:esgz; sn=$dir/run/stargz.sock
       cat > "$dir/stargz.toml" <<TOML
 [[resolver.host."$host".mirrors]]
 host = "$host"
@@ -176,9 +206,14 @@ TOML
     ctr-remote "${c[@]}" images rpull --plain-http --snapshotter "$snapshotter" "$ref" >/dev/null
   fi
   t1=$(now)
-  out=$(ctr "${c[@]}" run --rm --snapshotter "$snapshotter" "$ref" "coldstart-$i" python3 -c 'print(1)')
+  out=$(ctr "${c[@]}" run --rm --snapshotter "$snapshotter" "$ref" "coldstart-$i" "${command[@]}")
   t2=$(now)
   [ "$out" = 1 ] || { echo "$link $variant run $i: container printed '$out', not 1" >&2; exit 1; }
+  # The snapshotter daemon started just before containerd: its peak resident memory so far.
+  res_rss=-
+  if [ "$variant" != overlayfs ]; then
+    res_rss=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/${pids[-2]}/status" 2>/dev/null || echo -)
+  fi
   res_note=""
   if [ "$snapshotter" = starling ]; then # Starling's own account of the lazy layer(s)
     res_note=$(cat "$dir"/starling-root/snapshots/*/fs/.starling/*.json 2>/dev/null | jq -rs \
@@ -188,6 +223,12 @@ TOML
   stop_last TERM
   [ "$variant" = overlayfs ] || stop_last INT
   unmount_under "$dir"
+  if [ -n "$PROFILE" ] && [ "$snapshotter" = starling ]; then
+    mkdir -p "$repo/bench/out"
+    for f in "$dir"/massif.out "$dir"/heaptrack.*; do
+      [ -e "$f" ] && cp "$f" "$repo/bench/out/$WORKLOAD-$link-run$i.$(basename "$f")" && echo "profile: bench/out/$WORKLOAD-$link-run$i.$(basename "$f")" >&2
+    done
+  fi
   if [ "${KEEP:-0}" = 1 ]; then
     rm -rf "$dir/root" "$dir/starling-root" "$dir/stargz-root"
   else
@@ -196,7 +237,7 @@ TOML
   res_total=$(echo "$t2 - $t0" | bc); res_pull=$(echo "$t1 - $t0" | bc); res_run=$(echo "$t2 - $t1" | bc)
 }
 
-declare -A total pull run
+declare -A total pull run rss
 for link in $LINKS; do
   for i in $(seq "$RUNS"); do
     # Odd runs in the given order, even runs reversed (ABBA): the machine
@@ -206,9 +247,10 @@ for link in $LINKS; do
     [ $((i % 2)) = 1 ] || order=$(tr ' ' '\n' <<<"$VARIANTS" | grep . | tac | tr '\n' ' ')
     for variant in $order; do
       cold_start "$link" "$variant" "$i"
-      echo "$link $variant run $i: total $res_total s (pull $res_pull s, run $res_run s)$res_note; CPU ${res_busy}% busy just before" >&2
+      echo "$link $variant run $i: total $res_total s (pull $res_pull s, run $res_run s), peak RSS $res_rss MB$res_note; CPU ${res_busy}% busy just before" >&2
       [ "$res_busy" -lt "$BUSY_PERCENT" ] || busy_notes+=("$link $variant run $i: CPU ${res_busy}% busy just before")
       total[$link-$variant]+="$res_total "; pull[$link-$variant]+="$res_pull "; run[$link-$variant]+="$res_run "
+      [ "$res_rss" = - ] || rss[$link-$variant]+="$res_rss "
     done
   done
 done
@@ -223,6 +265,10 @@ for link in $LINKS; do
     m[$k]=$(med "${total[$k]}")
     printf '%-9s %-13s cold start median %6.2f s (pull %.2f s + run %.2f s); runs:%s s\n' "$link" "$variant" \
       "${m[$k]}" "$(med "${pull[$k]}")" "$(med "${run[$k]}")" "$(printf ' %.2f' ${total[$k]})"
+    if [ -n "${rss[$k]:-}" ]; then
+      printf 'RSS %s %s %s: peak resident memory median %s MB; runs: %s MB\n' "$WORKLOAD" "$link" "$variant" \
+        "$(med "${rss[$k]}")" "${rss[$k]% }"
+    fi
   done
 done
 for link in $LINKS; do

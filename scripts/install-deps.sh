@@ -11,9 +11,11 @@ pkgs=(
   fuse3 ca-certificates
   # tests and benchmarks: the real components Starling talks to
   containerd runc docker-registry skopeo stargz-snapshotter zstd busybox-static
-  debootstrap openssl apache2-utils jq python3 iproute2 util-linux curl hyperfine binutils
+  debootstrap openssl apache2-utils jq python3 iproute2 util-linux e2fsprogs curl hyperfine binutils
   # CVMFS tests: a stratum-1 as sites run it (nginx) and a site squid in front of it
   nginx-light squid attr
+  # memory profiles of the daemon (bench/memory.sh PROFILE=massif|heaptrack)
+  valgrind heaptrack
 )
 # kubectl (for `kubectl kustomize deploy/kubernetes`): Debian's kubernetes-client,
 # unless some kubectl is installed already (another package owns /usr/bin/kubectl).

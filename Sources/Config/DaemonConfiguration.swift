@@ -48,7 +48,8 @@ public struct DaemonConfiguration: Sendable {
 
     /// The chunk cache the daemon keeps under its root.
     public var chunkCacheOptions: ChunkCache.Options {
-        ChunkCache.Options(memoryBytes: lazy.memoryCacheBytes, directory: "\(root)/cache", diskBytes: lazy.diskCacheBytes)
+        ChunkCache.Options(memoryBytes: lazy.memoryCacheBytes, directory: "\(root)/cache", diskBytes: lazy.diskCacheBytes,
+                           diskReserve: lazy.diskCacheReserve)
     }
 
     public static func level(_ text: String) throws(ConfigError) -> Logger.Level {
@@ -69,6 +70,8 @@ public struct LazySettings: Sendable, Equatable {
     public var layer = LazyLayerOptions(prefetchTimeout: 0)
     public var memoryCacheBytes = 128 << 20
     public var diskCacheBytes = 10 << 30
+    /// What the disk tier leaves free on its filesystem.
+    public var diskCacheReserve = DiskReserve()
 
     public init() {}
 }

@@ -8,20 +8,25 @@ import CZlib
 /// path — `starling layer extract`, and the way tests compare a blob with
 /// what `tar -x` makes of it.
 ///
-/// Safety: the target must not exist yet (it is created); every path is
-/// built from index names, which the index has already checked (no "..",
-/// no "/"), and only below directories this extractor created itself, with
-/// `O_NOFOLLOW | O_EXCL`, so a symlink in the layer can never redirect a
-/// write outside the target. Whiteout entries are written as the plain
-/// `.wh.*` files they are in the tar.
+/// Safety: the target is created, or must be an empty directory (as with
+/// `tar -C`; a non-empty one is refused, so nothing there is overwritten or
+/// mixed with the layer); every path is built from index names, which the
+/// index has already checked (no "..", no "/"), and only below directories
+/// this extractor created itself, with `O_NOFOLLOW | O_EXCL`, so a symlink
+/// in the layer can never redirect a write outside the target. Whiteout
+/// entries are written as the plain `.wh.*` files they are in the tar.
 public enum LayerExtractor {
     /// How many bytes of a file to request in one `read(ranges:)` call.
     static let readSpan: Int64 = 16 << 20
 
-    /// Extracts `layer` into `directory`; restores owners only when running as root.
+    /// Extracts `layer` into `directory` (created, or an existing empty
+    /// directory); restores owners only when running as root.
     public static func extract(_ layer: StargzLayer, to directory: String) throws {
         let index = layer.index
-        guard mkdir(directory, 0o700) == 0 else { throw StargzError.io(path: directory, errno: errno, operation: "mkdir") }
+        if mkdir(directory, 0o700) != 0 {
+            guard errno == EEXIST else { throw StargzError.io(path: directory, errno: errno, operation: "mkdir") }
+            try checkTarget(directory)
+        }
         var firstPath = [String?](repeating: nil, count: index.entryCount)
         firstPath[0] = directory
         var directories: [(EntryID, String)] = [(index.root, directory)]
@@ -48,6 +53,21 @@ public enum LayerExtractor {
         // must not be disturbed by creating their children.
         for (id, path) in directories.reversed() {
             try applyMetadata(index.entry(id), at: path)
+        }
+    }
+
+    /// Throws unless `directory` does not exist yet or is an empty directory.
+    public static func checkTarget(_ directory: String) throws {
+        guard let handle = opendir(directory) else {
+            if errno == ENOENT { return }
+            throw StargzError.io(path: directory, errno: errno, operation: "extract into")
+        }
+        defer { closedir(handle) }
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+            if name != [UInt8(ascii: ".")] && name != [UInt8(ascii: "."), UInt8(ascii: ".")] {
+                throw StargzError.io(path: directory, errno: ENOTEMPTY, operation: "extract into")
+            }
         }
     }
 

@@ -13,6 +13,9 @@ public struct LayerConversionOptions: Sendable {
     /// Files to put first, in this order, followed by `.prefetch.landmark`.
     /// Paths missing from the layer are ignored. Empty: `.no.prefetch.landmark`.
     public var prioritizedPaths: [String]
+    /// Called as chunks are compressed, from any thread: uncompressed bytes
+    /// done and in all (for a progress display).
+    public var progress: (@Sendable (_ done: Int64, _ total: Int64) -> Void)?
 
     public init(format: LayerFormat = .estargz, chunkSize: Int = 4 << 20, level: Int32? = nil,
                 prioritizedPaths: [String] = []) {
@@ -92,7 +95,8 @@ public enum LayerWriter {
 
         let codec = options.format.codec
         let level = options.effectiveLevel
-        let compressed = try compressInParallel(plan.members, input: input, codec: codec, level: level)
+        let compressed = try compressInParallel(plan.members, input: input, codec: codec, level: level,
+                                                progress: options.progress)
 
         // Offsets are known now: fill them in, then write.
         var offsets: [Int64] = []
@@ -209,13 +213,17 @@ public enum LayerWriter {
         let lock = Mutex<Void>(())
         nonisolated(unsafe) var members: [CompressedMember?]
         nonisolated(unsafe) var error: Error?
+        nonisolated(unsafe) var compressedBytes: Int64 = 0
         let next = Atomic<Int>(0)
         init(count: Int) { members = Array(repeating: nil, count: count) }
     }
 
     private static func compressInParallel(_ members: [LayoutPlan.Member], input: [UInt8],
-                                           codec: any LayerCodec, level: Int32) throws -> [CompressedMember] {
+                                           codec: any LayerCodec, level: Int32,
+                                           progress: (@Sendable (Int64, Int64) -> Void)?) throws -> [CompressedMember] {
         let results = Results(count: members.count)
+        let total = members.reduce(Int64(0)) { $0 + Int64($1.length) }
+        progress?(0, total)
         let workers = max(1, min(System.activeProcessorCount, members.count))
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
@@ -228,7 +236,12 @@ public enum LayerWriter {
                 do {
                     let bytes = try codec.compress(data[...], level: level)
                     let digest = member.chunkLength.map { SHA256Digest.of(data[0..<$0]) }
-                    results.lock.withLock { _ in results.members[i] = CompressedMember(bytes: bytes, chunkDigest: digest) }
+                    let done = results.lock.withLock { _ in
+                        results.members[i] = CompressedMember(bytes: bytes, chunkDigest: digest)
+                        results.compressedBytes += Int64(member.length)
+                        return results.compressedBytes
+                    }
+                    progress?(done, total)
                 } catch {
                     results.lock.withLock { _ in if results.error == nil { results.error = error } }
                     return

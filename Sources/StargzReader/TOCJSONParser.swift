@@ -14,10 +14,11 @@ struct TOCJSONParser {
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     /// Parses the document, calling `onEntry` for every element of `entries`.
-    /// Returns the `version` field (0 when absent).
+    /// Returns the `version` field (0 when absent). `entries` absent or
+    /// `null` is an empty layer: the reference writer encodes an empty layer's
+    /// list as `null` (Go's nil slice) and its reader accepts both.
     mutating func parse(onEntry: (TOCEntryRecord) throws -> Void) throws -> Int64 {
         var version: Int64 = 0
-        var sawEntries = false
         skipWhitespace()
         try expect(UInt8(ascii: "{"))
         try parseObjectMembers { parser, key in
@@ -25,7 +26,10 @@ struct TOCJSONParser {
             case "version":
                 version = try parser.parseInteger(field: "version")
             case "entries":
-                sawEntries = true
+                if parser.peekNull() {
+                    try parser.expectLiteral("null")
+                    return
+                }
                 try parser.parseArrayElements { parser in
                     var record = TOCEntryRecord()
                     try parser.expect(UInt8(ascii: "{"))
@@ -38,7 +42,6 @@ struct TOCJSONParser {
         }
         skipWhitespace()
         guard pos == bytes.count else { throw error("trailing data after the TOC object") }
-        guard sawEntries else { throw StargzError.invalidTOCJSON("the TOC has no \"entries\" array") }
         return version
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Config
+import LazyLayer
 import XCTest
 
 /// The config file as the README documents it: every key accepted with its
@@ -21,6 +22,8 @@ final class DaemonConfigurationTests: XCTestCase {
             background_idle_seconds = 0
             memory_cache_bytes = 67108864
             disk_cache_bytes = 1073741824
+            disk_cache_reserve_bytes = 2147483648
+            disk_cache_reserve_percent = 12.5
             max_request_bytes = 1048576
             readahead_bytes = 0
             head_stream_bytes = 0
@@ -62,6 +65,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.lazy.layer.background.idleBeforeStart, 0)
         XCTAssertEqual(configuration.lazy.memoryCacheBytes, 64 << 20)
         XCTAssertEqual(configuration.chunkCacheOptions.directory, "/srv/starling/cache")
+        XCTAssertEqual(configuration.chunkCacheOptions.diskReserve, DiskReserve(bytes: 2 << 30, percent: 12.5))
         XCTAssertEqual(configuration.lazy.layer.maxRequestBytes, 1 << 20)
         XCTAssertEqual(configuration.lazy.layer.readaheadBytes, 0)
         XCTAssertEqual(configuration.lazy.layer.headStreamBytes, 0)
@@ -116,6 +120,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.lazy.layer.prefetchTimeout, 0, "Prepare does not wait for prefetch")
         XCTAssertEqual(configuration.lazy.layer.headStreamBytes, 16 << 20)
         XCTAssertTrue(configuration.fuse.surviveRestarts)
+        XCTAssertEqual(configuration.chunkCacheOptions.diskReserve, DiskReserve(bytes: 0, percent: 20))
         XCTAssertNoThrow(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: false))
         XCTAssertThrowsError(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: true))
     }
@@ -133,6 +138,8 @@ final class DaemonConfigurationTests: XCTestCase {
             ("[registry]\ncredential_provider_config = \"/etc/p.yaml\"", "credential_provider_bin_dir"),
             ("[cri]\naddress = \"cri.sock\"", "cri.address"),
             ("[cri]\nadress = \"/x\"", "cri.adress"),
+            ("[lazy]\ndisk_cache_reserve_percent = 120", "lazy.disk_cache_reserve_percent"),
+            ("[lazy]\ndisk_cache_reserve_bytes = -5", "lazy.disk_cache_reserve_bytes"),
             ("[lazy\n", "not valid TOML"),
         ]
         for (text, key) in cases {

@@ -27,10 +27,14 @@ final class EndToEndHarness: @unchecked Sendable {
     /// socket and file descriptor store, see `ServiceManager`).
     /// `registryConfig` is added to the registry's YAML (auth); with `cri`,
     /// containerd's CRI plugin runs too (namespace k8s.io, see `Containerd`).
+    /// `prepareRoot` gets Starling's root directory before the daemon starts
+    /// (to mount a filesystem there, say).
     init(config: String = EndToEndHarness.defaultConfig, asService: Bool = false, registryConfig: String = "",
-         cri: Bool = false, starlingArguments: [String] = [], registry given: LocalRegistry? = nil) throws {
+         cri: Bool = false, starlingArguments: [String] = [], registry given: LocalRegistry? = nil,
+         prepareRoot: (String) throws -> Void = { _ in }) throws {
         directory = try TemporaryDirectory(prefix: "starling-e2e")
         do {
+            try prepareRoot(directory.appending("starling-root"))
             registry = try given ?? LocalRegistry(extraConfig: registryConfig)
             metricsPort = try freeLoopbackPort()
             // The containerd below listens at Containerd's socket path.

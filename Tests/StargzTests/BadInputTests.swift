@@ -114,7 +114,8 @@ struct BadInputTests {
     }
 
     @Test func invalidJSON() throws {
-        for toc in ["{not json", "", "[]", "{\"version\":1}", "{\"version\":1,\"entries\":[{\"name\":1}]}",
+        for toc in ["{not json", "", "[]", "{\"version\":1,\"entries\":nul}", "{\"version\":1,\"entries\":{}}",
+                    "{\"version\":1,\"entries\":[{\"name\":1}]}",
                     "{\"version\":1,\"entries\":[{\"name\":\"a\",\"type\":\"reg\",\"size\":1.5}]}",
                     "{\"version\":1,\"entries\":[]} trailing",
                     "{\"version\":1,\"entries\":[{\"name\":\"a\",\"type\":\"reg\",\"xattrs\":{\"user.x\":\"***\"}}]}",
@@ -126,6 +127,21 @@ struct BadInputTests {
                 if case StargzError.invalidTOCJSON = error { return true }
                 return false
             }
+        }
+    }
+
+    /// The reference writer's TOC of an empty layer (Go encodes an empty
+    /// list as `null`), and a TOC without `entries`: both an empty layer, as
+    /// the reference reader takes them.
+    @Test func aTOCWithNullOrNoEntriesIsAnEmptyLayer() throws {
+        for toc in ["{\"version\": 1, \"entries\": null}", "{\"version\":1}", "{\"entries\":null,\"version\":1}"] {
+            let blob = try CraftedBlob().finish(toc: toc)
+            let layer = try StargzLayer.open(source: blob.source, tocDigest: blob.tocDigest)
+            #expect(layer.index.children(of: layer.index.root).isEmpty, "\(toc)")
+            let out = NSTemporaryDirectory() + "starling-empty-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            try LayerExtractor.extract(layer, to: out)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: out).isEmpty)
         }
     }
 

@@ -85,6 +85,17 @@ public enum PosixFile {
         return (Int(info.st_size), Int(info.st_mtim.tv_sec))
     }
 
+    /// Free and total space of the filesystem holding `path` (blocks and
+    /// inodes), as unprivileged writers see it; nil when it cannot be asked.
+    public static func filesystemSpace(_ path: String) -> FilesystemSpace? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        let unit = Int64(info.f_frsize > 0 ? info.f_frsize : info.f_bsize)
+        return FilesystemSpace(availableBytes: Int64(info.f_bavail) * unit, totalBytes: Int64(info.f_blocks) * unit,
+                               availableInodes: Int64(info.f_favail), totalInodes: Int64(info.f_files),
+                               blockSize: max(512, Int(info.f_bsize)))
+    }
+
     /// Sets the modification time to now (records recency across restarts).
     public static func touch(_ path: String) { _ = utimensat(AT_FDCWD, path, nil, 0) }
 

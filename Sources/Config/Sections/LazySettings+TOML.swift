@@ -1,12 +1,14 @@
+import LazyLayer
+
 extension LazySettings {
     /// `[lazy]`
     public init(toml section: TOMLSection) throws(ConfigError) {
         self.init()
-        try section.allowOnly(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
+        try section.allowOnly(Set(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
                                "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes",
                                "disk_cache_bytes", "max_request_bytes", "readahead_bytes", "head_stream_bytes",
                                "sibling_readahead_bytes", "dependency_readahead_bytes", "eager_fetch_seconds",
-                               "eager_fetch_memory_bytes"])
+                               "eager_fetch_memory_bytes"]).union(DiskReserve.tomlKeys))
         enabled = try section.bool("enabled") ?? enabled
         if let value = try section.number("prefetch_timeout_seconds") { layer.prefetchTimeout = value }
         layer.background.enabled = try section.bool("background_fetch") ?? layer.background.enabled
@@ -17,6 +19,7 @@ extension LazySettings {
         if let value = try section.number("background_idle_seconds") { layer.background.idleBeforeStart = value }
         if let value = try section.integer("memory_cache_bytes", range: 1 << 20...Int.max) { memoryCacheBytes = value }
         if let value = try section.integer("disk_cache_bytes", range: 0...Int.max) { diskCacheBytes = value }
+        diskCacheReserve = try DiskReserve(lazy: section)
         if let value = try section.integer("max_request_bytes", range: 64 << 10...1 << 30) { layer.maxRequestBytes = value }
         if let value = try section.integer("readahead_bytes", range: 0...1 << 30) { layer.readaheadBytes = value }
         if let value = try section.integer("head_stream_bytes", range: 0...1 << 30) { layer.headStreamBytes = value }

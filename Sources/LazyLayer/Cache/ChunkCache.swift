@@ -19,11 +19,15 @@ public final class ChunkCache: Sendable {
         /// Disk tier cap in bytes; least recently used chunks are evicted
         /// beyond it. Default 10 GiB.
         public var diskBytes: Int
+        /// What the disk tier leaves free on its filesystem (see `DiskReserve`).
+        public var diskReserve: DiskReserve
 
-        public init(memoryBytes: Int = 128 << 20, directory: String? = nil, diskBytes: Int = 10 << 30) {
+        public init(memoryBytes: Int = 128 << 20, directory: String? = nil, diskBytes: Int = 10 << 30,
+                    diskReserve: DiskReserve = DiskReserve()) {
             self.memoryBytes = memoryBytes
             self.directory = directory
             self.diskBytes = diskBytes
+            self.diskReserve = diskReserve
         }
     }
 
@@ -38,6 +42,11 @@ public final class ChunkCache: Sendable {
         public var diskEvictions: Int
         /// Disk files found damaged, removed and refetched instead of served.
         public var diskCorruptDropped: Int
+        /// Disk evictions (counted in `diskEvictions` too) that kept the
+        /// filesystem's reserve free, and chunks the disk did not take for
+        /// lack of space or a failed write.
+        public var diskSpaceEvictions: Int
+        public var diskStoresSkipped: Int
     }
 
     public let options: Options
@@ -50,7 +59,8 @@ public final class ChunkCache: Sendable {
         self.options = options
         memory = MemoryChunkCache(capacityBytes: options.memoryBytes)
         if let directory = options.directory {
-            disk = try DiskChunkCache(directory: directory, capacityBytes: options.diskBytes, logger: logger)
+            disk = try DiskChunkCache(directory: directory, capacityBytes: options.diskBytes,
+                                      reserve: options.diskReserve, logger: logger)
         } else {
             disk = nil
         }
@@ -90,12 +100,16 @@ public final class ChunkCache: Sendable {
 
     /// Stores verified bytes: on disk (content keys only) and, when
     /// `inMemory`, in memory. Background fetch skips memory so bulk
-    /// streaming does not push out the working set.
-    public func put(_ key: ChunkKey, _ bytes: [UInt8], inMemory: Bool = true) {
+    /// streaming does not push out the working set. Returns whether the
+    /// disk tier holds the chunk (false when it has no room for it).
+    @discardableResult
+    public func put(_ key: ChunkKey, _ bytes: [UInt8], inMemory: Bool = true) -> Bool {
         // Disk first: once a chunk can be seen in memory it is also on disk,
         // so a layer opened over the same directory right after finds it.
-        if case .content(let digest) = key, let disk { disk.store(digest, bytes) }
+        var onDisk = false
+        if case .content(let digest) = key, let disk { onDisk = disk.store(digest, bytes) }
         if inMemory { memory.put(key, bytes) }
+        return onDisk
     }
 
     /// Drops the memory tier (the disk tier stays).
@@ -103,11 +117,12 @@ public final class ChunkCache: Sendable {
 
     public func statistics() -> Statistics {
         let c = counters.snapshot()
-        let d = disk?.counts() ?? (bytes: 0, evictions: 0, droppedCorrupt: 0)
+        let d = disk?.counts() ?? DiskChunkCache.Counts()
         return Statistics(memoryHits: c.memoryHits, diskHits: c.diskHits, misses: c.misses,
                           memoryBytes: memory.totalBytes, diskBytes: d.bytes,
                           diskCapacityBytes: disk?.capacityBytes ?? 0,
-                          diskEvictions: d.evictions, diskCorruptDropped: d.droppedCorrupt)
+                          diskEvictions: d.evictions, diskCorruptDropped: d.droppedCorrupt,
+                          diskSpaceEvictions: d.spaceEvictions, diskStoresSkipped: d.skippedStores)
     }
 
     private final class Counters: @unchecked Sendable {

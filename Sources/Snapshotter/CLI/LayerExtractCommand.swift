@@ -9,27 +9,34 @@ import StargzReader
 struct LayerExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extract",
-        abstract: "Extract an eStargz / zstd:chunked blob into a new directory, verifying every chunk.")
+        abstract: "Extract an eStargz / zstd:chunked blob into a new or empty directory, verifying every chunk.")
 
     @Argument(help: "The layer blob: a file, or REGISTRY/REPOSITORY@sha256:DIGEST (read by range).")
     var blob: String
 
-    @Argument(help: "Directory to create and fill.")
+    @Argument(help: "Directory to fill: created if missing; an existing one must be empty.")
     var directory: String
 
-    @Option(name: .customLong("toc-digest"),
-            help: "Expected TOC digest (sha256:...). Without it the blob's own TOC is trusted; chunks are verified against it either way.")
+    @Option(name: .customLong("toc-digest"), help: ArgumentHelp(RegistryOptions.tocTrustRule))
     var tocDigest: String?
 
     @OptionGroup var imageOption: ImageOption
     @OptionGroup var registryOptions: RegistryOptions
 
+    func validate() throws {
+        do {
+            try LayerExtractor.checkTarget(directory)
+        } catch {
+            throw ValidationError("\(error); give a new or empty directory")
+        }
+    }
+
     func run() throws {
         let source = try registryOptions.blobSource(blob)
         let raw = try RawTOC.read(from: source)
-        let expected = try registryOptions.tocDigest(for: source, given: tocDigest, image: imageOption.image)
-            ?? SHA256Digest.of(raw.json).description
-        let layer = try StargzLayer.open(source: source, raw: raw, tocDigest: expected, verification: .required)
+        let expected = try registryOptions.verifiedTOCDigest(for: source, argument: blob, given: tocDigest,
+                                                             image: imageOption.image) { raw.json }
+        let layer = try StargzLayer.open(source: source, raw: raw, tocDigest: expected.digest, verification: .required)
         try LayerExtractor.extract(layer, to: directory)
     }
 }

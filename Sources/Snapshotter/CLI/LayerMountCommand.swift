@@ -30,8 +30,7 @@ struct LayerMountCommand: ParsableCommand {
     @Argument(help: "An existing, empty directory to mount on.")
     var mountpoint: String
 
-    @Option(name: .customLong("toc-digest"),
-            help: "Expected TOC digest (sha256:...). For a registry blob without it, the digest comes from the manifest of --image; for a local file without it, the file's own TOC is trusted. Chunks are verified against the TOC either way.")
+    @Option(name: .customLong("toc-digest"), help: ArgumentHelp(RegistryOptions.tocTrustRule))
     var tocDigest: String?
 
     @OptionGroup var imageOption: ImageOption
@@ -83,10 +82,9 @@ struct LayerMountCommand: ParsableCommand {
     /// Opens a registry blob as a lazy layer: footer and TOC in one tail read,
     /// verified against the TOC digest (given, or from the image manifest).
     private func openRegistryBlob(_ blob: RegistryBlobSource, logger: Logger) throws -> LazyLayer {
-        guard let expected = try registryOptions.tocDigest(for: blob, given: tocDigest, image: imageOption.image) else {
-            throw ValidationError("\(source): give --toc-digest, or --image whose manifest annotates this layer with \(SnapshotLabel.tocDigest)")
-        }
-        let layer = try StargzLayer.open(source: blob, tocDigest: expected, verification: .required)
+        let expected = try registryOptions.verifiedTOCDigest(for: blob, argument: source, given: tocDigest,
+                                                             image: imageOption.image) { try RawTOC.read(from: blob).json }
+        let layer = try StargzLayer.open(source: blob, tocDigest: expected.digest, verification: .required)
         let cache = try ChunkCache(options: ChunkCache.Options(directory: cacheDirectory))
         return LazyLayer(digest: blob.digest, layer: layer, cache: cache, logger: logger)
     }
@@ -94,14 +92,12 @@ struct LayerMountCommand: ParsableCommand {
     /// Opens a local blob; the layer digest (naming the state file) is its sha256.
     private func openLocalBlob(logger: Logger) throws -> any LayerContentSource {
         let blob = try LocalFileBlobSource(path: source)
-        let expected: String
-        if let tocDigest {
-            expected = tocDigest
-        } else {
-            expected = SHA256Digest.of(try RawTOC.read(from: blob).json).description
-            logger.notice("no --toc-digest: trusting the TOC of the local file", metadata: ["toc": "\(expected)"])
+        let expected = try registryOptions.verifiedTOCDigest(for: blob, argument: source, given: tocDigest,
+                                                             image: imageOption.image) { try RawTOC.read(from: blob).json }
+        if expected.own {
+            logger.notice("no --toc-digest: checking the local file against its own TOC", metadata: ["toc": "\(expected.digest)"])
         }
-        let layer = try StargzLayer.open(source: blob, tocDigest: expected, verification: .required)
+        let layer = try StargzLayer.open(source: blob, tocDigest: expected.digest, verification: .required)
         let digest = SHA256Digest.of(try blob.read(at: 0, length: Int(layer.blobSize))).description
         return DirectLayerContent(layer: layer, layerDigest: digest)
     }

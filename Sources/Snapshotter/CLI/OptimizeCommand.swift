@@ -12,7 +12,9 @@ struct OptimizeCommand: ParsableCommand {
         discussion: """
             Every layer is downloaded (digest checked), converted, and pushed with the TOC digest and \
             uncompressed size annotations; the config gets the new diff IDs and a new OCI manifest is \
-            pushed as DST. Prints {image, manifestDigest, configDigest, layers} as JSON.
+            pushed as DST. Prints {image, manifestDigest, configDigest, layers} as JSON. On a terminal, \
+            standard error shows per layer the bytes downloaded, converted and pushed (a layer's push \
+            is counted when it completes); elsewhere only log lines are written.
             """)
 
     @Argument(help: "Source image: REGISTRY/REPOSITORY:TAG or @sha256:DIGEST.")
@@ -76,8 +78,11 @@ struct OptimizeCommand: ParsableCommand {
             prioritizedPaths: try prefetchList.map(PrefetchList.read) ?? [],
             profile: profile ? ImageOptimizer.Profile(command: command, period: period) : nil,
             chunkSize: chunkSize, level: level, platform: try platform.map { try Platform(parsing: $0) }, workDirectory: work)
+        // On a terminal the progress lines say what the info lines would.
+        let progress = OptimizeProgress.forStandardError()
+        if progress != nil { logger.logLevel = .warning }
         let client = RegistryClient(configuration: try registryOptions.registryConfiguration(), logger: logger)
-        let outcome = try ImageOptimizer(client: client, options: options, logger: logger)
+        let outcome = try ImageOptimizer(client: client, options: options, logger: logger, progress: progress)
             .run(source: sourceReference, destination: destinationReference)
         print(String(decoding: try ImageOptimizer.encode(outcome), as: UTF8.self))
     }

@@ -1,3 +1,4 @@
+import Basics
 import ArgumentParser
 import Config
 import Foundation
@@ -54,6 +55,29 @@ struct RegistryOptions: ParsableArguments {
         if let blob = try registryBlob(argument, client: try makeClient()) { return blob }
         return try LocalFileBlobSource(path: argument)
     }
+
+    /// The TOC digest `layer extract` and `layer mount` verify a blob
+    /// against (`tocTrustRule`): `given`, else the annotation of the layer
+    /// in `image`'s manifest; for a local file without either, the digest of
+    /// its own TOC (`ownTOC`). A registry blob's own TOC is never trusted:
+    /// chunks are verified against the digests it lists, so whoever can
+    /// serve the blob could otherwise serve anything.
+    func verifiedTOCDigest(for source: any BlobSource, argument: String, given: String?, image: String?,
+                           ownTOC: () throws -> [UInt8]) throws -> (digest: String, own: Bool) {
+        if let digest = try tocDigest(for: source, given: given, image: image) { return (digest, false) }
+        guard !(source is RegistryBlobSource) else {
+            throw ValidationError("\(argument): a registry blob is verified against a TOC digest from outside the blob: "
+                                  + "give --toc-digest, or --image whose manifest annotates this layer with \(SnapshotLabel.tocDigest)")
+        }
+        return (SHA256Digest.of(try ownTOC()).description, true)
+    }
+
+    /// The rule above, for `--toc-digest`'s help in both commands.
+    static let tocTrustRule = """
+        Expected TOC digest (sha256:...). A registry blob needs it, or --image whose manifest annotates the layer \
+        with its TOC digest: its own TOC is not trusted. A local file without it is checked against its own TOC. \
+        Every chunk is verified against the TOC either way.
+        """
 
     /// The TOC digest to check a blob against: `given`, else (for a
     /// registry blob) the annotation of the layer in `image`'s manifest.

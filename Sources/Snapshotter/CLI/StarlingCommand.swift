@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 
 /// The `starling` command line. Each subcommand lives in its own file under
 /// `CLI/` and is listed here only once it works.
@@ -6,6 +7,7 @@ public struct StarlingCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "A containerd remote snapshotter: lazy eStargz layers over FUSE, CVMFS layers in place.",
+        version: BuildInfo.summary,
         subcommands: [ServeCommand.self, StatusCommand.self, OptimizeCommand.self, LayerCommand.self, CVMFSCommand.self]
     )
 

@@ -53,6 +53,8 @@ struct ImageOptimizer {
     let client: RegistryClient
     let options: Options
     let logger: Logger
+    /// Per-layer progress on a terminal; nil elsewhere.
+    var progress: OptimizeProgress? = nil
 
     /// Layer media types the writer reads (tar, gzip'd or not).
     static let convertible: Set<String> = [
@@ -70,10 +72,12 @@ struct ImageOptimizer {
         let config = try client.fetchBlob(repository, digest: resolved.config.digest)
         let target = ImageReference(registry: destination.registry, repository: destination.repository)
 
+        progress?.start(layers: resolved.layers.map { ($0.digest, $0.size) })
+        progress?.setStatus("downloading")
         var inputs: [String] = []
         for (i, layer) in resolved.layers.enumerated() {
             let input = "\(options.workDirectory)/layer-\(i).in"
-            try download(repository, layer, to: input)
+            try download(repository, layer, to: input, index: i)
             inputs.append(input)
         }
         var lists = [[String]](repeating: options.prioritizedPaths, count: inputs.count)
@@ -84,9 +88,10 @@ struct ImageOptimizer {
             profiled = recorded.map(\.count)
         }
         var converted: [(source: Descriptor, result: LayerConversionResult, path: String)] = []
+        progress?.setStatus("converting")
         for (i, layer) in resolved.layers.enumerated() {
             let output = "\(options.workDirectory)/layer-\(i).estargz"
-            let result = try convert(inputs[i], to: output, prioritized: lists[i], layer: layer, source: source)
+            let result = try convert(inputs[i], to: output, prioritized: lists[i], layer: layer, source: source, index: i)
             unlink(inputs[i])
             logger.info("layer converted", metadata: [
                 "source": "\(layer.digest)", "layer": "\(result.digest)", "bytes": "\(result.size)", "toc": "\(result.tocDigest)",
@@ -103,13 +108,17 @@ struct ImageOptimizer {
         }
         let manifest = try Self.encode(ImageManifest(config: configDescriptor, layers: layerDescriptors))
 
-        for item in converted {
+        progress?.setStatus("pushing")
+        for (i, item) in converted.enumerated() {
+            progress?.update(layer: i, .push, done: 0, total: item.result.size)
             let uploaded = try client.pushBlob(target, digest: item.result.digest, file: item.path)
+            progress?.pushed(layer: i, bytes: item.result.size, uploaded: uploaded)
             logger.info(uploaded ? "layer pushed" : "layer already in the registry", metadata: ["layer": "\(item.result.digest)"])
             unlink(item.path)
         }
         try client.pushBlob(target, digest: configDescriptor.digest, bytes: newConfig)
         let digest = try client.pushManifest(destination, mediaType: ImageManifest.mediaType, bytes: manifest)
+        progress?.finish("pushed \(destination)")
         return Outcome(image: destination.description, manifestDigest: digest, configDigest: configDescriptor.digest,
                        layers: converted.enumerated().map { i, item in
                            .init(source: item.source.digest, digest: item.result.digest, size: item.result.size,
@@ -117,10 +126,14 @@ struct ImageOptimizer {
                        })
     }
 
+    /// Converts one layer; with `index`, its progress is shown as that layer's.
     private func convert(_ input: String, to output: String, prioritized: [String], layer: Descriptor,
-                         source: ImageReference) throws -> LayerConversionResult {
-        let conversion = LayerConversionOptions(format: .estargz, chunkSize: options.chunkSize, level: options.level,
+                         source: ImageReference, index: Int? = nil) throws -> LayerConversionResult {
+        var conversion = LayerConversionOptions(format: .estargz, chunkSize: options.chunkSize, level: options.level,
                                                 prioritizedPaths: prioritized)
+        if let progress, let index {
+            conversion.progress = { done, total in progress.update(layer: index, .convert, done: done, total: total) }
+        }
         do {
             return try LayerWriter.convert(inputPath: input, outputPath: output, options: conversion)
         } catch {
@@ -134,6 +147,7 @@ struct ImageOptimizer {
                          source: ImageReference) throws -> [[String]] {
         var plain: [WorkloadProfiler.Layer] = []
         defer { for layer in plain { unlink(layer.blobPath) } }
+        progress?.setStatus("converting for the profile")
         for (i, input) in inputs.enumerated() {
             let output = "\(options.workDirectory)/layer-\(i).profile"
             let result = try convert(input, to: output, prioritized: [], layer: layers[i], source: source)
@@ -141,6 +155,7 @@ struct ImageOptimizer {
         }
         let process = try ImageProcess(config: config, override: profile.command)
         logger.info("profiling the workload", metadata: ["command": "\(process.arguments)", "seconds": "\(profile.period)"])
+        progress?.setStatus("profiling the workload (at most \(profile.period) s)")
         let recorded = try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
             .profile(layers: plain, process: process)
         logger.info("workload profiled", metadata: ["filesRead": "\(recorded.map(\.count))"])
@@ -148,14 +163,18 @@ struct ImageOptimizer {
     }
 
     /// Streams a layer blob to `path`; the client checks its digest.
-    private func download(_ repository: ImageReference, _ layer: Descriptor, to path: String) throws {
+    private func download(_ repository: ImageReference, _ layer: Descriptor, to path: String, index: Int) throws {
         guard let file = FileHandle(forWritingAtPath: path) ?? {
             FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)
         }() else { throw OptimizeError("cannot create \(path)") }
         defer { try? file.close() }
+        var received: Int64 = 0
+        progress?.update(layer: index, .download, done: 0)
         try client.streamBlob(repository, digest: layer.digest) { chunk in
             try file.write(contentsOf: Data(chunk))
+            received += Int64(chunk.count)
+            progress?.update(layer: index, .download, done: received)
         }
     }
 
