@@ -8,6 +8,7 @@ import PackageDescription
 //   HTTPTransport - the one HTTP client: libcurl handles, pooling, retries, proxies
 //   Registry      - OCI distribution client (range reads, auth) over HTTPTransport
 //   CVMFSBackend  - CVMFS repositories: mounted layers, and a native read-only client
+//   GzipIndex     - seekable index of plain gzip layers: checkpoints, file table, reader
 //   LazyLayer     - data path: read path, read-ahead, fetch, cache, prefetch, background fetch
 //   FuseFS        - libfuse3 low-level read-only filesystem over a LayerContentSource (no data path)
 //   GRPCShim      - generated containerd snapshots protobuf + gRPC service adapter
@@ -73,6 +74,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Seekable index of plain gzip tar layers (checkpoints + file table).
+        .target(name: "GzipIndex", dependencies: ["Basics", "StargzReader"]),
+
         // MARK: registry
         .target(name: "Registry", dependencies: [
             "Basics", "HTTPTransport", "StargzReader",
@@ -86,7 +90,7 @@ let package = Package(
 
         // MARK: lazy layer data path and FUSE
         .target(name: "LazyLayer", dependencies: [
-            "Basics", "StargzReader", "BlockingWork",
+            "Basics", "StargzReader", "GzipIndex", "BlockingWork",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -112,7 +116,7 @@ let package = Package(
 
         // MARK: configuration (the one module that knows TOML)
         .target(name: "Config", dependencies: [
-            "Registry", "LazyLayer", "FuseFS", "CVMFSBackend",
+            "Registry", "LazyLayer", "FuseFS", "CVMFSBackend", "GzipIndex", "StargzReader",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
@@ -125,7 +129,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Protos"]),
         .target(name: "Snapshotter", dependencies: [
-            "Basics", "StargzReader", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend", "BlockingWork", "Config",
+            "Basics", "StargzReader", "GzipIndex", "Registry", "LazyLayer", "FuseFS", "GRPCShim", "CVMFSBackend", "BlockingWork", "Config",
             "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -153,16 +157,17 @@ let package = Package(
         ], path: "Tests/TestSupport"),
         .testTarget(name: "CVMFSTests", dependencies: ["CVMFSBackend", "FuseFS", "LazyLayer", "TestSupport"]),
         .testTarget(name: "StargzTests", dependencies: ["StargzReader", "TestSupport"]),
+        .testTarget(name: "GzipIndexTests", dependencies: ["Basics", "GzipIndex", "StargzReader", "TestSupport"]),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "HTTPTransport", "StargzReader", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "LazyLayerTests", dependencies: ["LazyLayer", "BlockingWork", "StargzReader", "Registry", "TestSupport",
-            .product(name: "Logging", package: "swift-log"),
+        .testTarget(name: "LazyLayerTests", dependencies: ["LazyLayer", "GzipIndex", "BlockingWork", "StargzReader", "Registry",
+            "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "FuseFSTests", dependencies: ["FuseFS", "LazyLayer", "StargzReader", "Registry", "TestSupport"]),
-        .testTarget(name: "SnapshotterTests", dependencies: ["Snapshotter", "GRPCShim", "TestSupport",
+        .testTarget(name: "SnapshotterTests", dependencies: ["Snapshotter", "GRPCShim", "GzipIndex", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         ]),

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Cold start of a container: from an empty state (fresh containerd root,
-# fresh snapshotter root, empty caches) pull + create + run of
-# `python3 -c 'print(1)'` in a Debian+python image, with
+# fresh snapshotter root, empty caches) pull + create + run of the workload
+# (WORKLOAD=python: `python3 -c 'print(1)'` in a Debian+python image;
+# WORKLOAD=gcc: a C compile and run in a Debian+gcc image), with
 #   overlayfs  containerd's own snapshotter, full `ctr images pull` + `ctr run`
 #   starling   `starling serve` as proxy snapshotter, `ctr-remote images rpull`
 #              of the eStargz image (ctr-remote images convert --estargz --oci)
+#   index      Starling, rpull of the plain gzip image, mounted lazily from
+#              the seekable index `starling index --push` made beside it
+#              (SPAN_BYTES=N: its --span-bytes; INDEX_PROFILE=1: --profile
+#              with the workload)
+#   unpack     Starling, rpull of the plain gzip image without an index (a
+#              copy in another repository): Starling's parallel streaming unpack
 #   reference  containerd-stargz-grpc 0.12 (../shared/peer/build-peer.sh) as
 #              proxy snapshotter `stargz`, `ctr-remote images rpull` of the same
 #              eStargz image
@@ -14,7 +21,9 @@
 # Median of RUNS per variant and link; the variants take turns within a run,
 # in the given order in odd runs and reversed in even ones.
 # Prints `RATIO coldstart-<link>-starling/reference: value (target <= 0.65)`
-# and Starling/overlayfs, reference/overlayfs.
+# and Starling/overlayfs, reference/overlayfs; with index and unpack also
+# index/starling (target <= 1.2), unpack/overlayfs (target <= 0.6 on the
+# wan link), index/overlayfs, and the index's size against the layer's.
 #
 # Needs root, docker-registry, skopeo, debootstrap (first run only; the
 # rootfs is cached in /var/tmp/debian-rootfs), containerd, ctr, runc,
@@ -60,7 +69,9 @@ if [ -z "${STARLING:-}" ]; then
   (cd "$repo" && swift build -c release --scratch-path .build-coldstart --product starling >&2)
   STARLING="$(cd "$repo" && swift build -c release --scratch-path .build-coldstart --show-bin-path)/starling"
 fi
-if [ -z "${STARGZ_GRPC:-}" ]; then
+VARIANTS=${VARIANTS:-overlayfs starling reference}
+WORKLOAD=${WORKLOAD:-python}
+if [ -z "${STARGZ_GRPC:-}" ] && [[ " $VARIANTS " == *" reference "* ]]; then
   PEER_WORK=${PEER_WORK:-/var/tmp/stargz-build}
   STARGZ_GRPC=$PEER_WORK/bin/containerd-stargz-grpc
   if [ ! -x "$STARGZ_GRPC" ]; then
@@ -70,7 +81,6 @@ if [ -z "${STARGZ_GRPC:-}" ]; then
 fi
 RUNS=${RUNS:-3}
 LINKS=${LINKS:-loopback wan}
-VARIANTS=${VARIANTS:-overlayfs starling reference}
 RTT_MS=${RTT_MS:-20}
 MBIT=${MBIT:-200}
 LOG_LEVEL=${LOG_LEVEL:-info}
@@ -78,7 +88,6 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-1800}
 BUSY_PERCENT=${BUSY_PERCENT:-30}
 BUSY_WAIT=${BUSY_WAIT:-120}
 COOLDOWN=${COOLDOWN:-0}
-WORKLOAD=${WORKLOAD:-python}
 PROFILE=${PROFILE:-}
 case $WORKLOAD in
   python)  image=debian-python; packages=python3; command=(python3 -c 'print(1)') ;;
@@ -125,6 +134,18 @@ slow=127.0.0.1:$sport
 echo "building $image image (first run debootstraps; later runs reuse the cache)" >&2
 # shellcheck disable=SC2086 # the package list is words
 CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/$image:1" $packages >/dev/null
+if [[ " $VARIANTS " == *" index "* ]]; then
+  index_args=(--push --insecure-registry "$registry")
+  [ -z "${SPAN_BYTES:-}" ] || index_args+=(--span-bytes "$SPAN_BYTES")
+  [ "${INDEX_PROFILE:-0}" != 1 ] || index_args+=(--profile -- "${command[@]}")
+  "$STARLING" index "$registry/$image:1" "${index_args[@]}" > "$work/index.json"
+  jq -r '.layers[] | "INDEX layer \(.digest): \(.size) bytes, index \(.indexSize) bytes (\(100 * .indexSize / .size | . * 100 | round / 100)%), \(.checkpoints) checkpoints, \(.files) files, \(.prioritized) prioritized"' \
+    "$work/index.json"
+fi
+if [[ " $VARIANTS " == *" unpack "* ]]; then
+  # The same image where no index refers to it (referrers are per repository).
+  skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$registry/$image:1" "docker://$registry/$image-noindex:1"
+fi
 
 # --- convert to eStargz with the reference converter and push it
 start_containerd "$work/convert"
@@ -164,8 +185,10 @@ cold_start() { # LINK VARIANT RUN
     overlayfs)
       snapshotter=overlayfs; ref=$host/$image:1
       start_containerd "$dir" ;;
-    starling|starling-nobg)
+    starling|starling-nobg|index|unpack)
       snapshotter=starling; ref=$host/$image:esgz; sn=$dir/run/starling.sock
+      [ "$variant" != index ] || ref=$host/$image:1
+      [ "$variant" != unpack ] || ref=$host/$image-noindex:1
       # containerd's socket is not at its default path here: tell Starling.
       toml=${STARLING_TOML:-}
       [ "$variant" = starling ] || toml=$(printf '[lazy]\nbackground_fetch = false')
@@ -218,6 +241,7 @@ TOML
   if [ "$snapshotter" = starling ]; then # Starling's own account of the lazy layer(s)
     res_note=$(cat "$dir"/starling-root/snapshots/*/fs/.starling/*.json 2>/dev/null | jq -rs \
       '", starling: \(map(.requests) | add) requests, \(map(.fetchedBytes) | add) bytes fetched when the container exited"' || true)
+    [ "$variant" != unpack ] || res_note=", starling: $(grep -c 'layer unpacked' "$dir/starling.log" || true) layer(s) unpacked"
   fi
   # stop containerd, then the snapshotter (SIGINT: the reference daemon unmounts on SIGINT only)
   stop_last TERM
@@ -281,6 +305,15 @@ for link in $LINKS; do
   fi
   if [ -n "${m[$link-starling-nobg]:-}" ] && [ -n "${m[$link-reference]:-}" ]; then
     echo "RATIO coldstart-$link-starling-nobg/reference: $(ratio "${m[$link-starling-nobg]}" "${m[$link-reference]}") (Starling without background fetch ${m[$link-starling-nobg]} s / containerd-stargz-grpc ${m[$link-reference]} s, $d; diagnostic)"
+  fi
+  if [ -n "${m[$link-index]:-}" ] && [ -n "${m[$link-starling]:-}" ]; then
+    echo "RATIO coldstart-$WORKLOAD-$link-index/estargz: $(ratio "${m[$link-index]}" "${m[$link-starling]}") (plain image with a gzip index ${m[$link-index]} s / the same as eStargz ${m[$link-starling]} s, both Starling, $d; target <= 1.2)"
+  fi
+  if [ -n "${m[$link-index]:-}" ] && [ -n "${m[$link-overlayfs]:-}" ]; then
+    echo "RATIO coldstart-$WORKLOAD-$link-index/overlayfs: $(ratio "${m[$link-index]}" "${m[$link-overlayfs]}") (plain image with a gzip index ${m[$link-index]} s / overlayfs full pull ${m[$link-overlayfs]} s, $d)"
+  fi
+  if [ -n "${m[$link-unpack]:-}" ] && [ -n "${m[$link-overlayfs]:-}" ]; then
+    echo "RATIO coldstart-$WORKLOAD-$link-unpack/overlayfs: $(ratio "${m[$link-unpack]}" "${m[$link-overlayfs]}") (plain image, Starling's parallel unpack ${m[$link-unpack]} s / overlayfs full pull ${m[$link-overlayfs]} s, $d; target <= 0.6 on the wan link)"
   fi
   if [ -n "${m[$link-reference]:-}" ] && [ -n "${m[$link-overlayfs]:-}" ]; then
     echo "RATIO coldstart-$link-reference/overlayfs: $(ratio "${m[$link-reference]}" "${m[$link-overlayfs]}") (containerd-stargz-grpc ${m[$link-reference]} s / overlayfs ${m[$link-overlayfs]} s, $d)"

@@ -1,8 +1,10 @@
 import CVMFSBackend
 import FuseFS
+import GzipIndex
 import LazyLayer
 import Logging
 import Registry
+import StargzReader
 
 /// Everything `starling serve` can be told, from `/etc/starling/config.toml`
 /// (absent is fine: every key has a default) and the command line, which
@@ -28,6 +30,10 @@ public struct DaemonConfiguration: Sendable {
     public var registry = RegistryConfiguration()
     /// `[cri]`
     public var cri = CRISettings()
+    /// `[gzip_index]`
+    public var gzipIndex = GzipIndexSettings()
+    /// `[unpack]`
+    public var unpack = UnpackSettings()
 
     public init() {}
 

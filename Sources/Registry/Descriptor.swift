@@ -11,19 +11,24 @@ public struct Descriptor: Sendable, Hashable, Codable {
     public var urls: [String]
     /// Set on index entries only.
     public var platform: Platform?
+    /// What kind of artifact the described manifest is (referrers lists
+    /// and the artifacts they name, e.g. a gzip layer index).
+    public var artifactType: String?
 
     public init(mediaType: String, digest: String, size: Int64,
-                annotations: [String: String] = [:], urls: [String] = [], platform: Platform? = nil) {
+                annotations: [String: String] = [:], urls: [String] = [], platform: Platform? = nil,
+                artifactType: String? = nil) {
         self.mediaType = mediaType
         self.digest = digest
         self.size = size
         self.annotations = annotations
         self.urls = urls
         self.platform = platform
+        self.artifactType = artifactType
     }
 
     enum CodingKeys: String, CodingKey {
-        case mediaType, digest, size, annotations, urls, platform
+        case mediaType, digest, size, annotations, urls, platform, artifactType
     }
 
     public init(from decoder: any Decoder) throws {
@@ -34,6 +39,7 @@ public struct Descriptor: Sendable, Hashable, Codable {
         annotations = try container.decodeIfPresent([String: String].self, forKey: .annotations) ?? [:]
         urls = try container.decodeIfPresent([String].self, forKey: .urls) ?? []
         platform = try container.decodeIfPresent(Platform.self, forKey: .platform)
+        artifactType = try container.decodeIfPresent(String.self, forKey: .artifactType)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -44,6 +50,7 @@ public struct Descriptor: Sendable, Hashable, Codable {
         if !annotations.isEmpty { try container.encode(annotations, forKey: .annotations) }
         if !urls.isEmpty { try container.encode(urls, forKey: .urls) }
         try container.encodeIfPresent(platform, forKey: .platform)
+        try container.encodeIfPresent(artifactType, forKey: .artifactType)
     }
 }
 

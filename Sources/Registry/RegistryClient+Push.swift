@@ -69,6 +69,13 @@ extension RegistryClient {
     @discardableResult
     public func pushManifest(_ reference: ImageReference, mediaType: String, bytes: [UInt8],
                              cancellation: RegistryCancellation? = nil) throws -> String {
+        try putManifest(reference, mediaType: mediaType, bytes: bytes, cancellation: cancellation).digest
+    }
+
+    /// `pushManifest`, also returning the `OCI-Subject` header: a registry
+    /// with the referrers API names there the subject it indexed the manifest under.
+    func putManifest(_ reference: ImageReference, mediaType: String, bytes: [UInt8],
+                     cancellation: RegistryCancellation?) throws -> (digest: String, indexedSubject: String?) {
         let digest = ContentDigester.digest(of: bytes)
         let call = RegistryCall(reference: reference, method: .put, path: "manifests/\(reference.manifestReference)",
                                 what: "manifest \(reference.manifestReference)", access: .push)
@@ -84,6 +91,6 @@ extension RegistryClient {
             throw RegistryError.digestMismatch(registry: result.endpoint.host, repository: reference.repository,
                                                expected: digest, actual: answered)
         }
-        return digest
+        return (digest, result.exchange.head.header("oci-subject"))
     }
 }

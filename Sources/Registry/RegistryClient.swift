@@ -27,6 +27,9 @@ public final class RegistryClient: Sendable {
     /// repositories without first collecting a 401.
     let challenges = LockedDictionary<String, AuthChallenge>()
     var retryPolicy: RetryPolicy { http.retryPolicy }
+    /// Registries that answered the referrers API with 404: asked through
+    /// the referrers tag directly from then on.
+    let withoutReferrersAPI = LockedDictionary<String, Bool>()
 
     /// `credentialSources` are asked before Starling's config and docker's
     /// (see `CredentialChain`): the daemon passes CRI-captured credentials

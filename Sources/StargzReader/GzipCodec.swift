@@ -1,7 +1,8 @@
 import CZlib
 
-/// The one place that talks to zlib. Everything else in the module works on
-/// byte arrays; this file turns gzip members back into bytes.
+/// Where the module talks to zlib for whole members (the stateful, resumable
+/// half is `ZlibInflater`). Everything else in the module works on byte
+/// arrays; this file turns gzip members back into bytes.
 ///
 /// eStargz is a concatenation of gzip members, so the needs are small:
 /// decompress a prefix of a member stream, or a whole stream, with a hard cap

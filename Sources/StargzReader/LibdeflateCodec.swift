@@ -24,23 +24,30 @@ enum LibdeflateCodec {
     /// a few microseconds against tens to thousands for the compression
     /// itself, and keeps the call free of shared state on parallel workers.
     static func compressGzipMember(_ input: ArraySlice<UInt8>, level: Int32) throws -> [UInt8] {
+        try compress(input, level: level, gzip: true)
+    }
+
+    /// One whole-buffer compression, as a gzip member or a bare deflate stream.
+    private static func compress(_ input: ArraySlice<UInt8>, level: Int32, gzip: Bool) throws -> [UInt8] {
         guard levels.contains(level) else {
-            throw StargzError.compressionFailed("gzip level \(level) is outside \(levels)")
+            throw StargzError.compressionFailed("\(gzip ? "gzip" : "deflate") level \(level) is outside \(levels)")
         }
         guard let compressor = libdeflate_alloc_compressor(level) else {
             throw StargzError.compressionFailed("libdeflate_alloc_compressor(\(level)) failed (out of memory)")
         }
         defer { libdeflate_free_compressor(compressor) }
-        let bound = libdeflate_gzip_compress_bound(compressor, input.count)
+        let bound = gzip ? libdeflate_gzip_compress_bound(compressor, input.count)
+            : libdeflate_deflate_compress_bound(compressor, input.count)
         var output = [UInt8](repeating: 0, count: bound)
         let produced = input.withUnsafeBytes { inBuf in
             output.withUnsafeMutableBytes { outBuf in
-                libdeflate_gzip_compress(compressor, inBuf.baseAddress, inBuf.count, outBuf.baseAddress, outBuf.count)
+                gzip ? libdeflate_gzip_compress(compressor, inBuf.baseAddress, inBuf.count, outBuf.baseAddress, outBuf.count)
+                    : libdeflate_deflate_compress(compressor, inBuf.baseAddress, inBuf.count, outBuf.baseAddress, outBuf.count)
             }
         }
         // 0 means "did not fit", which the bound rules out.
         guard produced > 0 else {
-            throw StargzError.compressionFailed("libdeflate_gzip_compress: output exceeded its bound of \(bound) bytes")
+            throw StargzError.compressionFailed("libdeflate: output exceeded its bound of \(bound) bytes")
         }
         output.removeSubrange(produced...)
         return output
@@ -67,5 +74,51 @@ enum LibdeflateCodec {
             initialized = complete ? size : 0
         }
         return complete ? output : nil
+    }
+}
+
+extension LibdeflateCodec {
+    /// Compresses `input` as a bare deflate stream (no header, no checksum).
+    static func compressRaw(_ input: [UInt8], level: Int32) throws -> [UInt8] {
+        try compress(input[...], level: level, gzip: false)
+    }
+
+    /// Inflates a bare deflate stream that must be exactly `input` and
+    /// produce exactly `size` bytes.
+    static func decompressRaw(_ input: ArraySlice<UInt8>, size: Int) throws -> [UInt8] {
+        guard size >= 0 else { throw StargzError.decompressionFailed("negative size") }
+        guard let decompressor = libdeflate_alloc_decompressor() else {
+            throw StargzError.decompressionFailed("libdeflate_alloc_decompressor failed (out of memory)")
+        }
+        defer { libdeflate_free_decompressor(decompressor) }
+        var status = LIBDEFLATE_SUCCESS
+        var consumed = 0, produced = 0
+        let output = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            status = input.withUnsafeBytes { inBuf in
+                libdeflate_deflate_decompress_ex(decompressor, inBuf.baseAddress, inBuf.count,
+                                                 buffer.baseAddress, size, &consumed, &produced)
+            }
+            initialized = status == LIBDEFLATE_SUCCESS ? produced : 0
+        }
+        guard status == LIBDEFLATE_SUCCESS else {
+            throw StargzError.decompressionFailed("deflate data is corrupt (libdeflate status \(status.rawValue))")
+        }
+        guard consumed == input.count, produced == size else {
+            throw StargzError.decompressionFailed("deflate data of \(input.count) bytes gave \(produced) of \(size) bytes from \(consumed)")
+        }
+        return output
+    }
+}
+
+/// Whole-buffer bare deflate, for small pieces another format stores
+/// compressed (a seekable gzip index's windows and file table).
+public enum RawDeflate {
+    public static func compress(_ input: [UInt8], level: Int32 = 9) throws -> [UInt8] {
+        try LibdeflateCodec.compressRaw(input, level: level)
+    }
+
+    /// Throws unless `input` is exactly one deflate stream of `size` bytes.
+    public static func decompress(_ input: ArraySlice<UInt8>, size: Int) throws -> [UInt8] {
+        try LibdeflateCodec.decompressRaw(input, size: size)
     }
 }

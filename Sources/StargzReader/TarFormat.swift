@@ -16,6 +16,8 @@ struct TarEntryHeader: Sendable {
     var gid: Int64 = 0
     var size: Int64 = 0
     var modTime: Int64 = 0
+    /// The fraction of a PAX `mtime` (0...999,999,999).
+    var modTimeNanoseconds: Int64 = 0
     var userName: String = ""
     var groupName: String = ""
     var devMajor: Int64 = 0
@@ -35,7 +37,12 @@ enum TarFormat {
 
     /// Reads the entry whose first header block starts at `position`.
     /// Returns nil at the end-of-archive marker (a zero block) or at the end of the data.
-    static func readEntry(in data: [UInt8], at position: Int) throws -> TarEntryHeader? {
+    ///
+    /// `payloadInData` false: `data` ends with the entry's last header block
+    /// and its payload is not there (a streaming reader that parses headers
+    /// as they arrive); the payloads of PAX and GNU extension headers must
+    /// still be in `data`, and the payload ranges are where the payload would be.
+    static func readEntry(in data: [UInt8], at position: Int, payloadInData: Bool = true) throws -> TarEntryHeader? {
         var entry = TarEntryHeader()
         var pos = position
         var paxRecords: [(String, [UInt8])] = []
@@ -51,12 +58,13 @@ enum TarFormat {
             try verifyChecksum(block, at: pos)
             let typeflag = block[block.startIndex + 156]
             let size = try parseNumber(block, 124, 12, field: "size", at: pos)
-            guard size >= 0, size <= Int64(data.count) else {
+            let payloadPresent = payloadInData || isExtension(typeflag)
+            guard size >= 0, !payloadPresent || size <= Int64(data.count), size <= maxEntrySize else {
                 throw StargzError.invalidTar("entry at offset \(pos) claims \(size) bytes, more than the archive holds")
             }
             let payloadStart = pos + blockSize
             let payloadEnd = payloadStart + Int(size)
-            guard payloadEnd <= data.count else {
+            guard !payloadPresent || payloadEnd <= data.count else {
                 throw StargzError.invalidTar("payload of entry at offset \(pos) is cut short")
             }
             let next = payloadStart + (Int(size) + blockSize - 1) / blockSize * blockSize
@@ -119,7 +127,9 @@ enum TarFormat {
                 case "gid": entry.gid = try paxInteger(text, key, at: pos)
                 case "uname": entry.userName = text
                 case "gname": entry.groupName = text
-                case "mtime": entry.modTime = try paxInteger(String(text.prefix { $0 != "." }), key, at: pos)
+                case "mtime":
+                    entry.modTime = try paxInteger(String(text.prefix { $0 != "." }), key, at: pos)
+                    entry.modTimeNanoseconds = paxNanoseconds(text, negative: text.hasPrefix("-"))
                 case "size":
                     throw StargzError.invalidTar("PAX size records are not supported (entry at offset \(pos))")
                 default:
@@ -137,6 +147,29 @@ enum TarFormat {
             entry.nextHeader = next
             return entry
         }
+    }
+
+    /// Largest payload an entry may claim (1 PiB): anything bigger is a corrupt header.
+    static let maxEntrySize: Int64 = 1 << 50
+
+    /// PAX and GNU extension headers: their payload describes the next entry.
+    static func isExtension(_ typeflag: UInt8) -> Bool {
+        typeflag == UInt8(ascii: "x") || typeflag == UInt8(ascii: "g")
+            || typeflag == UInt8(ascii: "L") || typeflag == UInt8(ascii: "K")
+    }
+
+    /// The type flag and payload size of one header block (checksum
+    /// verified), or nil for a zero block (the end-of-archive marker): what a
+    /// streaming reader needs to know how many bytes belong to the header.
+    static func blockSummary(_ block: ArraySlice<UInt8>, at pos: Int) throws -> (typeflag: UInt8, size: Int64)? {
+        guard block.count == blockSize else { throw StargzError.invalidTar("header at offset \(pos) is cut short") }
+        if block.allSatisfy({ $0 == 0 }) { return nil }
+        try verifyChecksum(block, at: pos)
+        let size = try parseNumber(block, 124, 12, field: "size", at: pos)
+        guard size >= 0, size <= maxEntrySize else {
+            throw StargzError.invalidTar("entry at offset \(pos) claims an absurd size of \(size) bytes")
+        }
+        return (block[block.startIndex + 156], size)
     }
 
     /// A ustar header block for an entry eStargz adds itself.
@@ -217,6 +250,16 @@ enum TarFormat {
             }
         }
         return value
+    }
+
+    /// The nanoseconds of a PAX time's fraction ("1700000000.5" → 500,000,000);
+    /// 0 when there is none. Negative times count the fraction backwards.
+    private static func paxNanoseconds(_ text: String, negative: Bool) -> Int64 {
+        guard let dot = text.firstIndex(of: ".") else { return 0 }
+        let digits = text[text.index(after: dot)...].prefix(9)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return 0 }
+        let value = Int64(digits + String(repeating: "0", count: 9 - digits.count)) ?? 0
+        return negative ? -value : value
     }
 
     private static func paxInteger(_ text: String, _ key: String, at pos: Int) throws -> Int64 {

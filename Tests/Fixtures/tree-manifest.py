@@ -3,14 +3,20 @@
 preserve: type, permission bits, owner, mtime, size + sha256 (files), link
 target (symlinks), device numbers, xattrs and hard-link groups. Two trees are
 "the same layer" when their manifests are equal. Paths given with --exclude
-(relative, top level) are left out (landmarks, the TOC file)."""
+(relative, top level) are left out (landmarks, the TOC file). With
+--overlay-whiteouts the times of overlayfs whiteouts (0:0 character
+devices, made when a layer is unpacked) are left out too."""
 import hashlib, os, stat, sys
 
 def main():
     args = sys.argv[1:]
     excludes = set()
-    while args and args[0] == "--exclude":
-        excludes.add(args[1]); args = args[2:]
+    whiteout_times = True
+    while args and args[0] in ("--exclude", "--overlay-whiteouts"):
+        if args[0] == "--overlay-whiteouts":
+            whiteout_times = False; args = args[1:]
+        else:
+            excludes.add(args[1]); args = args[2:]
     root = args[0]
     lines = []
     inode_first = {}
@@ -52,7 +58,8 @@ def main():
             parts.append("dev=%d,%d" % (os.major(st.st_rdev), os.minor(st.st_rdev)))
         elif stat.S_ISFIFO(m):
             parts.insert(1, "fifo")
-        if rel != "." and not stat.S_ISLNK(m):
+        whiteout = stat.S_ISCHR(m) and st.st_rdev == 0
+        if rel != "." and not stat.S_ISLNK(m) and (whiteout_times or not whiteout):
             parts.append("mtime=%d" % int(st.st_mtime))
         try:
             names = sorted(n for n in os.listxattr(full, follow_symlinks=False) if not n.startswith("security.selinux"))

@@ -28,14 +28,17 @@ final class EndToEndHarness: @unchecked Sendable {
     /// `registryConfig` is added to the registry's YAML (auth); with `cri`,
     /// containerd's CRI plugin runs too (namespace k8s.io, see `Containerd`).
     /// `prepareRoot` gets Starling's root directory before the daemon starts
-    /// (to mount a filesystem there, say).
+    /// (to mount a filesystem there, say). `starlingConfigNaming` adds
+    /// Starling config that names the registry (`HOST:PORT`).
     init(config: String = EndToEndHarness.defaultConfig, asService: Bool = false, registryConfig: String = "",
          cri: Bool = false, starlingArguments: [String] = [], registry given: LocalRegistry? = nil,
-         prepareRoot: (String) throws -> Void = { _ in }) throws {
+         prepareRoot: (String) throws -> Void = { _ in },
+         starlingConfigNaming: (String) -> String = { _ in "" }) throws {
         directory = try TemporaryDirectory(prefix: "starling-e2e")
         do {
             try prepareRoot(directory.appending("starling-root"))
             registry = try given ?? LocalRegistry(extraConfig: registryConfig)
+            let config = config + "\n" + starlingConfigNaming(registry.host)
             metricsPort = try freeLoopbackPort()
             // The containerd below listens at Containerd's socket path.
             let containerdSocket = directory.appending("containerd") + "/containerd.sock"
@@ -49,6 +52,11 @@ final class EndToEndHarness: @unchecked Sendable {
             directory.remove()
             throw error
         }
+    }
+
+    /// For failure messages: the ends of the daemon's and containerd's logs, which say why.
+    var failureLogs: String {
+        "\n--- starling log:\n\(starling.log().suffix(4000))\n--- containerd log:\n\(containerd.log().suffix(2000))"
     }
 
     func tearDown() {

@@ -25,6 +25,9 @@ public enum TinyHTTPReply: Sendable {
     case hang
     /// Close the connection without answering.
     case close
+    /// Send this (a Content-Length header longer than the body makes a
+    /// response cut short), then close the connection.
+    case respondThenClose(status: Int, headers: [String: String], body: [UInt8])
 
     public static func json(_ status: Int, _ text: String, headers: [String: String] = [:]) -> TinyHTTPReply {
         .respond(status: status, headers: headers.merging(["Content-Type": "application/json"]) { $1 }, body: Array(text.utf8))
@@ -120,19 +123,26 @@ public final class TinyHTTPServer: @unchecked Sendable {
             case .hang:
                 while !state.get().stopped { usleep(50_000) }
                 return
+            case .respondThenClose(let status, let headers, let body):
+                _ = writeAll(fd, Self.response(request, status: status, headers: headers, body: body))
+                return
             case .respond(let status, let headers, let body):
-                var head = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
-                var allHeaders = headers
-                if allHeaders.keys.first(where: { $0.lowercased() == "content-length" }) == nil {
-                    allHeaders["Content-Length"] = "\(body.count)"
-                }
-                for (name, value) in allHeaders { head += "\(name): \(value)\r\n" }
-                head += "\r\n"
-                var bytes = Array(head.utf8)
-                if request.method != "HEAD" { bytes += body }
-                if !writeAll(fd, bytes) { return }
+                if !writeAll(fd, Self.response(request, status: status, headers: headers, body: body)) { return }
             }
         }
+    }
+
+    private static func response(_ request: TinyHTTPRequest, status: Int, headers: [String: String], body: [UInt8]) -> [UInt8] {
+        var head = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
+        var allHeaders = headers
+        if allHeaders.keys.first(where: { $0.lowercased() == "content-length" }) == nil {
+            allHeaders["Content-Length"] = "\(body.count)"
+        }
+        for (name, value) in allHeaders { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        var bytes = Array(head.utf8)
+        if request.method != "HEAD" { bytes += body }
+        return bytes
     }
 
     private func readRequest(_ fd: Int32, _ buffer: inout [UInt8]) -> TinyHTTPRequest? {

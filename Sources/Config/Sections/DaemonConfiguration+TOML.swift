@@ -1,14 +1,16 @@
 import CVMFSBackend
 import FuseFS
+import GzipIndex
 import Logging
 import Registry
+import StargzReader
 
 extension DaemonConfiguration {
     /// The top of the file: the daemon's own keys, then each section's parser.
     public init(toml top: TOMLSection) throws(ConfigError) {
         self.init()
         try top.allowOnly(["root", "address", "log_level", "metrics_address", "containerd_address",
-                           "lazy", "fuse", "cvmfs", "registry", "cri"])
+                           "lazy", "fuse", "cvmfs", "registry", "cri", "gzip_index", "unpack"])
         if let value = try top.absolutePath("root") { root = value }
         if let value = try top.absolutePath("address") { address = value }
         if let value = try top.string("log_level") { logLevel = try Self.level(value) }
@@ -21,5 +23,7 @@ extension DaemonConfiguration {
         if let section = try top.section("cvmfs") { cvmfs = try CVMFSConfiguration(toml: section) }
         if let section = try top.section("registry") { registry = try RegistryConfiguration(toml: section) }
         if let section = try top.section("cri") { cri = try CRISettings(toml: section) }
+        if let section = try top.section("gzip_index") { gzipIndex = try GzipIndexSettings(toml: section) }
+        if let section = try top.section("unpack") { unpack = try UnpackSettings(toml: section) }
     }
 }

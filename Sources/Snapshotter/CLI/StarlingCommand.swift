@@ -8,7 +8,8 @@ public struct StarlingCommand: ParsableCommand {
         commandName: "starling",
         abstract: "A containerd remote snapshotter: lazy eStargz layers over FUSE, CVMFS layers in place.",
         version: BuildInfo.summary,
-        subcommands: [ServeCommand.self, StatusCommand.self, OptimizeCommand.self, LayerCommand.self, CVMFSCommand.self]
+        subcommands: [ServeCommand.self, StatusCommand.self, OptimizeCommand.self, IndexCommand.self, LayerCommand.self,
+                      CVMFSCommand.self]
     )
 
     public init() {}

@@ -47,7 +47,7 @@ struct Daemon {
         var cache: ChunkCache?
         let credentials = try DaemonCredentials(configuration: configuration, logger: logger)
         var cvmfsClient: CVMFSClientMount?
-        if configuration.cvmfs.enabled || configuration.lazy.enabled {
+        if configuration.cvmfs.enabled || configuration.lazy.enabled || configuration.unpack.enabled {
             let chunkCache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
             cache = chunkCache
             if configuration.cvmfs.enabled {
@@ -55,11 +55,26 @@ struct Daemon {
                 cvmfsClient = repositoryMount
                 sources.append(MountedCVMFSLayerSource(locator: locator))
             }
-            if configuration.lazy.enabled {
+            if configuration.lazy.enabled || configuration.unpack.enabled {
                 let registryClient = RegistryClient(configuration: configuration.registry, logger: logger,
                                                     credentialSources: credentials.sources)
-                sources.append(RegistryLayerSource(client: registryClient, cache: chunkCache, options: configuration.lazy.layer,
-                                                   savedTOCs: SavedTOCs(paths: paths), logger: logger))
+                // Manifests and configs, fetched once per image for every source.
+                let images = ImageMetadata(client: registryClient, logger: logger)
+                if configuration.lazy.enabled {
+                    sources.append(RegistryLayerSource(client: registryClient, cache: chunkCache,
+                                                       options: configuration.lazy.layer,
+                                                       savedTOCs: SavedTOCs(paths: paths), images: images, logger: logger))
+                    if configuration.gzipIndex.enabled {
+                        sources.append(GzipIndexLayerSource(client: registryClient, cache: chunkCache,
+                                                            options: configuration.lazy.layer, images: images,
+                                                            settings: configuration.gzipIndex, paths: paths, logger: logger))
+                    }
+                }
+                if configuration.unpack.enabled {
+                    let namespace = configuration.fuse.opaqueXattrNamespaces.first ?? "trusted"
+                    sources.append(UnpackLayerSource(client: registryClient, images: images, settings: configuration.unpack,
+                                                     paths: paths, opaqueXattr: "\(namespace).overlay.opaque", logger: logger))
+                }
                 client = registryClient
             }
         }

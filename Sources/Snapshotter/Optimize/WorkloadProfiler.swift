@@ -3,8 +3,9 @@ import FuseFS
 import Logging
 import StargzReader
 
-/// Finds out which files a workload reads first, per layer: each converted
-/// layer is mounted through FUSE with a `RecordingContent`, the mounts are
+/// Finds out which files a workload reads first, per layer: each layer
+/// (converted, or a plain gzip layer through its seekable index) is
+/// mounted through FUSE with a `RecordingContent`, the mounts are
 /// stacked with overlayfs as containerd would, and the workload runs on
 /// that root under runc (its own namespaces, no network) until it exits or
 /// `period` seconds pass. A file read by the workload is recorded in the
@@ -24,6 +25,17 @@ struct WorkloadProfiler {
 
     /// The paths each layer's files were first read at, per layer (base first).
     func profile(layers: [Layer], process: ImageProcess) throws -> [[String]] {
+        let contents = try layers.map { layer -> any LayerContentSource in
+            let source = try LocalFileBlobSource(path: layer.blobPath)
+            let opened = try StargzLayer.open(source: source, tocDigest: layer.tocDigest, verification: .required)
+            return DirectLayerContent(layer: opened, layerDigest: layer.digest)
+        }
+        return try profile(contents: contents, process: process)
+    }
+
+    /// The same for layers served by any content source (a gzip layer read
+    /// through its seekable index), base layer first.
+    func profile(contents: [any LayerContentSource], process: ImageProcess) throws -> [[String]] {
         guard !process.arguments.isEmpty else {
             throw OptimizeError("nothing to profile: the image has no Entrypoint or Cmd; give the command after --")
         }
@@ -37,19 +49,17 @@ struct WorkloadProfiler {
         }
         var options = FuseMountOptions()
         options.surviveRestarts = false
-        for (i, layer) in layers.enumerated() {
+        for (i, content) in contents.enumerated() {
             let mountpoint = "\(root)/layer-\(i)"
             try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
-            let source = try LocalFileBlobSource(path: layer.blobPath)
-            let opened = try StargzLayer.open(source: source, tocDigest: layer.tocDigest, verification: .required)
-            let recorder = RecordingContent(DirectLayerContent(layer: opened, layerDigest: layer.digest))
+            let recorder = RecordingContent(content)
             mounts.append(try FuseMount.mount(layer: recorder, at: mountpoint, options: options, logger: logger))
             recorders.append(recorder)
         }
         for directory in ["rootfs", "upper", "work", "bundle"] {
             try FileManager.default.createDirectory(atPath: "\(root)/\(directory)", withIntermediateDirectories: true)
         }
-        let lower = (0..<layers.count).reversed().map { "\(root)/layer-\($0)" }.joined(separator: ":")
+        let lower = (0..<contents.count).reversed().map { "\(root)/layer-\($0)" }.joined(separator: ":")
         let data = "lowerdir=\(lower),upperdir=\(root)/upper,workdir=\(root)/work"
         guard mount("overlay", "\(root)/rootfs", "overlay", 0, data) == 0 else {
             throw OptimizeError("cannot stack the layers with overlayfs: \(String(cString: strerror(errno)))")

@@ -7,6 +7,8 @@ final class SnapshotEvents: Sendable {
         case lazy
         /// Layers used in place from CVMFS.
         case cvmfs
+        /// Layers Starling downloaded and unpacked itself.
+        case unpacked
         /// Remote-capable layers containerd had to download after all.
         case fellBack = "fell_back"
         case committed

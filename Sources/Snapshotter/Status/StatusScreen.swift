@@ -29,6 +29,8 @@ enum StatusScreen {
                     rows.append([digest, "cvmfs", "-", "in place", "-", "-", "-", "-", "-"])
                 case "ordinary":
                     rows.append([digest, "ordinary", bytes(layer.size), "downloaded", "100", "-", "-", "-", "-"])
+                case "unpack":
+                    rows.append([digest, "unpack", bytes(layer.size), "unpacked", "100", "-", "-", "-", "-"])
                 default:
                     rows.append([digest, layer.source, bytes(layer.size),
                                  layer.mounted ? bytes(layer.fetchedBytes) : "-",

@@ -17,6 +17,7 @@ final class ImageMetadata: Sendable {
 
     private struct Tables {
         var manifests: [String: (pending: OneShot<Result<ResolvedImage, RegistryError>>, time: Date)] = [:]
+        var configs: [String: (pending: OneShot<Result<[UInt8], RegistryError>>, time: Date)] = [:]
         var startupHints: [String: (pending: OneShot<StartupHints?>, time: Date)] = [:]
     }
 
@@ -40,6 +41,46 @@ final class ImageMetadata: Sendable {
         return pending.wait()
     }
 
+    /// The image's config blob (digest checked), fetched once for all its layers.
+    func config(_ image: ImageReference) -> Result<[UInt8], RegistryError> {
+        let key = image.description
+        let (pending, isNew) = claim(\.configs, key)
+        if isNew {
+            do {
+                let resolved = try manifest(image).get()
+                let repository = ImageReference(registry: image.registry, repository: image.repository)
+                pending.fulfil(.success(try client.fetchBlob(repository, digest: resolved.config.digest, limit: 4 << 20)))
+            } catch {
+                pending.fulfil(.failure((error as? RegistryError) ?? .invalidConfiguration("\(error)")))
+                tables.withLock { _ = $0.configs.removeValue(forKey: key) }
+            }
+        }
+        return pending.wait()
+    }
+
+    /// Layer `digest` of the image as its manifest and config describe it:
+    /// its descriptor, where it sits in the manifest, its diff ID.
+    func layer(_ image: ImageReference, digest: String) -> Result<ImageLayer, LayerSourceError> {
+        let resolved: ResolvedImage
+        let config: [UInt8]
+        do {
+            resolved = try manifest(image).get()
+            config = try self.config(image).get()
+        } catch {
+            return .failure(LayerSourceError("image \(image): \(error)"))
+        }
+        guard let position = resolved.layers.firstIndex(where: { $0.digest == digest }) else {
+            return .failure(LayerSourceError("the manifest of \(image) does not list layer \(digest)"))
+        }
+        do {
+            let diffID = try ImageDiffIDs.of(layer: position, layerCount: resolved.layers.count, config: config)
+            return .success(ImageLayer(image: resolved, descriptor: resolved.layers[position], position: position,
+                                       diffID: diffID))
+        } catch {
+            return .failure(LayerSourceError("the config of \(image): \(error)"))
+        }
+    }
+
     /// What the image's config says about the process its containers run
     /// (program and locale), fetched once per image in the background. Nil
     /// when it cannot be had: this only guides read-ahead.
@@ -48,10 +89,7 @@ final class ImageMetadata: Sendable {
         if isNew {
             BlockingWorkPool.shared.async { [self] in
                 do {
-                    let resolved = try manifest(image).get()
-                    let repository = ImageReference(registry: image.registry, repository: image.repository)
-                    let config = try client.fetchBlob(repository, digest: resolved.config.digest, limit: 4 << 20)
-                    pending.fulfil(try ImageProcess(config: config).startupHints)
+                    pending.fulfil(try ImageProcess(config: try config(image).get()).startupHints)
                 } catch {
                     logger.debug("start-up read-ahead without the image's config", metadata: [
                         "image": "\(image)", "error": "\(error)"])
@@ -66,6 +104,7 @@ final class ImageMetadata: Sendable {
     func expire(now: Date) {
         tables.withLock { tables in
             tables.manifests = tables.manifests.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime }
+            tables.configs = tables.configs.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime }
             tables.startupHints = tables.startupHints.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime }
         }
     }
@@ -84,4 +123,14 @@ final class ImageMetadata: Sendable {
             return (pending, true)
         }
     }
+}
+
+/// One layer of a resolved image.
+struct ImageLayer: Sendable {
+    let image: ResolvedImage
+    let descriptor: Descriptor
+    /// Where it sits in the manifest (0: the first layer, nothing below it).
+    let position: Int
+    /// The image config's digest of its uncompressed tar.
+    let diffID: String
 }

@@ -30,13 +30,15 @@ final class RegistryLayerSource: LayerSource {
     /// Where mirrors live: tmpfs, so they cost memory, not disk writeback.
     static let mirrorDirectory = "/dev/shm"
 
-    init(client: RegistryClient, cache: ChunkCache, options: LazyLayerOptions, savedTOCs: SavedTOCs, logger: Logger) {
+    /// `images`: manifests and configs shared with the other sources (default: its own).
+    init(client: RegistryClient, cache: ChunkCache, options: LazyLayerOptions, savedTOCs: SavedTOCs,
+         images: ImageMetadata? = nil, logger: Logger) {
         self.client = client
         self.cache = cache
         self.options = options
         self.savedTOCs = savedTOCs
         self.logger = logger
-        images = ImageMetadata(client: client, logger: logger)
+        self.images = images ?? ImageMetadata(client: client, logger: logger)
         mirrorBudget = ByteBudget(capacity: Int64(options.eagerFetchMemoryBytes))
     }
 

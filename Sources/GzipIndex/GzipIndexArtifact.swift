@@ -1,0 +1,102 @@
+import Foundation
+
+/// How seekable gzip indexes travel: one OCI image manifest per image,
+/// whose `subject` is the image's manifest, its config the empty
+/// descriptor, and one blob (`layerMediaType`) per indexed layer, annotated
+/// with that layer's digest. The registry lists it as a referrer of the
+/// image (the referrers API, or the referrers tag), so the image itself
+/// stays untouched and every other runtime pulls it as before.
+public enum GzipIndexArtifact {
+    public static let artifactType = "application/vnd.starling.gzip-index.v1"
+    /// The media type of each index blob.
+    public static let layerMediaType = "application/vnd.starling.gzip-index.v1+binary"
+    /// On each index blob: the digest of the layer it indexes.
+    public static let layerAnnotation = "io.starling.gzip-index.layer"
+    /// The empty config descriptor (`{}`), as the image spec defines it for artifacts.
+    public static let emptyConfigMediaType = "application/vnd.oci.empty.v1+json"
+    public static let emptyConfig: [UInt8] = Array("{}".utf8)
+    public static let emptyConfigDigest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    /// Layer media types an index can be built for: plain tar+gzip.
+    public static let gzipLayerMediaTypes: Set<String> = [
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    ]
+    /// Largest artifact manifest read (they list one blob per layer).
+    public static let manifestLimit = 4 << 20
+
+    /// One index blob of the artifact.
+    public struct Entry: Sendable, Equatable {
+        /// The indexed layer.
+        public var layerDigest: String
+        /// The index blob.
+        public var digest: String
+        public var size: Int64
+
+        public init(layerDigest: String, digest: String, size: Int64) {
+            self.layerDigest = layerDigest
+            self.digest = digest
+            self.size = size
+        }
+    }
+
+    /// The manifest that names `entries` and points at `subject` (the
+    /// image manifest's media type, digest and size).
+    public static func manifest(entries: [Entry], subjectMediaType: String, subjectDigest: String,
+                                subjectSize: Int64) throws -> [UInt8] {
+        let document = Manifest(
+            artifactType: artifactType,
+            config: .init(mediaType: emptyConfigMediaType, digest: emptyConfigDigest, size: Int64(emptyConfig.count),
+                          data: Data(emptyConfig).base64EncodedString()),
+            layers: entries.map {
+                .init(mediaType: layerMediaType, digest: $0.digest, size: $0.size,
+                      annotations: [layerAnnotation: $0.layerDigest])
+            },
+            subject: .init(mediaType: subjectMediaType, digest: subjectDigest, size: subjectSize))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(document))
+    }
+
+    /// The entries of an artifact manifest, checked to be one of ours and
+    /// to point at `subjectDigest`; throws `GzipIndexError.malformed` otherwise.
+    public static func entries(inManifest bytes: [UInt8], subjectDigest: String) throws -> [Entry] {
+        guard bytes.count <= manifestLimit else {
+            throw GzipIndexError.limitExceeded(check: "artifact manifest", detail: "\(bytes.count) bytes")
+        }
+        let document: Manifest
+        do {
+            document = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
+        } catch {
+            throw GzipIndexError.malformed(check: "artifact manifest", detail: "does not decode: \(error)")
+        }
+        guard document.artifactType == artifactType else {
+            throw GzipIndexError.malformed(check: "artifact type", detail: "\(document.artifactType ?? "none"), not \(artifactType)")
+        }
+        guard document.subject?.digest == subjectDigest else {
+            throw GzipIndexError.malformed(check: "artifact subject",
+                                           detail: "made for \(document.subject?.digest ?? "no image"), not \(subjectDigest)")
+        }
+        return document.layers.compactMap { layer in
+            guard layer.mediaType == layerMediaType, let indexed = layer.annotations?[layerAnnotation] else { return nil }
+            return Entry(layerDigest: indexed, digest: layer.digest, size: layer.size)
+        }
+    }
+
+    private struct Manifest: Codable {
+        var schemaVersion = 2
+        var mediaType = "application/vnd.oci.image.manifest.v1+json"
+        var artifactType: String?
+        var config: Blob
+        var layers: [Blob]
+        var subject: Blob?
+    }
+
+    private struct Blob: Codable {
+        var mediaType: String
+        var digest: String
+        var size: Int64
+        var annotations: [String: String]? = nil
+        var data: String? = nil
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+
+/// The `rootfs.diff_ids` of an image config: the digest of each layer's
+/// uncompressed tar, what an index or an unpack must match before its
+/// layer is used.
+enum ImageDiffIDs {
+    static func parse(_ config: [UInt8]) throws -> [String] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(config)) as? [String: Any],
+              let rootfs = object["rootfs"] as? [String: Any], let ids = rootfs["diff_ids"] as? [String] else {
+            throw ImageDiffIDsError()
+        }
+        return ids
+    }
+
+    /// The diff ID of the layer at `layerIndex` of a manifest with `layerCount` layers.
+    static func of(layer layerIndex: Int, layerCount: Int, config: [UInt8]) throws -> String {
+        let ids = try parse(config)
+        guard ids.count == layerCount, ids.indices.contains(layerIndex) else {
+            throw ImageDiffIDsError(detail: "the config lists \(ids.count) diff IDs for \(layerCount) layers")
+        }
+        return ids[layerIndex]
+    }
+}
+
+struct ImageDiffIDsError: Error, CustomStringConvertible {
+    var detail = "the config has no rootfs.diff_ids"
+    var description: String { detail }
+}

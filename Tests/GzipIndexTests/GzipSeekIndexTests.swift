@@ -1,0 +1,196 @@
+import Basics
+import Foundation
+import GzipIndex
+import StargzReader
+import TestSupport
+import XCTest
+
+/// The index of a real gzip'd tar (GNU tar, gzip): every file reads back
+/// byte for byte from its checkpoint, with only its own range fetched; the
+/// file table says what the tree on disk says.
+final class GzipSeekIndexTests: XCTestCase {
+    static let small = GzipSeekIndexBuilder.Options(spanBytes: 16 << 10, maxUncompressedSpanBytes: 256 << 10,
+                                                    chunkBytes: 64 << 10, sampleBytes: 4096)
+
+    static func sample(of blob: [UInt8], bytes: Int = 4096) -> GzipSeekIndex.BlobSample {
+        GzipSeekIndex.BlobSample(bytes: Int64(bytes), head: SHA256Digest.of(blob.prefix(bytes)),
+                                 tail: SHA256Digest.of(blob.suffix(bytes)))
+    }
+
+    func testEveryFileReadsBackFromItsCheckpointAndVerifies() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        let index = try Trees.index(packed.blob, options: Self.small, piece: 777)
+        XCTAssertEqual(index.layerDigest.description, sha256Digest(packed.blob))
+        XCTAssertEqual(index.diffID.description, sha256Digest(packed.tar))
+        XCTAssertEqual(index.uncompressedSize, Int64(packed.tar.count))
+        XCTAssertEqual(index.blobSize, Int64(packed.blob.count))
+        XCTAssertGreaterThan(index.checkpoints.count, 10, "about one checkpoint per 16 KiB of \(packed.blob.count) bytes")
+        for (a, b) in zip(index.checkpoints, index.checkpoints.dropFirst()) {
+            XCTAssertGreaterThanOrEqual(b.compressedOffset - a.compressedOffset, Self.small.spanBytes - 1,
+                                        "checkpoints are a span apart, or more (the next block boundary)")
+        }
+
+        let source = CountingBlobSource(packed.blob)
+        let reader = GzipSeekReader(index: index, source: source)
+        try reader.verifyBlob()
+        var regular = 0
+        for (i, file) in index.files.enumerated() where file.kind == .regular {
+            let onDisk = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(packed.root)/\(file.path)")))
+            XCTAssertEqual(try reader.readFile(i), onDisk, file.path)
+            regular += 1
+        }
+        XCTAssertEqual(regular, 300 + 6, "every regular file of the tree, the hard link being a link")
+
+        // A read in the middle of the big file: only its chunk, from its checkpoint.
+        let big = try XCTUnwrap(index.file(at: "data/random.bin"))
+        XCTAssertEqual(index.files[big].chunks.count, 11, "700,000 bytes in 64 KiB chunks")
+        let before = source.readBytes
+        let middle = try reader.read(file: big, range: 400_000..<400_100)
+        let disk = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(packed.root)/data/random.bin")))
+        XCTAssertEqual(middle, Array(disk[400_000..<400_100]))
+        let fetched = source.readBytes - before
+        XCTAssertLessThan(fetched, (64 << 10) + Self.small.spanBytes + (32 << 10),
+                          "one chunk and the span before it, not the file (\(fetched) bytes)")
+        // A small file in the middle of the tar: its range, not the blob.
+        let small = try XCTUnwrap(index.file(at: "etc/conf-150.txt"))
+        let range = reader.compressedRange(file: small, chunk: 0)
+        XCTAssertLessThan(Int64(range.count), Self.small.spanBytes + (64 << 10), "\(range)")
+        XCTAssertEqual(try reader.readFile(small), Array("line 150\n".utf8))
+    }
+
+    func testTheFileTableSaysWhatTheTreeSays() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        let index = try Trees.index(packed.blob, options: Self.small)
+        func entry(_ path: String) throws -> GzipSeekIndex.File {
+            index.files[try XCTUnwrap(index.file(at: path), path)]
+        }
+        XCTAssertEqual(try entry("").kind, .directory)
+        XCTAssertEqual(try entry("bin/link").kind, .symlink)
+        XCTAssertEqual(try entry("bin/link").linkTarget, "../data/small.bin")
+        XCTAssertEqual(try entry("bin/dangling").linkTarget, "/nowhere")
+        // GNU tar stores the second name of a file as a hard link to the first.
+        let hard = try entry("data/small.bin").kind == .hardlink ? try entry("data/small.bin") : try entry("data/hard.bin")
+        XCTAssertEqual(hard.kind, .hardlink)
+        XCTAssertTrue(["data/small.bin", "data/hard.bin"].contains(hard.linkTarget))
+        XCTAssertEqual(try entry("data/fifo").kind, .fifo)
+        XCTAssertEqual(try entry("data/fifo").mode, 0o640)
+        XCTAssertEqual(try entry("bin/tool").mode, 0o4755)
+        XCTAssertEqual(try entry("etc/conf-1.txt").uid, 1234)
+        XCTAssertEqual(try entry("etc/conf-1.txt").gid, 5678)
+        XCTAssertEqual(try entry("data/empty").size, 0)
+        XCTAssertTrue(try entry("data/empty").chunks.isEmpty)
+        XCTAssertEqual(try entry("usr/" + String(repeating: "n", count: 150) + ".txt").size, 5, "PAX long name")
+        XCTAssertEqual(try entry("usr/lib/deep/er/still").kind, .directory)
+        let text = try entry("usr/lib/deep/er/still/text.txt")
+        XCTAssertEqual(text.digest?.description,
+                       sha256Digest(try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(packed.root)/\(text.path)")))))
+        if geteuid() == 0 {
+            XCTAssertEqual(try entry("data/null").kind, .charDevice)
+            XCTAssertEqual(try entry("data/null").devMajor, 1)
+            XCTAssertEqual(try entry("data/null").devMinor, 3)
+            XCTAssertEqual(try entry("etc/conf-2.txt").xattrs,
+                           [Xattr(name: "trusted.overlay.opaque", value: [UInt8(ascii: "y")]),
+                            Xattr(name: "user.starling", value: Array("hello".utf8))])
+        }
+        let listed = try Command.check(["tar", "-tf", packed.blobPath]).split(separator: "\n").count
+        XCTAssertEqual(index.files.count, listed, "one index entry per tar entry")
+    }
+
+    func testStoredIndexRoundTripsAndIsSmall() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        var index = try Trees.index(packed.blob, options: GzipSeekIndexBuilder.Options())
+        index = index.prioritizing(["/etc/conf-7.txt", "data/random.bin", "bin/link", "missing", "etc/conf-7.txt"])
+        XCTAssertEqual(index.prioritized.map { index.files[$0].path }, ["etc/conf-7.txt", "data/random.bin"],
+                       "regular files with data, once each, in order")
+        let stored = try index.encoded()
+        XCTAssertEqual(try GzipSeekIndex(decoding: stored), index)
+        XCTAssertLessThan(stored.count, packed.blob.count / 10, "index \(stored.count) B for a blob of \(packed.blob.count) B")
+    }
+
+    /// A blob of several gzip members (as `cat a.gz b.gz` or some builders
+    /// make): files that straddle a member boundary read back too.
+    func testMultiMemberBlobsAreFollowedAcrossMembers() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        // Cut the tar at arbitrary points, compress each part on its own
+        // (with a file name in the header, which the reader must skip).
+        var blob: [UInt8] = []
+        var start = 0
+        for (n, cut) in [100_000, 333_333, 1_000_001, packed.tar.count].enumerated() {
+            let end = min(cut, packed.tar.count)
+            let part = work.appending("part-\(n)")
+            try Data(packed.tar[start..<end]).write(to: URL(fileURLWithPath: part))
+            try Command.check(["gzip", "-f", part])
+            blob += try [UInt8](Data(contentsOf: URL(fileURLWithPath: part + ".gz")))
+            start = end
+        }
+        let index = try Trees.index(blob, options: Self.small, piece: 65_536)
+        XCTAssertEqual(index.diffID.description, sha256Digest(packed.tar))
+        let reader = GzipSeekReader(index: index, source: CountingBlobSource(blob))
+        for (i, file) in index.files.enumerated() where file.kind == .regular && file.size > 0 {
+            let onDisk = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(packed.root)/\(file.path)")))
+            XCTAssertEqual(try reader.readFile(i), onDisk, file.path)
+        }
+    }
+
+    func testBadBlobsAreRefusedWhenIndexing() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        func failure(_ blob: [UInt8], digest: String? = nil) -> String {
+            do {
+                let builder = try GzipSeekIndexBuilder()
+                try builder.consume(blob)
+                _ = try builder.finish(layerDigest: digest)
+                return "no error"
+            } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertTrue(failure(packed.tar).contains("inflate"), failure(packed.tar))
+        let truncated = Array(packed.blob.prefix(packed.blob.count / 2))
+        XCTAssertTrue(failure(truncated).contains("truncated blob"), failure(truncated))
+        XCTAssertTrue(failure(packed.blob, digest: "sha256:" + String(repeating: "0", count: 64)).contains("not the layer digest"))
+        var corrupt = packed.blob
+        corrupt[corrupt.count / 2] ^= 0xff
+        XCTAssertNotEqual(failure(corrupt), "no error")
+        XCTAssertTrue(failure(packed.blob + [0, 0, 0, 0]).contains("inflate"), "garbage after the last member, as containerd refuses it")
+    }
+
+    /// Bytes that do not match the index never come out: a changed range
+    /// fails its file's read; a changed head or tail fails the blob check.
+    func testTamperedBlobBytesAreNeverServed() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        let index = try Trees.index(packed.blob, options: Self.small)
+        let big = try XCTUnwrap(index.file(at: "data/random.bin"))
+        let range = GzipSeekReader(index: index, source: CountingBlobSource(packed.blob)).compressedRange(file: big, chunk: 5)
+        let source = CountingBlobSource(packed.blob)
+        source.bytes[Int(range.upperBound) - 100] ^= 0x20
+        let reader = GzipSeekReader(index: index, source: source)
+        XCTAssertNoThrow(try reader.verifyBlob(), "head and tail are unchanged")
+        XCTAssertThrowsError(try reader.read(file: big, range: 5 * 65_536..<(5 * 65_536 + 10))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("data/random.bin"), text)
+        }
+        let disk = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(packed.root)/data/random.bin")))
+        XCTAssertEqual(try reader.read(file: big, range: 0..<10), Array(disk[0..<10]), "the first chunk, before the change, still reads")
+        let tail = CountingBlobSource(packed.blob)
+        tail.bytes[tail.bytes.count - 3] ^= 1
+        XCTAssertThrowsError(try GzipSeekReader(index: index, source: tail).verifyBlob()) { error in
+            XCTAssertTrue("\(error)".contains("last"), "\(error)")
+        }
+        let shorter = CountingBlobSource(Array(packed.blob.dropLast()))
+        XCTAssertThrowsError(try GzipSeekReader(index: index, source: shorter).verifyBlob()) { error in
+            XCTAssertTrue("\(error)".contains("bytes"), "\(error)")
+        }
+    }
+}

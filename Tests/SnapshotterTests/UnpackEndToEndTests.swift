@@ -1,0 +1,122 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Images nothing serves lazily (plain gzip, no index): Starling fetches and
+/// unpacks all their layers at once, streamed, and what it writes is what
+/// containerd's own unpack writes. A wrong diff ID or a download cut short
+/// leaves nothing behind, and containerd's unpack takes over.
+final class UnpackEndToEndTests: XCTestCase {
+    static var fixtures: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").path
+    }
+
+    /// One line per path: type, mode, owner, mtime, size and sha256, link
+    /// target, device numbers, xattrs, hard-link group (tree-manifest.py).
+    func manifest(_ directory: String) throws -> String {
+        try Command.check(["python3", Self.fixtures + "/tree-manifest.py", "--overlay-whiteouts", directory])
+    }
+
+    /// The directories of an image's layers, bottom first, as a
+    /// snapshotter's view of its top layer lists them.
+    func layerDirectories(_ harness: EndToEndHarness, snapshotter: String, top chainID: String, key: String) throws -> [String] {
+        let printed = try harness.containerd.ctr(["snapshots", "--snapshotter", snapshotter, "view", "--mounts", key, chainID])
+        let mounts = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [[String: Any]])
+        let options = mounts.first?["Options"] as? [String] ?? []
+        let lower = try XCTUnwrap(options.first { $0.hasPrefix("lowerdir=") })
+        return lower.dropFirst("lowerdir=".count).split(separator: ":").map(String.init).reversed()
+    }
+
+    func testUnpackedLayersAreWhatContainerdsOwnUnpackWrites() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.tearDown() }
+        // The fixture tree (xattrs, hard link, fifo, device, setuid, odd
+        // modes and owners, whiteouts) under two layers with whiteouts.
+        let rich = harness.directory.appending("trees/rich")
+        try Command.check(["python3", Self.fixtures + "/make-source-tree.py", rich])
+        var layers = try harness.makeWhiteoutLayers("unpack-rich")
+        layers.insert(try TestLayer.fromDirectory(rich), at: 0)
+        let image = try harness.push(layers, as: "unpack-rich")
+        try harness.lazyPull(image)
+        let log = harness.starling.log()
+        for layer in layers {
+            XCTAssertTrue(log.contains("layer=\(layer.digest)") && log.contains("layer unpacked"), harness.failureLogs)
+        }
+        XCTAssertEqual(try harness.containerd.run(image, name: "unpacked-1", ["cat", "/top.txt", "/kept.txt"]), "top\nkept\n")
+        let chains = chainIDs(layers.map(\.diffID))
+        let ours = try layerDirectories(harness, snapshotter: "starling", top: chains.last!, key: "ours-view")
+        XCTAssertEqual(ours, layers.enumerated().map { n, layer in
+            "\(harness.starling.root)/layers/\(layer.digest.replacingOccurrences(of: ":", with: "-"))/\(n == 0 ? "unpacked-first" : "unpacked")"
+        })
+
+        try harness.containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", image])
+        let theirs = try layerDirectories(harness, snapshotter: "overlayfs", top: chains.last!, key: "theirs-view")
+        XCTAssertEqual(theirs.count, layers.count)
+        for (n, (mine, containerds)) in zip(ours, theirs).enumerated() {
+            XCTAssertEqual(try manifest(mine), try manifest(containerds), "layer \(n)")
+        }
+        // The whiteouts are overlayfs's own (above the first layer).
+        let middle = try manifest(ours[2])
+        XCTAssertTrue(middle.contains("deleted.txt char mode=0 uid=0 gid=0 dev=0,0"), middle)
+        XCTAssertTrue(middle.contains("xattr:trusted.overlay.opaque=79"), middle)
+        // Removing the image (ctr's views went with their leases) removes the trees.
+        try harness.containerd.ctr(["images", "rm", "--sync", image])
+        for key in chains.reversed() { _ = try? harness.containerd.ctr(["snapshots", "--snapshotter", "starling", "rm", key]) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ours[0]), "a layer no snapshot uses is removed")
+    }
+
+    func testAWrongDiffIDLeavesNothingAndContainerdTakesOver() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.tearDown() }
+        var layer = try TestLayer.fromDirectory(try harness.makeBaseTree("unpack-wrong", bigFileBytes: 2 << 20))
+        let truth = layer.diffID
+        layer.diffID = sha256Digest(Array("not this layer".utf8))
+        let image = try harness.push([layer], as: "unpack-wrong")
+        // containerd's own unpack refuses it too: the pull fails.
+        XCTAssertThrowsError(try harness.lazyPull(image))
+        let log = harness.starling.log()
+        XCTAssertTrue(log.contains("the unpacked layer's diff ID is \(truth), the image config says \(layer.diffID)"), harness.failureLogs)
+        XCTAssertTrue(log.contains("nothing of it is kept"), harness.failureLogs)
+        let kept = "\(harness.starling.root)/layers/\(layer.digest.replacingOccurrences(of: ":", with: "-"))"
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: kept)) ?? [], [], "nothing is left behind")
+    }
+
+    /// The registry's connection breaks half way through the layer (a
+    /// mirror Starling tries first sends half the blob, then refuses to
+    /// resume): nothing is left, and containerd downloads the layer.
+    func testADownloadCutHalfWayLeavesNothingAndContainerdTakesOver() throws {
+        let blob = LockedBox<(digest: String, bytes: [UInt8])?>(nil)
+        let mirror = try TinyHTTPServer { request in
+            guard let (digest, bytes) = blob.get(), request.method == "GET", request.path.hasSuffix("/blobs/\(digest)") else {
+                return .json(404, #"{"errors":[{"code":"NOT_FOUND"}]}"#)
+            }
+            if request.headers["range"] != nil { return .respond(status: 416, headers: [:], body: []) }
+            return .respondThenClose(status: 200, headers: ["Content-Length": "\(bytes.count)"],
+                                     body: Array(bytes.prefix(bytes.count / 2)))
+        }
+        defer { mirror.stop() }
+        let harness = try EndToEndHarness(starlingConfigNaming: { registry in
+            """
+            [registry]
+            max_retries = 1
+            retry_base_delay_seconds = 0.05
+            [[registry.host."\(registry)".mirrors]]
+            host = "\(mirror.host)"
+            insecure = true
+            """
+        })
+        defer { harness.tearDown() }
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("unpack-cut", bigFileBytes: 4 << 20))
+        blob.set((layer.digest, layer.blob))
+        let image = try harness.push([layer], as: "unpack-cut")
+        try harness.lazyPull(image)
+        XCTAssertEqual(try harness.containerd.run(image, name: "cut-1", ["cat", "/etc/hello.txt"]), "hello from unpack-cut\n",
+                       "containerd downloaded and unpacked it" + harness.failureLogs)
+        let log = harness.starling.log()
+        XCTAssertTrue(log.contains("unpack of layer \(layer.digest) failed, nothing of it is kept"), harness.failureLogs)
+        XCTAssertTrue(log.contains("containerd downloads it"), harness.failureLogs)
+        let kept = "\(harness.starling.root)/layers/\(layer.digest.replacingOccurrences(of: ":", with: "-"))"
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: kept)) ?? [], [], "nothing is left behind")
+    }
+}

@@ -1,0 +1,102 @@
+import Basics
+import Foundation
+import Testing
+@testable import StargzReader
+
+/// A layer unpacked while it streams in is the tree GNU tar packed:
+/// owners, modes, xattrs, links, devices, times; whiteouts as overlayfs
+/// wants them; and an archive that tries to leave the directory is refused.
+@Suite struct StreamingUnpackTests {
+    static func unpack(_ blob: [UInt8], into directory: String, compression: StreamingLayerUnpacker.Compression,
+                       whiteouts: TarStreamExtractor.Whiteouts, piece: Int = 10_000) throws -> SHA256Digest {
+        let unpacker = try StreamingLayerUnpacker(into: directory, compression: compression, whiteouts: whiteouts)
+        var offset = 0
+        while offset < blob.count {
+            let end = min(blob.count, offset + piece)
+            try blob[offset..<end].withUnsafeBytes { try unpacker.consume($0) }
+            offset = end
+        }
+        return try unpacker.finish().diffID
+    }
+
+    @Test func theTreeComesOutAsPacked() throws {
+        try Support.withTempDir { dir in
+            let (tree, tarPath) = try Support.makeSourceTar(in: dir)
+            let tar = try Support.readFile(tarPath)
+            try Support.run(["gzip", "-n", "-k", tarPath])
+            let blob = try Support.readFile(tarPath + ".gz")
+            let plain = try Self.unpack(tar, into: dir + "/plain", compression: .none, whiteouts: .keep, piece: 777)
+            let gzip = try Self.unpack(blob, into: dir + "/gzip", compression: .gzip, whiteouts: .keep)
+            #expect(plain == SHA256Digest.of(tar))
+            #expect(gzip == plain)
+            let expected = try Support.manifest(tree)
+            #expect(try Support.manifest(dir + "/plain") == expected)
+            #expect(try Support.manifest(dir + "/gzip") == expected)
+        }
+    }
+
+    @Test func whiteoutsBecomeOverlayWhiteouts() throws {
+        try Support.withTempDir { dir in
+            let (_, tarPath) = try Support.makeSourceTar(in: dir)
+            _ = try Self.unpack(try Support.readFile(tarPath), into: dir + "/out", compression: .none,
+                                whiteouts: .overlay(opaqueXattr: "trusted.overlay.opaque"))
+            var info = stat()
+            #expect(lstat(dir + "/out/x", &info) == 0)
+            #expect(info.st_mode & S_IFMT == S_IFCHR && info.st_rdev == 0, "a 0:0 character device")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out/.wh.x"))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out/opaque/.wh..wh..opq"))
+            #expect(FileManager.default.fileExists(atPath: dir + "/out/opaque/kept"))
+            let opaque = try Support.run(["python3", "-c",
+                "import os,sys; print(os.getxattr(sys.argv[1], 'trusted.overlay.opaque').decode())", dir + "/out/opaque"])
+            #expect(opaque == "y\n")
+        }
+    }
+
+    /// Names with "..", and paths through a symlink of the layer, never
+    /// write outside the directory: the unpack fails instead.
+    @Test func escapingArchivesAreRefused() throws {
+        try Support.withTempDir { dir in
+            let outside = dir + "/outside"
+            try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+            // A symlink to outside, then a file "through" it.
+            var tar = TarFormat.ustarHeader(name: "link", size: 0, typeflag: UInt8(ascii: "2"))
+            let target = Array(outside.utf8)
+            for (i, b) in target.enumerated() { tar[157 + i] = b }
+            Self.fixChecksum(&tar)
+            tar += TarFormat.ustarHeader(name: "link/escaped", size: 1)
+            tar += [UInt8(ascii: "x")] + [UInt8](repeating: 0, count: 511)
+            tar += [UInt8](repeating: 0, count: 1024)
+            #expect(throws: StargzError.self) {
+                _ = try Self.unpack(tar, into: dir + "/a", compression: .none, whiteouts: .keep)
+            }
+            var dotdot = TarFormat.ustarHeader(name: "../escaped", size: 1)
+            dotdot += [UInt8(ascii: "x")] + [UInt8](repeating: 0, count: 511) + [UInt8](repeating: 0, count: 1024)
+            #expect(throws: StargzError.self) {
+                _ = try Self.unpack(dotdot, into: dir + "/b", compression: .none, whiteouts: .keep)
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: dir + "/escaped"))
+        }
+    }
+
+    @Test func truncatedBlobsAreRefused() throws {
+        try Support.withTempDir { dir in
+            let (_, tarPath) = try Support.makeSourceTar(in: dir)
+            try Support.run(["gzip", "-n", "-k", tarPath])
+            let blob = try Support.readFile(tarPath + ".gz")
+            #expect(throws: StargzError.self) {
+                _ = try Self.unpack(Array(blob.prefix(blob.count - 100)), into: dir + "/cut", compression: .gzip,
+                                    whiteouts: .keep)
+            }
+        }
+    }
+
+    static func fixChecksum(_ block: inout [UInt8]) {
+        for i in 148..<156 { block[i] = UInt8(ascii: " ") }
+        let sum = block.reduce(0) { $0 + Int($1) }
+        let digits = Array(String(sum, radix: 8).utf8)
+        let padded = [UInt8](repeating: UInt8(ascii: "0"), count: 6 - digits.count) + digits
+        for (i, b) in padded.enumerated() { block[148 + i] = b }
+        block[154] = 0
+    }
+}
