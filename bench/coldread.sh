@@ -3,13 +3,19 @@
 # registry through Starling (`starling layer mount`, i.e. FUSE over the
 # LazyLayer data path, with an empty cache), against `ctr image pull` (pull +
 # unpack into overlayfs) of the same image in gzip form by a private
-# containerd. Prints `RATIO coldread: lazy/pull` (target <= 1.0) and how many
-# requests the lazy read made.
+# containerd, directly on loopback and through `slowlink --rtt-ms 20 --mbit 200`
+# (LINKS="loopback wan"), the two alternating ABBA within each link. Prints the
+# warm floor (the same reads of the tree already on local disk) and
+# `RATIO coldread-<link>: lazy/pull` (medians; target <= 1.0 on loopback, <= 0.6
+# on the wan link) with how many requests the lazy read made.
 #
 # Needs root, docker-registry, skopeo, debootstrap (first run only; the
 # rootfs is cached in /var/tmp/debian-rootfs), containerd, ctr, ctr-remote.
 #   STARLING=path/to/starling bench/coldread.sh      (bench/run sets STARLING)
-#   RUNS=3 (median of RUNS timings each side)
+#   RUNS=3 (median of RUNS timings each side)  LINKS="loopback wan"  RTT_MS=20 MBIT=200
+#   READERS=8 (parallel cat)   INPROCESS=0 skips the in-process data path run
+#   BASE_STARLING=path: also time the lazy read with that binary (an A/B of
+#   a change: RATIO coldread-<link>-vs-base)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -18,6 +24,10 @@ if [ -z "${STARLING:-}" ]; then
   STARLING="$(cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --show-bin-path)/starling"
 fi
 RUNS=${RUNS:-3}
+LINKS=${LINKS:-loopback wan}
+RTT_MS=${RTT_MS:-20}
+MBIT=${MBIT:-200}
+shared=$(cd "$repo/../shared" && pwd)
 READERS=${READERS:-8}
 
 work=$(mktemp -d /var/tmp/starling-coldread.XXXXXX)
@@ -58,7 +68,7 @@ registry=127.0.0.1:$port
 
 # --- the gzip image (debootstrap once, cached)
 echo "building debian-python image (first run debootstraps; later runs reuse the cache)" >&2
-CACHE=${CACHE:-/var/tmp/debian-rootfs} /work/shared/bin/make-debian-image "$registry/debian-python:1" python3 >/dev/null
+CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/debian-python:1" python3 >/dev/null
 
 # --- a private containerd (own root, state, socket), overlayfs snapshotter
 start_containerd() {
@@ -106,47 +116,89 @@ toc=$(jq -r '.layers[-1].annotations["containerd.io/snapshot/stargz/toc.digest"]
 gzmanifest=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$registry/v2/debian-python/manifests/1")
 echo "gzip layer: $(jq -r '.layers[-1].size' <<<"$gzmanifest") bytes; eStargz layer $layer: $(jq -r '.layers[-1].size' <<<"$manifest") bytes" >&2
 
-# --- baseline: ctr image pull (fetch + unpack into overlayfs), fresh containerd each run
-pull_times=()
-for i in $(seq "$RUNS"); do
-  start_containerd "$work/pull$i"
+# --- the links: the registry itself, and slowlink in front of it
+declare -A hosts
+for link in $LINKS; do
+  case $link in
+    loopback) hosts[$link]=$registry ;;
+    wan)
+      lport=$(free_port)
+      "$shared/bin/slowlink" --listen "127.0.0.1:$lport" --upstream "$registry" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
+        >"$work/slowlink.log" 2>&1 &
+      pids+=($!)
+      for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$lport) 2>/dev/null && break; sleep 0.1; done
+      hosts[$link]=127.0.0.1:$lport ;;
+    *) echo "unknown link $link" >&2; exit 1 ;;
+  esac
+done
+
+mount_help=$("$STARLING" layer mount --help 2>&1 || true)
+read_all() { (cd "$1" && find . -type f -print0 | xargs -0 -r -n 64 -P "$READERS" cat >/dev/null); }
+
+# --- the warm floor: the same reads of the same tree, already on local disk
+"$STARLING" layer extract --insecure-registry "$registry" --toc-digest "$toc" "$registry/debian-python@$layer" "$work/tree" \
+  >"$work/extract.log" 2>&1 || { echo "layer extract failed: $(tail -5 "$work/extract.log")" >&2; exit 1; }
+read_all "$work/tree"
+warm_times=()
+for i in $(seq "$RUNS"); do t0=$(now); read_all "$work/tree"; t1=$(now); warm_times+=("$(echo "$t1 - $t0" | bc)"); done
+warm=$(printf '%s\n' "${warm_times[@]}" | median)
+rm -rf "$work/tree"
+
+# pull: ctr image pull (fetch + unpack into overlayfs) by a fresh containerd
+run_pull() { # LINK RUN
+  local dir=$work/pull-$1-$2 t0 t1
+  start_containerd "$dir"
   t0=$(now)
-  ctr -a "$work/pull$i/containerd.sock" -n bench images pull --plain-http --snapshotter overlayfs \
-    "$registry/debian-python:1" >/dev/null
+  ctr -a "$dir/containerd.sock" -n bench images pull --plain-http --snapshotter overlayfs \
+    "${hosts[$1]}/debian-python:1" >/dev/null
   sync
   t1=$(now)
-  pull_times+=("$(echo "$t1 - $t0" | bc)")
-  stop_containerd "$work/pull$i"
-done
-pull=$(printf '%s\n' "${pull_times[@]}" | median)
+  res=$(echo "$t1 - $t0" | bc); res_note=""
+  stop_containerd "$dir"
+}
 
-# --- lazy: mount with an empty cache, read every file, unmount
-mount_help=$("$STARLING" layer mount --help 2>&1 || true)
-flag_if_known() { if grep -q -- "$1" <<<"$mount_help"; then mount_flags+=("$@"); fi; }
-lazy_times=()
-requests=""
-for i in $(seq "$RUNS"); do
-  mnt=$work/mnt$i; cache=$work/cache$i
+# lazy: `starling layer mount` with an empty cache, read every file, unmount
+run_lazy() { # LINK RUN BINARY
+  local mnt=$work/mnt-$1-$2 cache=$work/cache-$1-$2 t0 t1 mpid state
   mkdir -p "$mnt" "$cache"
   mount_flags=()
-  flag_if_known --cache-dir "$cache"
-  flag_if_known --insecure-registry "$registry"
+  grep -q -- --cache-dir <<<"$mount_help" && mount_flags+=(--cache-dir "$cache")
+  grep -q -- --insecure-registry <<<"$mount_help" && mount_flags+=(--insecure-registry "${hosts[$1]}")
   t0=$(now)
-  "$STARLING" layer mount "${mount_flags[@]}" --toc-digest "$toc" "$registry/debian-python@$layer" "$mnt" \
-    >"$work/mount$i.log" 2>&1 &
+  "$3" layer mount "${mount_flags[@]}" --toc-digest "$toc" "${hosts[$1]}/debian-python@$layer" "$mnt" \
+    >"$work/mount-$1-$2.log" 2>&1 &
   mpid=$!; pids+=($mpid); mounts+=("$mnt")
   for _ in $(seq 600); do mountpoint -q "$mnt" && break; kill -0 $mpid 2>/dev/null || break; sleep 0.05; done
-  mountpoint -q "$mnt" || { echo "mount failed: $(tail -5 "$work/mount$i.log")" >&2; exit 1; }
-  (cd "$mnt" && find . -type f -print0 | xargs -0 -r -n 64 -P "$READERS" cat >/dev/null)
+  mountpoint -q "$mnt" || { echo "mount failed: $(tail -5 "$work/mount-$1-$2.log")" >&2; exit 1; }
+  read_all "$mnt"
   t1=$(now)
-  lazy_times+=("$(echo "$t1 - $t0" | bc)")
+  res=$(echo "$t1 - $t0" | bc)
   state=$(cat "$mnt/.starling/$layer.json" 2>/dev/null || cat "$mnt/.starling/${layer#sha256:}.json" 2>/dev/null || echo '{}')
-  requests=$(jq -r '.requests // "?"' <<<"$state")
-  echo "run $i: $(echo "$t1 - $t0" | bc) s, state: $state" >&2
+  res_note=", $(jq -r '.requests // "?"' <<<"$state") requests"
   umount "$mnt"; wait $mpid 2>/dev/null || true
   unset 'pids[-1]'; unset 'mounts[-1]'
+  rm -rf "$cache"
+}
+
+variants="pull lazy"
+[ -z "${BASE_STARLING:-}" ] || variants="pull lazy lazy-base"
+declare -A times
+for link in $LINKS; do
+  for i in $(seq "$RUNS"); do
+    # ABBA: this VM drifts slower over back-to-back runs
+    order=$variants
+    [ $((i % 2)) = 1 ] || order=$(tr ' ' '\n' <<<"$variants" | tac | tr '\n' ' ')
+    for variant in $order; do
+      case $variant in
+        pull) run_pull "$link" "$i" ;;
+        lazy) run_lazy "$link" "$i" "$STARLING" ;;
+        lazy-base) run_lazy "$link" "$i" "$BASE_STARLING" ;;
+      esac
+      echo "$link $variant run $i: $res s$res_note" >&2
+      times[$link-$variant]+="$res "
+    done
+  done
 done
-lazy=$(printf '%s\n' "${lazy_times[@]}" | median)
 
 # --- the same cold read in process (LazyLayer data path without FUSE), to
 # tell the data path's time from the kernel/FUSE part (INPROCESS=0: skip)
@@ -166,12 +218,24 @@ if [ "${INPROCESS:-1}" = 1 ]; then
   inproc=$(printf '%s\n' "${inproc_times[@]}" | median)
 fi
 
-echo "pull+unpack (gzip, ctr image pull): ${pull_times[*]} s (median $pull)"
-echo "lazy cold read of every file:       ${lazy_times[*]} s (median $lazy), $requests requests"
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+echo "warm floor (read every file of the tree on local disk): ${warm_times[*]} s (median $warm)"
+for link in $LINKS; do
+  for variant in $variants; do
+    echo "$link $variant: ${times[$link-$variant]}s (median $(med "${times[$link-$variant]}"))"
+  done
+done
 if [ -n "$inproc" ]; then
-  echo "in-process data path (no FUSE):     ${inproc_times[*]} s (median $inproc)"
+  echo "in-process data path (no FUSE, loopback):  ${inproc_times[*]} s (median $inproc)"
 fi
-echo "RATIO coldread: $(echo "scale=2; $lazy / $pull" | bc) (lazy cold read of every file / pull+unpack; target <= 1.0; $requests requests)"
+for link in $LINKS; do
+  pull=$(med "${times[$link-pull]}"); lazy=$(med "${times[$link-lazy]}")
+  target="<= 1.0"; [ "$link" = loopback ] || target="<= 0.6"
+  echo "RATIO coldread-$link: $(echo "scale=2; $lazy / $pull" | bc) (lazy cold read of every file / pull+unpack, medians; target $target; warm floor $warm s)"
+  if [ -n "${BASE_STARLING:-}" ]; then
+    echo "RATIO coldread-$link-vs-base: $(echo "scale=2; $lazy / $(med "${times[$link-lazy-base]}")" | bc) (lazy / lazy with BASE_STARLING)"
+  fi
+done
 if [ -n "$inproc" ]; then
-  echo "RATIO coldread-inprocess: $(echo "scale=2; $inproc / $pull" | bc) (LazyLayer reads without FUSE / pull+unpack)"
+  echo "RATIO coldread-inprocess: $(echo "scale=2; $inproc / $(med "${times[loopback-pull]:-${times[wan-pull]}}")" | bc) (LazyLayer reads without FUSE, loopback / pull+unpack)"
 fi

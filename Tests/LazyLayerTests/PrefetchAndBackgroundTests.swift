@@ -122,6 +122,25 @@ final class PrefetchAndBackgroundTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 1.5)
     }
 
+    /// Reads that walk the whole layer in blob order want every chunk: the
+    /// background stops waiting for them to go quiet (here it never would:
+    /// `idleBeforeStart` is an hour) and streams the rest of the layer.
+    func testAScanOfTheWholeLayerStartsTheBackgroundAtOnce() throws {
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10)
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath), delay: 0.005)
+        let options = LazyLayerOptions(readaheadBytes: 256 << 10, wholeFileBytes: 0,
+                                       background: BackgroundFetchOptions(requestBytes: 1 << 20, idleBeforeStart: 3600),
+                                       siblingReadaheadBytes: 0)
+        let lazy = try makeLazyLayer(test, source: source, cacheDirectory: test.directory.appending("cache"),
+                                     options: options)
+        lazy.prefetch(timeout: 30)
+        for path in Array(test.files.keys).sorted() {
+            XCTAssertEqual(try lazy.readAll(path: path), test.files[path], path)
+        }
+        XCTAssertTrue(waitUntil(timeout: 60) { lazy.state().backgroundDone }, "\(lazy.state())")
+        XCTAssertGreaterThan(lazy.counters().backgroundRequests, 0)
+    }
+
     func testReadsDuringBackgroundFetchAreCorrect() throws {
         let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10)
         let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath), delay: 0.01)

@@ -42,7 +42,8 @@ struct ReadaheadPlannerTests {
         var expected: [(String, Int)]
     }
 
-    func run(_ reads: [Read], options: LazyLayerOptions = LazyLayerOptions()) throws {
+    @discardableResult
+    func run(_ reads: [Read], options: LazyLayerOptions = LazyLayerOptions()) throws -> ReadaheadPlanner {
         let (index, table) = try Self.layout()
         var planner = ReadaheadPlanner(options: options)
         var taken = Set<Int>()
@@ -60,6 +61,7 @@ struct ReadaheadPlannerTests {
             #expect(added == expected, "read \(step) of \(read.file)")
             taken.formUnion(added)
         }
+        return planner
     }
 
     @Test func aSmallFileBringsItsDirectoryOnce() throws {
@@ -104,6 +106,24 @@ struct ReadaheadPlannerTests {
             Read(file: "scan/f10", chunks: [0], expected: []),
             Read(file: "scan/f30", chunks: [0], expected: []),
         ], options: LazyLayerOptions(readaheadBytes: 1 << 20, siblingReadaheadBytes: 0))
+    }
+
+    /// A scan that goes on at the full window is a reader walking the whole
+    /// layer (what tells the background fetch to stop yielding); one that
+    /// is still widening, or scattered reads, are not.
+    @Test func aScanAtTheFullWindowIsSustained() throws {
+        let options = LazyLayerOptions(readaheadBytes: 1 << 20, siblingReadaheadBytes: 0)
+        var reads = [
+            Read(file: "scan/f00", chunks: [0], expected: []),
+            Read(file: "scan/f01", chunks: [0], expected: [("scan/f02", 0), ("scan/f03", 0), ("scan/f04", 0)]),
+            Read(file: "scan/f05", chunks: [0], expected: (6...11).map { ("scan/f" + (($0 < 10) ? "0\($0)" : "\($0)"), 0) }),
+            Read(file: "scan/f12", chunks: [0], expected: (13...23).map { ("scan/f\($0)", 0) }),
+        ]
+        #expect(try run(reads, options: options).sustainedScan == false, "the window only reached its limit")
+        reads.append(Read(file: "scan/f24", chunks: [0], expected: (25...35).map { ("scan/f\($0)", 0) }))
+        #expect(try run(reads, options: options).sustainedScan, "the scan went on at the full window")
+        let scattered = ["scan/f00", "scan/f20", "scan/f10", "scan/f30"].map { Read(file: $0, chunks: [0], expected: []) }
+        #expect(try run(scattered, options: options).sustainedScan == false)
     }
 
     @Test func nothingIsPlannedPastTheRequestLimit() throws {

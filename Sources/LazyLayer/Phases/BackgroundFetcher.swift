@@ -12,7 +12,10 @@ import StargzReader
 /// Priority: before each request a worker waits until on-demand fetches
 /// have been quiet for `idleBeforeStart` seconds, and only `concurrency`
 /// requests are ever in flight for the background, so on-demand reads find
-/// a free connection. A failed request is retried with exponential backoff;
+/// a free connection. Once reads are seen scanning the whole layer
+/// (`hurry()`), the workers stop yielding: the reads want every chunk, and
+/// the background's large sequential requests keep the link full where
+/// the readers' own misses leave it idle between round trips. A failed request is retried with exponential backoff;
 /// after `maxAttempts` failures in a row the background gives up (logged,
 /// shown in the state) and on-demand reads carry on. Chunks that do not
 /// verify are skipped, not retried forever.
@@ -24,6 +27,8 @@ final class BackgroundFetcher: @unchecked Sendable {
 
     private struct Progress {
         var status: PhaseStatus = .notStarted
+        /// Reads scan the whole layer: fetch without waiting for them.
+        var hurried = false
         var cursor = 0
         var workers = 0
         /// Chunks the background will not retry (they did not verify).
@@ -79,12 +84,13 @@ final class BackgroundFetcher: @unchecked Sendable {
             // On-demand reads first: wait until they have been quiet for a while.
             while true {
                 let resume = fetcher.withState { state -> Date? in
+                    if progress.hurried { return nil }
                     let quietSince = state.foregroundFetches > 0 ? Date() : state.lastForegroundActivity
                     let resume = quietSince.addingTimeInterval(settings.idleBeforeStart)
                     return resume <= Date() || state.closed ? nil : resume
                 }
                 guard let resume else { break }
-                fetcher.wait(until: resume) { _ in false }
+                fetcher.wait(until: resume) { _ in progress.hurried }
             }
             switch nextStep(passes: &passes) {
             case .stop:
@@ -226,6 +232,19 @@ final class BackgroundFetcher: @unchecked Sendable {
         progress.cursor = position
         for p in window { state.claim(p) }
         return window
+    }
+
+    /// Reads scan the whole layer: from now on the workers fetch without
+    /// waiting for foreground fetches to go quiet. Returns whether this call
+    /// changed that (so the caller logs it once).
+    @discardableResult
+    func hurry() -> Bool {
+        // withState wakes the workers waiting out the quiet period.
+        fetcher.withState { _ -> Bool in
+            guard !progress.hurried else { return false }
+            progress.hurried = true
+            return true
+        }
     }
 
     /// Marks the background as `new` and wakes waiters.

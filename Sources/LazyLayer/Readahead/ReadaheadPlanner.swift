@@ -22,6 +22,12 @@ struct ReadaheadPlanner: Sendable {
     let options: LazyLayerOptions
     /// Recent scans, least recently continued first.
     private(set) var scans: [ReadScan] = []
+    /// Whether a scan has continued at the full `readaheadBytes` window:
+    /// readers are walking the whole layer in blob order (a tree copy, a
+    /// `find | xargs cat`), and the rest of the layer is about to be read
+    /// anyway, so waiting for reads to go quiet before fetching it only
+    /// leaves the link idle between their round trips.
+    private(set) var sustainedScan = false
     /// Directories whose small files were read ahead together already.
     private var expandedDirectories: Set<EntryID> = []
 
@@ -83,6 +89,7 @@ struct ReadaheadPlanner: Sendable {
             let offset = table.chunks[first].compressedRange.lowerBound
             if let i = scans.firstIndex(where: { offset >= $0.end && offset <= $0.end + Self.scanTolerance }) {
                 scan = scans.remove(at: i)
+                if scan.window >= Int64(options.readaheadBytes) { sustainedScan = true }
                 scan.window = min(Int64(options.readaheadBytes), max(Self.initialWindow, scan.window * 2))
             }
         }
