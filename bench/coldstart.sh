@@ -20,6 +20,9 @@
 # 127.0.0.1:PORT; the registry does not care which host name it is reached by).
 # Median of RUNS per variant and link; the variants take turns within a run,
 # in the given order in odd runs and reversed in even ones.
+# After each overlayfs cold start the same container runs again with the image
+# local: the warm floor, printed (WARM ...) beside the cold figures, and
+# `RATIO coldstart-<workload>-<link>-<variant>/warm` for every lazy variant.
 # Prints `RATIO coldstart-<link>-starling/reference: value (target <= 0.65)`
 # and Starling/overlayfs, reference/overlayfs; with index and unpack also
 # index/starling (target <= 1.2), unpack/overlayfs (target <= 0.6 on the
@@ -57,6 +60,8 @@
 #   Peak resident memory (VmHWM) of each snapshotter daemon is read when the
 #       container has exited and printed per variant (medians); see
 #       bench/memory.sh, which runs the three workloads.
+#   TIMELINE=1: write each run's marks (rpull, ctr run, python's first line)
+#       to its work directory, for bench/timeline.sh (with KEEP=1)
 #   PROFILE=massif|heaptrack: run `starling serve` under valgrind's massif
 #       or heaptrack (timings are then meaningless); the profile is copied to
 #       bench/out/ (ms_print / heaptrack_print read it)
@@ -90,7 +95,9 @@ BUSY_WAIT=${BUSY_WAIT:-120}
 COOLDOWN=${COOLDOWN:-0}
 PROFILE=${PROFILE:-}
 case $WORKLOAD in
-  python)  image=debian-python; packages=python3; command=(python3 -c 'print(1)') ;;
+  python)  image=debian-python; packages=python3; command=(python3 -c 'print(1)')
+           # TIMELINE=1: the program also says (on stderr) when its own code began
+           [ "${TIMELINE:-0}" != 1 ] || command=(python3 -c 'import sys, time; print(time.time(), "python runs its first line", file=sys.stderr); print(1)') ;;
   gcc)     image=debian-gcc; packages="gcc libc6-dev"
            command=(sh -c 'printf "#include <stdio.h>\nint main(void) { puts(\"1\"); return 0; }\n" > /tmp/a.c && gcc -O2 -o /tmp/a /tmp/a.c && /tmp/a') ;;
   readall) image=debian-python; packages=python3
@@ -191,7 +198,7 @@ cold_start() { # LINK VARIANT RUN
       [ "$variant" != unpack ] || ref=$host/$image-noindex:1
       # containerd's socket is not at its default path here: tell Starling.
       toml=${STARLING_TOML:-}
-      [ "$variant" = starling ] || toml=$(printf '[lazy]\nbackground_fetch = false')
+      [ "$variant" != starling-nobg ] || toml=$(printf '[lazy]\nbackground_fetch = false')
       printf 'containerd_address = "%s"\n%s\n' "$dir/containerd.sock" "$toml" > "$dir/starling.toml"
       profiler=()
       case $PROFILE in
@@ -223,15 +230,28 @@ TOML
   sleep "$COOLDOWN"
   wait_idle "$link $variant run $i"
   t0=$(now)
+  [ "${TIMELINE:-0}" != 1 ] || echo "$t0 rpull starts" >> "$dir/marks"
   if [ "$variant" = overlayfs ]; then
     ctr "${c[@]}" images pull --plain-http --snapshotter overlayfs "$ref" >/dev/null
   else
     ctr-remote "${c[@]}" images rpull --plain-http --snapshotter "$snapshotter" "$ref" >/dev/null
   fi
   t1=$(now)
-  out=$(ctr "${c[@]}" run --rm --snapshotter "$snapshotter" "$ref" "coldstart-$i" "${command[@]}")
+  [ "${TIMELINE:-0}" != 1 ] || echo "$t1 rpull returned; ctr run starts" >> "$dir/marks"
+  out=$(ctr "${c[@]}" run --rm --snapshotter "$snapshotter" "$ref" "coldstart-$i" "${command[@]}" 2>>"$dir/marks")
   t2=$(now)
+  [ "${TIMELINE:-0}" != 1 ] || echo "$t2 ctr run returned" >> "$dir/marks"
   [ "$out" = 1 ] || { echo "$link $variant run $i: container printed '$out', not 1" >&2; exit 1; }
+  res_warm=""
+  if [ "$variant" = overlayfs ]; then
+    # The warm floor: the same container again, the image now local.
+    local t3 t4
+    t3=$(now)
+    out=$(ctr "${c[@]}" run --rm --snapshotter overlayfs "$ref" "warmstart-$i" "${command[@]}")
+    t4=$(now)
+    [ "$out" = 1 ] || { echo "$link warm run $i: container printed '$out', not 1" >&2; exit 1; }
+    res_warm=$(echo "$t4 - $t3" | bc)
+  fi
   # The snapshotter daemon started just before containerd: its peak resident memory so far.
   res_rss=-
   if [ "$variant" != overlayfs ]; then
@@ -261,7 +281,7 @@ TOML
   res_total=$(echo "$t2 - $t0" | bc); res_pull=$(echo "$t1 - $t0" | bc); res_run=$(echo "$t2 - $t1" | bc)
 }
 
-declare -A total pull run rss
+declare -A total pull run rss warm
 for link in $LINKS; do
   for i in $(seq "$RUNS"); do
     # Odd runs in the given order, even runs reversed (ABBA): the machine
@@ -275,6 +295,10 @@ for link in $LINKS; do
       [ "$res_busy" -lt "$BUSY_PERCENT" ] || busy_notes+=("$link $variant run $i: CPU ${res_busy}% busy just before")
       total[$link-$variant]+="$res_total "; pull[$link-$variant]+="$res_pull "; run[$link-$variant]+="$res_run "
       [ "$res_rss" = - ] || rss[$link-$variant]+="$res_rss "
+      if [ -n "$res_warm" ]; then
+        echo "$link warm start run $i (overlayfs, image local): $res_warm s" >&2
+        warm[$link]+="$res_warm "
+      fi
     done
   done
 done
@@ -297,6 +321,14 @@ for link in $LINKS; do
 done
 for link in $LINKS; do
   d=$(link_desc "$link")
+  if [ -n "${warm[$link]:-}" ]; then
+    w=$(med "${warm[$link]}")
+    echo "WARM $WORKLOAD $link: warm start (ctr run, image already local, overlayfs) median $w s; runs:$(printf ' %.2f' ${warm[$link]}) s"
+    for variant in $VARIANTS; do
+      [ "$variant" != overlayfs ] || continue
+      echo "RATIO coldstart-$WORKLOAD-$link-$variant/warm: $(ratio "${m[$link-$variant]}" "$w") ($variant cold start ${m[$link-$variant]} s / warm start $w s, $d; target for Starling's optimized image on loopback <= 1.5)"
+    done
+  fi
   if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-reference]:-}" ]; then
     echo "RATIO coldstart-$link-starling/reference: $(ratio "${m[$link-starling]}" "${m[$link-reference]}") (Starling ${m[$link-starling]} s / containerd-stargz-grpc ${m[$link-reference]} s, $d; target <= 0.65)"
   fi

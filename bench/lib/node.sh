@@ -75,7 +75,7 @@ TOML
   if [ $# -ge 3 ]; then
     printf '[proxy_plugins.%s]\n  type = "snapshot"\n  address = "%s"\n' "$2" "$3" >> "$dir/config.toml"
   fi
-  containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+  containerd --config "$dir/config.toml" --log-level "${CONTAINERD_LOG_LEVEL:-info}" >"$dir/containerd.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do [ -S "$dir/containerd.sock" ] && ctr -a "$dir/containerd.sock" version >/dev/null 2>&1 && return; sleep 0.1; done
   echo "containerd did not start: $(tail -5 "$dir/containerd.log")" >&2; exit 1

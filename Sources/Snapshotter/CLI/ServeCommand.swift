@@ -68,7 +68,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError(error.message)
         }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = DaemonLogHandler(label: label)
             handler.logLevel = configuration.logLevel
             return handler
         }
