@@ -42,15 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-free_port() {
-  local p
-  while :; do
-    p=$(shuf -i 20000-60000 -n 1)
-    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
-  done
-}
+. "$here/lib/node.sh"
 
 # --- registry on loopback
 port=$(free_port)
@@ -63,45 +55,15 @@ http: {addr: 127.0.0.1:$port}
 YAML
 docker-registry serve "$work/registry/config.yml" 2>"$work/registry/log" &
 pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+wait_port "$port" || { echo "registry did not start" >&2; exit 1; }
 registry=127.0.0.1:$port
 
 # --- the gzip image (debootstrap once, cached)
 echo "building debian-python image (first run debootstraps; later runs reuse the cache)" >&2
 CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/debian-python:1" python3 >/dev/null
 
-# --- a private containerd (own root, state, socket), overlayfs snapshotter
-start_containerd() {
-  local dir=$1
-  mkdir -p "$dir/root" "$dir/state" "$dir/opt"
-  cat > "$dir/config.toml" <<TOML
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$dir/containerd.sock"
-[ttrpc]
-  address = "$dir/containerd.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$dir/opt"
-TOML
-  containerd --config "$dir/config.toml" >"$dir/log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do [ -S "$dir/containerd.sock" ] && ctr -a "$dir/containerd.sock" version >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "containerd did not start: $(tail -5 "$dir/log")" >&2; exit 1
-}
-stop_containerd() {
-  local dir=$1 pid=${pids[-1]}
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  unset 'pids[-1]'
-  { grep -o " $dir[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
+# A private containerd per run (bench/lib/node.sh), removed after it.
+stop_containerd() { stop_last TERM; unmount_under "$1"; rm -rf "$1"; }
 
 # --- convert to eStargz with the reference converter and push it
 start_containerd "$work/convert"
@@ -126,7 +88,7 @@ for link in $LINKS; do
       "$shared/bin/slowlink" --listen "127.0.0.1:$lport" --upstream "$registry" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
         >"$work/slowlink.log" 2>&1 &
       pids+=($!)
-      for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$lport) 2>/dev/null && break; sleep 0.1; done
+      wait_port "$lport" || { echo "slowlink did not start" >&2; exit 1; }
       hosts[$link]=127.0.0.1:$lport ;;
     *) echo "unknown link $link" >&2; exit 1 ;;
   esac
