@@ -1,0 +1,108 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// A site's squid as the shared cache of registry layers (docs/squid.md):
+/// two nodes, each its own Starling (own root) and containerd, lazily pull
+/// and run the same eStargz image through one squid configured with
+/// `deploy/squid/starling-registry.conf`. The registry's access log must
+/// show each layer blob sent at most once in all, and the second node's
+/// requests must all be squid hits.
+final class SquidEndToEndTests: XCTestCase {
+    /// squid as the nodes' forward proxy for the registry host
+    /// (`[registry.host."NAME"] proxy`): the setup for plain-HTTP registries.
+    func testTwoNodesShareLayersThroughAForwardSquid() throws {
+        let registry = try LocalRegistry(logsRequests: true)
+        defer { registry.stop() }
+        let squid = try RegistrySquid()
+        defer { squid.stop() }
+        try runTwoNodes(registry: registry, squid: squid) { host in
+            """
+            [registry.host."\(host)"]
+            proxy = "\(squid.proxy)"
+            """
+        }
+    }
+
+    /// squid as a reverse proxy (`http_port ... accel`, the registry its
+    /// `cache_peer`) that the nodes use as the registry's mirror: the setup
+    /// for registries the nodes reach over HTTPS, where a forward proxy can
+    /// only tunnel.
+    func testTwoNodesShareLayersThroughASquidMirror() throws {
+        let registry = try LocalRegistry(logsRequests: true)
+        defer { registry.stop() }
+        let squid = try RegistrySquid(httpPort: { "http_port 127.0.0.1:\($0) accel defaultsite=\(registry.host) no-vhost" },
+                                      extraConfig: """
+            cache_peer 127.0.0.1 parent \(registry.port) 0 no-query originserver name=registry
+            cache_peer_access registry allow all
+            """)
+        defer { squid.stop() }
+        try runTwoNodes(registry: registry, squid: squid) { host in
+            """
+            [[registry.host."\(host)".mirrors]]
+            host = "\(squid.host)"
+            insecure = true
+            """
+        }
+    }
+
+    private func runTwoNodes(registry: LocalRegistry, squid: RegistrySquid,
+                             starlingConfig: @escaping (String) -> String) throws {
+        let first = try EndToEndHarness(registry: registry, starlingConfigNaming: starlingConfig)
+        defer { first.tearDown() }
+        let converted = try TestLayer.fromDirectory(try first.makeBaseTree("squid")).convertedWithStarling()
+        let image = try first.push([converted], as: "squid-esgz")
+        let layers = try layerSizes(image)
+        XCTAssertEqual(layers.map(\.digest), [converted.digest])
+        XCTAssertTrue(layers.allSatisfy { registry.blobBytesSent($0.digest) == 0 }, "nothing fetched yet")
+        let expected = try Command.check(["sha256sum", first.directory.appending("trees/squid/data/big.bin")]).prefix(64)
+
+        try runContainers(first, image: image, expected: expected)
+        let squidLinesBefore = squid.accessLog.count
+        var sentAfterFirst: [String: Int64] = [:]
+        for layer in layers {
+            let sent = registry.blobBytesSent(layer.digest)
+            sentAfterFirst[layer.digest] = sent
+            XCTAssertGreaterThan(sent, 0, "the first node's reads reached the registry through squid")
+            XCTAssertLessThanOrEqual(sent, layer.size,
+                                     "layer \(layer.digest) (\(layer.size) B) sent at most once: \(registry.blobRequests(layer.digest))\n"
+                                     + squid.accessLog.suffix(40).joined(separator: "\n"))
+        }
+        XCTAssertTrue(squid.accessLog.contains { $0.contains("/blobs/\(converted.digest)") },
+                      "the blob went through squid:\n\(squid.accessLog.suffix(20).joined(separator: "\n"))")
+
+        // The second node: its own registry client, root, cache and containerd.
+        let second = try EndToEndHarness(registry: registry, starlingConfigNaming: starlingConfig)
+        defer { second.tearDown() }
+        try runContainers(second, image: image, expected: expected)
+        for layer in layers {
+            XCTAssertEqual(registry.blobBytesSent(layer.digest), sentAfterFirst[layer.digest],
+                           "the registry sent nothing more of \(layer.digest) for the second node: \(registry.blobRequests(layer.digest))")
+        }
+        let secondNodeBlobLines = squid.accessLog.dropFirst(squidLinesBefore).filter { $0.contains("/blobs/\(converted.digest)") }
+        XCTAssertFalse(secondNodeBlobLines.isEmpty, "the second node read the layer through squid")
+        XCTAssertTrue(secondNodeBlobLines.allSatisfy { $0.contains("_HIT/") },
+                      "every blob request of the second node was a squid hit:\n\(secondNodeBlobLines.joined(separator: "\n"))")
+    }
+
+    /// Pulls lazily, runs two containers (a small file, then every byte of
+    /// the big one) and checks that the layer was mounted lazily.
+    private func runContainers(_ node: EndToEndHarness, image: String, expected: Substring) throws {
+        try node.lazyPull(image)
+        XCTAssertEqual(try node.containerd.run(image, name: "squid-1", ["cat", "/etc/hello.txt"]), "hello from squid\n",
+                       node.failureLogs)
+        XCTAssertEqual(try node.containerd.run(image, name: "squid-2", ["sha256sum", "/data/big.bin"]).prefix(64), expected,
+                       node.failureLogs)
+        XCTAssertTrue(node.starling.log().contains("layer mounted lazily"), node.failureLogs)
+    }
+
+    /// The image's layers as its manifest lists them.
+    private func layerSizes(_ image: String) throws -> [(digest: String, size: Int64)] {
+        let text = try Command.check(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(image)"])
+        let manifest = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+        return (manifest["layers"] as? [[String: Any]] ?? []).compactMap { layer in
+            guard let digest = layer["digest"] as? String, let size = (layer["size"] as? NSNumber)?.int64Value else { return nil }
+            return (digest, size)
+        }
+    }
+}
