@@ -178,7 +178,10 @@ for i in $(seq "$RUNS"); do
       second) cold_start "$work/run$i-$variant" "$proxy" 1; warms+="$res_warm " ;;
     esac
     s=$(( $(sent_bytes) - before ))
-    echo "run $i $variant: total $res_total s (pull $res_pull s, run $res_run s); registry sent $s B of the layer; starling: $res_note; CPU ${res_busy}% busy just before${res_warm:+; warm container $res_warm s}" >&2
+    warm_note=""
+    [ "$res_warm" = - ] || warm_note="; then a warm container $(printf '%.2f' "$res_warm") s"
+    printf 'run %s %-6s: total %.2f s (pull %.2f s, run %.2f s); registry sent %s B of the layer; starling: %s; CPU %s%% busy just before%s\n' \
+      "$i" "$variant" "$res_total" "$res_pull" "$res_run" "$s" "$res_note" "$res_busy" "$warm_note" >&2
     total[$variant]+="$res_total "; sent[$variant]+="$s "
   done
   echo "run $i squid: $(awk '{print $4}' "$work/squid-$i/access.log" | sort | uniq -c | tr -s ' ' | tr '\n' ',')" >&2
@@ -193,9 +196,9 @@ for variant in direct first second; do
   printf '%-7s cold start median %6.2f s; runs:%s s; registry sent per run:%s B (layer %s B)\n' "$variant" "${m[$variant]}" \
     "$(printf ' %.2f' ${total[$variant]})" "$(printf ' %s' ${sent[$variant]})" "$layer_bytes"
 done
-echo "warm floor (a second container on the second node) median $(med "$warms") s; runs: $warms s"
-echo "RATIO squid-second/first: $(ratio "${m[second]}" "${m[first]}") (second node ${m[second]} s / first node ${m[first]} s through one squid, origin behind slowlink rtt ${RTT_MS} ms, ${MBIT} Mbit/s; goal <= 1.0)"
-echo "RATIO squid-first/direct: $(ratio "${m[first]}" "${m[direct]}") (first node through squid ${m[first]} s / node straight to the origin ${m[direct]} s)"
+printf 'warm floor (a second container on the second node) median %.2f s; runs:%s s\n' "$(med "$warms")" "$(printf ' %.2f' $warms)"
+echo "RATIO squid-second/first: $(ratio "${m[second]}" "${m[first]}") (second node $(printf '%.2f' "${m[second]}") s / first node $(printf '%.2f' "${m[first]}") s through one squid, origin behind slowlink rtt ${RTT_MS} ms, ${MBIT} Mbit/s; goal <= 1.0)"
+echo "RATIO squid-first/direct: $(ratio "${m[first]}" "${m[direct]}") (first node through squid $(printf '%.2f' "${m[first]}") s / a node straight to the origin $(printf '%.2f' "${m[direct]}") s)"
 if [ ${#busy_notes[@]} -gt 0 ]; then
   echo "note: the machine was busy:"; printf '  %s\n' "${busy_notes[@]}"
 fi
