@@ -11,8 +11,9 @@ pkgs=(
   fuse3 ca-certificates
   # tests and benchmarks: the real components Starling talks to
   containerd runc docker-registry skopeo stargz-snapshotter zstd busybox-static
-  debootstrap openssl apache2-utils jq python3 iproute2 util-linux e2fsprogs curl hyperfine binutils
-  # CVMFS tests: a stratum-1 as sites run it (nginx) and a site squid in front of it
+  debootstrap openssl apache2-utils jq bc python3 iproute2 util-linux e2fsprogs curl hyperfine binutils
+  # CVMFS tests: a stratum-1 as sites run it (nginx) and a site squid in front of it;
+  # the squid also caches registry layers (SquidEndToEndTests, bench/squid.sh)
   nginx-light squid attr
   # memory profiles of the daemon (bench/memory.sh PROFILE=massif|heaptrack)
   valgrind heaptrack

@@ -6,13 +6,17 @@ public final class LocalRegistry: @unchecked Sendable {
     public let port: Int
     public let directory: TemporaryDirectory
     private var process: Process?
+    /// With `logsRequests`, docker-registry's access log (one line per
+    /// request, with the bytes it sent) is kept in `access.log`.
+    public let logsRequests: Bool
     /// `127.0.0.1:PORT`, the host part of image references.
     public var host: String { "127.0.0.1:\(port)" }
 
     /// Starts a plain-HTTP registry. `extraConfig` is appended to the YAML
     /// config (for TLS or auth sections).
-    public init(extraConfig: String = "", port: Int? = nil) throws {
+    public init(extraConfig: String = "", port: Int? = nil, logsRequests: Bool = false) throws {
         self.port = try port ?? freeLoopbackPort()
+        self.logsRequests = logsRequests
         directory = try TemporaryDirectory(prefix: "starling-registry")
         try start(extraConfig: extraConfig)
     }
@@ -23,7 +27,7 @@ public final class LocalRegistry: @unchecked Sendable {
         log:
           level: error
           accesslog:
-            disabled: true
+            disabled: \(!logsRequests)
         storage:
           filesystem:
             rootdirectory: \(directory.path)/storage
@@ -54,7 +58,14 @@ public final class LocalRegistry: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
         process.arguments = ["serve", config]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        // The access log goes to stdout (Apache combined format).
+        let accessLog = directory.appending("access.log")
+        if logsRequests && !FileManager.default.fileExists(atPath: accessLog) {
+            FileManager.default.createFile(atPath: accessLog, contents: nil)
+        }
+        let output = logsRequests ? FileHandle(forWritingAtPath: accessLog) : FileHandle(forWritingAtPath: "/dev/null")
+        output?.seekToEndOfFile()
+        process.standardOutput = output
         let log = directory.appending("registry.log")
         FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
@@ -66,6 +77,25 @@ public final class LocalRegistry: @unchecked Sendable {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw CommandError(command: ["docker-registry", "serve", config],
                                result: CommandResult(status: -1, stdout: "", stderr: "registry did not listen on \(port): \(text)"))
+        }
+    }
+
+    /// Bytes the registry sent in answers to GET requests of the blob
+    /// `digest` (any repository), from the access log (`logsRequests`).
+    public func blobBytesSent(_ digest: String) -> Int64 {
+        blobRequests(digest).reduce(0) { $0 + $1.bytes }
+    }
+
+    /// The GET requests of blob `digest` in the access log: status and bytes sent.
+    public func blobRequests(_ digest: String) -> [(status: Int, bytes: Int64)] {
+        let text = (try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? ""
+        // `... "GET /v2/REPO/blobs/DIGEST HTTP/1.1" STATUS BYTES "referer" "agent"`
+        return text.split(separator: "\n").compactMap { line in
+            guard let request = line.range(of: "\"GET /v2/"), line[request.upperBound...].contains("/blobs/\(digest) "),
+                  let close = line[request.upperBound...].firstIndex(of: "\"") else { return nil }
+            let fields = line[line.index(after: close)...].split(separator: " ")
+            guard fields.count >= 2, let status = Int(fields[0]) else { return nil }
+            return (status, Int64(fields[1]) ?? 0)
         }
     }
 
