@@ -40,6 +40,8 @@
 #       (also: starling-nobg, Starling with [lazy] background_fetch = false)
 #   STARLING_TOML='[lazy]...': Starling config for experiments (default: none,
 #       i.e. all defaults; starling-nobg appends its [lazy] table instead)
+#   STARLING_ENV='NAME=VALUE ...': environment of `starling serve` only (glibc's
+#       MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, ... for memory experiments)
 #   RTT_MS=20 MBIT=200 (the wan link)   LOG_LEVEL=info (both snapshotters)
 #   IDLE_TIMEOUT=1800: seconds to wait for other compilations (swift-frontend)
 #       to finish before each timed run; then it measures anyway and says so
@@ -204,7 +206,8 @@ cold_start() { # LINK VARIANT RUN
         "") ;;
         *) echo "unknown PROFILE $PROFILE (massif, heaptrack)" >&2; exit 1 ;;
       esac
-      "${profiler[@]}" "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
+      # shellcheck disable=SC2086 # STARLING_ENV is NAME=VALUE words
+      env ${STARLING_ENV:-} "${profiler[@]}" "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
         --log-level "$LOG_LEVEL" --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
       pids+=($!)
       wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
