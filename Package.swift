@@ -116,7 +116,7 @@ let package = Package(
 
         // MARK: configuration (the one module that knows TOML)
         .target(name: "Config", dependencies: [
-            "Registry", "LazyLayer", "FuseFS", "CVMFSBackend", "GzipIndex", "StargzReader",
+            "Basics", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend", "GzipIndex", "StargzReader",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),

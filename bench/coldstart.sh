@@ -43,6 +43,8 @@
 #       (also: starling-nobg, Starling with [lazy] background_fetch = false)
 #   STARLING_TOML='[lazy]...': Starling config for experiments (default: none,
 #       i.e. all defaults; starling-nobg appends its [lazy] table instead)
+#   STARLING_ENV='NAME=VALUE ...': environment of `starling serve` only (glibc's
+#       MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, ... for memory experiments)
 #   RTT_MS=20 MBIT=200 (the wan link)   LOG_LEVEL=info (both snapshotters)
 #   IDLE_TIMEOUT=1800: seconds to wait for other compilations (swift-frontend)
 #       to finish before each timed run; then it measures anyway and says so
@@ -203,11 +205,16 @@ cold_start() { # LINK VARIANT RUN
       profiler=()
       case $PROFILE in
         massif) profiler=(valgrind --tool=massif --massif-out-file="$dir/massif.out") ;;
-        heaptrack) profiler=(heaptrack -o "$dir/heaptrack") ;;
+        # The preload library directly, not the heaptrack script: the
+        # script would stand between the daemon and the SIGINT that stops
+        # it; the raw trace is interpreted after the run.
+        heaptrack) profiler=(env LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so
+                             DUMP_HEAPTRACK_OUTPUT="$dir/heaptrack.raw") ;;
         "") ;;
         *) echo "unknown PROFILE $PROFILE (massif, heaptrack)" >&2; exit 1 ;;
       esac
-      "${profiler[@]}" "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
+      # shellcheck disable=SC2086 # STARLING_ENV is NAME=VALUE words
+      env ${STARLING_ENV:-} "${profiler[@]}" "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
         --log-level "$LOG_LEVEL" --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
       pids+=($!)
       wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
@@ -253,9 +260,13 @@ TOML
     res_warm=$(echo "$t4 - $t3" | bc)
   fi
   # The snapshotter daemon started just before containerd: its peak resident memory so far.
-  res_rss=-
+  res_rss=- res_split=
   if [ "$variant" != overlayfs ]; then
     res_rss=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/${pids[-2]}/status" 2>/dev/null || echo -)
+    # What is resident now, heap and stacks (anonymous) apart from the
+    # pages of the binary and its libraries (file): says which one the peak grew.
+    res_split=$(awk '/^(RssAnon|RssFile):/ {v[$1]=$2} /^Threads:/ {t=$2} END {printf "anon %.1f MB, file %.1f MB, %d threads", v["RssAnon:"] / 1024, v["RssFile:"] / 1024, t}' \
+      "/proc/${pids[-2]}/status" 2>/dev/null || true)
   fi
   res_note=""
   if [ "$snapshotter" = starling ]; then # Starling's own account of the lazy layer(s)
@@ -269,7 +280,11 @@ TOML
   unmount_under "$dir"
   if [ -n "$PROFILE" ] && [ "$snapshotter" = starling ]; then
     mkdir -p "$repo/bench/out"
-    for f in "$dir"/massif.out "$dir"/heaptrack.*; do
+    if [ -e "$dir/heaptrack.raw" ]; then
+      /usr/lib/heaptrack/libexec/heaptrack_interpret < "$dir/heaptrack.raw" | zstd -q -c > "$dir/heaptrack.zst"
+      rm -f "$dir/heaptrack.raw"
+    fi
+    for f in "$dir"/massif.out "$dir"/heaptrack.zst; do
       [ -e "$f" ] && cp "$f" "$repo/bench/out/$WORKLOAD-$link-run$i.$(basename "$f")" && echo "profile: bench/out/$WORKLOAD-$link-run$i.$(basename "$f")" >&2
     done
   fi
@@ -291,7 +306,7 @@ for link in $LINKS; do
     [ $((i % 2)) = 1 ] || order=$(tr ' ' '\n' <<<"$VARIANTS" | grep . | tac | tr '\n' ' ')
     for variant in $order; do
       cold_start "$link" "$variant" "$i"
-      echo "$link $variant run $i: total $res_total s (pull $res_pull s, run $res_run s), peak RSS $res_rss MB$res_note; CPU ${res_busy}% busy just before" >&2
+      echo "$link $variant run $i: total $res_total s (pull $res_pull s, run $res_run s), peak RSS $res_rss MB${res_split:+ (at exit: $res_split)}$res_note; CPU ${res_busy}% busy just before" >&2
       [ "$res_busy" -lt "$BUSY_PERCENT" ] || busy_notes+=("$link $variant run $i: CPU ${res_busy}% busy just before")
       total[$link-$variant]+="$res_total "; pull[$link-$variant]+="$res_pull "; run[$link-$variant]+="$res_run "
       [ "$res_rss" = - ] || rss[$link-$variant]+="$res_rss "

@@ -1,3 +1,4 @@
+import Basics
 import CVMFSBackend
 import FuseFS
 import GzipIndex
@@ -34,6 +35,9 @@ public struct DaemonConfiguration: Sendable {
     public var gzipIndex = GzipIndexSettings()
     /// `[unpack]`
     public var unpack = UnpackSettings()
+    /// `malloc_arena_max`, `malloc_mmap_threshold_bytes`: glibc malloc's
+    /// settings for the daemon (see `MallocTuning`).
+    public var malloc = MallocTuning.Settings()
 
     public init() {}
 
@@ -55,7 +59,7 @@ public struct DaemonConfiguration: Sendable {
     /// The chunk cache the daemon keeps under its root.
     public var chunkCacheOptions: ChunkCache.Options {
         ChunkCache.Options(memoryBytes: lazy.memoryCacheBytes, directory: "\(root)/cache", diskBytes: lazy.diskCacheBytes,
-                           diskReserve: lazy.diskCacheReserve)
+                           diskReserve: lazy.diskCacheReserve, fetchBytes: lazy.fetchMemoryBytes)
     }
 
     public static func level(_ text: String) throws(ConfigError) -> Logger.Level {
@@ -75,6 +79,8 @@ public struct LazySettings: Sendable, Equatable {
     /// alone, so the container's creation overlaps the transfer.
     public var layer = LazyLayerOptions(prefetchTimeout: 0)
     public var memoryCacheBytes = 128 << 20
+    /// Compressed bytes all fetches may have on their way at once.
+    public var fetchMemoryBytes = 32 << 20
     public var diskCacheBytes = 10 << 30
     /// What the disk tier leaves free on its filesystem.
     public var diskCacheReserve = DiskReserve()

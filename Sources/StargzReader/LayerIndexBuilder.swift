@@ -105,19 +105,8 @@ struct LayerIndexBuilder {
     }
 
     static func releaseFreedMemory() {
-        #if canImport(Glibc)
-        _ = mallocTrim?(0)
-        #endif
+        MallocTuning.trim()
     }
-
-    #if canImport(Glibc)
-    /// glibc's `malloc_trim` (declared in <malloc.h>, which Swift's Glibc
-    /// module does not import); nil on a C library without it.
-    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
-    }()
-    #endif
 
     // MARK: adding entries
 

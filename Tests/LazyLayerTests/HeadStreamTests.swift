@@ -51,6 +51,31 @@ final class HeadStreamTests: XCTestCase {
         XCTAssertTrue(lazy.state().prefetchDone)
     }
 
+    func testTheHeadStopsWhereThePrioritizedRangeEnds() throws {
+        let test = try TestLayer(files: PrefetchAndBackgroundTests.files(), chunkSize: 64 << 10,
+                                 prioritized: PrefetchAndBackgroundTests.prioritized)
+        let gate = DispatchSemaphore(value: 0)
+        let source = RecordingStreamSource(try LocalFileBlobSource(path: test.blobPath), pieceBytes: 16 << 10, gate: gate)
+        let head = HeadStream(source: source, limit: 4 << 20)
+        let layer = try test.open(source: source)
+        let range = try XCTUnwrap(layer.index.prefetchRange)
+        XCTAssertGreaterThan(range.upperBound, HeadStream.probeBytes)
+        head.end(at: range.upperBound)  // as the registry layer source does once the TOC is in
+        gate.signal()
+        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 64 << 20))
+        let lazy = LazyLayer(digest: test.result.digest, layer: layer, source: source, cache: cache,
+                             options: LazyLayerOptions(background: BackgroundFetchOptions(enabled: false)), headStream: head)
+        XCTAssertTrue(lazy.prefetch(timeout: 30))
+        XCTAssertTrue(waitUntil(timeout: 30) { source.finishedStreams == source.streams.count })
+        XCTAssertEqual(source.streams, [0..<HeadStream.probeBytes, HeadStream.probeBytes..<(4 << 20)],
+                       "the prefetch took everything from the head")
+        XCTAssertLessThanOrEqual(source.deliveredBytes, Int(range.upperBound),
+                                 "the head stopped at the end of the prioritized range, not at its 4 MiB limit")
+        for path in PrefetchAndBackgroundTests.prioritized {
+            XCTAssertEqual(sha256Hex(try lazy.readAll(path: path)), sha256Hex(test.files[path]!), path)
+        }
+    }
+
     func testHeadStreamOfALayerWithoutPrioritizedFilesStopsAtOnce() throws {
         let test = try TestLayer(files: PrefetchAndBackgroundTests.files(), chunkSize: 64 << 10)
         let source = RecordingStreamSource(try LocalFileBlobSource(path: test.blobPath), pieceBytes: 16 << 10)
@@ -72,9 +97,13 @@ final class RecordingStreamSource: BlobSource, @unchecked Sendable {
     private var delivered = 0
     private var finished = 0
 
-    init(_ base: any BlobSource, pieceBytes: Int = 64 << 10) {
+    /// Streams wait for it before their first byte (then pass it on).
+    let gate: DispatchSemaphore?
+
+    init(_ base: any BlobSource, pieceBytes: Int = 64 << 10, gate: DispatchSemaphore? = nil) {
         self.base = base
         self.pieceBytes = pieceBytes
+        self.gate = gate
     }
 
     var streams: [Range<Int64>] { lock.lock(); defer { lock.unlock() }; return recorded }
@@ -93,6 +122,7 @@ final class RecordingStreamSource: BlobSource, @unchecked Sendable {
     func stream(_ range: Range<Int64>, deliver: (ArraySlice<UInt8>) throws -> Void) throws {
         lock.lock(); recorded.append(range); lock.unlock()
         defer { lock.lock(); finished += 1; lock.unlock() }
+        if let gate { gate.wait(); gate.signal() }
         let end = min(range.upperBound, try base.size())
         var offset = range.lowerBound
         while offset < end {

@@ -1,3 +1,4 @@
+import Basics
 import CVMFSBackend
 import FuseFS
 import GzipIndex
@@ -10,6 +11,7 @@ extension DaemonConfiguration {
     public init(toml top: TOMLSection) throws(ConfigError) {
         self.init()
         try top.allowOnly(["root", "address", "log_level", "metrics_address", "containerd_address",
+                           "malloc_arena_max", "malloc_mmap_threshold_bytes",
                            "lazy", "fuse", "cvmfs", "registry", "cri", "gzip_index", "unpack"])
         if let value = try top.absolutePath("root") { root = value }
         if let value = try top.absolutePath("address") { address = value }
@@ -18,6 +20,8 @@ extension DaemonConfiguration {
         if let value = try top.string("containerd_address") {
             containerdAddress = value.isEmpty ? "" : try TOMLSection.absolute(value, key: "containerd_address")
         }
+        if let value = try top.integer("malloc_arena_max", range: 0...1024) { malloc.arenas = value }
+        if let value = try top.integer("malloc_mmap_threshold_bytes", range: 0...(32 << 20)) { malloc.mmapThreshold = value }
         if let section = try top.section("lazy") { lazy = try LazySettings(toml: section) }
         if let section = try top.section("fuse") { fuse = try FuseMountOptions(toml: section) }
         if let section = try top.section("cvmfs") { cvmfs = try CVMFSConfiguration(toml: section) }

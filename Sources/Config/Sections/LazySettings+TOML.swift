@@ -5,7 +5,7 @@ extension LazySettings {
     public init(toml section: TOMLSection) throws(ConfigError) {
         self.init()
         try section.allowOnly(Set(["enabled", "prefetch_timeout_seconds", "background_fetch", "background_concurrency",
-                               "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes",
+                               "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes", "fetch_memory_bytes",
                                "disk_cache_bytes", "max_request_bytes", "readahead_bytes", "head_stream_bytes",
                                "sibling_readahead_bytes", "dependency_readahead_bytes", "eager_fetch_seconds",
                                "eager_fetch_memory_bytes"]).union(DiskReserve.tomlKeys))
@@ -18,6 +18,7 @@ extension LazySettings {
         }
         if let value = try section.number("background_idle_seconds") { layer.background.idleBeforeStart = value }
         if let value = try section.integer("memory_cache_bytes", range: 1 << 20...Int.max) { memoryCacheBytes = value }
+        if let value = try section.integer("fetch_memory_bytes", range: 0...Int.max) { fetchMemoryBytes = value }
         if let value = try section.integer("disk_cache_bytes", range: 0...Int.max) { diskCacheBytes = value }
         diskCacheReserve = try DiskReserve(lazy: section)
         if let value = try section.integer("max_request_bytes", range: 64 << 10...1 << 30) { layer.maxRequestBytes = value }

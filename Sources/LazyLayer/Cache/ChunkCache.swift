@@ -21,13 +21,17 @@ public final class ChunkCache: Sendable {
         public var diskBytes: Int
         /// What the disk tier leaves free on its filesystem (see `DiskReserve`).
         public var diskReserve: DiskReserve
+        /// Compressed bytes all fetches may have on their way at once (see
+        /// `FetchBudget`); 0 = unlimited. Default 32 MiB.
+        public var fetchBytes: Int
 
         public init(memoryBytes: Int = 128 << 20, directory: String? = nil, diskBytes: Int = 10 << 30,
-                    diskReserve: DiskReserve = DiskReserve()) {
+                    diskReserve: DiskReserve = DiskReserve(), fetchBytes: Int = 32 << 20) {
             self.memoryBytes = memoryBytes
             self.directory = directory
             self.diskBytes = diskBytes
             self.diskReserve = diskReserve
+            self.fetchBytes = max(0, fetchBytes)
         }
     }
 
@@ -50,6 +54,9 @@ public final class ChunkCache: Sendable {
     }
 
     public let options: Options
+    /// What every layer's fetches share (the cache is the daemon's one
+    /// home for chunk memory, in flight and kept).
+    public let fetchBudget: FetchBudget
     private let memory: MemoryChunkCache
     private let disk: DiskChunkCache?
     private let counters = Counters()
@@ -58,6 +65,7 @@ public final class ChunkCache: Sendable {
     public init(options: Options, logger: Logger = Logger(label: "starling.chunkcache")) throws {
         self.options = options
         memory = MemoryChunkCache(capacityBytes: options.memoryBytes)
+        fetchBudget = FetchBudget(capacity: Int64(options.fetchBytes))
         if let directory = options.directory {
             disk = try DiskChunkCache(directory: directory, capacityBytes: options.diskBytes,
                                       reserve: options.diskReserve, logger: logger)

@@ -33,6 +33,9 @@ final class ChunkFetcher: @unchecked Sendable {
 
     enum Purpose: Sendable { case foreground, prefetch, background }
 
+    /// What a streamed fetch takes from the budget.
+    static let streamingBytes: Int64 = 4 << 20
+
     /// A chunk in flight: its fetcher fulfils it with the verified bytes or
     /// the error; every other reader of the chunk waits on it.
     typealias ChunkWait = OneShot<Result<[UInt8], LazyLayerError>>
@@ -143,6 +146,11 @@ final class ChunkFetcher: @unchecked Sendable {
     @discardableResult
     func fetch(_ positions: [Int], purpose: Purpose, limits: FetchLimits) -> Bool {
         guard !positions.isEmpty else { return true }
+        // A streamed fetch holds about a chunk and a MiB at a time, the
+        // others their whole responses.
+        let compressed = positions.reduce(Int64(0)) { $0 + Int64(table.chunks[$1].compressedRange.count) }
+        let taken = cache.fetchBudget.take(limits.streaming ? min(compressed, Self.streamingBytes) : compressed)
+        defer { cache.fetchBudget.giveBack(taken) }
         var allGood = true
         var failed: [(Int, LazyLayerError)] = []
         let records = transport.fetch(positions.map { table.chunks[$0].compressedRange }, limits: limits) { i, outcome in

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Config
 import Dispatch
 import Foundation
@@ -67,6 +68,7 @@ struct ServeCommand: ParsableCommand {
         } catch {
             throw ValidationError(error.message)
         }
+        MallocTuning.apply(configuration.malloc)
         LoggingSystem.bootstrap { label in
             var handler = DaemonLogHandler(label: label)
             handler.logLevel = configuration.logLevel

@@ -109,6 +109,8 @@ final class RegistryLayerSource: LayerSource {
                 raw = try RawTOC.read(from: blob)
                 fetched = Date()
                 layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: toc)
+                // The prefetch takes nothing from the head past the prioritized range.
+                head?.end(at: layer.index.prefetchRange?.upperBound ?? 0)
             } catch {
                 head?.cancel()
                 throw error
