@@ -56,7 +56,6 @@ final class CVMFSHTTPEndToEndTests: XCTestCase {
 
         XCTAssertTrue(waitUntil(timeout: 30) { harness.starling.log().contains("CVMFS repository opened by Starling's own client") },
                       String(harness.starling.log().suffix(3000)))
-        let catalogsOnly = server.requestedPaths
         try harness.lazyPull(image)
         let log = harness.starling.log()
         for layer in layers.prefix(2) {
@@ -64,8 +63,6 @@ final class CVMFSHTTPEndToEndTests: XCTestCase {
         }
         XCTAssertEqual(log.components(separatedBy: "format=cvmfs").count - 1, 2, String(log.suffix(4000)))
         XCTAssertFalse(log.contains("layer used in place from CVMFS"))
-        // Opening the layers read catalogs, no file content.
-        XCTAssertEqual(Self.fileObjects(server.requestedPaths), Self.fileObjects(catalogsOnly), "no file object fetched at pull time")
         XCTAssertEqual(try harness.containerd.run(image, name: "mixed-1", CVMFSWhiteoutEndToEndTests.listing), expected)
         XCTAssertTrue(squid.accessLog.contains { $0.contains("/data/") }, "objects went through the site squid")
 
