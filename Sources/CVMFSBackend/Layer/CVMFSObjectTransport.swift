@@ -63,7 +63,7 @@ public final class CVMFSObjectTransport: ChunkTransport {
                 work.finish(job, outcome, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
             }
         }
-        for _ in 0..<min(parallelism, jobs.count) - 1 { BlockingWorkPool.shared.async(run) }
+        for _ in 0..<max(0, min(parallelism, jobs.count) - 1) { BlockingWorkPool.shared.async(run) }
         run()
         let finished = work.waitAll()
         var records: [TransportRequest] = []

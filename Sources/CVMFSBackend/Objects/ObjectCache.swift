@@ -75,7 +75,7 @@ public final class ObjectCache: Sendable {
         let bytes = Array(digest.description.utf8)
         let temporary = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         if FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) {
-            if rename(temporary, path) != 0 { unlink(temporary) } else { aliasFiles.withLock { $0?.insert(hash.description) } }
+            if rename(temporary, path) != 0 { unlink(temporary) } else { aliasFiles.withLock { _ = $0?.insert(hash.description) } }
         }
     }
 
