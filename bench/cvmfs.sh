@@ -31,7 +31,7 @@
 #
 # Needs root, docker-registry, skopeo, debootstrap (first run), containerd,
 # ctr, ctr-remote, runc, nginx, python3, openssl, /dev/fuse.
-#   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200
+#   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200  VARIANTS="cvmfs starling overlayfs"
 #   STARLING=path/to/starling (bench/run sets it; otherwise built in .build-coldstart)
 #   IDLE_TIMEOUT, BUSY_PERCENT, BUSY_WAIT, COOLDOWN, KEEP as in bench/coldstart.sh
 set -euo pipefail
@@ -254,7 +254,7 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
     [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"
   }
 
-  VARIANTS="cvmfs starling overlayfs"
+  VARIANTS=${VARIANTS:-cvmfs starling overlayfs}
   declare -A total
   again=""; again_bytes=""; warm=""; cold_bytes=""
   for i in $(seq "$RUNS"); do

@@ -22,7 +22,7 @@ public final class ObjectCache: Sendable {
     private let aliasDirectory: String?
     private let aliases = Mutex<[ContentHash: SHA256Digest]>([:])
     /// Names of the alias files on disk, read at the first miss.
-    private let aliasFiles = Mutex<Set<String>?>(nil)
+    private let aliasFiles = Mutex<Set<ContentHash>?>(nil)
 
     /// `directory`: where aliases persist (nil: memory only).
     public init(chunks: ChunkCache, directory: String?) throws {
@@ -75,7 +75,7 @@ public final class ObjectCache: Sendable {
         let bytes = Array(digest.description.utf8)
         let temporary = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         if FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) {
-            if rename(temporary, path) != 0 { unlink(temporary) } else { aliasFiles.withLock { _ = $0?.insert(hash.description) } }
+            if rename(temporary, path) != 0 { unlink(temporary) } else { aliasFiles.withLock { _ = $0?.insert(hash) } }
         }
     }
 
@@ -87,9 +87,9 @@ public final class ObjectCache: Sendable {
         let onDisk = aliasFiles.withLock { files -> Bool in
             if files == nil, let aliasDirectory {
                 files = Set(((try? FileManager.default.contentsOfDirectory(atPath: aliasDirectory)) ?? [])
-                    .filter { !$0.contains(".tmp") })
+                    .compactMap { try? ContentHash(parsing: $0) })
             }
-            return files?.contains(hash.description) ?? false
+            return files?.contains(hash) ?? false
         }
         guard onDisk, let path = aliasPath(hash), let data = FileManager.default.contents(atPath: path),
               let digest = SHA256Digest(parsing: String(decoding: data, as: UTF8.self)) else { return nil }
