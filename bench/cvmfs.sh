@@ -4,14 +4,16 @@
 # 1. prepare: the Prepare of one DUCC layer of 100,000 files (1,000
 #    directories of 100, plus 100 deleted files and 10 opaque directories
 #    among them), `ctr-remote images rpull` of its one-layer image, with
-#      http     [cvmfs] mode = "http": Starling's own client; the whiteouts
-#               come from one query of the layer's catalog
+#      http     [cvmfs] mode = "http": Starling's own client serves the
+#               layer lazily; the Prepare reads the layer's catalog (one
+#               object), builds its index and mounts it (no file content)
 #      mounted  [cvmfs] mode = "mounted" on a repository mounted by
 #               `starling cvmfs mount` (standing in for cvmfs2); the
 #               whiteouts come from a walk of the directory listings
-#    first Prepare (whiteout pair made) and a second one on a new Starling
-#    store that keeps the pair (`cvmfs-whiteouts` is per layer digest).
-#    Prints `starling: CVMFS layer whiteouts found ... seconds=` from the log.
+#    first Prepare on a fresh node, and a second one on a new Starling
+#    store (http: the layer's catalog fetched again; mounted: the whiteout
+#    pair kept, `cvmfs-whiteouts` is per layer digest).
+#    Prints the rpull time and the log's own timings.
 #
 # 2. coldstart: cold start (pull + create + run) of `python3 -c 'print(1)'`
 #    in a Debian+python image on a fresh node, everything behind
@@ -23,11 +25,13 @@
 #    variants alternating ABBA, medians of RUNS; then, for each cvmfs run,
 #    a second cold start on the same node (page cache dropped, a new
 #    container of the image): its time and the bytes the stratum-1 sent for
-#    it (must be 0).
+#    it (must be 0). The warm floor: after each overlayfs run, one more
+#    container of the (local) image with a warm page cache, the least a
+#    container start costs on this machine.
 #
 # Needs root, docker-registry, skopeo, debootstrap (first run), containerd,
 # ctr, ctr-remote, runc, nginx, python3, openssl, /dev/fuse.
-#   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200
+#   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200  VARIANTS="cvmfs starling overlayfs"
 #   STARLING=path/to/starling (bench/run sets it; otherwise built in .build-coldstart)
 #   IDLE_TIMEOUT, BUSY_PERCENT, BUSY_WAIT, COOLDOWN, KEEP as in bench/coldstart.sh
 set -euo pipefail
@@ -111,8 +115,8 @@ start_node() { # DIR MODE SERVERS [MOUNTPOINT]
   wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
   start_containerd "$dir" starling "$sn"
   if [ "$2" = http ]; then
-    for _ in $(seq 600); do grep -q "CVMFS repository mounted by Starling" "$dir/starling.log" && return; sleep 0.1; done
-    echo "the repository was not mounted: $(tail -5 "$dir/starling.log")" >&2; exit 1
+    for _ in $(seq 600); do grep -q "CVMFS repository opened by Starling" "$dir/starling.log" && return; sleep 0.1; done
+    echo "the repository was not opened: $(tail -5 "$dir/starling.log")" >&2; exit 1
   fi
 }
 stop_node() { stop_last TERM; stop_last INT; unmount_under "$1"; }
@@ -149,17 +153,22 @@ PY
   for mode in http mounted; do
     for round in first again; do
       dir=$work/prepare-$mode-$round
-      [ "$round" = first ] || { mkdir -p "$dir/starling-root"; cp -a "$work/prepare-$mode-first-pairs" "$dir/starling-root/cvmfs-whiteouts"; }
+      [ "$round" = first ] || [ "$mode" = http ] || { mkdir -p "$dir/starling-root"; cp -a "$work/prepare-$mode-first-pairs" "$dir/starling-root/cvmfs-whiteouts"; }
       start_node "$dir" "$mode" "$stratum1" "$mnt"
       wait_idle "prepare $mode $round"
       t0=$(now)
       ctr-remote -a "$dir/containerd.sock" -n bench images rpull --plain-http --snapshotter starling "$registry/big:1" >/dev/null
       t1=$(now)
-      found=$(grep -o 'from=[a-z ]*query\|from=directory walk\|seconds=[0-9.]*\|whiteouts=[0-9]*' "$dir/starling.log" | tr '\n' ' ' || true)
-      grep -q "layer used in place from CVMFS" "$dir/starling.log" || { echo "the layer was not served from CVMFS: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
+      if [ "$mode" = http ]; then
+        grep -q "format=cvmfs" "$dir/starling.log" || { echo "the layer was not served lazily from CVMFS: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
+        found="opened (catalog read, index built) $(grep 'format=cvmfs' "$dir/starling.log" | grep -o 'seconds=[0-9.]*' | head -1); mounted lazily $(grep 'layer mounted lazily' "$dir/starling.log" | grep -o ' seconds=[0-9.]*' | head -1)"
+      else
+        found=$(grep -o 'from=[a-z ]*query\|from=directory walk\|seconds=[0-9.]*\|whiteouts=[0-9]*' "$dir/starling.log" | tr '\n' ' ' || true)
+        grep -q "layer used in place from CVMFS" "$dir/starling.log" || { echo "the layer was not served from CVMFS: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
+      fi
       printf 'prepare %-7s %-5s: rpull of the %s-file layer %.3f s; %s\n' "$mode" "$round" "$FILES" "$(echo "$t1 - $t0" | bc)" \
         "${found:-whiteout pair reused}"
-      [ "$round" = again ] || cp -a "$dir/starling-root/cvmfs-whiteouts" "$work/prepare-$mode-first-pairs"
+      [ "$round" = again ] || [ "$mode" = http ] || cp -a "$dir/starling-root/cvmfs-whiteouts" "$work/prepare-$mode-first-pairs"
       stop_node "$dir"
     done
   done
@@ -209,6 +218,7 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
     c=(-a "$dir/containerd.sock" -n bench)
     sleep "$COOLDOWN"
     wait_idle "$variant run $i"
+    local cold_before; cold_before=$(served_bytes)
     t0=$(now)
     if [ "$variant" = overlayfs ]; then
       ctr "${c[@]}" images pull --plain-http --snapshotter overlayfs "$ref" >/dev/null
@@ -219,8 +229,9 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
     t1=$(now)
     [ "$out" = 1 ] || { echo "$variant run $i: container printed '$out', not 1" >&2; exit 1; }
     res_total=$(echo "$t1 - $t0" | bc)
+    res_cold_bytes=$(( $(served_bytes) - cold_before ))
     if [ "$variant" = cvmfs ]; then
-      grep -q "layer used in place from CVMFS" "$dir/starling.log" || { echo "cvmfs run $i: the layer did not come from CVMFS" >&2; exit 1; }
+      grep -q "format=cvmfs" "$dir/starling.log" || { echo "cvmfs run $i: the layer was not served lazily from CVMFS" >&2; exit 1; }
       # The same node again: a new container of the image, the page cache dropped.
       sync; echo 3 > /proc/sys/vm/drop_caches
       before=$(served_bytes)
@@ -230,15 +241,22 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
       [ "$out" = 1 ] || { echo "cvmfs again run $i: container printed '$out'" >&2; exit 1; }
       res_again=$(echo "$t1 - $t0" | bc); res_again_bytes=$(( $(served_bytes) - before ))
     fi
+    if [ "$variant" = overlayfs ]; then
+      t0=$(now)
+      out=$(ctr "${c[@]}" run --rm --snapshotter overlayfs "$ref" "warm-$i" python3 -c 'print(1)')
+      t1=$(now)
+      [ "$out" = 1 ] || { echo "warm run $i: container printed '$out'" >&2; exit 1; }
+      res_warm=$(echo "$t1 - $t0" | bc)
+    fi
     stop_last TERM
     [ "$variant" = overlayfs ] || stop_last INT
     unmount_under "$dir"
     [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"
   }
 
-  VARIANTS="cvmfs starling overlayfs"
+  VARIANTS=${VARIANTS:-cvmfs starling overlayfs}
   declare -A total
-  again=""; again_bytes=""
+  again=""; again_bytes=""; warm=""; cold_bytes=""
   for i in $(seq "$RUNS"); do
     order=$VARIANTS
     [ $((i % 2)) = 1 ] || order=$(tr ' ' '\n' <<<"$VARIANTS" | grep . | tac | tr '\n' ' ')
@@ -246,7 +264,10 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
       cold_start "$variant" "$i"
       echo "$variant run $i: $res_total s; CPU ${res_busy}% busy just before" >&2
       total[$variant]+="$res_total "
+      [ "$variant" != overlayfs ] || warm+="$res_warm "
       if [ "$variant" = cvmfs ]; then
+        echo "cvmfs run $i: $res_cold_bytes bytes from the stratum-1 for the cold start (layer blob: $(stat -c %s "$work/python.tar.gz") bytes gzip)" >&2
+        cold_bytes+="$res_cold_bytes "
         echo "cvmfs run $i, second start on the same node: $res_again s, $res_again_bytes bytes from the stratum-1" >&2
         again+="$res_again "; again_bytes+="$res_again_bytes "
       fi
@@ -257,6 +278,8 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
   for variant in $VARIANTS; do
     printf '%-9s cold start median %6.2f s; runs:%s s\n' "$variant" "$(med "${total[$variant]}")" "$(printf ' %.2f' ${total[$variant]})"
   done
+  printf 'cvmfs cold start bytes from the stratum-1: median %s; runs:%s\n' "$(med "$cold_bytes")" "$(printf ' %s' $cold_bytes)"
+  printf 'warm floor (overlayfs, image local, page cache warm): median %.2f s; runs:%s s\n' "$(med "$warm")" "$(printf ' %.2f' $warm)"
   printf 'cvmfs second start on the same node: median %.2f s; bytes from the stratum-1:%s\n' "$(med "$again")" "$(printf ' %s' $again_bytes)"
   echo "RATIO cvmfs-http/estargz: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[starling]}")") (CVMFS over HTTP / eStargz through Starling, slowlink ${RTT_MS} ms ${MBIT} Mbit/s; goal <= 1)"
   echo "RATIO cvmfs-http/overlayfs: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[overlayfs]}")") (CVMFS over HTTP / overlayfs full pull)"

@@ -47,6 +47,16 @@ public final class CVMFSTestRepository: @unchecked Sendable {
     public var objectPaths: [String] { ((summary["objects"] as? [String: Any]) ?? [:]).keys.sorted() }
     public var rootCatalog: String { summary["root_catalog"] as? String ?? "" }
 
+    /// The path (`data/ab/cd…`) of the object the writer makes of a whole
+    /// file with the contents of `file` (zlib at Python's default level, SHA-1 over
+    /// the compressed bytes, as in the writer).
+    public static func fileObjectPath(of file: String) throws -> String {
+        let hex = try Command.check(["python3", "-c",
+            "import hashlib, sys, zlib; print(hashlib.sha1(zlib.compress(open(sys.argv[1], 'rb').read())).hexdigest())",
+            file]).trimmingCharacters(in: .whitespacesAndNewlines)
+        return "data/\(hex.prefix(2))/\(hex.dropFirst(2))"
+    }
+
     /// Flips one byte of a stored object (as a damaged disk or a bad proxy would).
     public func tamper(object path: String) throws {
         let full = repositoryDirectory + "/" + path
@@ -113,6 +123,16 @@ public final class StratumOneServer: @unchecked Sendable {
     public var requestCount: Int {
         ((try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? "")
             .split(separator: "\n").count
+    }
+
+    /// The paths requested so far, in order (from the access log).
+    public var requestedPaths: [String] {
+        ((try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? "")
+            .split(separator: "\n").compactMap { line -> String? in
+                guard let start = line.range(of: "\"GET ")?.upperBound,
+                      let end = line[start...].range(of: " HTTP/")?.lowerBound else { return nil }
+                return String(line[start..<end])
+            }
     }
 
     public func stop() {

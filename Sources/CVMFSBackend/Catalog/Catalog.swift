@@ -37,7 +37,7 @@ public final class Catalog: Sendable {
         }
     }
 
-    private var selectColumns: String {
+    var selectColumns: String {
         "hardlinks, hash, size, mode, mtime, \(hasMtimeNanoseconds ? "mtimens" : "0"), flags, name, symlink, uid, gid, xattr"
     }
 
@@ -151,7 +151,7 @@ public final class Catalog: Sendable {
         return result
     }
 
-    private func query<T>(_ body: (Database) throws -> T) throws(CVMFSError) -> T {
+    func query<T>(_ body: (Database) throws -> T) throws(CVMFSError) -> T {
         do {
             return try database.read(body)
         } catch {

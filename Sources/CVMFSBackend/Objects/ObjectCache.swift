@@ -21,6 +21,8 @@ public final class ObjectCache: Sendable {
     public let chunks: ChunkCache
     private let aliasDirectory: String?
     private let aliases = Mutex<[ContentHash: SHA256Digest]>([:])
+    /// Names of the alias files on disk, read at the first miss.
+    private let aliasFiles = Mutex<Set<ContentHash>?>(nil)
 
     /// `directory`: where aliases persist (nil: memory only).
     public init(chunks: ChunkCache, directory: String?) throws {
@@ -47,18 +49,49 @@ public final class ObjectCache: Sendable {
     public func put(_ hash: ContentHash, plain: [UInt8], inMemory: Bool = true) {
         let digest = SHA256Digest.of(plain)
         chunks.put(.content(digest), plain, inMemory: inMemory)
-        aliases.withLock { $0[hash] = digest }
-        guard let path = aliasPath(hash) else { return }
+        remember(hash, digest)
+    }
+
+    /// The sha256 the chunk cache keeps an object's plain bytes under,
+    /// when the object was seen before (on this node, across restarts).
+    public func plainDigest(_ hash: ContentHash) -> SHA256Digest? { alias(hash) }
+
+    /// Records the alias of an object whose verified plain bytes the
+    /// caller stores in the chunk cache itself under `.content(digest)`
+    /// (a lazily served layer's data path stores what it decodes); returns `digest`.
+    @discardableResult
+    public func remember(_ hash: ContentHash, plain: [UInt8]) -> SHA256Digest {
+        let digest = SHA256Digest.of(plain)
+        remember(hash, digest)
+        return digest
+    }
+
+    private func remember(_ hash: ContentHash, _ digest: SHA256Digest) {
+        let known = aliases.withLock { table -> Bool in
+            defer { table[hash] = digest }
+            return table[hash] == digest
+        }
+        guard !known, let path = aliasPath(hash) else { return }
         let bytes = Array(digest.description.utf8)
         let temporary = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         if FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) {
-            if rename(temporary, path) != 0 { unlink(temporary) }
+            if rename(temporary, path) != 0 { unlink(temporary) } else { aliasFiles.withLock { _ = $0?.insert(hash) } }
         }
     }
 
     private func alias(_ hash: ContentHash) -> SHA256Digest? {
         if let digest = aliases.withLock({ $0[hash] }) { return digest }
-        guard let path = aliasPath(hash), let data = FileManager.default.contents(atPath: path),
+        // Which alias files exist, listed once: a lazily served layer asks
+        // for every one of its objects when it is mounted, and most are
+        // not there on a node that never saw the layer.
+        let onDisk = aliasFiles.withLock { files -> Bool in
+            if files == nil, let aliasDirectory {
+                files = Set(((try? FileManager.default.contentsOfDirectory(atPath: aliasDirectory)) ?? [])
+                    .compactMap { try? ContentHash(parsing: $0) })
+            }
+            return files?.contains(hash) ?? false
+        }
+        guard onDisk, let path = aliasPath(hash), let data = FileManager.default.contents(atPath: path),
               let digest = SHA256Digest(parsing: String(decoding: data, as: UTF8.self)) else { return nil }
         aliases.withLock { $0[hash] = digest }
         return digest

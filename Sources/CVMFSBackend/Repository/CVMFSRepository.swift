@@ -103,20 +103,8 @@ public final class CVMFSRepository: Sendable {
                        compression: CatalogEntry.Compression = .zlib, limit: Int = objectLimit) throws -> [UInt8] {
         if type != .catalog, let cached = cache.get(hash, size: plainSize.map(Int.init)) { return cached }
         let stored = try fetcher.fetch(hash.objectPath(type), limit: limit) { hash.matches($0) }
-        let plain: [UInt8]
-        switch compression {
-        case .none:
-            plain = stored
-        case .zlib:
-            do {
-                plain = try ZlibStream.inflate(stored[...], limit: plainSize.map { Int($0) } ?? Self.objectLimit)
-            } catch {
-                throw CVMFSError.corrupt("object \(hash.objectPath(type)) verifies but does not inflate: \(error)")
-            }
-        }
-        if let plainSize, plain.count != plainSize {
-            throw CVMFSError.corrupt("object \(hash.objectPath(type)) inflates to \(plain.count) bytes, the catalog says \(plainSize)")
-        }
+        let plain = try StoredObject.plainBytes(stored[...], hash: hash, type: type, compression: compression,
+                                                plainSize: plainSize)
         if type != .catalog { cache.put(hash, plain: plain) }
         return plain
     }

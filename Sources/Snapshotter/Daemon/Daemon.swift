@@ -46,14 +46,14 @@ struct Daemon {
         var sources: [any LayerSource] = []
         var cache: ChunkCache?
         let credentials = try DaemonCredentials(configuration: configuration, logger: logger)
-        var cvmfsClient: CVMFSClientMount?
+        var cvmfsClient: CVMFSHTTPClient?
         if configuration.cvmfs.enabled || configuration.lazy.enabled || configuration.unpack.enabled {
             let chunkCache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
             cache = chunkCache
             if configuration.cvmfs.enabled {
-                let (locator, repositoryMount) = CVMFSClientMount.setup(configuration, cache: chunkCache, logger: logger)
-                cvmfsClient = repositoryMount
-                sources.append(MountedCVMFSLayerSource(locator: locator))
+                let (source, httpClient) = CVMFSSetup.source(configuration, cache: chunkCache, logger: logger)
+                cvmfsClient = httpClient
+                sources.append(source)
             }
             if configuration.lazy.enabled || configuration.unpack.enabled {
                 let registryClient = RegistryClient(configuration: configuration.registry, logger: logger,
@@ -144,7 +144,7 @@ struct Daemon {
             // Under systemd with the file descriptor store, the next run
             // takes the mounts over: running containers keep their files.
             if handover.isEnabled { mounts.detachAll() } else { mounts.unmountAll() }
-            cvmfsClient?.unmount()
+            cvmfsClient?.stop()
             layerSources?.flush()
             unlink(configuration.address)
             logger.notice("stopped")

@@ -5,7 +5,7 @@ final class SnapshotEvents: Sendable {
     enum Kind: String, CaseIterable, Sendable {
         /// Layers mounted lazily from a registry.
         case lazy
-        /// Layers used in place from CVMFS.
+        /// Layers served from CVMFS (used in place from a mounted repository, or lazily over HTTP).
         case cvmfs
         /// Layers Starling downloaded and unpacked itself.
         case unpacked

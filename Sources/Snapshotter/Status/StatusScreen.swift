@@ -25,7 +25,7 @@ enum StatusScreen {
             for layer in image.layers {
                 let digest = layer.digest.isEmpty ? "-" : String(layer.digest.prefix(19))
                 switch layer.source {
-                case "cvmfs":
+                case "cvmfs" where !layer.mounted:  // in place; a lazily served CVMFS layer is "cvmfs" and mounted
                     rows.append([digest, "cvmfs", "-", "in place", "-", "-", "-", "-", "-"])
                 case "ordinary":
                     rows.append([digest, "ordinary", bytes(layer.size), "downloaded", "100", "-", "-", "-", "-"])
@@ -43,7 +43,7 @@ enum StatusScreen {
             for layer in image.layers where !layer.lastError.isEmpty {
                 lines.append("  last error of \(layer.digest.prefix(19)): \(layer.lastError)")
             }
-            for layer in image.layers where layer.source == "cvmfs" {
+            for layer in image.layers where layer.source == "cvmfs" && !layer.mounted {
                 lines.append("  \(layer.digest.prefix(19)) is \(layer.directory)")
             }
         }

@@ -5,8 +5,9 @@ import Foundation
 /// DUCC) holds unpacked: the layer's directory is used in place as an
 /// overlay lower directory, between its whiteout directories when it has
 /// whiteouts (`WhiteoutLayers`), and nothing is downloaded. The repository
-/// is the one cvmfs2 mounted or the one Starling's own client mounted
-/// (`CVMFSClientMount`). The lookup stats paths with a timeout, so a
+/// is the one cvmfs2 mounted (`[cvmfs] mode = "mounted"`, or `auto` where
+/// it is mounted; without cvmfs2, `LazyCVMFSLayerSource` serves layers
+/// over HTTP instead). The lookup stats paths with a timeout, so a
 /// stalled autofs mount becomes a fallback.
 struct MountedCVMFSLayerSource: LayerSource {
     let name = "cvmfs"

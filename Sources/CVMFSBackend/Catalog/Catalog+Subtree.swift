@@ -1,0 +1,90 @@
+import Foundation
+import GRDB
+
+extension Catalog {
+    /// Every entry of this catalog at or below `directory` (a repository
+    /// path), with its path, read in two queries (entries, then chunks)
+    /// instead of one per directory: how a lazily served DUCC layer gets
+    /// its table of contents (DUCC makes each `layerfs` a catalog of its
+    /// own, so the subtree is usually the whole catalog).
+    ///
+    /// Paths are rebuilt from the rows' parent keys, never taken from a
+    /// name that could hold a `/`: a row whose name is empty, `.`, `..` or
+    /// has a `/` or NUL, or whose parents do not lead to `directory`
+    /// within this catalog, is refused with an error.
+    public func subtree(of directory: String) throws(CVMFSError) -> [CatalogSubtreeEntry] {
+        let rows = try query { db in
+            try Row.fetchAll(db, sql: "SELECT \(selectColumns), md5path_1, md5path_2, parent_1, parent_2 FROM catalog")
+        }
+        let top = MD5Path(directory)
+        var names: [MD5Path: (parent: MD5Path, name: String, row: Int)] = [:]
+        names.reserveCapacity(rows.count)
+        for (i, row) in rows.enumerated() {
+            let key = MD5Path(high: row[12], low: row[13])
+            names[key] = (MD5Path(high: row[14], low: row[15]), row[7] ?? "", i)
+        }
+        // Each directory's path once; chains are followed upwards and
+        // remembered, so the whole table costs one pass.
+        var paths: [MD5Path: String?] = [top: directory]
+        func path(of key: MD5Path) throws(CVMFSError) -> String? {
+            var chain: [MD5Path] = []
+            var current = key
+            var base: String?
+            while true {
+                if let known = paths[current] { base = known; break }
+                guard let row = names[current], chain.count <= names.count else { base = nil; break }
+                chain.append(current)
+                current = row.parent
+            }
+            for key in chain.reversed() {
+                if let prefix = base {
+                    let name = names[key]!.name
+                    guard Self.isPlainName(name) else {
+                        throw .malformed("catalog \(hash): entry name \(name.debugDescription) under \(prefix) is not a file name")
+                    }
+                    base = prefix + "/" + name
+                }
+                paths[key] = .some(base)
+            }
+            return base
+        }
+        var chunked: [MD5Path: Int] = [:]
+        var result: [CatalogSubtreeEntry] = []
+        result.reserveCapacity(rows.count)
+        for (i, row) in rows.enumerated() {
+            let key = MD5Path(high: row[12], low: row[13])
+            guard names[key]?.row == i, let full = try path(of: key) else { continue }
+            let entry = try Self.decode(row, path: full)
+            let relative = key == top ? "" : String(full.dropFirst(directory.count + 1))
+            if entry.isChunked { chunked[key] = result.count }
+            result.append(CatalogSubtreeEntry(entry: entry, relativePath: relative, chunks: []))
+        }
+        guard !chunked.isEmpty else { return result }
+        let chunkRows = try query { db in
+            try Row.fetchAll(db, sql: "SELECT md5path_1, md5path_2, offset, size, hash FROM chunks ORDER BY md5path_1, md5path_2, offset")
+        }
+        for row in chunkRows {
+            guard let position = chunked[MD5Path(high: row[0], low: row[1])] else { continue }
+            let bytes: [UInt8] = (row[4] as Data?).map(Array.init) ?? []
+            guard let chunkHash = ContentHash(algorithm: result[position].entry.hashAlgorithm, bytes: bytes) else {
+                throw .malformed("catalog \(hash): a chunk of \(result[position].entry.path) has a \(bytes.count)-byte hash")
+            }
+            result[position].chunks.append(FileChunk(offset: row[2], size: row[3], hash: chunkHash))
+        }
+        return result
+    }
+
+    /// A single path component a kernel would accept as a file name.
+    static func isPlainName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(UInt8(ascii: "/"))
+            && !name.utf8.contains(0) && name.utf8.count <= 255
+    }
+}
+
+/// One entry of `Catalog.subtree(of:)`: the catalog row, its path below
+/// the subtree's directory (`usr/bin/env`), and a chunked file's chunks.
+public struct CatalogSubtreeEntry: Sendable {
+    public var entry: CatalogEntry
+    public var relativePath: String
+    public var chunks: [FileChunk]
+}

@@ -1,0 +1,34 @@
+import StargzReader
+
+/// How an object's stored bytes become the bytes it holds: checked against
+/// its content hash (over the *stored*, compressed bytes) and only then
+/// inflated, and the result checked against the size the catalog gives.
+///
+/// The one place this happens, for the whole-repository client
+/// (`CVMFSRepository.object`) and for lazily served layers
+/// (`CVMFSLayer.decode`): nothing from a repository is inflated or used
+/// before its hash holds.
+public enum StoredObject {
+    public static func plainBytes(_ stored: ArraySlice<UInt8>, hash: ContentHash, type: ObjectType,
+                                  compression: CatalogEntry.Compression, plainSize: Int64?,
+                                  limit: Int = CVMFSRepository.objectLimit) throws(CVMFSError) -> [UInt8] {
+        guard hash.matches(stored) else {
+            throw .corrupt("object \(hash.objectPath(type)) does not match its content hash")
+        }
+        let plain: [UInt8]
+        switch compression {
+        case .none:
+            plain = Array(stored)
+        case .zlib:
+            do {
+                plain = try ZlibStream.inflate(stored, limit: plainSize.map { Int($0) } ?? limit)
+            } catch {
+                throw .corrupt("object \(hash.objectPath(type)) verifies but does not inflate: \(error)")
+            }
+        }
+        if let plainSize, plain.count != plainSize {
+            throw .corrupt("object \(hash.objectPath(type)) inflates to \(plain.count) bytes, the catalog says \(plainSize)")
+        }
+        return plain
+    }
+}
