@@ -176,7 +176,7 @@ final class NativeClientTests: XCTestCase {
 
     func testThroughSiteSquid() throws {
         let served = try CVMFSFixture.serve()
-        let squid = try SiteSquid()
+        let squid = try SquidServer.site()
         for round in 0..<2 {
             let repository = try CVMFSFixture.client(served, proxies: squid.proxy)
             try repository.open()

@@ -31,17 +31,12 @@ final class CVMFSHTTPEndToEndTests: XCTestCase {
         // The layers are built with a throw-away harness's helpers, then published.
         let repository = try CVMFSTestRepository()
         let server = try StratumOneServer(root: repository.serverRoot)
-        let squid = try SiteSquid()
+        let squid = try SquidServer.site()
         let harness = try self.harness(repository, server, proxies: squid.proxy)
         defer { harness.tearDown() }
         var layers = try CVMFSWhiteoutEndToEndTests.makeLayers(harness)
         layers[2] = try layers[2].convertedWithStarling()
-        var tars: [(String, String)] = []
-        for (index, layer) in layers.prefix(2).enumerated() {
-            let path = work.appending("layer\(index).tar.gz")
-            try Data(layer.blob).write(to: URL(fileURLWithPath: path))
-            tars.append((layer.digest, path))
-        }
+        let tars = try Self.blobFiles(Array(layers.prefix(2)), in: work)
         try repository.write(layers: tars)
         let image = try harness.push(layers, as: "mixed")
 
@@ -104,12 +99,7 @@ final class CVMFSHTTPEndToEndTests: XCTestCase {
         let harness = try self.harness(repository, server)
         defer { harness.tearDown() }
         let layers = try CVMFSWhiteoutEndToEndTests.makeLayers(harness)
-        var tars: [(String, String)] = []
-        for (index, layer) in layers.enumerated() {
-            let path = work.appending("layer\(index).tar.gz")
-            try Data(layer.blob).write(to: URL(fileURLWithPath: path))
-            tars.append((layer.digest, path))
-        }
+        let tars = try Self.blobFiles(layers, in: work)
         try repository.write(layers: tars)
         let victim = work.appending("b.txt")
         try "b\n".write(toFile: victim, atomically: false, encoding: .utf8)
@@ -138,6 +128,16 @@ final class CVMFSHTTPEndToEndTests: XCTestCase {
         XCTAssertTrue(again.contains("rc=1"), again)
     }
 
+    /// Each layer's blob written to a file in `work`, as (digest, path) for
+    /// `CVMFSTestRepository.write(layers:)`.
+    static func blobFiles(_ layers: [TestLayer], in work: TemporaryDirectory) throws -> [(String, String)] {
+        try layers.enumerated().map { index, layer in
+            let path = work.appending("layer\(index).tar.gz")
+            try Data(layer.blob).write(to: URL(fileURLWithPath: path))
+            return (layer.digest, path)
+        }
+    }
+
     /// Objects of files (not catalogs `C`, certificates `X`) among requested paths.
     static func fileObjects(_ paths: [String]) -> [String] {
         paths.filter { $0.contains("/data/") && !$0.hasSuffix("C") && !$0.hasSuffix("X") }
@@ -152,12 +152,7 @@ final class CVMFSHTTPEndToEndTests: XCTestCase {
         let harness = try self.harness(repository, server)
         defer { harness.tearDown() }
         let layers = try CVMFSWhiteoutEndToEndTests.makeLayers(harness)
-        var tars: [(String, String)] = []
-        for (index, layer) in layers.enumerated() {
-            let path = work.appending("layer\(index).tar.gz")
-            try Data(layer.blob).write(to: URL(fileURLWithPath: path))
-            tars.append((layer.digest, path))
-        }
+        let tars = try Self.blobFiles(layers, in: work)
         // Written after the daemon started: it finds the expired whitelist when it reads the repository.
         try repository.write(layers: tars, extra: ["--whitelist-expiry", "20200101000000"])
         let image = try harness.push(layers, as: "fallback")

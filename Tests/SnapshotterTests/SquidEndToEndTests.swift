@@ -14,7 +14,7 @@ final class SquidEndToEndTests: XCTestCase {
     func testTwoNodesShareLayersThroughAForwardSquid() throws {
         let registry = try LocalRegistry(logsRequests: true)
         defer { registry.stop() }
-        let squid = try RegistrySquid()
+        let squid = try SquidServer.registry()
         defer { squid.stop() }
         try runTwoNodes(registry: registry, squid: squid) { host in
             """
@@ -41,7 +41,7 @@ final class SquidEndToEndTests: XCTestCase {
         // Debian 12's squid (5.7, GnuTLS) fails reading from a TLS 1.3
         // peer (ERR_READ_ERROR after the first records): TLS 1.2 to it.
         // As docs/squid.md gives it, with the test's CA.
-        let squid = try RegistrySquid(httpPort: {
+        let squid = try SquidServer.registry(httpPort: {
             "http_port 127.0.0.1:\($0) accel defaultsite=\(registry.host) no-vhost name=registry_mirror"
         }, extraConfig: """
             cache_peer 127.0.0.1 parent \(registry.port) 0 no-query no-digest originserver tls tls-options=NORMAL:-VERS-TLS1.3 tls-cafile=\(certificate.certificatePath) name=site_registry
@@ -71,7 +71,7 @@ final class SquidEndToEndTests: XCTestCase {
 
     /// `pullOptions` for `ctr-remote images rpull` (containerd itself
     /// talks to the registry for the manifest and config, not through squid).
-    private func runTwoNodes(registry: LocalRegistry, squid: RegistrySquid, pullOptions: [String] = ["--plain-http"],
+    private func runTwoNodes(registry: LocalRegistry, squid: SquidServer, pullOptions: [String] = ["--plain-http"],
                              starlingConfig: @escaping (String) -> String) throws {
         let first = try EndToEndHarness(registry: registry, starlingConfigNaming: starlingConfig)
         defer { first.tearDown() }
