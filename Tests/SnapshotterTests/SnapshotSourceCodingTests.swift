@@ -18,9 +18,9 @@ final class SnapshotSourceCodingTests: XCTestCase {
         let record = try XCTUnwrap(lazy.remote)
         XCTAssertEqual(record.source, "registry")
         XCTAssertTrue(record.isMountedLazily)
-        let details = try RegistryLayerSource.Details(record)
-        XCTAssertEqual(details, RegistryLayerSource.Details(repository: "127.0.0.1:5000/app",
-                                                            tocDigest: "sha256:" + String(repeating: "c", count: 64), blobSize: 1234))
+        let details = try RegistryBlobDetails(record, metadataKey: RegistryLayerSource.metadataKey)
+        XCTAssertEqual(details, RegistryBlobDetails(repository: "127.0.0.1:5000/app",
+                                                    metadataDigest: "sha256:" + String(repeating: "c", count: 64), blobSize: 1234))
         let cvmfs = try decode(#"{"cvmfs":{"directory":"/cvmfs/unpacked.cern.ch/.layers/bb/x/layerfs","layerDigest":"\#(digest)"}}"#)
         XCTAssertEqual(cvmfs.remote, RemoteLayerRecord(source: "cvmfs", layerDigest: digest,
                                                        directories: ["/cvmfs/unpacked.cern.ch/.layers/bb/x/layerfs"]))

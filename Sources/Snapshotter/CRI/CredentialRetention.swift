@@ -31,8 +31,8 @@ final class CredentialRetention: Sendable {
         try store.read { db in
             var names = Set<String>()
             for record in try db.allSnapshots() {
-                if let remote = record.source.remote, let details = try? RegistryLayerSource.Details(remote) {
-                    names.insert(details.repository)
+                if let remote = record.source.remote, let location = RegistryBlobDetails.location(of: remote) {
+                    names.insert(location.repository)
                 }
                 for label in [SnapshotLabel.criImageReference, SnapshotLabel.stargzReference] {
                     if let text = record.labels[label], let image = try? ImageReference(parsing: text) {

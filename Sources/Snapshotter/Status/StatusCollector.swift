@@ -64,7 +64,7 @@ struct StatusCollector: Sendable {
             status.connectionStored = record.id.map(stored.contains) ?? false
             guard let id = record.id, let layer = mounts.layer(of: id) else {
                 status.source = remote.source
-                status.size = (try? RegistryLayerSource.Details(remote))?.blobSize ?? 0
+                status.size = RegistryBlobDetails.location(of: remote)?.blobSize ?? 0
                 status.background = "not mounted"
                 return status
             }

@@ -80,8 +80,9 @@ extension SnapshotSource: Codable {
                 .decode(LegacyLazyLayer.self, forKey: ._0)
             self = .remote(RemoteLayerRecord(
                 source: "registry", layerDigest: legacy.layerDigest, directories: nil,
-                details: RegistryLayerSource.Details(repository: legacy.repository, tocDigest: legacy.tocDigest,
-                                                     blobSize: legacy.blobSize).dictionary))
+                details: RegistryBlobDetails(repository: legacy.repository, metadataDigest: legacy.tocDigest,
+                                              blobSize: legacy.blobSize)
+                    .dictionary(metadataKey: RegistryLayerSource.metadataKey)))
         } else if container.contains(.cvmfs) {
             let legacy = try container.nestedContainer(keyedBy: LegacyCVMFSKeys.self, forKey: .cvmfs)
             self = .remote(RemoteLayerRecord(source: "cvmfs", layerDigest: try legacy.decode(String.self, forKey: .layerDigest),

@@ -42,30 +42,8 @@ final class GzipIndexLayerSource: LayerSource {
         lookup = GzipIndexLookup(client: client, settings: settings, logger: logger)
     }
 
-    /// What a record of this source keeps (`RemoteLayerRecord.details`).
-    struct Details: Equatable {
-        var repository: String
-        var indexDigest: String
-        var blobSize: Int64
-
-        init(repository: String, indexDigest: String, blobSize: Int64) {
-            self.repository = repository
-            self.indexDigest = indexDigest
-            self.blobSize = blobSize
-        }
-
-        init(_ record: RemoteLayerRecord) throws {
-            guard let repository = record.details["repository"], let digest = record.details["indexDigest"],
-                  let size = record.details["blobSize"].flatMap(Int64.init) else {
-                throw LayerSourceError("record of layer \(record.layerDigest) lacks repository, indexDigest or blobSize")
-            }
-            self.init(repository: repository, indexDigest: digest, blobSize: size)
-        }
-
-        var dictionary: [String: String] {
-            ["repository": repository, "indexDigest": indexDigest, "blobSize": "\(blobSize)"]
-        }
-    }
+    /// The key of the index's digest in this source's records (`RegistryBlobDetails`).
+    static let metadataKey = "indexDigest"
 
     /// Serves the layer from its index, or says why not. A refused index
     /// is logged here (a later source may serve the layer, and then the
@@ -110,9 +88,9 @@ final class GzipIndexLayerSource: LayerSource {
                 "checkpoints": "\(found.index.checkpoints.count)", "entries": "\(lazy.index.entryCount)",
                 "prioritized": "\(found.index.prioritized.count)",
                 "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
-            let details = Details(repository: repository.name, indexDigest: found.indexDigest, blobSize: layer.size)
+            let details = RegistryBlobDetails(repository: repository.name, metadataDigest: found.indexDigest, blobSize: layer.size)
             let record = RemoteLayerRecord(source: name, layerDigest: layer.digest, directories: nil,
-                                           details: details.dictionary)
+                                           details: details.dictionary(metadataKey: Self.metadataKey))
             let saved = savedIndex(layer.digest)
             let stored = found.stored
             let logger = self.logger
@@ -148,18 +126,18 @@ final class GzipIndexLayerSource: LayerSource {
     /// Opens the layer again from its saved index (checked against the
     /// digest its record names), else from the registry.
     func restore(_ record: RemoteLayerRecord) throws -> LazyLayer {
-        let details = try Details(record)
+        let details = try RegistryBlobDetails(record, metadataKey: Self.metadataKey)
         let repository = try ImageReference(parsing: details.repository + "@" + record.layerDigest)
         let base = ImageReference(registry: repository.registry, repository: repository.repository)
         var stored = FileManager.default.contents(atPath: savedIndex(record.layerDigest)).map { [UInt8]($0) }
-        if let bytes = stored, SHA256Digest.of(bytes).description != details.indexDigest { stored = nil }
+        if let bytes = stored, SHA256Digest.of(bytes).description != details.metadataDigest { stored = nil }
         if stored == nil {
             logger.info("no usable saved gzip index; fetching it from the registry", metadata: ["layer": "\(record.layerDigest)"])
-            stored = try client.fetchBlob(base, digest: details.indexDigest, limit: settings.maxIndexBytes)
+            stored = try client.fetchBlob(base, digest: details.metadataDigest, limit: settings.maxIndexBytes)
         }
         let index = try GzipSeekIndex(decoding: stored!, limits: settings.limits)
         guard index.layerDigest.description == record.layerDigest, index.blobSize == details.blobSize else {
-            throw LayerSourceError("the gzip index \(details.indexDigest) is not layer \(record.layerDigest)'s")
+            throw LayerSourceError("the gzip index \(details.metadataDigest) is not layer \(record.layerDigest)'s")
         }
         return try open(index, layerDigest: record.layerDigest, repository: base, verify: false)
     }

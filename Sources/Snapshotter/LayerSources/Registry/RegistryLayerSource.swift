@@ -42,31 +42,8 @@ final class RegistryLayerSource: LayerSource {
         mirrorBudget = ByteBudget(capacity: Int64(options.eagerFetchMemoryBytes))
     }
 
-    /// What a record of this source keeps (`RemoteLayerRecord.details`).
-    struct Details: Equatable {
-        /// `registry/repository` the blob is read from.
-        var repository: String
-        var tocDigest: String
-        var blobSize: Int64
-
-        init(repository: String, tocDigest: String, blobSize: Int64) {
-            self.repository = repository
-            self.tocDigest = tocDigest
-            self.blobSize = blobSize
-        }
-
-        init(_ record: RemoteLayerRecord) throws {
-            guard let repository = record.details["repository"], let tocDigest = record.details["tocDigest"],
-                  let size = record.details["blobSize"].flatMap(Int64.init) else {
-                throw LayerSourceError("record of layer \(record.layerDigest) lacks repository, tocDigest or blobSize")
-            }
-            self.init(repository: repository, tocDigest: tocDigest, blobSize: size)
-        }
-
-        var dictionary: [String: String] {
-            ["repository": repository, "tocDigest": tocDigest, "blobSize": "\(blobSize)"]
-        }
-    }
+    /// The key of the TOC's digest in this source's records (`RegistryBlobDetails`).
+    static let metadataKey = "tocDigest"
 
     func serve(_ request: LayerRequest) -> LayerOffer {
         let started = Date()
@@ -123,9 +100,9 @@ final class RegistryLayerSource: LayerSource {
                 "entries": "\(layer.index.entryCount)",
                 "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))",
                 "tocSeconds": "\(String(format: "%.3f", fetched.timeIntervalSince(started)))"])
-            let details = Details(repository: repository.name, tocDigest: layer.tocDigest, blobSize: layer.blobSize)
+            let details = RegistryBlobDetails(repository: repository.name, metadataDigest: layer.tocDigest, blobSize: layer.blobSize)
             let record = RemoteLayerRecord(source: name, layerDigest: request.layerDigest, directories: nil,
-                                           details: details.dictionary)
+                                           details: details.dictionary(metadataKey: Self.metadataKey))
             let savedTOCs = self.savedTOCs
             let logger = self.logger
             return .served(ServedLayer(record: record, lazy: lazy) {
@@ -142,18 +119,18 @@ final class RegistryLayerSource: LayerSource {
     /// Opens the layer again from its saved TOC (no registry round trip;
     /// the TOC's digest is checked again), else from the registry.
     func restore(_ record: RemoteLayerRecord) throws -> LazyLayer {
-        let details = try Details(record)
+        let details = try RegistryBlobDetails(record, metadataKey: Self.metadataKey)
         let repository = try ImageReference(parsing: details.repository + "@" + record.layerDigest)
         let blob = try client.blobSource(repository, digest: record.layerDigest, size: details.blobSize)
         blob.requireRanges = true
         let layer: StargzLayer
         if let saved = savedTOCs.load(layerDigest: record.layerDigest),
-           let reopened = try? StargzLayer.open(source: blob, raw: saved, tocDigest: details.tocDigest) {
+           let reopened = try? StargzLayer.open(source: blob, raw: saved, tocDigest: details.metadataDigest) {
             layer = reopened
         } else {
             logger.info("no usable saved TOC; fetching it from the registry", metadata: ["layer": "\(record.layerDigest)"])
             let raw = try RawTOC.read(from: blob)
-            layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: details.tocDigest)
+            layer = try StargzLayer.open(source: blob, raw: raw, tocDigest: details.metadataDigest)
             try? savedTOCs.save(raw, layerDigest: record.layerDigest)
         }
         return LazyLayer(digest: record.layerDigest, layer: layer, cache: cache, options: options, logger: logger)
