@@ -161,7 +161,7 @@ public final class LazyLayer: Sendable {
                               sequential: Bool) throws(LazyLayerError) {
         let table = fetcher.table
         let index = self.index
-        var scanning = false
+        var hurried = false
         let claimed = fetcher.withState { state -> Result<(waits: [(Int, ChunkFetcher.ChunkWait)], recheck: [Int], mine: [Int], readahead: [Int]), LazyLayerError> in
             if state.closed { return .failure(.closed) }
             var waits: [(Int, ChunkFetcher.ChunkWait)] = []
@@ -184,17 +184,19 @@ public final class LazyLayer: Sendable {
             }
             var readahead: [Int] = []
             if !mine.isEmpty {
+                let scanning: Bool
                 (readahead, scanning) = planner.withLock { planner in
                     (planner.plan(required: mine, file: id, sequential: sequential, index: index, table: table,
                                   isMissing: { fetcher.isMissing($0, in: state) }), planner.sustainedScan)
                 }
                 for position in readahead { state.claim(position) }
+                if scanning { hurried = background.hurry(in: &state) }
                 ChunkFetcher.beginForeground(readahead.isEmpty ? 1 : 2, in: &state)
             }
             return .success((waits, recheck, mine, readahead))
         }
         let (waits, recheck, mine, readahead) = try claimed.get()
-        if scanning, background.hurry() {
+        if hurried {
             fetcher.logger.info("reads scan the whole layer: background fetch streams the rest now")
         }
         let limits = FetchLimits(maxGap: Int64(options.maxGapBytes), maxBytes: Int64(options.maxRequestBytes))

@@ -236,15 +236,14 @@ final class BackgroundFetcher: @unchecked Sendable {
 
     /// Reads scan the whole layer: from now on the workers fetch without
     /// waiting for foreground fetches to go quiet. Returns whether this call
-    /// changed that (so the caller logs it once).
-    @discardableResult
-    func hurry() -> Bool {
-        // withState wakes the workers waiting out the quiet period.
-        fetcher.withState { _ -> Bool in
-            guard !progress.hurried else { return false }
-            progress.hurried = true
-            return true
-        }
+    /// changed that (so the caller logs it once). The caller holds the
+    /// fetcher's state (a read's planning does), whose broadcast on release
+    /// wakes the workers waiting out the quiet period: a scan's every miss
+    /// asks, so this takes no lock of its own.
+    func hurry(in state: inout ChunkFetcher.FetchState) -> Bool {
+        guard !progress.hurried else { return false }
+        progress.hurried = true
+        return true
     }
 
     /// Marks the background as `new` and wakes waiters.
