@@ -45,18 +45,7 @@ trap cleanup EXIT
 . "$here/lib/node.sh"
 
 # --- registry on loopback
-port=$(free_port)
-mkdir -p "$work/registry"
-cat > "$work/registry/config.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry/storage}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$port}
-YAML
-docker-registry serve "$work/registry/config.yml" 2>"$work/registry/log" &
-pids+=($!)
-wait_port "$port" || { echo "registry did not start" >&2; exit 1; }
-registry=127.0.0.1:$port
+start_registry
 
 # --- the gzip image (debootstrap once, cached)
 echo "building debian-python image (first run debootstraps; later runs reuse the cache)" >&2
@@ -84,12 +73,8 @@ for link in $LINKS; do
   case $link in
     loopback) hosts[$link]=$registry ;;
     wan)
-      lport=$(free_port)
-      "$shared/bin/slowlink" --listen "127.0.0.1:$lport" --upstream "$registry" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
-        >"$work/slowlink.log" 2>&1 &
-      pids+=($!)
-      wait_port "$lport" || { echo "slowlink did not start" >&2; exit 1; }
-      hosts[$link]=127.0.0.1:$lport ;;
+      start_slowlink slow "$registry" slowlink.log
+      hosts[$link]=$slow ;;
     *) echo "unknown link $link" >&2; exit 1 ;;
   esac
 done

@@ -109,35 +109,13 @@ esac
 
 work=$(mktemp -d /var/tmp/starling-coldstart.XXXXXX)
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  # overlay and FUSE mounts made under our temp root
-  { grep -o " $work[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
 
 . "$here/lib/node.sh"
+trap cleanup_work EXIT
 
 # --- registry on loopback, and a slowlink in front of it
-port=$(free_port)
-mkdir -p "$work/registry"
-cat > "$work/registry/config.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry/storage}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$port}
-YAML
-docker-registry serve "$work/registry/config.yml" 2>"$work/registry/log" &
-pids+=($!)
-wait_port "$port" || { echo "registry did not start" >&2; exit 1; }
-registry=127.0.0.1:$port
-sport=$(free_port)
-"$shared/bin/slowlink" --listen "127.0.0.1:$sport" --upstream "$registry" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
-  --max-seconds 86400 2>"$work/slowlink.log" &
-pids+=($!)
-wait_port "$sport" || { echo "slowlink did not start" >&2; exit 1; }
-slow=127.0.0.1:$sport
+start_registry
+start_slowlink slow "$registry" slowlink.log
 
 # --- the gzip image (debootstrap once, cached)
 echo "building $image image (first run debootstraps; later runs reuse the cache)" >&2

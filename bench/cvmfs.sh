@@ -59,23 +59,12 @@ work=$(mktemp -d /var/tmp/starling-cvmfs-bench.XXXXXX)
 pids=()
 busy_notes=()
 res_busy=0
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  { grep -o " $work[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
 . "$here/lib/node.sh"
+trap cleanup_work EXIT
 
 # --- registry, and a stratum-1 (nginx) serving $work/www/cvmfs/$fqrn
-port=$(free_port)
-mkdir -p "$work/registry" "$work/www/cvmfs/$fqrn" "$work/nginx"
-printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
-  "$work/registry/storage" "$port" > "$work/registry/config.yml"
-docker-registry serve "$work/registry/config.yml" 2>"$work/registry/log" &
-pids+=($!)
-wait_port "$port" || { echo "registry did not start" >&2; exit 1; }
-registry=127.0.0.1:$port
+start_registry
+mkdir -p "$work/www/cvmfs/$fqrn" "$work/nginx"
 nport=$(free_port)
 cat > "$work/nginx/nginx.conf" <<NGINX
 daemon off; user root; worker_processes 1; pid $work/nginx/nginx.pid; error_log $work/nginx/error.log;
@@ -176,18 +165,9 @@ PY
 fi
 
 if [[ " $PARTS " == *" coldstart "* ]]; then
-  sport=$(free_port)
-  "$shared/bin/slowlink" --listen "127.0.0.1:$sport" --upstream "$registry" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
-    --max-seconds 86400 2>"$work/slowlink.log" &
-  pids+=($!)
-  wait_port "$sport" || { echo "slowlink did not start" >&2; exit 1; }
-  slow=127.0.0.1:$sport
-  cport=$(free_port)
-  "$shared/bin/slowlink" --listen "127.0.0.1:$cport" --upstream "127.0.0.1:$nport" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
-    --max-seconds 86400 2>"$work/slowlink-cvmfs.log" &
-  pids+=($!)
-  wait_port "$cport" || { echo "slowlink did not start" >&2; exit 1; }
-  slow_stratum1=http://127.0.0.1:$cport/cvmfs/@fqrn@
+  start_slowlink slow "$registry" slowlink.log
+  start_slowlink slow_stratum1_host "127.0.0.1:$nport" slowlink-cvmfs.log
+  slow_stratum1=http://$slow_stratum1_host/cvmfs/@fqrn@
 
   echo "building debian-python image (first run debootstraps; later runs reuse the cache)" >&2
   CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/debian-python:1" python3 >/dev/null

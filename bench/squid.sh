@@ -47,33 +47,12 @@ chmod 755 "$work"
 pids=()
 busy_notes=()
 res_busy=0
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  { grep -o " $work[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
 . "$here/lib/node.sh"
+trap cleanup_work EXIT
 
 # --- the registry (its access log counts the bytes it sends), a slowlink in front
-port=$(free_port)
-mkdir -p "$work/registry"
-cat > "$work/registry/config.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: false}}
-storage: {filesystem: {rootdirectory: $work/registry/storage}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$port}
-YAML
-docker-registry serve "$work/registry/config.yml" >"$work/registry/access.log" 2>"$work/registry/log" &
-pids+=($!)
-wait_port "$port" || { echo "registry did not start" >&2; exit 1; }
-registry=127.0.0.1:$port
-sport=$(free_port)
-"$shared/bin/slowlink" --listen "127.0.0.1:$sport" --upstream "$registry" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
-  --max-seconds 86400 2>"$work/slowlink.log" &
-pids+=($!)
-wait_port "$sport" || { echo "slowlink did not start" >&2; exit 1; }
-origin=127.0.0.1:$sport
+start_registry "$work/registry/access.log"
+start_slowlink origin "$registry" slowlink.log
 
 # --- the image: Debian + python, converted to eStargz by the reference converter
 echo "building $image image (first run debootstraps; later runs reuse the cache)" >&2

@@ -1,7 +1,8 @@
-# Helpers of the node benchmarks (sourced by bench/coldstart.sh and
-# bench/cvmfs.sh): clocks and medians, free ports, waiting for sockets and
-# for a quiet machine, a private containerd per run. They use the caller's
-# globals: work (temp dir), pids (processes to stop), IDLE_TIMEOUT,
+# Helpers of the node benchmarks (sourced by bench/coldstart.sh, coldread.sh,
+# cvmfs.sh and squid.sh): clocks and medians, free ports, waiting for sockets
+# and for a quiet machine, a private containerd per run, the registry and
+# slowlink, cleaning up. They use the caller's globals: work (temp dir), pids
+# (processes to stop), shared (../shared), RTT_MS, MBIT, IDLE_TIMEOUT,
 # BUSY_PERCENT, BUSY_WAIT, busy_notes, res_busy.
 
 now() { date +%s.%N; }
@@ -90,3 +91,42 @@ stop_last() { # SIGNAL: stops the newest process in pids
 }
 unmount_under() { { grep -o " $1[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done; }
 
+# Removes what a benchmark started: its processes, the overlay and FUSE
+# mounts under $work, and $work itself (KEEP=1 keeps it, logs and all).
+cleanup_work() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  { grep -o " $work[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+
+# A docker-registry on loopback with its storage in $work/registry; sets
+# `registry` (127.0.0.1:PORT). ACCESS_LOG: write its access log there (the
+# registry logs requests on standard output).
+start_registry() { # [ACCESS_LOG]
+  local port disabled=true out=/dev/null
+  [ -z "${1:-}" ] || { disabled=false; out=$1; }
+  port=$(free_port)
+  mkdir -p "$work/registry"
+  cat > "$work/registry/config.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: $disabled}}
+storage: {filesystem: {rootdirectory: $work/registry/storage}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$port}
+YAML
+  docker-registry serve "$work/registry/config.yml" >"$out" 2>"$work/registry/log" &
+  pids+=($!)
+  wait_port "$port" || { echo "registry did not start" >&2; exit 1; }
+  registry=127.0.0.1:$port
+}
+
+# slowlink (RTT_MS, MBIT) in front of UPSTREAM (HOST:PORT); sets the
+# variable named VAR to its 127.0.0.1:PORT. Its log goes to $work/LOG.
+start_slowlink() { # VAR UPSTREAM LOG
+  local port
+  port=$(free_port)
+  "$shared/bin/slowlink" --listen "127.0.0.1:$port" --upstream "$2" --rtt-ms "$RTT_MS" --mbit "$MBIT" \
+    --max-seconds 86400 2>"$work/$3" &
+  pids+=($!)
+  wait_port "$port" || { echo "slowlink did not start" >&2; exit 1; }
+  printf -v "$1" '%s' "127.0.0.1:$port"
+}
