@@ -256,4 +256,25 @@ final class GRPCRequestTests: XCTestCase {
             XCTAssertEqual((socket[.ownerAccountID] as? NSNumber)?.intValue, 0)
         }
     }
+
+    /// A socket put in a directory others share (`/tmp`, `/run`) is 0600,
+    /// and the directory keeps its mode: a daemon run with
+    /// `--address /tmp/starling.sock` once made `/tmp` 0700, and every
+    /// service that writes there as another user (squid) failed.
+    func testSocketInASharedDirectoryLeavesItsMode() throws {
+        let work = try TemporaryDirectory(prefix: "starling-grpc-shared")
+        defer { work.remove() }
+        let shared = work.appending("run")
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        XCTAssertEqual(chmod(shared, 0o1777), 0)
+        let daemon = try StarlingDaemon(directory: work, config: "[cvmfs]\nenabled = false\n")
+        defer { daemon.stop() }
+        let socket = try FileManager.default.attributesOfItem(atPath: daemon.socket)
+        XCTAssertEqual((socket[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        var info = stat()
+        XCTAssertEqual(stat(shared, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o1777, "the shared directory's mode was changed")
+        let left = try FileManager.default.contentsOfDirectory(atPath: shared).filter { $0.hasPrefix(".sb-") }
+        XCTAssertEqual(left, [], "the staging directory of the bind is removed")
+    }
 }
