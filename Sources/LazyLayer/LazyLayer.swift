@@ -162,6 +162,7 @@ public final class LazyLayer: Sendable {
         let table = fetcher.table
         let index = self.index
         var hurried = false
+        var raisedProducer = false
         let claimed = fetcher.withState { state -> Result<(waits: [(Int, ChunkFetcher.ChunkWait)], recheck: [Int], mine: [Int], readahead: [Int]), LazyLayerError> in
             if state.closed { return .failure(.closed) }
             var waits: [(Int, ChunkFetcher.ChunkWait)] = []
@@ -174,6 +175,7 @@ public final class LazyLayer: Sendable {
                 }
                 if let pending = state.inFlight[position] {
                     waits.append((i, pending))
+                    if fetcher.raiseProducer(of: position, in: &state) { raisedProducer = true }
                 } else if cache.contains(fetcher.key(position)) {
                     recheck.append(i)
                 } else {
@@ -198,6 +200,9 @@ public final class LazyLayer: Sendable {
         let (waits, recheck, mine, readahead) = try claimed.get()
         if hurried {
             fetcher.logger.info("reads scan the whole layer: background fetch streams the rest now")
+        }
+        if raisedProducer {
+            fetcher.logger.debug("a read waits for a chunk a prefetch or background fetch holds: that thread runs at normal priority until its fetch ends")
         }
         let limits = FetchLimits(maxGap: Int64(options.maxGapBytes), maxBytes: Int64(options.maxRequestBytes))
         if !readahead.isEmpty {

@@ -1,3 +1,4 @@
+import BlockingWork
 import Foundation
 import LazyLayer
 import StargzReader
@@ -61,6 +62,41 @@ final class PrefetchAndBackgroundTests: XCTestCase {
             XCTAssertEqual(sha256Hex(try lazy.readAll(path: path)), sha256Hex(test.files[path]!), path)
         }
         XCTAssertEqual(source.requests, 0)
+    }
+
+    /// Prefetch runs lowered, but once a container's read waits for a chunk
+    /// the prefetch stream holds, the prefetch thread runs at the process's
+    /// priority: on a busy node the read must not wait until every other
+    /// process has had its turn (priority inversion).
+    func testAReadWaitingForThePrefetchStreamRaisesItsThread() throws {
+        let normal = ThreadPriority.processNiceValue()
+        try XCTSkipIf(normal >= ThreadPriority.background, "the test process runs at nice \(normal) already")
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10, prioritized: Self.prioritized)
+        let probe = try makeLazyLayer(test, source: try LocalFileBlobSource(path: test.blobPath))
+        let first = try XCTUnwrap(probe.index.lookup(path: Self.prioritized[0]))
+        let firstEnd = try XCTUnwrap(probe.index.chunks(of: first).map(\.compressedRange.upperBound).max())
+
+        let source = HeldBackBlobSource(try LocalFileBlobSource(path: test.blobPath), holdAfter: firstEnd)
+        let lazy = try makeLazyLayer(test, source: source)
+        XCTAssertFalse(lazy.prefetch(timeout: 0))
+        XCTAssertEqual(source.held.wait(timeout: .now() + 30), .success, "the stream reached the hold")
+        let prefetchThread = try XCTUnwrap(threadID(named: "starling-prefetch"), "the prefetch thread runs")
+        XCTAssertEqual(niceValue(ofThread: prefetchThread), ThreadPriority.background, "lowered while nobody waits")
+
+        let readDone = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var content: [UInt8] = []
+        Thread {
+            content = (try? lazy.readAll(path: Self.prioritized[2])) ?? []
+            readDone.signal()
+        }.start()
+        let deadline = Date().addingTimeInterval(10)
+        while niceValue(ofThread: prefetchThread) != normal && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(niceValue(ofThread: prefetchThread), normal, "raised while a read waits for its stream")
+        XCTAssertEqual(readDone.wait(timeout: .now() + 0.2), .timedOut, "the read waits for the held stream")
+
+        source.release()
+        XCTAssertEqual(readDone.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(sha256Hex(content), sha256Hex(test.files[Self.prioritized[2]]!))
     }
 
     func testLayerWithoutPrioritizedFilesPrefetchesNothing() throws {
@@ -172,6 +208,22 @@ final class PrefetchAndBackgroundTests: XCTestCase {
                       lazy.state().backgroundStatus)
         XCTAssertEqual(sha256Hex(try lazy.readAll(path: "etc/hosts")), sha256Hex(test.files["etc/hosts"]!))
     }
+}
+
+/// The kernel id of this process's thread called `name` (its first 15
+/// bytes, as the kernel keeps them), from /proc.
+func threadID(named name: String) -> Int32? {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    for task in tasks {
+        guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8) else { continue }
+        if comm.trimmingCharacters(in: .newlines) == String(decoding: name.utf8.prefix(15), as: UTF8.self) { return Int32(task) }
+    }
+    return nil
+}
+
+/// A thread's nice value as the kernel reports it.
+func niceValue(ofThread id: Int32) -> Int32 {
+    getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(id))
 }
 
 /// Streams ranges from `base` but stops after blob offset `holdAfter`

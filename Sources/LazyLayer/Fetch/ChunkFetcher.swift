@@ -1,4 +1,5 @@
 import Basics
+import BlockingWork
 import Foundation
 import Logging
 import StargzReader
@@ -59,6 +60,10 @@ final class ChunkFetcher: @unchecked Sendable {
         /// The last error of chunks whose fetch failed (cleared on success).
         var chunkFailures: [Int: LazyLayerError] = [:]
         var counters = DataPathCounters()
+        /// The lowered thread fetching each chunk a prefetch or background
+        /// fetch holds, and the ones a waiting reader has raised.
+        var producers: [Int: LoweredThread] = [:]
+        var raised: Set<Int32> = []
 
         /// Registers `position` in flight; the caller must fetch it.
         mutating func claim(_ position: Int) {
@@ -125,6 +130,19 @@ final class ChunkFetcher: @unchecked Sendable {
         !state.local[position] && state.inFlight[position] == nil && !cache.contains(key(position))
     }
 
+    /// A reader waits for the in-flight chunk at `position`: if a lowered
+    /// thread (prefetch, background) is fetching it, that thread runs at
+    /// the process's priority until its fetch ends. Caller holds the state
+    /// (the raise and the later lower happen under it, so they never cross);
+    /// returns whether this call raised a thread.
+    func raiseProducer(of position: Int, in state: inout FetchState) -> Bool {
+        guard let producer = state.producers[position], state.raised.insert(producer.threadID).inserted else {
+            return false
+        }
+        producer.raise()
+        return true
+    }
+
     /// Marks `count` on-demand fetches as started (caller holds the state).
     static func beginForeground(_ count: Int, in state: inout FetchState) {
         state.foregroundFetches += count
@@ -151,6 +169,21 @@ final class ChunkFetcher: @unchecked Sendable {
         let compressed = positions.reduce(Int64(0)) { $0 + Int64(table.chunks[$1].compressedRange.count) }
         let taken = cache.fetchBudget.take(limits.streaming ? min(compressed, Self.streamingBytes) : compressed)
         defer { cache.fetchBudget.giveBack(taken) }
+        // A lowered thread's chunks name it, so a reader that comes to wait
+        // for one can raise it (`raiseProducer`).
+        let producer = purpose == .foreground ? nil : ThreadPriority.loweredCurrentThread()
+        if let producer {
+            withState { state in
+                for position in positions { state.producers[position] = producer }
+            }
+        }
+        defer {
+            if let producer {
+                withState { state in
+                    if state.raised.remove(producer.threadID) != nil { producer.lower() }
+                }
+            }
+        }
         var allGood = true
         var failed: [(Int, LazyLayerError)] = []
         let records = transport.fetch(positions.map { table.chunks[$0].compressedRange }, limits: limits) { i, outcome in
@@ -235,6 +268,7 @@ final class ChunkFetcher: @unchecked Sendable {
             case .failure(let error):
                 state.chunkFailures[position] = error
             }
+            state.producers[position] = nil
             return state.inFlight.removeValue(forKey: position)
         }
         pending?.fulfil(outcome)
