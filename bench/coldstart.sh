@@ -55,6 +55,10 @@
 #       from 0.45 s to 0.75 s over 20 runs, back to 0.32-0.38 s after a 45 s
 #       pause; 5 s rests did not stop the drift), which is why the variants
 #       alternate ABBA
+#   BASE_STARLING=path/to/starling: adds the variant starling-base, the
+#       eStargz image through that (older) binary, for A/B of a change
+#   LOAD=N: N busy loops at nice 0 run through each timed cold start (and
+#       its warm floor), as other pods' work on a busy node; 0 by default
 #   KEEP=1 keeps the work directory (daemon logs) for inspection
 #   WORKLOAD=python (default: `python3 -c 'print(1)'` in the Debian+python
 #       image), gcc (compile and run a C program in a Debian+gcc image) or
@@ -172,8 +176,10 @@ cold_start() { # LINK VARIANT RUN
     overlayfs)
       snapshotter=overlayfs; ref=$host/$image:1
       start_containerd "$dir" ;;
-    starling|starling-nobg|index|unpack)
+    starling|starling-nobg|starling-base|index|unpack)
       snapshotter=starling; ref=$host/$image:esgz; sn=$dir/run/starling.sock
+      bin=$STARLING
+      [ "$variant" != starling-base ] || bin=${BASE_STARLING:?starling-base needs BASE_STARLING}
       [ "$variant" != index ] || ref=$host/$image:1
       [ "$variant" != unpack ] || ref=$host/$image-noindex:1
       # containerd's socket is not at its default path here: tell Starling.
@@ -192,7 +198,7 @@ cold_start() { # LINK VARIANT RUN
         *) echo "unknown PROFILE $PROFILE (massif, heaptrack)" >&2; exit 1 ;;
       esac
       # shellcheck disable=SC2086 # STARLING_ENV is NAME=VALUE words
-      env ${STARLING_ENV:-} "${profiler[@]}" "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
+      env ${STARLING_ENV:-} "${profiler[@]}" "$bin" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
         --log-level "$LOG_LEVEL" --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
       pids+=($!)
       wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
@@ -214,6 +220,7 @@ TOML
   local c=(-a "$dir/containerd.sock" -n bench)
   sleep "$COOLDOWN"
   wait_idle "$link $variant run $i"
+  start_load
   t0=$(now)
   [ "${TIMELINE:-0}" != 1 ] || echo "$t0 rpull starts" >> "$dir/marks"
   if [ "$variant" = overlayfs ]; then
@@ -237,6 +244,7 @@ TOML
     [ "$out" = 1 ] || { echo "$link warm run $i: container printed '$out', not 1" >&2; exit 1; }
     res_warm=$(echo "$t4 - $t3" | bc)
   fi
+  stop_load
   # The snapshotter daemon started just before containerd: its peak resident memory so far.
   res_rss=- res_split=
   if [ "$variant" != overlayfs ]; then
@@ -273,6 +281,19 @@ TOML
   fi
   res_total=$(echo "$t2 - $t0" | bc); res_pull=$(echo "$t1 - $t0" | bc); res_run=$(echo "$t2 - $t1" | bc)
 }
+
+# LOAD=N: other work on the node while a container starts.
+LOAD=${LOAD:-0}
+load_pids=()
+start_load() {
+  local n
+  for n in $(seq "$LOAD"); do sh -c 'while :; do :; done' & load_pids+=($!); done
+}
+stop_load() {
+  [ ${#load_pids[@]} -eq 0 ] || { kill "${load_pids[@]}" 2>/dev/null; wait "${load_pids[@]}" 2>/dev/null || true; }
+  load_pids=()
+}
+trap 'stop_load; cleanup_work' EXIT
 
 declare -A total pull run rss warm
 for link in $LINKS; do
@@ -324,6 +345,9 @@ for link in $LINKS; do
   fi
   if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-reference]:-}" ]; then
     echo "RATIO coldstart-$link-starling/reference: $(ratio "${m[$link-starling]}" "${m[$link-reference]}") (Starling ${m[$link-starling]} s / containerd-stargz-grpc ${m[$link-reference]} s, $d; target <= 0.65)"
+  fi
+  if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-starling-base]:-}" ]; then
+    echo "RATIO coldstart-$WORKLOAD-$link-starling/starling-base: $(ratio "${m[$link-starling]}" "${m[$link-starling-base]}") ($STARLING ${m[$link-starling]} s / $BASE_STARLING ${m[$link-starling-base]} s, $d, LOAD=$LOAD)"
   fi
   if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-overlayfs]:-}" ]; then
     echo "RATIO coldstart-$link-starling/overlayfs: $(ratio "${m[$link-starling]}" "${m[$link-overlayfs]}") (Starling lazy pull ${m[$link-starling]} s / overlayfs full pull ${m[$link-overlayfs]} s, $d)"

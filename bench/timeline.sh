@@ -11,16 +11,17 @@
 # cold-start figures come from bench/coldstart.sh.
 #   STARLING=path/to/starling bench/timeline.sh
 #   LINKS=loopback (or wan)  OPTIMIZE=1 (the optimized image; default)  RUNS=1
+#   VARIANT=starling (or index, unpack: the plain image; see coldstart.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-TIMELINE=1 KEEP=1 LOG_LEVEL=trace CONTAINERD_LOG_LEVEL=debug VARIANTS=starling \
+TIMELINE=1 KEEP=1 LOG_LEVEL=trace CONTAINERD_LOG_LEVEL=debug VARIANTS=${VARIANT:-starling} \
   LINKS=${LINKS:-loopback} RUNS=${RUNS:-1} OPTIMIZE=${OPTIMIZE:-1} IDLE_TIMEOUT=${IDLE_TIMEOUT:-0} BUSY_WAIT=${BUSY_WAIT:-0} \
   bash "$here/coldstart.sh" 2>&1 | tee "$log" | grep -E '^(loopback|wan) |cold start median' >&2
 work=$(sed -n 's/^kept //p' "$log" | tail -1)
 [ -n "$work" ] || { echo "coldstart.sh kept no work directory" >&2; tail -20 "$log" >&2; exit 1; }
-for dir in "$work"/*-starling-*; do
+for dir in "$work"/*-"${VARIANT:-starling}"-*; do
   echo "== $(basename "$dir")"
   python3 "$here/lib/timeline.py" "$dir"
 done
