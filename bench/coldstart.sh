@@ -55,8 +55,12 @@
 #       from 0.45 s to 0.75 s over 20 runs, back to 0.32-0.38 s after a 45 s
 #       pause; 5 s rests did not stop the drift), which is why the variants
 #       alternate ABBA
-#   BASE_STARLING=path/to/starling: adds the variant starling-base, the
-#       eStargz image through that (older) binary, for A/B of a change
+#   BASE_STARLING=path/to/starling: the variants starling-base and
+#       index-base are starling and index through that (older) binary, for
+#       A/B of a change
+#   ALT_TOML='[lazy]...': adds the variant starling-alt, the eStargz image
+#       through Starling with that config instead of STARLING_TOML (A/B of
+#       a setting within one run)
 #   LOAD=N: N busy loops at nice 0 run through each timed cold start (and
 #       its warm floor), as other pods' work on a busy node; 0 by default
 #   KEEP=1 keeps the work directory (daemon logs) for inspection
@@ -176,15 +180,16 @@ cold_start() { # LINK VARIANT RUN
     overlayfs)
       snapshotter=overlayfs; ref=$host/$image:1
       start_containerd "$dir" ;;
-    starling|starling-nobg|starling-base|index|unpack)
+    starling|starling-nobg|starling-base|starling-alt|index|index-base|unpack)
       snapshotter=starling; ref=$host/$image:esgz; sn=$dir/run/starling.sock
       bin=$STARLING
-      [ "$variant" != starling-base ] || bin=${BASE_STARLING:?starling-base needs BASE_STARLING}
-      [ "$variant" != index ] || ref=$host/$image:1
+      [[ "$variant" != *-base ]] || bin=${BASE_STARLING:?$variant needs BASE_STARLING}
+      [ "${variant%-base}" != index ] || ref=$host/$image:1
       [ "$variant" != unpack ] || ref=$host/$image-noindex:1
       # containerd's socket is not at its default path here: tell Starling.
       toml=${STARLING_TOML:-}
       [ "$variant" != starling-nobg ] || toml=$(printf '[lazy]\nbackground_fetch = false')
+      [ "$variant" != starling-alt ] || toml=${ALT_TOML:?starling-alt needs ALT_TOML}
       printf 'containerd_address = "%s"\n%s\n' "$dir/containerd.sock" "$toml" > "$dir/starling.toml"
       profiler=()
       case $PROFILE in
@@ -346,9 +351,14 @@ for link in $LINKS; do
   if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-reference]:-}" ]; then
     echo "RATIO coldstart-$link-starling/reference: $(ratio "${m[$link-starling]}" "${m[$link-reference]}") (Starling ${m[$link-starling]} s / containerd-stargz-grpc ${m[$link-reference]} s, $d; target <= 0.65)"
   fi
-  if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-starling-base]:-}" ]; then
-    echo "RATIO coldstart-$WORKLOAD-$link-starling/starling-base: $(ratio "${m[$link-starling]}" "${m[$link-starling-base]}") ($STARLING ${m[$link-starling]} s / $BASE_STARLING ${m[$link-starling-base]} s, $d, LOAD=$LOAD)"
+  if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-starling-alt]:-}" ]; then
+    echo "RATIO coldstart-$WORKLOAD-$link-starling-alt/starling: $(ratio "${m[$link-starling-alt]}" "${m[$link-starling]}") (with ALT_TOML ${m[$link-starling-alt]} s / without ${m[$link-starling]} s, $d)"
   fi
+  for kind in starling index; do
+    if [ -n "${m[$link-$kind]:-}" ] && [ -n "${m[$link-$kind-base]:-}" ]; then
+      echo "RATIO coldstart-$WORKLOAD-$link-$kind/$kind-base: $(ratio "${m[$link-$kind]}" "${m[$link-$kind-base]}") ($STARLING ${m[$link-$kind]} s / $BASE_STARLING ${m[$link-$kind-base]} s, $d, LOAD=$LOAD)"
+    fi
+  done
   if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-overlayfs]:-}" ]; then
     echo "RATIO coldstart-$link-starling/overlayfs: $(ratio "${m[$link-starling]}" "${m[$link-overlayfs]}") (Starling lazy pull ${m[$link-starling]} s / overlayfs full pull ${m[$link-overlayfs]} s, $d)"
   fi

@@ -17,13 +17,21 @@ final class GzipIndexDataPathTests: XCTestCase {
         let files: [String: [UInt8]]
     }
 
-    func makeFixture(prioritized: [String] = []) throws -> Fixture {
+    /// `tail`: also 1.6 MB of incompressible files (`uzz/blob-N`) followed
+    /// in blob order by small text files (`var/small-N.conf`) that share
+    /// checkpoints, so one streamed request runs past 1 MiB into chunks
+    /// whose ranges overlap.
+    func makeFixture(prioritized: [String] = [], tail: Bool = false) throws -> Fixture {
         let directory = try TemporaryDirectory(prefix: "starling-gzindex-path")
         let root = directory.appending("rootfs")
         var files: [String: [UInt8]] = [:]
         for i in 0..<200 { files["etc/small-\(i).conf"] = textBytes(300 + i, seed: i) }
         for i in 0..<6 { files["usr/lib/lib\(i).so"] = randomBytes(150_000 + i * 1000, seed: UInt64(i + 1)) }
         files["usr/share/big.txt"] = textBytes(3 << 20, seed: 99)
+        if tail {
+            for i in 0..<4 { files["uzz/blob-\(i)"] = randomBytes(400_000, seed: UInt64(50 + i)) }
+            for i in 0..<40 { files["var/small-\(i).conf"] = textBytes(2000 + i, seed: 500 + i) }
+        }
         for (path, content) in files {
             let full = root + "/" + path
             try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
@@ -84,6 +92,59 @@ final class GzipIndexDataPathTests: XCTestCase {
         XCTAssertEqual(source.requestCount, afterPrefetch, "the prioritized files were all local")
     }
 
+    /// The listed files are prefetched in a streamed request: the first is
+    /// served while the rest of the response is still on its way.
+    func testTheFirstPrioritizedFileIsServedBeforeThePrefetchEnds() throws {
+        let wanted = ["etc/small-7.conf", "usr/lib/lib4.so", "usr/share/big.txt"]
+        let fixture = try makeFixture(prioritized: wanted)
+        defer { fixture.directory.remove() }
+        let probe = try GzipSeekLayer(fixture.index)
+        let first = try XCTUnwrap(probe.index.lookup(path: wanted[0]))
+        let firstEnd = try XCTUnwrap(probe.index.chunks(of: first).map(\.compressedRange.upperBound).max())
+        let source = HeldBackBlobSource(try LocalFileBlobSource(path: fixture.blobPath), holdAfter: firstEnd)
+        let layer = try lazy(fixture, source: source)
+        defer { layer.close() }
+        XCTAssertFalse(layer.prefetch(timeout: 0))
+        XCTAssertEqual(source.held.wait(timeout: .now() + 30), .success, "the stream reached the hold")
+        source.reset()
+        XCTAssertEqual(try layer.readAll(path: wanted[0]), fixture.files[wanted[0]])
+        XCTAssertEqual(source.requests, 0, "served from the prefetch stream, not a request of its own")
+        XCTAssertFalse(layer.state().prefetchDone)
+        for _ in 0..<wanted.count { source.release() }
+        XCTAssertTrue(layer.prefetch(timeout: 30))
+        for path in wanted {
+            XCTAssertEqual(try layer.readAll(path: path), fixture.files[path], path)
+        }
+        XCTAssertEqual(source.requests, 0, "the prioritized files were all local")
+    }
+
+    /// A streamed prefetch request longer than 1 MiB whose later chunks
+    /// start at a checkpoint inside earlier ones' bytes: the stream keeps
+    /// what they need and every file arrives intact.
+    func testAStreamedPrefetchKeepsTheBytesOverlappingChunksShare() throws {
+        var wanted = (0..<4).map { "uzz/blob-\($0)" }
+        wanted += (0..<40).map { "var/small-\($0).conf" }
+        let fixture = try makeFixture(prioritized: wanted, tail: true)
+        defer { fixture.directory.remove() }
+        let probe = try GzipSeekLayer(fixture.index)
+        let lastBlob = try XCTUnwrap(probe.index.lookup(path: "uzz/blob-3"))
+        let firstSmall = try XCTUnwrap(probe.index.lookup(path: "var/small-0.conf"))
+        XCTAssertLessThan(try XCTUnwrap(probe.index.chunks(of: firstSmall).first).compressedRange.lowerBound,
+                          try XCTUnwrap(probe.index.chunks(of: lastBlob).last).compressedRange.upperBound,
+                          "the small file's range starts inside the blob's (they share a checkpoint)")
+        let source = PiecewiseBlobSource(try LocalFileBlobSource(path: fixture.blobPath), piece: 16 << 10)
+        let layer = try lazy(fixture, source: source)
+        defer { layer.close() }
+        XCTAssertTrue(layer.prefetch(timeout: 30))
+        XCTAssertGreaterThan(source.largestStream, 1 << 20, "one streamed request ran past 1 MiB")
+        let afterPrefetch = source.reads
+        for path in wanted {
+            XCTAssertEqual(try layer.readAll(path: path), fixture.files[path], path)
+        }
+        XCTAssertEqual(source.reads, afterPrefetch, "the prioritized files were all local")
+        XCTAssertEqual(layer.state().errors, 0)
+    }
+
     func testAChangedRangeFailsOnlyItsOwnReads() throws {
         let fixture = try makeFixture()
         defer { fixture.directory.remove() }
@@ -100,5 +161,41 @@ final class GzipIndexDataPathTests: XCTestCase {
         }
         XCTAssertEqual(try layer.readAll(path: "etc/small-3.conf"), fixture.files["etc/small-3.conf"])
         XCTAssertEqual(try layer.readAll(path: "usr/share/big.txt"), fixture.files["usr/share/big.txt"])
+    }
+}
+
+/// Streams ranges from `base` in pieces of `piece` bytes, as a network
+/// response arrives; counts the other reads.
+final class PiecewiseBlobSource: BlobSource, @unchecked Sendable {
+    let base: any BlobSource
+    let piece: Int
+    private let lock = NSLock()
+    private var readCount = 0
+    private var largest: Int64 = 0
+
+    init(_ base: any BlobSource, piece: Int) {
+        self.base = base
+        self.piece = piece
+    }
+
+    var reads: Int { lock.lock(); defer { lock.unlock() }; return readCount }
+    var largestStream: Int64 { lock.lock(); defer { lock.unlock() }; return largest }
+
+    func size() throws -> Int64 { try base.size() }
+
+    func read(at offset: Int64, length: Int) throws -> [UInt8] {
+        lock.lock(); readCount += 1; lock.unlock()
+        return try base.read(at: offset, length: length)
+    }
+
+    func stream(_ range: Range<Int64>, deliver: (ArraySlice<UInt8>) throws -> Void) throws {
+        lock.lock(); largest = max(largest, Int64(range.count)); lock.unlock()
+        let bytes = try base.read(at: range.lowerBound, length: Int(range.count))
+        var start = 0
+        while start < bytes.count {
+            let end = min(start + piece, bytes.count)
+            try deliver(bytes[start..<end])
+            start = end
+        }
     }
 }

@@ -29,7 +29,7 @@ public final class BlobRangeTransport: ChunkTransport {
     public func fetch(_ locators: [Range<Int64>], limits: FetchLimits,
                       deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
         guard !locators.isEmpty else { return [] }
-        return limits.streaming ? stream(locators, maxBytes: limits.maxBytes, deliver: deliver)
+        return limits.streaming ? stream(locators, limits: limits, deliver: deliver)
             : read(locators, limits: limits, deliver: deliver)
     }
 
@@ -77,9 +77,11 @@ public final class BlobRangeTransport: ChunkTransport {
     }
 
     /// The leading chunks from the head stream as far as it covers them,
-    /// then the rest in streamed requests of at most `maxBytes`, each chunk
-    /// delivered as soon as its bytes are in.
-    private func stream(_ locators: [Range<Int64>], maxBytes: Int64,
+    /// then the rest in streamed requests (coalesced by `limits`), each
+    /// chunk delivered as soon as its bytes are in. Locators may overlap
+    /// (chunks of a gzip index start at their span's checkpoint); they come
+    /// in blob order, neither bound ever going back.
+    private func stream(_ locators: [Range<Int64>], limits: FetchLimits,
                         deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
         var records: [TransportRequest] = []
         var first = 0
@@ -98,7 +100,7 @@ public final class BlobRangeTransport: ChunkTransport {
         }
         guard first < locators.count else { return records }
         let rest = Array(locators[first...])
-        for request in RangeCoalescer(maxGap: Int64.max / 4, maxBytes: maxBytes).plan(rest) {
+        for request in RangeCoalescer(maxGap: limits.maxGap, maxBytes: limits.maxBytes).plan(rest) {
             let members = request.members.map { $0 + first }
             var buffer: [UInt8] = []
             var bufferStart = request.range.lowerBound  // blob offset of buffer[0]
@@ -108,16 +110,18 @@ public final class BlobRangeTransport: ChunkTransport {
             do {
                 try source.stream(request.range) { piece in
                     buffer.append(contentsOf: piece)
-                    var consumed = 0
                     while next < members.count {
                         let range = locators[members[next]]
                         let to = Int(range.upperBound - bufferStart)
                         guard to <= buffer.count else { break }
                         deliver(members[next], .success(buffer[Int(range.lowerBound - bufferStart)..<to]))
-                        consumed = to
                         next += 1
                     }
-                    // Keep what the next chunks need, not the whole request.
+                    // Keep what the next chunks need (from the next one's
+                    // start, which an overlapping chunk shares), not the
+                    // whole request.
+                    let needed = next < members.count ? locators[members[next]].lowerBound : bufferStart + Int64(buffer.count)
+                    let consumed = Int(min(max(needed - bufferStart, 0), Int64(buffer.count)))
                     if consumed >= 1 << 20 {
                         buffer.removeFirst(consumed)
                         bufferStart += Int64(consumed)
