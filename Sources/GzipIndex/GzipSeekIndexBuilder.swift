@@ -22,14 +22,26 @@ public final class GzipSeekIndexBuilder {
         public var chunkBytes: Int64
         /// Bytes of the blob's head and tail whose digests the index keeps.
         public var sampleBytes: Int64
+        /// Offsets in the uncompressed stream (the starts of the chunks of
+        /// files a workload reads first) each to get a checkpoint of its
+        /// own at the last block boundary before it. A read inflates from
+        /// the checkpoint before its chunk; without these, a prefetched
+        /// file cost up to a whole span of compressed bytes before it.
+        public var checkpointsBefore: [Int64]
 
         public init(spanBytes: Int64 = 1 << 20, maxUncompressedSpanBytes: Int64 = 8 << 20, chunkBytes: Int64 = 4 << 20,
-                    sampleBytes: Int64 = 64 << 10) {
+                    sampleBytes: Int64 = 64 << 10, checkpointsBefore: [Int64] = []) {
             self.spanBytes = spanBytes
             self.maxUncompressedSpanBytes = maxUncompressedSpanBytes
             self.chunkBytes = chunkBytes
             self.sampleBytes = sampleBytes
+            self.checkpointsBefore = checkpointsBefore
         }
+
+        /// An extra checkpoint is left out when the one before is closer
+        /// than this (compressed bytes): the read costs little more, the
+        /// index a window less.
+        static let extraCheckpointGap: Int64 = 64 << 10
     }
 
     private struct OpenFile {
@@ -57,6 +69,11 @@ public final class GzipSeekIndexBuilder {
     private var files: [GzipSeekIndex.File] = []
     private var open: OpenFile?
     private var failure: GzipIndexError?
+    /// The `checkpointsBefore` offsets not yet passed, ascending.
+    private var targets: ArraySlice<Int64>
+    /// The last block boundary before the next target, with its window:
+    /// it becomes a checkpoint once the output passes the target.
+    private var candidate: (checkpoint: GzipSeekIndex.Checkpoint, window: [UInt8])?
 
     public init(options: Options = Options()) throws {
         guard options.spanBytes > 0, options.maxUncompressedSpanBytes > 0, options.chunkBytes > 0,
@@ -64,6 +81,7 @@ public final class GzipSeekIndexBuilder {
             throw GzipIndexError.invalidLayer("span, chunk and sample sizes must be positive (chunks at most 4 GiB)")
         }
         self.options = options
+        targets = options.checkpointsBefore.sorted()[...]
         inflater = try ZlibInflater(framing: .gzip)
         history = [UInt8](repeating: 0, count: ZlibInflater.windowSize + (1 << 20))
     }
@@ -119,7 +137,10 @@ public final class GzipSeekIndexBuilder {
                 memberEnded = true
                 continue
             }
-            if step.atBlockBoundary && !step.inLastBlock { try considerCheckpoint(bits: step.unusedBits) }
+            if step.atBlockBoundary && !step.inLastBlock {
+                try considerExtraCheckpoint(bits: step.unusedBits)
+                try considerCheckpoint(bits: step.unusedBits)
+            }
             idle = step.consumed == 0 && step.produced == 0 ? idle + 1 : 0
             guard idle < 3 else {
                 throw GzipIndexError.invalidLayer("inflate makes no progress at compressed offset \(compressedPosition)")
@@ -263,6 +284,33 @@ public final class GzipSeekIndexBuilder {
         checkpoints.append(GzipSeekIndex.Checkpoint(
             compressedOffset: compressedPosition, bits: UInt8(bits), uncompressedOffset: uncompressedPosition,
             windowSize: size, compressedWindow: try RawDeflate.compress(window)))
+    }
+
+    /// At a block boundary: once the output has passed the next target,
+    /// the candidate (the last boundary before it) becomes a checkpoint;
+    /// while a target lies ahead, this boundary is the new candidate.
+    private func considerExtraCheckpoint(bits: Int) throws {
+        var passed = false
+        while let target = targets.first, uncompressedPosition > target {
+            targets.removeFirst()
+            passed = true
+        }
+        if passed, let (checkpoint, window) = candidate {
+            let last = checkpoints.last
+            if last == nil || (checkpoint.firstByte > last!.firstByte
+                               && checkpoint.compressedOffset - last!.compressedOffset >= Options.extraCheckpointGap) {
+                var kept = checkpoint
+                kept.compressedWindow = try RawDeflate.compress(window)
+                checkpoints.append(kept)
+            }
+            candidate = nil
+        }
+        guard !targets.isEmpty else { return }
+        let size = min(ZlibInflater.windowSize, historyCount)
+        candidate = (GzipSeekIndex.Checkpoint(compressedOffset: compressedPosition, bits: UInt8(bits),
+                                              uncompressedOffset: uncompressedPosition, windowSize: size,
+                                              compressedWindow: []),
+                     Array(history[(historyCount - size)..<historyCount]))
     }
 
     /// Keeps the last 32 KiB of output and makes room after it.

@@ -60,6 +60,41 @@ final class GzipSeekIndexTests: XCTestCase {
         XCTAssertEqual(try reader.readFile(small), Array("line 150\n".utf8))
     }
 
+    /// `checkpointsBefore` puts a checkpoint at the last block boundary
+    /// before each offset it names: a file there costs its own bytes, not
+    /// the span before it, and still reads back and verifies.
+    func testExtraCheckpointsSitRightBeforeTheNamedFiles() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        let wide = GzipSeekIndexBuilder.Options(spanBytes: 4 << 20, maxUncompressedSpanBytes: 64 << 20,
+                                                chunkBytes: 64 << 10, sampleBytes: 4096)
+        let plain = try Trees.index(packed.blob, options: wide, piece: 777)
+        let named = ["etc/conf-150.txt", "data/random.bin", "etc/conf-299.txt"]
+        let ids = try named.map { try XCTUnwrap(plain.file(at: $0), $0) }
+        var extra = wide
+        extra.checkpointsBefore = ids.flatMap { id in plain.files[id].chunks.map { plain.files[id].dataOffset + $0.fileOffset } }
+        let index = try Trees.index(packed.blob, options: extra, piece: 777)
+        XCTAssertGreaterThan(index.checkpoints.count, plain.checkpoints.count)
+        XCTAssertEqual(index.files, plain.files, "the same file table")
+
+        let plainReader = GzipSeekReader(index: plain, source: CountingBlobSource(packed.blob))
+        let source = CountingBlobSource(packed.blob)
+        let reader = GzipSeekReader(index: index, source: source)
+        for (path, id) in zip(named, ids) {
+            let onDisk = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(packed.root)/\(path)")))
+            XCTAssertEqual(try reader.readFile(id), onDisk, path)
+            let last = index.files[id].chunks.count - 1
+            let before = plainReader.compressedRange(file: id, chunk: last)
+            let after = reader.compressedRange(file: id, chunk: last)
+            XCTAssertEqual(after.upperBound, before.upperBound, path)
+            XCTAssertLessThan(after.count, before.count, "\(path): from a checkpoint of its own")
+        }
+        // A file nobody named keeps its span's checkpoint.
+        let other = try XCTUnwrap(index.file(at: "etc/conf-20.txt"))
+        XCTAssertEqual(try reader.readFile(other), Array("line 20\n".utf8))
+    }
+
     func testTheFileTableSaysWhatTheTreeSays() throws {
         let work = try TemporaryDirectory(prefix: "gzindex")
         defer { work.remove() }
