@@ -17,26 +17,37 @@ public enum ThreadPriority {
     public static func lowerCurrentThread() {
         #if os(Linux)
         // Never raise it: a daemon started with a higher nice value keeps it.
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, max(currentNiceValue(), background))
+        setNiceValue(max(currentNiceValue(), background), of: 0)
         #endif
     }
 
     /// The calling thread's nice value.
-    public static func currentNiceValue() -> Int32 {
-        #if os(Linux)
-        return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
-        #else
-        return 0
-        #endif
-    }
+    public static func currentNiceValue() -> Int32 { niceValue(of: 0) }
 
     /// The nice value of the process's main thread: what a thread that was
     /// lowered returns to when someone waits for its work.
     public static func processNiceValue() -> Int32 {
         #if os(Linux)
-        return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(getpid()))
+        return niceValue(of: id_t(getpid()))
         #else
         return 0
+        #endif
+    }
+
+    /// The nice value of thread `who` (0: the calling thread). On Linux
+    /// `PRIO_PROCESS` with a thread id names that one thread.
+    static func niceValue(of who: id_t) -> Int32 {
+        #if os(Linux)
+        return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), who)
+        #else
+        return 0
+        #endif
+    }
+
+    /// Sets thread `who`'s nice value (0: the calling thread); best effort.
+    static func setNiceValue(_ value: Int32, of who: id_t) {
+        #if os(Linux)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), who, value)
         #endif
     }
 
@@ -85,16 +96,8 @@ public struct LoweredThread: Sendable, Hashable {
     /// Back to the process's priority. Best effort: raising a priority
     /// needs CAP_SYS_NICE (the daemon runs as root); without it the thread
     /// stays low.
-    public func raise() {
-        #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(threadID), normal)
-        #endif
-    }
+    public func raise() { ThreadPriority.setNiceValue(normal, of: id_t(threadID)) }
 
     /// Down to the priority it had when the handle was taken.
-    public func lower() {
-        #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(threadID), lowered)
-        #endif
-    }
+    public func lower() { ThreadPriority.setNiceValue(lowered, of: id_t(threadID)) }
 }

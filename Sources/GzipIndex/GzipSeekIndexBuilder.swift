@@ -279,11 +279,24 @@ public final class GzipSeekIndexBuilder {
                   compressedPosition - last.compressedOffset >= options.spanBytes
                     || uncompressedPosition - last.uncompressedOffset >= options.maxUncompressedSpanBytes else { return }
         }
+        let (checkpoint, window) = boundary(bits: bits)
+        try append(checkpoint, window: window)
+    }
+
+    /// This block boundary as a checkpoint (its window not yet compressed)
+    /// and the window: the last 32 KiB of output, or all of it.
+    private func boundary(bits: Int) -> (checkpoint: GzipSeekIndex.Checkpoint, window: [UInt8]) {
         let size = min(ZlibInflater.windowSize, historyCount)
-        let window = Array(history[(historyCount - size)..<historyCount])
-        checkpoints.append(GzipSeekIndex.Checkpoint(
-            compressedOffset: compressedPosition, bits: UInt8(bits), uncompressedOffset: uncompressedPosition,
-            windowSize: size, compressedWindow: try RawDeflate.compress(window)))
+        return (GzipSeekIndex.Checkpoint(compressedOffset: compressedPosition, bits: UInt8(bits),
+                                         uncompressedOffset: uncompressedPosition, windowSize: size,
+                                         compressedWindow: []),
+                Array(history[(historyCount - size)..<historyCount]))
+    }
+
+    private func append(_ checkpoint: GzipSeekIndex.Checkpoint, window: [UInt8]) throws {
+        var checkpoint = checkpoint
+        checkpoint.compressedWindow = try RawDeflate.compress(window)
+        checkpoints.append(checkpoint)
     }
 
     /// At a block boundary: once the output has passed the next target,
@@ -296,21 +309,16 @@ public final class GzipSeekIndexBuilder {
             passed = true
         }
         if passed, let (checkpoint, window) = candidate {
-            let last = checkpoints.last
-            if last == nil || (checkpoint.firstByte > last!.firstByte
-                               && checkpoint.compressedOffset - last!.compressedOffset >= Options.extraCheckpointGap) {
-                var kept = checkpoint
-                kept.compressedWindow = try RawDeflate.compress(window)
-                checkpoints.append(kept)
-            }
+            // First bytes strictly increase; one close behind is enough.
+            let farEnough = checkpoints.last.map {
+                checkpoint.firstByte > $0.firstByte
+                    && checkpoint.compressedOffset - $0.compressedOffset >= Options.extraCheckpointGap
+            } ?? true
+            if farEnough { try append(checkpoint, window: window) }
             candidate = nil
         }
         guard !targets.isEmpty else { return }
-        let size = min(ZlibInflater.windowSize, historyCount)
-        candidate = (GzipSeekIndex.Checkpoint(compressedOffset: compressedPosition, bits: UInt8(bits),
-                                              uncompressedOffset: uncompressedPosition, windowSize: size,
-                                              compressedWindow: []),
-                     Array(history[(historyCount - size)..<historyCount]))
+        candidate = boundary(bits: bits)
     }
 
     /// Keeps the last 32 KiB of output and makes room after it.
