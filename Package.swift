@@ -79,7 +79,7 @@ let package = Package(
 
         // MARK: registry
         .target(name: "Registry", dependencies: [
-            "Basics", "HTTPTransport", "StargzReader",
+            "Basics", "BlockingWork", "HTTPTransport", "StargzReader",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),

@@ -18,16 +18,11 @@
 #   a change: RATIO coldread-<link>-vs-base)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-if [ -z "${STARLING:-}" ]; then
-  (cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --product starling >&2)
-  STARLING="$(cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --show-bin-path)/starling"
-fi
+. "$here/lib/starling.sh"
 RUNS=${RUNS:-3}
 LINKS=${LINKS:-loopback wan}
 RTT_MS=${RTT_MS:-20}
 MBIT=${MBIT:-200}
-shared=$(cd "$repo/../shared" && pwd)
 READERS=${READERS:-8}
 
 work=$(mktemp -d /var/tmp/starling-coldread.XXXXXX)

@@ -77,13 +77,7 @@
 #       bench/out/ (ms_print / heaptrack_print read it)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-shared=${SHARED:-$(cd "$repo/.." && pwd)/shared}
-[ -d "$shared/bin" ] || shared=/work/shared
-if [ -z "${STARLING:-}" ]; then
-  (cd "$repo" && swift build -c release --scratch-path .build-coldstart --product starling >&2)
-  STARLING="$(cd "$repo" && swift build -c release --scratch-path .build-coldstart --show-bin-path)/starling"
-fi
+. "$here/lib/starling.sh"
 VARIANTS=${VARIANTS:-overlayfs starling reference}
 WORKLOAD=${WORKLOAD:-python}
 if [ -z "${STARGZ_GRPC:-}" ] && [[ " $VARIANTS " == *" reference "* ]]; then

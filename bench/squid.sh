@@ -24,13 +24,7 @@
 #   IDLE_TIMEOUT, BUSY_PERCENT, BUSY_WAIT, COOLDOWN as in bench/coldstart.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-shared=${SHARED:-$(cd "$repo/.." && pwd)/shared}
-[ -d "$shared/bin" ] || shared=/work/shared
-if [ -z "${STARLING:-}" ]; then
-  (cd "$repo" && swift build -c release --scratch-path .build-coldstart --product starling >&2)
-  STARLING="$(cd "$repo" && swift build -c release --scratch-path .build-coldstart --show-bin-path)/starling"
-fi
+. "$here/lib/starling.sh"
 RUNS=${RUNS:-3}
 RTT_MS=${RTT_MS:-20}
 MBIT=${MBIT:-200}

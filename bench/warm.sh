@@ -15,11 +15,7 @@
 # ${CACHE:-/var/tmp/debian-rootfs}/base). Work files go to ${WORK:-/var/tmp/starling-bench-warm}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-if [ -z "${STARLING:-}" ]; then
-  (cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --product starling >&2)
-  STARLING="$(cd "$repo" && swift build -c release --scratch-path "${SCRATCH:-.build}" --show-bin-path)/starling"
-fi
+. "$here/lib/starling.sh"
 work=${WORK:-/var/tmp/starling-bench-warm}
 cache=${CACHE:-/var/tmp/debian-rootfs}
 runs=${RUNS:-10}

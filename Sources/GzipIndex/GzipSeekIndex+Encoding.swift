@@ -240,46 +240,46 @@ extension GzipSeekIndex {
             guard let kind = Kind(rawValue: rawKind) else { throw r.fail("file \(i) kind", "unknown kind \(rawKind)") }
             let path = try r.string("file \(i) path", max: limits.maxPathBytes)
             var file = File(path: path, kind: kind)
-            let name = "file \(i) (\"\(path)\")"
-            file.mode = try r.uint32("\(name) mode")
-            file.uid = try r.uint32("\(name) uid")
-            file.gid = try r.uint32("\(name) gid")
-            file.modTime = try r.signed("\(name) mtime")
-            let xattrCount = try r.count("\(name) xattr count", max: Int64(limits.maxXattrsPerFile))
+            let name = { "file \(i) (\"\(path)\")" }
+            file.mode = try r.uint32("\(name()) mode")
+            file.uid = try r.uint32("\(name()) uid")
+            file.gid = try r.uint32("\(name()) gid")
+            file.modTime = try r.signed("\(name()) mtime")
+            let xattrCount = try r.count("\(name()) xattr count", max: Int64(limits.maxXattrsPerFile))
             for x in 0..<Int(xattrCount) {
-                let attr = try r.string("\(name) xattr \(x) name", max: 255)
-                let value = Array(try r.data("\(name) xattr \(x) value", max: limits.maxXattrValueBytes))
+                let attr = try r.string("\(name()) xattr \(x) name", max: 255)
+                let value = Array(try r.data("\(name()) xattr \(x) value", max: limits.maxXattrValueBytes))
                 file.xattrs.append(Xattr(name: attr, value: value))
             }
             switch kind {
             case .regular:
-                file.size = try r.count("\(name) size", max: 1 << 50)
+                file.size = try r.count("\(name()) size", max: 1 << 50)
                 guard file.size > 0 else { break }
-                file.dataOffset = dataEnd + (try r.count("\(name) data offset", max: 1 << 52))
+                file.dataOffset = dataEnd + (try r.count("\(name()) data offset", max: 1 << 52))
                 dataEnd = file.dataOffset + file.size
-                file.digest = SHA256Digest(bytes: try r.raw("\(name) digest", count: 32))
+                file.digest = SHA256Digest(bytes: try r.raw("\(name()) digest", count: 32))
                 let chunkCount = (file.size + chunkBytes - 1) / chunkBytes
                 // Each chunk takes at least one byte (its compressed end).
                 guard chunkCount <= Int64(r.remaining) else {
-                    throw r.fail("\(name) chunks", "\(chunkCount) chunks cannot fit in \(r.remaining) bytes")
+                    throw r.fail("\(name()) chunks", "\(chunkCount) chunks cannot fit in \(r.remaining) bytes")
                 }
                 var ends: [Int64] = []
                 for c in 0..<Int(chunkCount) {
-                    compressedEnd += try r.count("\(name) chunk \(c) compressed end", max: 1 << 50)
+                    compressedEnd += try r.count("\(name()) chunk \(c) compressed end", max: 1 << 50)
                     ends.append(compressedEnd)
                 }
                 for (c, end) in ends.enumerated() {
                     let offset = Int64(c) * chunkBytes
                     let digest = chunkCount == 1
-                        ? file.digest! : SHA256Digest(bytes: try r.raw("\(name) chunk \(c) digest", count: 32))
+                        ? file.digest! : SHA256Digest(bytes: try r.raw("\(name()) chunk \(c) digest", count: 32))
                     file.chunks.append(Chunk(fileOffset: offset, size: min(chunkBytes, file.size - offset),
                                              compressedEnd: end, digest: digest))
                 }
             case .symlink, .hardlink:
-                file.linkTarget = try r.string("\(name) link target", max: limits.maxPathBytes)
+                file.linkTarget = try r.string("\(name()) link target", max: limits.maxPathBytes)
             case .charDevice, .blockDevice:
-                file.devMajor = try r.uint32("\(name) device major")
-                file.devMinor = try r.uint32("\(name) device minor")
+                file.devMajor = try r.uint32("\(name()) device major")
+                file.devMinor = try r.uint32("\(name()) device minor")
             case .directory, .fifo:
                 break
             }

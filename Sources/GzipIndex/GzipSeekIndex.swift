@@ -124,6 +124,9 @@ public struct GzipSeekIndex: Sendable, Equatable {
     /// each shows that the blob a registry serves under the layer digest is
     /// the one indexed, before anything is mounted from it.
     public struct BlobSample: Sendable, Equatable {
+        /// What `starling index` samples unless told otherwise.
+        public static let defaultBytes: Int64 = 64 << 10
+
         public var bytes: Int64
         public var head: SHA256Digest
         public var tail: SHA256Digest
@@ -136,8 +139,29 @@ public struct GzipSeekIndex: Sendable, Equatable {
 
         /// The two ranges sampled in a blob of `blobSize` bytes.
         public func ranges(blobSize: Int64) -> [Range<Int64>] {
+            Self.ranges(bytes, blobSize: blobSize)
+        }
+
+        static func ranges(_ bytes: Int64, blobSize: Int64) -> [Range<Int64>] {
             let n = min(bytes, blobSize)
             return [0..<n, (blobSize - n)..<blobSize]
+        }
+
+        /// Reads the first and last `bytes` bytes of a blob of `blobSize`
+        /// bytes from `source`: one multi-range read, or one range for a
+        /// blob so small that the two overlap (an HTTP server would answer
+        /// overlapping ranges with the whole blob, as a 200).
+        public static func read(_ bytes: Int64, of source: any BlobSource, blobSize: Int64) -> GzipSeekReader.SampledBytes {
+            let ranges = Self.ranges(bytes, blobSize: blobSize)
+            let parts = Result<[[UInt8]], any Error> {
+                guard ranges[0].upperBound < ranges[1].lowerBound else {
+                    let whole = try source.read(at: 0, length: Int(blobSize))
+                    return [Array(whole[Int(ranges[0].lowerBound)..<Int(ranges[0].upperBound)]),
+                            Array(whole[Int(ranges[1].lowerBound)...])]
+                }
+                return try source.read(ranges: ranges)
+            }
+            return GzipSeekReader.SampledBytes(bytes: bytes, blobSize: blobSize, parts: parts)
         }
     }
 

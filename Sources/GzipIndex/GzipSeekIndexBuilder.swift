@@ -30,7 +30,7 @@ public final class GzipSeekIndexBuilder {
         public var checkpointsBefore: [Int64]
 
         public init(spanBytes: Int64 = 1 << 20, maxUncompressedSpanBytes: Int64 = 8 << 20, chunkBytes: Int64 = 4 << 20,
-                    sampleBytes: Int64 = 64 << 10, checkpointsBefore: [Int64] = []) {
+                    sampleBytes: Int64 = GzipSeekIndex.BlobSample.defaultBytes, checkpointsBefore: [Int64] = []) {
             self.spanBytes = spanBytes
             self.maxUncompressedSpanBytes = maxUncompressedSpanBytes
             self.chunkBytes = chunkBytes

@@ -21,29 +21,34 @@ public struct GzipSeekReader: Sendable {
     /// Checks that `source` serves the blob the index was built from: its
     /// size, and the digests of its first and last bytes (one multi-range
     /// read). A blob that differs elsewhere is caught file by file, by the
-    /// file digests, when read.
-    public func verifyBlob() throws {
+    /// file digests, when read. `sampled` is that read made before the index
+    /// was known (`BlobSample.read`, so that it costs no round trip of its
+    /// own): used when it sampled as many bytes as the index did.
+    public func verifyBlob(sampled: SampledBytes? = nil) throws {
         let size = try source.size()
         guard size == index.blobSize else {
             throw GzipIndexError.blobMismatch("the blob has \(size) bytes, the index was built from \(index.blobSize)")
         }
-        let ranges = index.sample.ranges(blobSize: size)
         let bytes: [[UInt8]]
-        if ranges[0].upperBound >= ranges[1].lowerBound {
-            // A small blob: one range (two that overlap would make an HTTP
-            // server send the whole blob instead, as a 200).
-            let whole = try source.read(at: 0, length: Int(size))
-            bytes = [Array(whole[Int(ranges[0].lowerBound)..<Int(ranges[0].upperBound)]),
-                     Array(whole[Int(ranges[1].lowerBound)...])]
+        if let sampled, sampled.bytes == index.sample.bytes, sampled.blobSize == size {
+            bytes = try sampled.parts.get()
         } else {
-            bytes = try source.read(ranges: ranges)
+            bytes = try GzipSeekIndex.BlobSample.read(index.sample.bytes, of: source, blobSize: size).parts.get()
         }
+        let ranges = index.sample.ranges(blobSize: size)
         guard bytes.count == 2, SHA256Digest.of(bytes[0]) == index.sample.head else {
             throw GzipIndexError.blobMismatch("its first \(ranges[0].count) bytes differ from the indexed blob's")
         }
         guard SHA256Digest.of(bytes[1]) == index.sample.tail else {
             throw GzipIndexError.blobMismatch("its last \(ranges[1].count) bytes differ from the indexed blob's")
         }
+    }
+
+    /// A blob's first and last `bytes` bytes, as read (or why they could not be).
+    public struct SampledBytes: Sendable {
+        public let bytes: Int64
+        public let blobSize: Int64
+        public let parts: Result<[[UInt8]], any Error>
     }
 
     /// The blob bytes chunk `chunk` of file `file` needs.

@@ -37,8 +37,9 @@ struct IndexByteWriter {
 
 /// Bounds-checked reading of what `IndexByteWriter` wrote. Every read
 /// names the field it reads, so a damaged index is refused with the field
-/// it broke at; counts are checked against the bytes left before anything
-/// is allocated for them.
+/// it broke at (the name is made only then: made for every field of every
+/// file, the names cost more than the reading); counts are checked
+/// against the bytes left before anything is allocated for them.
 struct IndexByteReader {
     let bytes: [UInt8]
     var position: Int
@@ -57,18 +58,18 @@ struct IndexByteReader {
     var remaining: Int { end - position }
     var atEnd: Bool { position == end }
 
-    func fail(_ field: String, _ detail: String) -> GzipIndexError {
-        .malformed(check: "\(section): \(field)", detail: "\(detail) (at byte \(position))")
+    func fail(_ field: @autoclosure () -> String, _ detail: String) -> GzipIndexError {
+        .malformed(check: "\(section): \(field())", detail: "\(detail) (at byte \(position))")
     }
 
-    mutating func varint(_ field: String) throws(GzipIndexError) -> UInt64 {
+    mutating func varint(_ field: @autoclosure () -> String) throws(GzipIndexError) -> UInt64 {
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard position < end else { throw fail(field, "the data ends inside a number") }
+            guard position < end else { throw fail(field(), "the data ends inside a number") }
             let b = bytes[position]
             position += 1
-            guard shift < 64, shift < 63 || b <= 1 else { throw fail(field, "number is longer than 64 bits") }
+            guard shift < 64, shift < 63 || b <= 1 else { throw fail(field(), "number is longer than 64 bits") }
             value |= UInt64(b & 0x7f) << shift
             if b & 0x80 == 0 { return value }
             shift += 7
@@ -76,44 +77,44 @@ struct IndexByteReader {
     }
 
     /// A varint that must fit `0...max`.
-    mutating func count(_ field: String, max: Int64) throws(GzipIndexError) -> Int64 {
-        let value = try varint(field)
-        guard value <= UInt64(max) else { throw fail(field, "\(value) exceeds \(max)") }
+    mutating func count(_ field: @autoclosure () -> String, max: Int64) throws(GzipIndexError) -> Int64 {
+        let value = try varint(field())
+        guard value <= UInt64(max) else { throw fail(field(), "\(value) exceeds \(max)") }
         return Int64(value)
     }
 
-    mutating func signed(_ field: String) throws(GzipIndexError) -> Int64 {
-        let v = try varint(field)
+    mutating func signed(_ field: @autoclosure () -> String) throws(GzipIndexError) -> Int64 {
+        let v = try varint(field())
         return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
     }
 
-    mutating func uint32(_ field: String) throws(GzipIndexError) -> UInt32 {
-        UInt32(try count(field, max: Int64(UInt32.max)))
+    mutating func uint32(_ field: @autoclosure () -> String) throws(GzipIndexError) -> UInt32 {
+        UInt32(try count(field(), max: Int64(UInt32.max)))
     }
 
-    mutating func byte(_ field: String) throws(GzipIndexError) -> UInt8 {
-        guard position < end else { throw fail(field, "the data ends") }
+    mutating func byte(_ field: @autoclosure () -> String) throws(GzipIndexError) -> UInt8 {
+        guard position < end else { throw fail(field(), "the data ends") }
         defer { position += 1 }
         return bytes[position]
     }
 
-    mutating func raw(_ field: String, count: Int) throws(GzipIndexError) -> ArraySlice<UInt8> {
+    mutating func raw(_ field: @autoclosure () -> String, count: Int) throws(GzipIndexError) -> ArraySlice<UInt8> {
         guard count >= 0, count <= remaining else {
-            throw fail(field, "needs \(count) bytes, \(remaining) left")
+            throw fail(field(), "needs \(count) bytes, \(remaining) left")
         }
         defer { position += count }
         return bytes[position..<(position + count)]
     }
 
     /// A length-prefixed byte string of at most `max` bytes.
-    mutating func data(_ field: String, max: Int) throws(GzipIndexError) -> ArraySlice<UInt8> {
-        let length = try count(field + " length", max: Int64(max))
-        return try raw(field, count: Int(length))
+    mutating func data(_ field: @autoclosure () -> String, max: Int) throws(GzipIndexError) -> ArraySlice<UInt8> {
+        let length = try count(field() + " length", max: Int64(max))
+        return try raw(field(), count: Int(length))
     }
 
-    mutating func string(_ field: String, max: Int) throws(GzipIndexError) -> String {
-        let utf8 = try data(field, max: max)
-        guard let text = String(validating: utf8, as: UTF8.self) else { throw fail(field, "is not UTF-8") }
+    mutating func string(_ field: @autoclosure () -> String, max: Int) throws(GzipIndexError) -> String {
+        let utf8 = try data(field(), max: max)
+        guard let text = String(validating: utf8, as: UTF8.self) else { throw fail(field(), "is not UTF-8") }
         return text
     }
 }

@@ -1,4 +1,5 @@
-/// Splits a `multipart/byteranges` body (RFC 9110 §14.6) into its parts.
+/// Splits a `multipart/byteranges` body (RFC 9110 §14.6) into its parts,
+/// whole or as it arrives.
 ///
 /// Each part is `--BOUNDARY CRLF headers CRLF CRLF data`; the data length
 /// comes from the part's Content-Range, so boundaries inside the data cannot
@@ -21,41 +22,106 @@ enum MultipartByteRanges {
         return nil
     }
 
-    /// The parts in body order; nil if the body is malformed.
+    /// The parts in body order; nil if the body is malformed or incomplete.
     static func parse(_ body: [UInt8], boundary: String) -> [Part]? {
-        let delimiter = Array("--\(boundary)".utf8)
-        var parts: [Part] = []
-        var index = 0
-        while true {
-            guard let start = find(delimiter, in: body, from: index) else { return parts.isEmpty ? nil : parts }
-            index = start + delimiter.count
-            if body.count >= index + 2 && body[index] == 45 && body[index + 1] == 45 { return parts }  // "--": end
-            guard let headerEnd = find(Array("\r\n\r\n".utf8), in: body, from: index) else { return nil }
-            let headerText = String(decoding: body[index..<headerEnd], as: UTF8.self)
-            var range: Range<Int64>?
-            for line in headerText.split(whereSeparator: \.isNewline) {  // "\r\n" is one Character
-                guard let colon = line.firstIndex(of: ":") else { continue }
-                if line[..<colon].trimmingCharacters(in: .whitespaces).lowercased() == "content-range" {
-                    range = ContentRange(String(line[line.index(after: colon)...]))?.range
-                }
-            }
-            guard let range else { return nil }
-            let dataStart = headerEnd + 4
-            let dataEnd = dataStart + Int(range.count)
-            guard dataEnd <= body.count else { return nil }
-            parts.append(Part(range: range, bytes: body[dataStart..<dataEnd]))
-            index = dataEnd
-        }
+        var stream = Stream(boundary: boundary)
+        guard let parts = try? stream.feed(body), stream.isFinished || (!parts.isEmpty && stream.isBetweenParts)
+        else { return nil }
+        return parts
     }
 
-    private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
-        var index = start
-        let first = needle[0]
-        while index <= haystack.count - needle.count {
-            if haystack[index] == first && haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
-            index += 1
+    struct Malformed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A body fed piece by piece as it arrives: each part comes out as soon
+    /// as its last byte is in, so a caller can use the first ranges of a
+    /// multi-range response while the rest are on the way. It holds the
+    /// bytes of at most one part (plus what arrived after it).
+    struct Stream {
+        private let delimiter: [UInt8]
+        private var buffer: [UInt8] = []
+        /// Where in `buffer` the delimiter search goes on (bytes before it were searched).
+        private var searchFrom = 0
+        private var current: (range: Range<Int64>, dataStart: Int)?
+        /// A delimiter arrived whose part headers have not ended yet.
+        private var inHeaders = false
+        private(set) var isFinished = false
+        /// Largest part accepted; a part announcing more is refused before its bytes are kept.
+        private let maxPartBytes: Int64
+
+        init(boundary: String, maxPartBytes: Int64 = .max) {
+            delimiter = Array("--\(boundary)".utf8)
+            self.maxPartBytes = maxPartBytes
         }
-        return nil
+
+        /// No part is half-received (the body may end here when the server omits the close delimiter).
+        var isBetweenParts: Bool { current == nil && !inHeaders }
+
+        /// Adds `bytes`; returns the parts completed by them, in order.
+        mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws -> [Part] where Bytes.Element == UInt8 {
+            guard !isFinished else { return [] }
+            buffer.append(contentsOf: bytes)
+            var parts: [Part] = []
+            while let part = try next() { parts.append(part) }
+            return parts
+        }
+
+        private mutating func next() throws -> Part? {
+            if current == nil {
+                guard let start = find(delimiter, from: searchFrom) else {
+                    searchFrom = max(0, buffer.count - delimiter.count)
+                    return nil
+                }
+                let afterDelimiter = start + delimiter.count
+                inHeaders = true
+                searchFrom = start
+                guard buffer.count >= afterDelimiter + 2 else { return nil }
+                if buffer[afterDelimiter] == 45 && buffer[afterDelimiter + 1] == 45 {  // "--": the end
+                    isFinished = true
+                    inHeaders = false
+                    buffer = []
+                    return nil
+                }
+                guard let headerEnd = find(Self.headerEnd, from: afterDelimiter) else {
+                    if buffer.count - afterDelimiter > 16 << 10 { throw Malformed(description: "part headers longer than 16 KiB") }
+                    return nil
+                }
+                let headerText = String(decoding: buffer[afterDelimiter..<headerEnd], as: UTF8.self)
+                var range: Range<Int64>?
+                for line in headerText.split(whereSeparator: \.isNewline) {  // "\r\n" is one Character
+                    guard let colon = line.firstIndex(of: ":") else { continue }
+                    if line[..<colon].trimmingCharacters(in: .whitespaces).lowercased() == "content-range" {
+                        range = ContentRange(String(line[line.index(after: colon)...]))?.range
+                    }
+                }
+                guard let range else { throw Malformed(description: "a part without a usable Content-Range") }
+                guard Int64(range.count) <= maxPartBytes else {
+                    throw Malformed(description: "a part of \(range.count) bytes, more than the \(maxPartBytes) asked for")
+                }
+                current = (range, headerEnd + 4)
+                inHeaders = false
+            }
+            guard let (range, dataStart) = current, buffer.count >= dataStart + Int(range.count) else { return nil }
+            let dataEnd = dataStart + Int(range.count)
+            let part = Part(range: range, bytes: buffer[dataStart..<dataEnd])
+            buffer.removeSubrange(0..<dataEnd)
+            searchFrom = 0
+            current = nil
+            return part
+        }
+
+        private static let headerEnd = Array("\r\n\r\n".utf8)
+
+        private func find(_ needle: [UInt8], from start: Int) -> Int? {
+            guard !needle.isEmpty, buffer.count >= needle.count, start <= buffer.count - needle.count else { return nil }
+            var index = start
+            let first = needle[0]
+            while index <= buffer.count - needle.count {
+                if buffer[index] == first && buffer[index..<(index + needle.count)].elementsEqual(needle) { return index }
+                index += 1
+            }
+            return nil
+        }
     }
 }

@@ -103,6 +103,101 @@ public final class RegistryBlobSource: BlobSource {
         return results
     }
 
+    /// `read(ranges:)` with each range handed on as soon as its bytes are
+    /// in: the parts of a `multipart/byteranges` answer are taken off the
+    /// wire one by one. A connection that breaks is resumed by asking again
+    /// for the ranges not yet delivered (the client's retries), so each
+    /// range is delivered once. A server that answers with one part or the
+    /// whole blob is handled as `read(ranges:)` handles it.
+    public func read(ranges: [Range<Int64>], each deliver: (Int, [UInt8]) throws -> Void) throws {
+        let checked = try ranges.map { try validated(offset: $0.lowerBound, length: Int($0.count)) }
+        if checked.count <= 1 || state.withLock({ $0.multiRangeUnsupported }) {
+            for (i, range) in checked.enumerated() { try deliver(i, try read(at: range.lowerBound, length: Int(range.count))) }
+            return
+        }
+        var start = 0
+        while start < checked.count {
+            let batch = start..<min(checked.count, start + Self.rangesPerRequest)
+            try streamParts(checked, batch, deliver: deliver)
+            start = batch.upperBound
+        }
+    }
+
+    /// One multi-range request for `ranges[batch]` (sorted, apart), each
+    /// range delivered when the part holding it has arrived.
+    private func streamParts(_ ranges: [Range<Int64>], _ batch: Range<Int>,
+                             deliver: (Int, [UInt8]) throws -> Void) throws {
+        var delivered = Set<Int>()
+        var whole: [UInt8] = []  // an answer that is not multipart, kept as `fetch` keeps it
+        let call = RegistryCall(reference: repository, path: "blobs/\(digest)", what: "blob \(digest)")
+        let preferred = state.withLock { $0.endpoint }
+        let requireRanges = state.withLock { $0.requireRanges }
+        let largest = batch.map { Int64(ranges[$0].count) }.max() ?? 0
+        func hand(_ part: MultipartByteRanges.Part, _ deliver: (Int, [UInt8]) throws -> Void) throws {
+            for i in batch where !delivered.contains(i) {
+                let range = ranges[i]
+                guard part.range.lowerBound <= range.lowerBound, range.upperBound <= part.range.upperBound else { continue }
+                let from = part.bytes.startIndex + Int(range.lowerBound - part.range.lowerBound)
+                try deliver(i, Array(part.bytes[from..<(from + Int(range.count))]))
+                delivered.insert(i)
+            }
+        }
+        let result = try withoutActuallyEscaping(deliver) { deliver in
+            try client.send(call, cancellation: cancellation, preferred: preferred) {
+                let wanted = batch.filter { !delivered.contains($0) }
+                let header = "Range: bytes=" + wanted.map { "\(ranges[$0].lowerBound)-\(ranges[$0].upperBound - 1)" }
+                    .joined(separator: ",")
+                let expected = wanted.reduce(0) { $0 + Int(ranges[$1].count) }
+                let neededEnd = wanted.map { ranges[$0].upperBound }.max() ?? 0
+                var parts: MultipartByteRanges.Stream?
+                var started = false
+                whole = []
+                return AttemptSetup(headers: [header]) { head, bytes in
+                    if !started {
+                        started = true
+                        if head.status == 206, let type = head.header("content-type"),
+                           let boundary = MultipartByteRanges.boundary(contentType: type) {
+                            parts = MultipartByteRanges.Stream(boundary: boundary, maxPartBytes: largest)
+                        }
+                    }
+                    if parts != nil {
+                        let arrived: [MultipartByteRanges.Part]
+                        do {
+                            arrived = try parts!.feed(bytes)
+                        } catch {
+                            throw RegistryError.invalidResponse(registry: self.repository.registry, repository: self.repository.repository,
+                                                                detail: "malformed multipart/byteranges body for \(self.digest): \(error)")
+                        }
+                        for part in arrived { try hand(part, deliver) }
+                        return !parts!.isFinished
+                    }
+                    if head.status == 206 {
+                        guard whole.count + bytes.count <= expected + 65536 else {
+                            throw RegistryError.invalidResponse(registry: self.repository.registry, repository: self.repository.repository,
+                                                                detail: "range response for \(self.digest) is longer than requested")
+                        }
+                        whole.append(contentsOf: bytes)
+                        return true
+                    }
+                    if requireRanges { return false }  // refused below, nothing downloaded
+                    let room = Int(min(Int64(Int.max), neededEnd)) - whole.count
+                    whole.append(contentsOf: bytes.prefix(max(0, room)))
+                    return Int64(whole.count) < neededEnd
+                }
+            }
+        }
+        state.withLock { $0.endpoint = result.endpoint }
+        let missing = batch.filter { !delivered.contains($0) }
+        guard !missing.isEmpty else { return }
+        // Not multipart (or it ended early): what `read(ranges:)` makes of it.
+        let response = try interpret(result.exchange, body: whole, ranges: missing.map { ranges[$0] }, host: result.endpoint.host)
+        if !response.isMultipart && missing.count > 1 { state.withLock { $0.multiRangeUnsupported = true } }
+        for i in missing {
+            let range = ranges[i]
+            try deliver(i, try response.slice(range) ?? read(at: range.lowerBound, length: Int(range.count)))
+        }
+    }
+
     /// One range request whose body is handed on as it arrives. A
     /// connection that breaks is resumed from the first byte not delivered
     /// (the client's retries), so `deliver` sees every byte once, in order.

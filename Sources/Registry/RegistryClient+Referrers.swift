@@ -1,3 +1,5 @@
+import Basics
+import BlockingWork
 import Foundation
 
 /// Artifacts that refer to a manifest (OCI distribution 1.1): a manifest
@@ -22,9 +24,23 @@ extension RegistryClient {
     public func referrers(_ repository: ImageReference, subject: String, artifactType: String? = nil,
                           cancellation: RegistryCancellation? = nil) throws -> [Descriptor] {
         try checkDigest(subject, repository)
+        // Until a registry has shown whether it has the API, the tag is
+        // asked for at the same time: on a registry without it (most
+        // private ones today) the first image then pays one round trip,
+        // not two.
+        var fromTag: OneShot<Result<[Descriptor]?, any Error>>?
+        if withoutReferrersAPI[repository.registry] == nil {
+            let pending = OneShot<Result<[Descriptor]?, any Error>>()
+            BlockingWorkPool.shared.async { [self] in
+                pending.fulfil(Result { try referrersFromTag(repository, subject: subject, cancellation: cancellation)?.manifests })
+            }
+            fromTag = pending
+        }
         let listed: [Descriptor]
         if let answered = try referrersFromAPI(repository, subject: subject, cancellation: cancellation) {
             listed = answered
+        } else if let fromTag {
+            listed = try fromTag.wait().get() ?? []
         } else {
             listed = try referrersFromTag(repository, subject: subject, cancellation: cancellation)?.manifests ?? []
         }

@@ -22,6 +22,13 @@ public protocol BlobSource: Sendable {
     /// The result has one buffer per range, in the order given.
     func read(ranges: [Range<Int64>]) throws -> [[UInt8]]
 
+    /// `read(ranges:)` that hands each range's bytes to `deliver` (with its
+    /// position in `ranges`) as soon as all of them have arrived, so the
+    /// first ranges of a large multi-range read can be used while the rest
+    /// are on the way. Every range is delivered once, in no promised order;
+    /// throws like `read(ranges:)`, possibly after some were delivered.
+    func read(ranges: [Range<Int64>], each deliver: (Int, [UInt8]) throws -> Void) throws
+
     /// The last `length` bytes of the blob (all of it when it is shorter)
     /// and the blob's size. A layer's footer and TOC sit there, so opening a
     /// layer is one round trip where the transport can ask for a suffix.
@@ -38,6 +45,11 @@ public protocol BlobSource: Sendable {
 extension BlobSource {
     public func read(ranges: [Range<Int64>]) throws -> [[UInt8]] {
         try ranges.map { try read(at: $0.lowerBound, length: Int($0.count)) }
+    }
+
+    /// One `read(ranges:)`, then every range (sources without incremental transfers).
+    public func read(ranges: [Range<Int64>], each deliver: (Int, [UInt8]) throws -> Void) throws {
+        for (i, bytes) in try read(ranges: ranges).enumerated() { try deliver(i, bytes) }
     }
 
     public func readTail(length: Int) throws -> (bytes: [UInt8], blobSize: Int64) {

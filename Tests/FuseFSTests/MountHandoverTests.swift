@@ -31,7 +31,10 @@ struct MountHandoverTests {
         // Some of the layer is in the kernel's caches already (inodes the
         // successor must resolve the same way), some is not.
         #expect(try String(contentsOfFile: mountpoint + "/etc/hostname", encoding: .utf8) == "starling\n")
-        let kept = first.withConnectionDescriptor { dup($0) }
+        // Close-on-exec: a child another suite spawns meanwhile must not
+        // inherit the connection, or it can hold an unserved mount alive
+        // and hang in its own close() of a file there.
+        let kept = first.withConnectionDescriptor { fcntl($0, F_DUPFD_CLOEXEC, 0) }
         #expect(kept >= 0)
         let initRequest = first.initRequest
         #expect(first.detach())
@@ -72,7 +75,7 @@ struct MountHandoverTests {
         }
         let reader = BackgroundRead(path: mountpoint + "/usr/lib/big.bin")
         #expect(stuck.blocked.wait(timeout: .now() + 30) == .success, "the read reached the first process")
-        let kept = first.withConnectionDescriptor { dup($0) }
+        let kept = first.withConnectionDescriptor { fcntl($0, F_DUPFD_CLOEXEC, 0) }
         #expect(!first.detach(grace: 0.5), "the stuck request is still being answered")
 
         adopted = try FuseMount.adopt(layer: try MountSupport.openContent(blob: blob), at: mountpoint,

@@ -228,4 +228,34 @@ final class GzipSeekIndexTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("bytes"), "\(error)")
         }
     }
+
+    /// The head and tail read before the index arrived stand for the blob
+    /// only when they are the sample the index names: a tampered tail read
+    /// early is refused as one read late would be, and an early read of
+    /// another size is not trusted but read again.
+    func testAnEarlySampleCountsOnlyWhenItIsTheIndexedOne() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        let index = try Trees.index(packed.blob, options: Self.small)
+        let size = Int64(packed.blob.count)
+        let source = CountingBlobSource(packed.blob)
+        let early = GzipSeekIndex.BlobSample.read(index.sample.bytes, of: source, blobSize: size)
+        let reads = source.reads
+        XCTAssertNoThrow(try GzipSeekReader(index: index, source: source).verifyBlob(sampled: early))
+        XCTAssertEqual(source.reads, reads, "the early sample was used: no read of its own")
+
+        let tampered = CountingBlobSource(packed.blob)
+        tampered.bytes[tampered.bytes.count - 3] ^= 1
+        let tamperedEarly = GzipSeekIndex.BlobSample.read(index.sample.bytes, of: tampered, blobSize: size)
+        XCTAssertThrowsError(try GzipSeekReader(index: index, source: source).verifyBlob(sampled: tamperedEarly)) { error in
+            XCTAssertTrue("\(error)".contains("last"), "\(error)")
+        }
+
+        let other = GzipSeekIndex.BlobSample.read(index.sample.bytes / 2, of: tampered, blobSize: size)
+        let before = source.reads
+        XCTAssertNoThrow(try GzipSeekReader(index: index, source: source).verifyBlob(sampled: other),
+                         "a sample of another size is read again, from the untampered source")
+        XCTAssertGreaterThan(source.reads, before)
+    }
 }

@@ -72,6 +72,40 @@ final class FaultTests: XCTestCase {
         XCTAssertGreaterThan(client.statistics.retries, 0, "the link did cut connections")
     }
 
+    /// A multi-range read through a link that cuts every connection after
+    /// 300 KB asks again only for the ranges not yet delivered: it gets
+    /// there (asking for all of them again never would), and each range
+    /// arrives once, with its bytes.
+    func testMultiRangeReadThroughACuttingLinkDeliversEachRangeOnce() throws {
+        let registry = try LocalRegistry()
+        defer { registry.stop() }
+        let layer = try TestLayer.random(size: 4 << 20, seed: 33)
+        let (pushed, _) = try push([TestImage(layers: [layer])], to: registry, as: "faults/multi:1")
+        let link = try SlowLink(upstream: registry.host, arguments: ["--cut-prob", "1", "--cut-after", "300000"])
+        defer { link.stop() }
+        let reference = ImageReference(registry: link.host, repository: pushed.repository, tag: pushed.tag)
+        let client = loopbackClient([link.host]) { config in
+            config.maxRetries = 30
+            config.retryBaseDelaySeconds = 0.01
+            config.retryMaxDelaySeconds = 0.05
+        }
+        let source = try client.blobSource(reference, digest: layer.digest, size: Int64(layer.blob.count))
+        let ranges: [Range<Int64>] = (0..<40).map { i in
+            let start = Int64(i) * 100_000 + Int64(i * 37)
+            return start..<(start + 60_000 + Int64(i * 101))
+        }
+        var delivered: [Int: Int] = [:]
+        var wrong: [Int] = []
+        try source.read(ranges: ranges) { i, bytes in
+            delivered[i, default: 0] += 1
+            if bytes != Array(layer.blob[Int(ranges[i].lowerBound)..<Int(ranges[i].upperBound)]) { wrong.append(i) }
+        }
+        XCTAssertEqual(delivered.count, ranges.count)
+        XCTAssertEqual(delivered.values.filter { $0 != 1 }.count, 0, "every range once: \(delivered)")
+        XCTAssertEqual(wrong, [])
+        XCTAssertGreaterThan(client.statistics.retries, 0, "the link did cut connections")
+    }
+
     func testServiceUnavailableThenOKIsRetried() throws {
         let blob = pseudoRandomBytes(count: 100_000, seed: 32)
         let digest = sha256Digest(blob)

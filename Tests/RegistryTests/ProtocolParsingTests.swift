@@ -45,6 +45,36 @@ final class ProtocolParsingTests: XCTestCase {
         XCTAssertNil(MultipartByteRanges.parse(Array(body.prefix(body.count - 40)), boundary: boundary))
     }
 
+    /// Fed a byte at a time, the parser gives each part as soon as its last
+    /// byte is in, and refuses a part larger than was asked for before
+    /// keeping its bytes.
+    func testMultipartByteRangesStreamGivesEachPartWhenItIsIn() throws {
+        let boundary = "b0undary"
+        let first: [UInt8] = Array("--\(boundary)--\r\n".utf8)  // looks like the closing delimiter
+        let second: [UInt8] = [9, 8, 7]
+        var body = Array("--\(boundary)\r\nContent-Range: bytes 0-\(first.count - 1)/100\r\n\r\n".utf8)
+        let firstEnd = body.count + first.count
+        body += first
+        body += Array("\r\n--\(boundary)\r\nContent-Type: x\r\nContent-Range: bytes 50-52/100\r\n\r\n".utf8)
+        let secondEnd = body.count + second.count
+        body += second
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        var stream = MultipartByteRanges.Stream(boundary: boundary, maxPartBytes: 100)
+        var seen: [(at: Int, part: MultipartByteRanges.Part)] = []
+        for (i, byte) in body.enumerated() {
+            for part in try stream.feed([byte]) { seen.append((i + 1, part)) }
+        }
+        XCTAssertEqual(seen.map(\.at), [firstEnd, secondEnd], "each part as soon as its last byte arrived")
+        XCTAssertEqual(seen.map { Array($0.part.bytes) }, [first, second])
+        XCTAssertEqual(seen.map(\.part.range), [0..<Int64(first.count), 50..<53])
+        XCTAssertTrue(stream.isFinished)
+
+        var small = MultipartByteRanges.Stream(boundary: boundary, maxPartBytes: 2)
+        XCTAssertThrowsError(try small.feed(body)) { XCTAssertTrue("\($0)".contains("more than"), "\($0)") }
+        var noRange = MultipartByteRanges.Stream(boundary: boundary)
+        XCTAssertThrowsError(try noRange.feed(Array("--\(boundary)\r\nContent-Type: x\r\n\r\nabc".utf8)))
+    }
+
     func testRetryAfterAndBackoff() {
         XCTAssertEqual(RetryPolicy.parseRetryAfter("3"), 3)
         XCTAssertNotNil(RetryPolicy.parseRetryAfter("Wed, 21 Oct 2099 07:28:00 GMT"))

@@ -177,6 +177,33 @@ final class ResolveAndReadTests: XCTestCase {
         }
     }
 
+    /// The ranges of one multi-range request come out as their parts
+    /// arrive: the first is handed on while most of the response is still
+    /// on the way, and each range exactly once with its own bytes.
+    func testMultiRangeReadHandsOnEachRangeAsItsPartArrives() throws {
+        let layer = try TestLayer.random(size: 4 << 20, seed: 12)
+        let (reference, _) = try push([TestImage(layers: [layer])], to: registry, as: "test/multi-range-stream:1")
+        let client = loopbackClient([registry.host])
+        let source = try client.blobSource(reference, digest: layer.digest, size: Int64(layer.blob.count))
+        let ranges: [Range<Int64>] = [10..<2_000, 100_000..<3_500_000, 3_600_000..<3_600_100]
+        _ = try source.read(at: 0, length: 1)  // connection open
+        let before = client.statistics
+        var delivered: [Int: [UInt8]] = [:]
+        var receivedAtFirst: Int64?
+        try source.read(ranges: ranges) { i, bytes in
+            XCTAssertNil(delivered[i], "range \(i) delivered twice")
+            delivered[i] = bytes
+            if receivedAtFirst == nil { receivedAtFirst = client.statistics.bytesReceived - before.bytesReceived }
+        }
+        XCTAssertEqual(client.statistics.requests - before.requests, 1, "one multipart/byteranges request")
+        XCTAssertEqual(delivered.count, ranges.count)
+        for (i, range) in ranges.enumerated() {
+            XCTAssertTrue(delivered[i] == Array(layer.blob[Int(range.lowerBound)..<Int(range.upperBound)]), "range \(i)")
+        }
+        let first = try XCTUnwrap(receivedAtFirst)
+        XCTAssertLessThan(first, 1 << 20, "the first range was handed on after \(first) bytes, not at the end of the response")
+    }
+
     func testTailReadIsOneRequestAndLearnsTheSize() throws {
         let layer = try TestLayer.random(size: 300_000, seed: 11)
         let (reference, _) = try push([TestImage(layers: [layer])], to: registry, as: "test/tail:1")

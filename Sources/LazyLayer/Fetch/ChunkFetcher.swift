@@ -186,16 +186,21 @@ final class ChunkFetcher: @unchecked Sendable {
         }
         var allGood = true
         var failed: [(Int, LazyLayerError)] = []
-        // A response that arrives whole (not streamed) holds its chunks at
-        // once: someone waits for them (a read, read-ahead, the prefetch),
-        // so they are decoded on every CPU instead of one after another.
-        // The background decodes on its own lowered thread.
+        // The parts of a response that is not streamed come in whole, many
+        // chunks at a time: someone waits for them (a read, read-ahead, the
+        // prefetch), so they are decoded on every CPU, each part as soon as
+        // it is in, while the rest are still on the way. The background
+        // decodes on its own lowered thread.
         let decodeTogether = !limits.streaming && purpose != .background && positions.count > 1
-        var arrived: [(position: Int, raw: ArraySlice<UInt8>)] = []
+        let decoding = DispatchGroup()
+        let rejected = Mutex(0)
         let records = transport.fetch(positions.map { table.chunks[$0].compressedRange }, limits: limits) { i, outcome in
             switch outcome {
             case .success(let raw) where decodeTogether:
-                arrived.append((positions[i], raw))
+                let position = positions[i]
+                DispatchQueue.global().async(group: decoding) { [self] in
+                    if !accept(position, raw: raw, purpose: purpose) { rejected.withLock { $0 += 1 } }
+                }
             case .success(let raw):
                 if !accept(positions[i], raw: raw, purpose: purpose) { allGood = false }
             case .failure(let error):
@@ -203,7 +208,8 @@ final class ChunkFetcher: @unchecked Sendable {
                 failed.append((positions[i], error))
             }
         }
-        if !arrived.isEmpty && !acceptTogether(arrived, purpose: purpose) { allGood = false }
+        decoding.wait()
+        if rejected.withLock({ $0 }) > 0 { allGood = false }
         let requestFailures = records.compactMap(\.failure)
         withState { state in
             for record in records {
@@ -231,15 +237,6 @@ final class ChunkFetcher: @unchecked Sendable {
             complete(position, .failure(error))
         }
         return allGood
-    }
-
-    /// `accept` for each chunk, spread over the CPUs; whether all verified.
-    private func acceptTogether(_ arrived: [(position: Int, raw: ArraySlice<UInt8>)], purpose: Purpose) -> Bool {
-        let verified = Mutex(0)
-        DispatchQueue.concurrentPerform(iterations: arrived.count) { k in
-            if accept(arrived[k].position, raw: arrived[k].raw, purpose: purpose) { verified.withLock { $0 += 1 } }
-        }
-        return verified.withLock { $0 } == arrived.count
     }
 
     /// Decodes and verifies one fetched chunk, caches it and completes its

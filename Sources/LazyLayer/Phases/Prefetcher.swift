@@ -56,11 +56,10 @@ final class Prefetcher: @unchecked Sendable {
             }
             count += mine.count
             // Not streamed: the listed files lie apart in the blob, and a
-            // streamed fetch sends its requests one after another, where
-            // this one call sends them all at once. Streamed, a plain
-            // image's start through its gzip index was slower (python:
-            // 0.50 s instead of 0.44 s on loopback, 1.50 s instead of 1.31 s
-            // on a 20 ms link; README, 2026-12-03).
+            // streamed fetch sends its requests one after another (python's
+            // start through its gzip index was slower so: README,
+            // 2026-12-03). One multi-range call instead, whose parts are
+            // decoded and served as each arrives.
             ok = fetcher.fetch(mine, purpose: .prefetch, limits: FetchLimits(
                 maxGap: Int64(options.maxGapBytes), maxBytes: Int64(options.prefetchMaxRequestBytes))) && ok
         }

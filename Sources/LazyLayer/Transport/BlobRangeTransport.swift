@@ -33,34 +33,21 @@ public final class BlobRangeTransport: ChunkTransport {
             : read(locators, limits: limits, deliver: deliver)
     }
 
-    /// One call for all ranges (a multi-range request where the source can).
+    /// One call for all ranges (a multi-range request where the source
+    /// can), each request's chunks delivered as soon as its bytes are in.
     private func read(_ locators: [Range<Int64>], limits: FetchLimits,
                       deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
         let requests = RangeCoalescer(maxGap: limits.maxGap, maxBytes: limits.maxBytes).plan(locators)
         let ranges = requests.map(\.range)
         let started = DispatchTime.now().uptimeNanoseconds
         func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
-        let buffers: [[UInt8]]
         var local: (calls: Int, bytes: Int64) = (0, 0)
-        do {
-            if let mirror {
-                (buffers, local) = try mirror.readReportingLocal(ranges: ranges)
-            } else {
-                buffers = try source.read(ranges: ranges)
-            }
-            guard buffers.count == requests.count else {
-                throw LazyLayerError.fetchFailed(range: ranges[0],
-                                                 reason: "source returned \(buffers.count) buffers for \(requests.count) ranges")
-            }
-        } catch {
-            let whole = ranges[0].lowerBound..<ranges[ranges.count - 1].upperBound
-            let failure = (error as? LazyLayerError) ?? .fetchFailed(range: whole, reason: "\(error)")
-            for i in locators.indices { deliver(i, .failure(failure)) }
-            return [TransportRequest(bytes: 0, seconds: seconds(), failure: failure)]
-        }
-        let received = buffers.reduce(Int64(0)) { $0 + Int64($1.count) }
-        let record = TransportRequest(bytes: received - local.bytes, localBytes: local.bytes, seconds: seconds())
-        for (request, buffer) in zip(requests, buffers) {
+        var received: Int64 = 0
+        var answered = Set<Int>()
+        func hand(_ r: Int, _ buffer: [UInt8]) {
+            guard answered.insert(r).inserted else { return }
+            received += Int64(buffer.count)
+            let request = requests[r]
             for member in request.members {
                 let range = locators[member]
                 let from = Int(range.lowerBound - request.range.lowerBound)
@@ -73,7 +60,33 @@ public final class BlobRangeTransport: ChunkTransport {
                 deliver(member, .success(buffer[from..<to]))
             }
         }
-        return [record]
+        do {
+            if let mirror {
+                let buffers: [[UInt8]]
+                (buffers, local) = try mirror.readReportingLocal(ranges: ranges)
+                guard buffers.count == requests.count else {
+                    throw LazyLayerError.fetchFailed(range: ranges[0],
+                                                     reason: "source returned \(buffers.count) buffers for \(requests.count) ranges")
+                }
+                for (r, buffer) in buffers.enumerated() { hand(r, buffer) }
+            } else {
+                try source.read(ranges: ranges) { r, buffer in
+                    guard requests.indices.contains(r) else { return }
+                    hand(r, buffer)
+                }
+            }
+            if answered.count < requests.count {
+                throw LazyLayerError.fetchFailed(range: ranges[0], reason: "source answered \(answered.count) of \(requests.count) ranges")
+            }
+        } catch {
+            let whole = ranges[0].lowerBound..<ranges[ranges.count - 1].upperBound
+            let failure = (error as? LazyLayerError) ?? .fetchFailed(range: whole, reason: "\(error)")
+            for (r, request) in requests.enumerated() where !answered.contains(r) {
+                for member in request.members { deliver(member, .failure(failure)) }
+            }
+            return [TransportRequest(bytes: received, seconds: seconds(), failure: failure)]
+        }
+        return [TransportRequest(bytes: received - local.bytes, localBytes: local.bytes, seconds: seconds())]
     }
 
     /// The leading chunks from the head stream as far as it covers them,

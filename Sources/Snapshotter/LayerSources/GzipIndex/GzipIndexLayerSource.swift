@@ -1,4 +1,5 @@
 import Basics
+import BlockingWork
 import Foundation
 import GzipIndex
 import LazyLayer
@@ -74,13 +75,31 @@ final class GzipIndexLayerSource: LayerSource {
         guard GzipIndexArtifact.gzipLayerMediaTypes.contains(layer.mediaType) else {
             return (.notServed(reason: "gzip index: layer \(layer.digest) is \(layer.mediaType), not gzip"), false)
         }
+        let blob: RegistryBlobSource
+        do {
+            blob = try rangedBlob(repository, digest: layer.digest, size: layer.size)
+        } catch {
+            return (.notServed(reason: "gzip index: \(error)"), false)
+        }
+        // The blob's first and last bytes while its index comes, so the
+        // check that the blob is the one indexed adds no round trip.
+        let sampled = OneShot<GzipSeekReader.SampledBytes>()
+        let sample: @Sendable () -> GzipSeekReader.SampledBytes = {
+            GzipSeekIndex.BlobSample.read(GzipSeekIndex.BlobSample.defaultBytes, of: blob, blobSize: layer.size)
+        }
+        var sampling = false
         let found: GzipIndexLookup.Found
-        switch lookup.index(for: layer, diffID: described.diffID, repository: repository, subject: described.image.digest) {
+        let listed = lookup.index(for: layer, diffID: described.diffID, repository: repository,
+                                  subject: described.image.digest) {
+            sampling = true
+            BlockingWorkPool.shared.async { sampled.fulfil(sample()) }
+        }
+        switch listed {
         case .success(let index): found = index
         case .failure(let failure): return (.notServed(reason: "gzip index: \(failure)"), failure.indexFound)
         }
         do {
-            let lazy = try open(found.index, layerDigest: layer.digest, repository: repository, verify: true)
+            let lazy = try open(found.index, blob: blob, verify: sampling ? sampled.wait() : sample())
             lazy.start()  // the profiled files, when the index lists them
             logger.info("layer opened for lazy reading", metadata: [
                 "layer": "\(layer.digest)", "image": "\(request.image)", "format": "gzip-index",
@@ -109,16 +128,13 @@ final class GzipIndexLayerSource: LayerSource {
         }
     }
 
-    /// The layer's data path over the registry blob; `verify` checks first
-    /// that the blob is the one indexed (size, head and tail).
-    private func open(_ index: GzipSeekIndex, layerDigest: String, repository: ImageReference,
-                      verify: Bool) throws -> LazyLayer {
-        let blob = try client.blobSource(repository, digest: layerDigest, size: index.blobSize)
-        // A registry that answers ranges with the whole blob would send it
-        // again for every read: such layers are downloaded by containerd.
-        blob.requireRanges = true
-        if verify { try GzipSeekReader(index: index, source: blob).verifyBlob() }
-        return LazyLayer(digest: layerDigest, format: try GzipSeekLayer(index),
+    /// The layer's data path over the registry blob; with `verify` (the
+    /// blob's sampled head and tail, or nil) it checks first that the blob
+    /// is the one indexed.
+    private func open(_ index: GzipSeekIndex, blob: RegistryBlobSource,
+                      verify sampled: GzipSeekReader.SampledBytes?) throws -> LazyLayer {
+        if let sampled { try GzipSeekReader(index: index, source: blob).verifyBlob(sampled: sampled) }
+        return LazyLayer(digest: blob.digest, format: try GzipSeekLayer(index),
                          transport: BlobRangeTransport(source: blob, logger: logger), cache: cache, options: options,
                          logger: logger)
     }
@@ -139,7 +155,16 @@ final class GzipIndexLayerSource: LayerSource {
         guard index.layerDigest.description == record.layerDigest, index.blobSize == details.blobSize else {
             throw LayerSourceError("the gzip index \(details.metadataDigest) is not layer \(record.layerDigest)'s")
         }
-        return try open(index, layerDigest: record.layerDigest, repository: base, verify: false)
+        return try open(index, blob: try rangedBlob(base, digest: record.layerDigest, size: index.blobSize), verify: nil)
+    }
+
+    /// The layer's blob, read by range only: a registry that answers ranges
+    /// with the whole blob would send it again for every read, so such
+    /// layers are downloaded by containerd.
+    private func rangedBlob(_ repository: ImageReference, digest: String, size: Int64) throws -> RegistryBlobSource {
+        let blob = try client.blobSource(repository, digest: digest, size: size)
+        blob.requireRanges = true
+        return blob
     }
 
     func forget(_ record: RemoteLayerRecord) {
