@@ -12,6 +12,14 @@ public enum GzipIndexArtifact {
     public static let layerMediaType = "application/vnd.starling.gzip-index.v1+binary"
     /// On each index blob: the digest of the layer it indexes.
     public static let layerAnnotation = "io.starling.gzip-index.layer"
+    /// On each index blob, optional: the blob ranges of the layer its
+    /// prioritized files need (`GzipSeekIndex.prefetchRanges`), as
+    /// `OFFSET+LENGTH` joined by commas. A daemon asks for them while the
+    /// index itself comes; they are only bytes until the index's chunk
+    /// digests have verified them, so a wrong list costs time, never trust.
+    public static let prefetchAnnotation = "io.starling.gzip-index.prefetch"
+    /// Ranges read from `prefetchAnnotation` at most; a longer list is ignored.
+    public static let maxPrefetchRanges = 4096
     /// The empty config descriptor (`{}`), as the image spec defines it for artifacts.
     public static let emptyConfigMediaType = "application/vnd.oci.empty.v1+json"
     public static let emptyConfig: [UInt8] = Array("{}".utf8)
@@ -32,12 +40,33 @@ public enum GzipIndexArtifact {
         /// The index blob.
         public var digest: String
         public var size: Int64
+        /// What the layer's prefetch will read (`prefetchAnnotation`), empty when not said.
+        public var prefetchRanges: [Range<Int64>]
 
-        public init(layerDigest: String, digest: String, size: Int64) {
+        public init(layerDigest: String, digest: String, size: Int64, prefetchRanges: [Range<Int64>] = []) {
             self.layerDigest = layerDigest
             self.digest = digest
             self.size = size
+            self.prefetchRanges = prefetchRanges
         }
+    }
+
+    /// `ranges` as `prefetchAnnotation` writes them.
+    static func encodePrefetch(_ ranges: [Range<Int64>]) -> String {
+        ranges.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",")
+    }
+
+    /// The ranges of a `prefetchAnnotation` value: sorted, apart, non-empty,
+    /// at most `maxPrefetchRanges`; empty for anything else.
+    static func decodePrefetch(_ text: String) -> [Range<Int64>] {
+        var ranges: [Range<Int64>] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let parts = item.split(separator: "+", omittingEmptySubsequences: false)
+            guard ranges.count < maxPrefetchRanges, parts.count == 2, let start = Int64(parts[0]), let length = Int64(parts[1]),
+                  start >= 0, length > 0, start <= Int64.max - length, start >= (ranges.last?.upperBound ?? 0) else { return [] }
+            ranges.append(start..<(start + length))
+        }
+        return ranges
     }
 
     /// The manifest that names `entries` and points at `subject` (the
@@ -50,7 +79,8 @@ public enum GzipIndexArtifact {
                           data: Data(emptyConfig).base64EncodedString()),
             layers: entries.map {
                 .init(mediaType: layerMediaType, digest: $0.digest, size: $0.size,
-                      annotations: [layerAnnotation: $0.layerDigest])
+                      annotations: $0.prefetchRanges.isEmpty ? [layerAnnotation: $0.layerDigest]
+                          : [layerAnnotation: $0.layerDigest, prefetchAnnotation: encodePrefetch($0.prefetchRanges)])
             },
             subject: .init(mediaType: subjectMediaType, digest: subjectDigest, size: subjectSize))
         let encoder = JSONEncoder()
@@ -79,7 +109,8 @@ public enum GzipIndexArtifact {
         }
         return document.layers.compactMap { layer in
             guard layer.mediaType == layerMediaType, let indexed = layer.annotations?[layerAnnotation] else { return nil }
-            return Entry(layerDigest: indexed, digest: layer.digest, size: layer.size)
+            return Entry(layerDigest: indexed, digest: layer.digest, size: layer.size,
+                         prefetchRanges: layer.annotations?[prefetchAnnotation].map(decodePrefetch) ?? [])
         }
     }
 

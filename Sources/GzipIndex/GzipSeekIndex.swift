@@ -219,6 +219,25 @@ public struct GzipSeekIndex: Sendable, Equatable {
         return (index, from..<max(from, piece.compressedEnd), start - checkpoints[index].uncompressedOffset)
     }
 
+    /// The blob ranges the prioritized files' chunks need (each from its
+    /// checkpoint), in blob order, those less than `maxGap` apart merged:
+    /// what the prefetch of a layer opened from this index will ask for,
+    /// so that it can be asked for before the index itself has arrived
+    /// (`GzipIndexArtifact.prefetchAnnotation`).
+    public func prefetchRanges(maxGap: Int64) -> [Range<Int64>] {
+        let needed = prioritized.flatMap { file in files[file].chunks.indices.map { resumePoint(file: file, chunk: $0).range } }
+            .filter { !$0.isEmpty }.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<Int64>] = []
+        for range in needed {
+            if let last = merged.last, range.lowerBound <= last.upperBound + maxGap {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
+            } else {
+                merged.append(range)
+            }
+        }
+        return merged
+    }
+
     /// The index of the entry a path names now (the last entry of that
     /// path, as unpacking leaves it), or nil.
     public func file(at path: String) -> Int? {

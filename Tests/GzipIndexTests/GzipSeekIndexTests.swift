@@ -1,6 +1,6 @@
 import Basics
 import Foundation
-import GzipIndex
+@testable import GzipIndex
 import StargzReader
 import TestSupport
 import XCTest
@@ -227,6 +227,33 @@ final class GzipSeekIndexTests: XCTestCase {
         XCTAssertThrowsError(try GzipSeekReader(index: index, source: shorter).verifyBlob()) { error in
             XCTAssertTrue("\(error)".contains("bytes"), "\(error)")
         }
+    }
+
+    /// The prefetch ranges an artifact carries: every prioritized chunk's
+    /// range (from its checkpoint) inside one of them; they survive the
+    /// annotation, and a damaged annotation reads as none.
+    func testPrefetchRangesCoverThePrioritizedChunksAndTravelInTheArtifact() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        let packed = try Trees.pack(try Trees.makeRich(in: work), in: work)
+        let index = try Trees.index(packed.blob, options: Self.small).prioritizing(["data/random.bin"])
+        let ranges = index.prefetchRanges(maxGap: 64 << 10)
+        XCTAssertFalse(ranges.isEmpty)
+        for (a, b) in zip(ranges, ranges.dropFirst()) { XCTAssertLessThan(a.upperBound + (64 << 10), b.lowerBound) }
+        let file = try XCTUnwrap(index.file(at: "data/random.bin"))
+        for chunk in index.files[file].chunks.indices {
+            let needed = index.resumePoint(file: file, chunk: chunk).range
+            XCTAssertTrue(ranges.contains { $0.lowerBound <= needed.lowerBound && needed.upperBound <= $0.upperBound }, "\(needed)")
+        }
+        let subject = "sha256:" + String(repeating: "a", count: 64)
+        let entry = GzipIndexArtifact.Entry(layerDigest: index.layerDigest.description, digest: subject, size: 10,
+                                            prefetchRanges: ranges)
+        let manifest = try GzipIndexArtifact.manifest(entries: [entry], subjectMediaType: "application/vnd.oci.image.manifest.v1+json",
+                                                      subjectDigest: subject, subjectSize: 100)
+        XCTAssertEqual(try GzipIndexArtifact.entries(inManifest: manifest, subjectDigest: subject), [entry])
+        let damaged = String(decoding: manifest, as: UTF8.self)
+            .replacingOccurrences(of: GzipIndexArtifact.encodePrefetch(ranges), with: "12+x,5+5")
+        XCTAssertEqual(try GzipIndexArtifact.entries(inManifest: Array(damaged.utf8), subjectDigest: subject).first?.prefetchRanges, [])
     }
 
     /// The head and tail read before the index arrived stand for the blob

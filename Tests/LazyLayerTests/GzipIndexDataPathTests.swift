@@ -49,10 +49,10 @@ final class GzipIndexDataPathTests: XCTestCase {
         return Fixture(directory: directory, blobPath: blobPath, index: index, files: files)
     }
 
-    func lazy(_ fixture: Fixture, source: any BlobSource) throws -> LazyLayer {
+    func lazy(_ fixture: Fixture, source: any BlobSource, early: EarlyRanges? = nil) throws -> LazyLayer {
         let cache = try ChunkCache(options: .init(memoryBytes: 64 << 20))
         return LazyLayer(digest: fixture.index.layerDigest.description, format: try GzipSeekLayer(fixture.index),
-                         transport: BlobRangeTransport(source: source), cache: cache,
+                         transport: BlobRangeTransport(source: source, early: early), cache: cache,
                          options: LazyLayerOptions(background: BackgroundFetchOptions(enabled: false)))
     }
 
@@ -90,6 +90,44 @@ final class GzipIndexDataPathTests: XCTestCase {
             XCTAssertEqual(try layer.readAll(path: path), fixture.files[path], path)
         }
         XCTAssertEqual(source.requestCount, afterPrefetch, "the prioritized files were all local")
+    }
+
+    /// The prioritized files' ranges, read before the index arrived (as
+    /// the artifact lists them), are what the prefetch takes: it asks the
+    /// registry for nothing of its own. Bytes read early that were changed
+    /// are refused by the chunk digests like any others.
+    func testThePrefetchTakesTheRangesReadBeforeTheIndexCame() throws {
+        let wanted = ["usr/lib/lib4.so", "etc/small-7.conf", "usr/share/big.txt"]
+        let fixture = try makeFixture(prioritized: wanted)
+        defer { fixture.directory.remove() }
+        let ranges = fixture.index.prefetchRanges(maxGap: Int64(LazyLayerOptions().maxGapBytes))
+        XCTAssertFalse(ranges.isEmpty)
+        let early = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
+        let source = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
+        let layer = try lazy(fixture, source: source, early: EarlyRanges(source: early, ranges: ranges))
+        defer { layer.close() }
+        XCTAssertTrue(layer.prefetch(timeout: 30))
+        XCTAssertEqual(early.requestCount, 1, "the early ranges in one call")
+        XCTAssertEqual(source.requestCount, 0, "the prefetch took only what was read early")
+        for path in wanted {
+            XCTAssertEqual(try layer.readAll(path: path), fixture.files[path], path)
+        }
+        XCTAssertEqual(source.requestCount, 0, "the prioritized files were all local")
+
+        var blob = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture.blobPath)))
+        let lib = try XCTUnwrap(fixture.index.file(at: "usr/lib/lib4.so"))
+        blob[Int(fixture.index.files[lib].chunks[0].compressedEnd) - 50] ^= 0x10
+        let tamperedPath = fixture.directory.appending("tampered.gz")
+        try Data(blob).write(to: URL(fileURLWithPath: tamperedPath))
+        let honest = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
+        let lying = try lazy(fixture, source: honest,
+                             early: EarlyRanges(source: try LocalFileBlobSource(path: tamperedPath), ranges: ranges))
+        defer { lying.close() }
+        _ = lying.prefetch(timeout: 30)
+        XCTAssertEqual(try lying.readAll(path: "usr/share/big.txt"), fixture.files["usr/share/big.txt"])
+        XCTAssertEqual(try lying.readAll(path: "usr/lib/lib4.so"), fixture.files["usr/lib/lib4.so"],
+                       "a changed early range is never served: the read asks the registry again")
+        XCTAssertGreaterThan(honest.requestCount, 0)
     }
 
     /// A streamed fetch longer than 1 MiB whose later chunks start at a

@@ -16,6 +16,23 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
 
     /// From 32 raw bytes.
     public init<C: Collection>(bytes: C) where C.Element == UInt8 {
+        // Contiguous bytes (arrays and their slices, what index and TOC
+        // readers pass) are read in place: the element-wise path below,
+        // unspecialized across modules, was most of the time it took to
+        // decode a gzip index of 8,000 files (~35 ms of ~55).
+        let direct: SHA256Digest?? = bytes.withContiguousStorageIfAvailable { buffer in
+            guard buffer.count >= 32 else { return nil }
+            func word(_ k: Int) -> UInt64 {
+                var value: UInt64 = 0
+                for j in (k * 8)..<(k * 8 + 8) { value = value << 8 | UInt64(buffer[j]) }
+                return value
+            }
+            return SHA256Digest(w0: word(0), w1: word(1), w2: word(2), w3: word(3))
+        }
+        if let direct = direct ?? nil {
+            self = direct
+            return
+        }
         var words: [UInt64] = [0, 0, 0, 0]
         for (i, b) in bytes.prefix(32).enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
         self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])

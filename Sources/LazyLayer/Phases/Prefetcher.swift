@@ -45,7 +45,6 @@ final class Prefetcher: @unchecked Sendable {
             ok = fetcher.fetch(mine, purpose: .prefetch, limits: FetchLimits(
                 maxGap: Int64.max / 4, maxBytes: Int64(options.prefetchMaxRequestBytes), streaming: true))
         }
-        fetcher.transport.prefetchFinished()
         let files = format.prioritizedFiles
         if !files.isEmpty {
             let mine = fetcher.withState { state -> [Int] in
@@ -63,6 +62,9 @@ final class Prefetcher: @unchecked Sendable {
             ok = fetcher.fetch(mine, purpose: .prefetch, limits: FetchLimits(
                 maxGap: Int64(options.maxGapBytes), maxBytes: Int64(options.prefetchMaxRequestBytes))) && ok
         }
+        // What the transport held for the prefetch (a blob's head, ranges
+        // read before the index came) can go.
+        fetcher.transport.prefetchFinished()
         if ok {
             if count > 0 { fetcher.logger.debug("prefetched \(count) chunks") }
             setStatus(.done)

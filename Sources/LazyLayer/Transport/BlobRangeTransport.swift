@@ -17,12 +17,15 @@ public final class BlobRangeTransport: ChunkTransport {
     /// The eager copy, when `source` is one.
     public let mirror: MirroredBlobSource?
     private let head: HeadStream?
+    private let early: EarlyRanges?
     private let logger: Logger
 
-    public init(source: any BlobSource, head: HeadStream? = nil, logger: Logger = Logger(label: "starling.transport")) {
+    public init(source: any BlobSource, head: HeadStream? = nil, early: EarlyRanges? = nil,
+                logger: Logger = Logger(label: "starling.transport")) {
         self.source = source
         self.mirror = source as? MirroredBlobSource
         self.head = head
+        self.early = early
         self.logger = logger
     }
 
@@ -33,10 +36,39 @@ public final class BlobRangeTransport: ChunkTransport {
             : read(locators, limits: limits, deliver: deliver)
     }
 
-    /// One call for all ranges (a multi-range request where the source
-    /// can), each request's chunks delivered as soon as its bytes are in.
+    /// The chunks the early ranges hold from there, the rest in one call
+    /// (a multi-range request where the source can), each request's
+    /// chunks delivered as soon as its bytes are in.
     private func read(_ locators: [Range<Int64>], limits: FetchLimits,
                       deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
+        guard let early else { return readFromSource(locators, limits: limits, deliver: deliver) }
+        var records: [TransportRequest] = []
+        var rest: [Int] = []
+        var held: [Int: [Int]] = [:]  // early range -> locators it holds
+        for (i, locator) in locators.enumerated() {
+            if let k = early.covering(locator) { held[k, default: []].append(i) } else { rest.append(i) }
+        }
+        for (k, members) in held.sorted(by: { $0.key < $1.key }) {
+            let started = DispatchTime.now().uptimeNanoseconds
+            guard let (start, bytes, first) = early.bytes(at: k) else {
+                rest += members
+                continue
+            }
+            for i in members {
+                deliver(i, .success(bytes[Int(locators[i].lowerBound - start)..<Int(locators[i].upperBound - start)]))
+            }
+            // The registry sent them once, however many fetches take from them.
+            records.append(TransportRequest(bytes: first ? Int64(bytes.count) : 0,
+                                            seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
+        }
+        guard !rest.isEmpty else { return records }
+        rest.sort()
+        return records + readFromSource(rest.map { locators[$0] }, limits: limits) { j, outcome in deliver(rest[j], outcome) }
+    }
+
+    /// One call for all ranges, from the source.
+    private func readFromSource(_ locators: [Range<Int64>], limits: FetchLimits,
+                       deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
         let requests = RangeCoalescer(maxGap: limits.maxGap, maxBytes: limits.maxBytes).plan(locators)
         let ranges = requests.map(\.range)
         let started = DispatchTime.now().uptimeNanoseconds
@@ -157,9 +189,14 @@ public final class BlobRangeTransport: ChunkTransport {
 
     public func layerMounted() { mirror?.start(logger: logger) }
 
-    public func prefetchFinished() { head?.cancel() }
+    public func prefetchFinished() {
+        head?.cancel()
+        early?.release()
+    }
 
     public func rejected() -> Bool {
+        // Ranges read before the index came are dropped: a retry asks the registry.
+        if let early, early.release() { return true }
         guard let mirror, mirror.mirroredBytes > 0 else { return false }
         logger.warning("mirrored bytes did not verify; reading from the registry")
         mirror.stop()
@@ -170,6 +207,7 @@ public final class BlobRangeTransport: ChunkTransport {
 
     public func close() {
         head?.cancel()
+        early?.release()
         mirror?.stop()
     }
 

@@ -86,7 +86,8 @@ struct ImageIndexer {
             }
             let bytes = try index.encoded()
             let digest = SHA256Digest.of(bytes).description
-            entries.append(.init(layerDigest: layer.digest, digest: digest, size: Int64(bytes.count)))
+            entries.append(.init(layerDigest: layer.digest, digest: digest, size: Int64(bytes.count),
+                                 prefetchRanges: index.prefetchRanges(maxGap: Int64(LazyLayerOptions().maxGapBytes))))
             stored.append((digest, bytes))
             if let directory = options.outputDirectory {
                 let path = "\(directory)/\(layer.digest.dropFirst("sha256:".count)).gzindex"

@@ -88,18 +88,27 @@ final class GzipIndexLayerSource: LayerSource {
             GzipSeekIndex.BlobSample.read(GzipSeekIndex.BlobSample.defaultBytes, of: blob, blobSize: layer.size)
         }
         var sampling = false
+        // And the prioritized files' ranges, when the artifact lists them:
+        // they flow while the index comes, as an eStargz head flows while
+        // its TOC comes.
+        var early: EarlyRanges?
         let found: GzipIndexLookup.Found
         let listed = lookup.index(for: layer, diffID: described.diffID, repository: repository,
-                                  subject: described.image.digest) {
+                                  subject: described.image.digest) { entry in
             sampling = true
             BlockingWorkPool.shared.async { sampled.fulfil(sample()) }
+            let ranges = entry.prefetchRanges
+            if !ranges.isEmpty, ranges.last!.upperBound <= layer.size,
+               ranges.reduce(0, { $0 + $1.count }) <= Int64(options.headStreamBytes) {
+                early = EarlyRanges(source: blob, ranges: ranges)
+            }
         }
         switch listed {
         case .success(let index): found = index
         case .failure(let failure): return (.notServed(reason: "gzip index: \(failure)"), failure.indexFound)
         }
         do {
-            let lazy = try open(found.index, blob: blob, verify: sampling ? sampled.wait() : sample())
+            let lazy = try open(found.index, blob: blob, verify: sampling ? sampled.wait() : sample(), early: early)
             lazy.start()  // the profiled files, when the index lists them
             logger.info("layer opened for lazy reading", metadata: [
                 "layer": "\(layer.digest)", "image": "\(request.image)", "format": "gzip-index",
@@ -132,11 +141,18 @@ final class GzipIndexLayerSource: LayerSource {
     /// blob's sampled head and tail, or nil) it checks first that the blob
     /// is the one indexed.
     private func open(_ index: GzipSeekIndex, blob: RegistryBlobSource,
-                      verify sampled: GzipSeekReader.SampledBytes?) throws -> LazyLayer {
-        if let sampled { try GzipSeekReader(index: index, source: blob).verifyBlob(sampled: sampled) }
+                      verify sampled: GzipSeekReader.SampledBytes?, early: EarlyRanges? = nil) throws -> LazyLayer {
+        if let sampled {
+            do {
+                try GzipSeekReader(index: index, source: blob).verifyBlob(sampled: sampled)
+            } catch {
+                early?.release()
+                throw error
+            }
+        }
         return LazyLayer(digest: blob.digest, format: try GzipSeekLayer(index),
-                         transport: BlobRangeTransport(source: blob, logger: logger), cache: cache, options: options,
-                         logger: logger)
+                         transport: BlobRangeTransport(source: blob, early: early, logger: logger), cache: cache,
+                         options: options, logger: logger)
     }
 
     /// Opens the layer again from its saved index (checked against the

@@ -51,18 +51,18 @@ final class GzipIndexLookup: Sendable {
 
     /// The checked index of `layer` (at `layerIndex` of the image whose
     /// manifest is `subject`), or a failure naming every refusal.
-    /// `whenListed` runs once an artifact lists an index of the layer,
-    /// before that index is fetched: work that only an index makes worth
-    /// doing can start then, beside the fetch.
-    func index(for layer: Descriptor, diffID: String, repository: ImageReference,
-               subject: String, whenListed: () -> Void = {}) -> Result<Found, LookupFailure> {
+    /// `whenListed` runs once an artifact lists an index of the layer
+    /// (with that entry), before the index is fetched: work that only an
+    /// index makes worth doing can start then, beside the fetch.
+    func index(for layer: Descriptor, diffID: String, repository: ImageReference, subject: String,
+               whenListed: (GzipIndexArtifact.Entry) -> Void = { _ in }) -> Result<Found, LookupFailure> {
         let listed: [Artifact]
         switch artifacts(repository, subject: subject) {
         case .success(let found): listed = found
         case .failure(let failure): return .failure(failure)
         }
         var refusals: [String] = []
-        if listed.contains(where: { $0.entries.contains { $0.layerDigest == layer.digest } }) { whenListed() }
+        if let entry = listed.lazy.flatMap(\.entries).first(where: { $0.layerDigest == layer.digest }) { whenListed(entry) }
         for artifact in listed {
             for entry in artifact.entries where entry.layerDigest == layer.digest {
                 do {
