@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// How seekable gzip indexes travel: one OCI image manifest per image,
@@ -18,6 +19,14 @@ public enum GzipIndexArtifact {
     /// index itself comes; they are only bytes until the index's chunk
     /// digests have verified them, so a wrong list costs time, never trust.
     public static let prefetchAnnotation = "io.starling.gzip-index.prefetch"
+    /// On the artifact manifest, and so on its descriptor in the image's
+    /// referrers list (the API copies a manifest's annotations there; the
+    /// referrers tag gets them from the pusher): every entry, as JSON. A
+    /// daemon then fetches the layer's index straight from the list, one
+    /// round trip before the artifact manifest would have named it. The
+    /// list is not trusted: the index blob is fetched by digest, and it
+    /// must name the layer, its size and diff ID itself.
+    public static let entriesAnnotation = "io.starling.gzip-index.entries"
     /// Ranges read from `prefetchAnnotation` at most; a longer list is ignored.
     public static let maxPrefetchRanges = 4096
     /// The empty config descriptor (`{}`), as the image spec defines it for artifacts.
@@ -82,10 +91,43 @@ public enum GzipIndexArtifact {
                       annotations: $0.prefetchRanges.isEmpty ? [layerAnnotation: $0.layerDigest]
                           : [layerAnnotation: $0.layerDigest, prefetchAnnotation: encodePrefetch($0.prefetchRanges)])
             },
-            subject: .init(mediaType: subjectMediaType, digest: subjectDigest, size: subjectSize))
+            subject: .init(mediaType: subjectMediaType, digest: subjectDigest, size: subjectSize),
+            annotations: try annotations(for: entries))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(document))
+    }
+
+    /// `entriesAnnotation` for `entries`.
+    public static func annotations(for entries: [Entry]) throws -> [String: String] {
+        let listed = entries.map {
+            ListedEntry(layer: $0.layerDigest, index: $0.digest, size: $0.size,
+                        prefetch: $0.prefetchRanges.isEmpty ? nil : encodePrefetch($0.prefetchRanges))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return [entriesAnnotation: String(decoding: try encoder.encode(listed), as: UTF8.self)]
+    }
+
+    /// The entries a referrer's `entriesAnnotation` lists, or nil when it
+    /// has none, or one that does not decode to well-formed entries.
+    public static func entries(inAnnotations annotations: [String: String]?) -> [Entry]? {
+        guard let text = annotations?[entriesAnnotation], text.utf8.count <= manifestLimit,
+              let listed = try? JSONDecoder().decode([ListedEntry].self, from: Data(text.utf8)) else { return nil }
+        let entries = listed.map {
+            Entry(layerDigest: $0.layer, digest: $0.index, size: $0.size, prefetchRanges: $0.prefetch.map(decodePrefetch) ?? [])
+        }
+        guard !entries.isEmpty, entries.allSatisfy({
+            SHA256Digest(parsing: $0.layerDigest) != nil && SHA256Digest(parsing: $0.digest) != nil && $0.size > 0
+        }) else { return nil }
+        return entries
+    }
+
+    private struct ListedEntry: Codable {
+        var layer: String
+        var index: String
+        var size: Int64
+        var prefetch: String?
     }
 
     /// The entries of an artifact manifest, checked to be one of ours and
@@ -121,6 +163,7 @@ public enum GzipIndexArtifact {
         var config: Blob
         var layers: [Blob]
         var subject: Blob?
+        var annotations: [String: String]?
     }
 
     private struct Blob: Codable {

@@ -1,4 +1,5 @@
 import Foundation
+import LazyLayer
 import GzipIndex
 import TestSupport
 import XCTest
@@ -49,6 +50,11 @@ final class GzipIndexCommandTests: XCTestCase {
         XCTAssertEqual(entries.first?["artifactType"] as? String, GzipIndexArtifact.artifactType)
         let manifest = try registry.manifestJSON("plain", artifact)
         XCTAssertEqual((manifest["subject"] as? [String: Any])?["digest"] as? String, subject)
+        // The tag's entry carries the artifact's entries, so a daemon needs
+        // no round trip for the manifest; they are the manifest's own.
+        let manifestBytes = Array(try JSONSerialization.data(withJSONObject: manifest))
+        let fromManifest = try GzipIndexArtifact.entries(inManifest: manifestBytes, subjectDigest: subject)
+        XCTAssertEqual(GzipIndexArtifact.entries(inAnnotations: entries.first?["annotations"] as? [String: String]), fromManifest)
 
         // Each layer's index decodes, belongs to its layer, and lists the
         // files the workload read from that layer only.
@@ -63,6 +69,10 @@ final class GzipIndexCommandTests: XCTestCase {
             let prioritized = decoded.prioritized.map { decoded.files[$0].path }
             XCTAssertEqual(Set(prioritized).intersection(Set(expected[n] + ["etc/unread.bin", "etc/unread.txt"])),
                            Set(expected[n]), "layer \(n): \(prioritized)")
+            // The artifact lists what the layer's prefetch will read.
+            let entry = try XCTUnwrap(fromManifest.first { $0.layerDigest == layer.digest })
+            XCTAssertEqual(entry.prefetchRanges, decoded.prefetchRanges(maxGap: Int64(LazyLayerOptions().maxGapBytes)))
+            XCTAssertFalse(entry.prefetchRanges.isEmpty)
         }
 
         // Indexing again replaces the entry instead of adding one.

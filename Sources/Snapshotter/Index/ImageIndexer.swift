@@ -111,7 +111,8 @@ struct ImageIndexer {
                                                           subjectDigest: resolved.digest,
                                                           subjectSize: Int64(resolved.manifest.count))
             let pushed = try client.pushReferrer(repository, manifest: manifest, artifactType: GzipIndexArtifact.artifactType,
-                                                 subject: resolved.digest)
+                                                 subject: resolved.digest,
+                                                 annotations: try GzipIndexArtifact.annotations(for: entries))
             artifactDigest = pushed.digest
             logger.info("index pushed", metadata: ["image": "\(image)", "artifact": "\(pushed.digest)",
                                                    "subject": "\(resolved.digest)"])

@@ -9,7 +9,8 @@ import Synchronization
 
 /// Finds and checks the seekable index of a plain gzip layer: the image
 /// manifest's referrers of the index artifact type (listed once per image
-/// and kept a few minutes), each artifact's entry for the layer, the index
+/// and kept a few minutes), each artifact's entry for the layer (from the
+/// listing's annotation, else from the artifact manifest), the index
 /// blob (its digest checked by the registry client), and then that the
 /// index is this layer's: the layer digest, blob size and diff ID it
 /// recorded must be the manifest's and the config's. The first index that
@@ -136,6 +137,11 @@ final class GzipIndexLookup: Sendable {
         var refusals: [String] = []
         // The referrers tag appends: the newest is last.
         for descriptor in referrers.reversed().prefix(Self.maxArtifacts) {
+            // Listed with its entries: no round trip for the manifest.
+            if let entries = GzipIndexArtifact.entries(inAnnotations: descriptor.annotations) {
+                found.append(Artifact(digest: descriptor.digest, entries: entries))
+                continue
+            }
             do {
                 let manifest = try client.manifest(repository, digest: descriptor.digest)
                 let entries = try GzipIndexArtifact.entries(inManifest: manifest.bytes, subjectDigest: subject)
