@@ -55,8 +55,8 @@
 #       from 0.45 s to 0.75 s over 20 runs, back to 0.32-0.38 s after a 45 s
 #       pause; 5 s rests did not stop the drift), which is why the variants
 #       alternate ABBA
-#   BASE_STARLING=path/to/starling: the variants starling-base and
-#       index-base are starling and index through that (older) binary, for
+#   BASE_STARLING=path/to/starling: the variants starling-base, unpack-base and
+#       index-base are starling, unpack and index through that (older) binary, for
 #       A/B of a change
 #   ALT_TOML='[lazy]...': adds the variant starling-alt, the eStargz image
 #       through Starling with that config instead of STARLING_TOML (A/B of
@@ -131,7 +131,7 @@ if [[ " $VARIANTS " == *" index "* ]]; then
   jq -r '.layers[] | "INDEX layer \(.digest): \(.size) bytes, index \(.indexSize) bytes (\(100 * .indexSize / .size | . * 100 | round / 100)%), \(.checkpoints) checkpoints, \(.files) files, \(.prioritized) prioritized"' \
     "$work/index.json"
 fi
-if [[ " $VARIANTS " == *" unpack "* ]]; then
+if [[ " $VARIANTS " == *" unpack "* || " $VARIANTS " == *" unpack-base "* ]]; then
   # The same image where no index refers to it (referrers are per repository).
   skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$registry/$image:1" "docker://$registry/$image-noindex:1"
 fi
@@ -174,12 +174,12 @@ cold_start() { # LINK VARIANT RUN
     overlayfs)
       snapshotter=overlayfs; ref=$host/$image:1
       start_containerd "$dir" ;;
-    starling|starling-nobg|starling-base|starling-alt|index|index-base|unpack)
+    starling|starling-nobg|starling-base|starling-alt|index|index-base|unpack|unpack-base)
       snapshotter=starling; ref=$host/$image:esgz; sn=$dir/run/starling.sock
       bin=$STARLING
       [[ "$variant" != *-base ]] || bin=${BASE_STARLING:?$variant needs BASE_STARLING}
       [ "${variant%-base}" != index ] || ref=$host/$image:1
-      [ "$variant" != unpack ] || ref=$host/$image-noindex:1
+      [ "${variant%-base}" != unpack ] || ref=$host/$image-noindex:1
       # containerd's socket is not at its default path here: tell Starling.
       toml=${STARLING_TOML:-}
       [ "$variant" != starling-nobg ] || toml=$(printf '[lazy]\nbackground_fetch = false')
@@ -356,7 +356,7 @@ for link in $LINKS; do
   if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-starling-alt]:-}" ]; then
     echo "RATIO coldstart-$WORKLOAD-$link-starling-alt/starling: $(ratio "${m[$link-starling-alt]}" "${m[$link-starling]}") (with ALT_TOML ${m[$link-starling-alt]} s / without ${m[$link-starling]} s, $d)"
   fi
-  for kind in starling index; do
+  for kind in starling index unpack; do
     if [ -n "${m[$link-$kind]:-}" ] && [ -n "${m[$link-$kind-base]:-}" ]; then
       echo "RATIO coldstart-$WORKLOAD-$link-$kind/$kind-base: $(ratio "${m[$link-$kind]}" "${m[$link-$kind-base]}") ($STARLING ${m[$link-$kind]} s / $BASE_STARLING ${m[$link-$kind-base]} s, $d, LOAD=$LOAD)"
     fi
