@@ -77,29 +77,8 @@ public final class RegistryBlobSource: BlobSource {
     }
 
     public func read(ranges: [Range<Int64>]) throws -> [[UInt8]] {
-        let checked = try ranges.map { try validated(offset: $0.lowerBound, length: Int($0.count)) }
-        if checked.count <= 1 || state.withLock({ $0.multiRangeUnsupported }) {
-            return try checked.map { try read(at: $0.lowerBound, length: Int($0.count)) }
-        }
-        var results: [[UInt8]] = []
-        results.reserveCapacity(checked.count)
-        var start = 0
-        while start < checked.count {
-            let batch = Array(checked[start..<min(checked.count, start + Self.rangesPerRequest)])
-            start += batch.count
-            let response = try fetch(batch)
-            if !response.isMultipart && batch.count > 1 {
-                // One part or the whole blob: the server does not do multi-range.
-                state.withLock { $0.multiRangeUnsupported = true }
-            }
-            for range in batch {
-                if let bytes = response.slice(range) {
-                    results.append(bytes)
-                } else {
-                    results.append(try read(at: range.lowerBound, length: Int(range.count)))
-                }
-            }
-        }
+        var results = [[UInt8]](repeating: [], count: ranges.count)
+        try read(ranges: ranges) { i, bytes in results[i] = bytes }
         return results
     }
 
@@ -108,7 +87,7 @@ public final class RegistryBlobSource: BlobSource {
     /// wire one by one. A connection that breaks is resumed by asking again
     /// for the ranges not yet delivered (the client's retries), so each
     /// range is delivered once. A server that answers with one part or the
-    /// whole blob is handled as `read(ranges:)` handles it.
+    /// whole blob turns multi-range requests off for this blob.
     public func read(ranges: [Range<Int64>], each deliver: (Int, [UInt8]) throws -> Void) throws {
         let checked = try ranges.map { try validated(offset: $0.lowerBound, length: Int($0.count)) }
         if checked.count <= 1 || state.withLock({ $0.multiRangeUnsupported }) {
@@ -117,84 +96,26 @@ public final class RegistryBlobSource: BlobSource {
         }
         var start = 0
         while start < checked.count {
-            let batch = start..<min(checked.count, start + Self.rangesPerRequest)
-            try streamParts(checked, batch, deliver: deliver)
-            start = batch.upperBound
-        }
-    }
-
-    /// One multi-range request for `ranges[batch]` (sorted, apart), each
-    /// range delivered when the part holding it has arrived.
-    private func streamParts(_ ranges: [Range<Int64>], _ batch: Range<Int>,
-                             deliver: (Int, [UInt8]) throws -> Void) throws {
-        var delivered = Set<Int>()
-        var whole: [UInt8] = []  // an answer that is not multipart, kept as `fetch` keeps it
-        let call = RegistryCall(reference: repository, path: "blobs/\(digest)", what: "blob \(digest)")
-        let preferred = state.withLock { $0.endpoint }
-        let requireRanges = state.withLock { $0.requireRanges }
-        let largest = batch.map { Int64(ranges[$0].count) }.max() ?? 0
-        func hand(_ part: MultipartByteRanges.Part, _ deliver: (Int, [UInt8]) throws -> Void) throws {
-            for i in batch where !delivered.contains(i) {
-                let range = ranges[i]
-                guard part.range.lowerBound <= range.lowerBound, range.upperBound <= part.range.upperBound else { continue }
-                let from = part.bytes.startIndex + Int(range.lowerBound - part.range.lowerBound)
-                try deliver(i, Array(part.bytes[from..<(from + Int(range.count))]))
-                delivered.insert(i)
-            }
-        }
-        let result = try withoutActuallyEscaping(deliver) { deliver in
-            try client.send(call, cancellation: cancellation, preferred: preferred) {
-                let wanted = batch.filter { !delivered.contains($0) }
-                let header = "Range: bytes=" + wanted.map { "\(ranges[$0].lowerBound)-\(ranges[$0].upperBound - 1)" }
-                    .joined(separator: ",")
-                let expected = wanted.reduce(0) { $0 + Int(ranges[$1].count) }
-                let neededEnd = wanted.map { ranges[$0].upperBound }.max() ?? 0
-                var parts: MultipartByteRanges.Stream?
-                var started = false
-                whole = []
-                return AttemptSetup(headers: [header]) { head, bytes in
-                    if !started {
-                        started = true
-                        if head.status == 206, let type = head.header("content-type"),
-                           let boundary = MultipartByteRanges.boundary(contentType: type) {
-                            parts = MultipartByteRanges.Stream(boundary: boundary, maxPartBytes: largest)
-                        }
+            let batch = Array(checked[start..<min(checked.count, start + Self.rangesPerRequest)])
+            var delivered = Set<Int>()
+            let response = try withoutActuallyEscaping(deliver) { deliver in
+                try fetch(batch) { part in
+                    for (j, range) in batch.enumerated() where !delivered.contains(j) {
+                        guard part.range.lowerBound <= range.lowerBound, range.upperBound <= part.range.upperBound else { continue }
+                        let from = part.bytes.startIndex + Int(range.lowerBound - part.range.lowerBound)
+                        try deliver(start + j, Array(part.bytes[from..<(from + Int(range.count))]))
+                        delivered.insert(j)
                     }
-                    if parts != nil {
-                        let arrived: [MultipartByteRanges.Part]
-                        do {
-                            arrived = try parts!.feed(bytes)
-                        } catch {
-                            throw RegistryError.invalidResponse(registry: self.repository.registry, repository: self.repository.repository,
-                                                                detail: "malformed multipart/byteranges body for \(self.digest): \(error)")
-                        }
-                        for part in arrived { try hand(part, deliver) }
-                        return !parts!.isFinished
-                    }
-                    if head.status == 206 {
-                        guard whole.count + bytes.count <= expected + 65536 else {
-                            throw RegistryError.invalidResponse(registry: self.repository.registry, repository: self.repository.repository,
-                                                                detail: "range response for \(self.digest) is longer than requested")
-                        }
-                        whole.append(contentsOf: bytes)
-                        return true
-                    }
-                    if requireRanges { return false }  // refused below, nothing downloaded
-                    let room = Int(min(Int64(Int.max), neededEnd)) - whole.count
-                    whole.append(contentsOf: bytes.prefix(max(0, room)))
-                    return Int64(whole.count) < neededEnd
                 }
             }
-        }
-        state.withLock { $0.endpoint = result.endpoint }
-        let missing = batch.filter { !delivered.contains($0) }
-        guard !missing.isEmpty else { return }
-        // Not multipart (or it ended early): what `read(ranges:)` makes of it.
-        let response = try interpret(result.exchange, body: whole, ranges: missing.map { ranges[$0] }, host: result.endpoint.host)
-        if !response.isMultipart && missing.count > 1 { state.withLock { $0.multiRangeUnsupported = true } }
-        for i in missing {
-            let range = ranges[i]
-            try deliver(i, try response.slice(range) ?? read(at: range.lowerBound, length: Int(range.count)))
+            if !response.isMultipart && response.askedRanges > 1 {
+                // One part or the whole blob: the server does not do multi-range.
+                state.withLock { $0.multiRangeUnsupported = true }
+            }
+            for (j, range) in batch.enumerated() where !delivered.contains(j) {
+                try deliver(start + j, try response.slice(range) ?? read(at: range.lowerBound, length: Int(range.count)))
+            }
+            start += batch.count
         }
     }
 
@@ -262,6 +183,8 @@ public final class RegistryBlobSource: BlobSource {
     private struct RangeResponse {
         var parts: [(range: Range<Int64>, bytes: ArraySlice<UInt8>)]
         var isMultipart: Bool
+        /// How many ranges the request that got it asked for.
+        var askedRanges = 0
 
         func slice(_ range: Range<Int64>) -> [UInt8]? {
             guard let part = parts.first(where: { $0.range.lowerBound <= range.lowerBound && range.upperBound <= $0.range.upperBound })
@@ -304,24 +227,65 @@ public final class RegistryBlobSource: BlobSource {
         return try readTailBySize(length: length)
     }
 
-    /// One range request: `ranges`, or the last `suffix` bytes.
-    private func fetch(_ ranges: [Range<Int64>], suffix: Int? = nil) throws -> RangeResponse {
-        let rangeHeader = suffix.map { "Range: bytes=-\($0)" }
-            ?? "Range: bytes=" + ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ",")
-        // A suffix answered with the whole blob (200) is not read at all:
-        // the caller falls back to a ranged read once it knows the size.
-        let neededEnd = suffix == nil ? ranges.map(\.upperBound).max() ?? 0 : 0
-        let expected = suffix ?? ranges.reduce(0) { $0 + Int($1.count) }
+    /// One range request: `ranges`, or the last `suffix` bytes. With
+    /// `onPart`, a multipart answer is taken apart as it arrives and each
+    /// part handed on (the response then holds none of them), and an
+    /// attempt after a broken one asks only for the ranges no part has
+    /// covered yet.
+    private func fetch(_ ranges: [Range<Int64>], suffix: Int? = nil,
+                       onPart: ((MultipartByteRanges.Part) throws -> Void)? = nil) throws -> RangeResponse {
+        var covered = [Bool](repeating: false, count: ranges.count)
+        func wanted() -> [Range<Int64>] { zip(ranges, covered).filter { !$0.1 }.map(\.0) }
+        func rangeHeader() -> String {
+            suffix.map { "Range: bytes=-\($0)" }
+                ?? "Range: bytes=" + wanted().map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ",")
+        }
         let requireRanges = state.withLock { $0.requireRanges }
         var body: [UInt8] = []
-        // 206: keep everything (bounded); 200: the whole blob, so stop once
-        // every requested byte has arrived.
+        var streamed = false
+        var asked: [Range<Int64>] = []
+        // 206: keep everything (bounded), or hand each part on; 200: the
+        // whole blob, so stop once every requested byte has arrived.
         let makeSink: () -> BodySink = {
+            asked = wanted()
+            // A suffix answered with the whole blob (200) is not read at all:
+            // the caller falls back to a ranged read once it knows the size.
+            let neededEnd = suffix == nil ? asked.map(\.upperBound).max() ?? 0 : 0
+            let expected = suffix ?? asked.reduce(0) { $0 + Int($1.count) }
+            var parts: MultipartByteRanges.Stream?
+            var started = false
+            streamed = false
             body = []
-            body.reserveCapacity(expected)
             return { head, bytes in
+                if !started {
+                    started = true
+                    if onPart != nil, head.status == 206,
+                       let boundary = head.header("content-type").flatMap(MultipartByteRanges.boundary(contentType:)) {
+                        parts = MultipartByteRanges.Stream(boundary: boundary, maxPartBytes: asked.map { Int64($0.count) }.max() ?? 0)
+                        streamed = true
+                    } else {
+                        body.reserveCapacity(expected)
+                    }
+                }
+                if parts != nil {
+                    let arrived: [MultipartByteRanges.Part]
+                    do {
+                        arrived = try parts!.feed(bytes)
+                    } catch {
+                        throw RegistryError.invalidResponse(registry: self.repository.registry, repository: self.repository.repository,
+                                                            detail: "malformed multipart/byteranges body for \(self.digest): \(error)")
+                    }
+                    for part in arrived {
+                        try onPart!(part)
+                        for (i, range) in ranges.enumerated()
+                        where part.range.lowerBound <= range.lowerBound && range.upperBound <= part.range.upperBound {
+                            covered[i] = true
+                        }
+                    }
+                    return !parts!.isFinished
+                }
                 if head.status == 206 {
-                    guard body.count + bytes.count <= expected + 1024 * ranges.count + 65536 else {
+                    guard body.count + bytes.count <= expected + 1024 * asked.count + 65536 else {
                         throw RegistryError.invalidResponse(registry: self.repository.registry,
                                                             repository: self.repository.repository,
                                                             detail: "range response for \(self.digest) is longer than requested")
@@ -330,29 +294,36 @@ public final class RegistryBlobSource: BlobSource {
                     return true
                 }
                 if requireRanges { return false }  // refused in `interpret`, nothing downloaded
-                let wanted = Int(min(Int64(Int.max), neededEnd)) - body.count
-                body.append(contentsOf: bytes.prefix(max(0, wanted)))
+                let room = Int(min(Int64(Int.max), neededEnd)) - body.count
+                body.append(contentsOf: bytes.prefix(max(0, room)))
                 return Int64(body.count) < neededEnd
             }
         }
 
-        if let redirected = try fetchFromRedirect(rangeHeader: rangeHeader, makeSink: makeSink) {
-            return try interpret(redirected, body: body, ranges: ranges, host: repository.registry)
-        }
-        let call = RegistryCall(reference: repository, path: "blobs/\(digest)", what: "blob \(digest)")
-        let preferred = state.withLock { $0.endpoint }
-        let result = try client.send(call, cancellation: cancellation, preferred: preferred) {
-            AttemptSetup(headers: [rangeHeader], sink: makeSink())
-        }
-        let requestURL = result.endpoint.apiBase + repository.repository + "/" + call.path
-        state.withLock { state in
-            state.endpoint = result.endpoint
-            if result.exchange.effectiveURL != requestURL && (result.status == 206 || result.status == 200) {
-                state.redirect = (result.exchange.effectiveURL,
-                                  Date().addingTimeInterval(client.configuration.redirectCacheSeconds))
+        let exchange: HTTPExchange
+        let host: String
+        if let redirected = try fetchFromRedirect(rangeHeader: rangeHeader(), makeSink: makeSink) {
+            (exchange, host) = (redirected, repository.registry)
+        } else {
+            let call = RegistryCall(reference: repository, path: "blobs/\(digest)", what: "blob \(digest)")
+            let preferred = state.withLock { $0.endpoint }
+            let result = try client.send(call, cancellation: cancellation, preferred: preferred) {
+                AttemptSetup(headers: [rangeHeader()], sink: makeSink())
             }
+            let requestURL = result.endpoint.apiBase + repository.repository + "/" + call.path
+            state.withLock { state in
+                state.endpoint = result.endpoint
+                if result.exchange.effectiveURL != requestURL && (result.status == 206 || result.status == 200) {
+                    state.redirect = (result.exchange.effectiveURL,
+                                      Date().addingTimeInterval(client.configuration.redirectCacheSeconds))
+                }
+            }
+            (exchange, host) = (result.exchange, result.endpoint.host)
         }
-        return try interpret(result.exchange, body: body, ranges: ranges, host: result.endpoint.host)
+        var response = streamed ? RangeResponse(parts: [], isMultipart: true)
+            : try interpret(exchange, body: body, ranges: asked, host: host)
+        response.askedRanges = asked.count
+        return response
     }
 
     /// One attempt at the remembered object-storage URL; nil (and forgotten)

@@ -234,6 +234,14 @@ final class FaultTests: XCTestCase {
             XCTAssertEqual(try source.read(at: Int64(offset), length: 4096), Array(blob[offset..<(offset + 4096)]))
         }
         XCTAssertEqual(registryHits.get(), 1, "later reads go straight to the redirect target")
+        // Multi-range reads too, whole or handed on part by part.
+        let ranges: [Range<Int64>] = [10..<5_000, 100_000..<180_000, 290_000..<290_100]
+        let expected = ranges.map { Array(blob[Int($0.lowerBound)..<Int($0.upperBound)]) }
+        XCTAssertEqual(try source.read(ranges: ranges), expected)
+        var parts: [Int: [UInt8]] = [:]
+        try source.read(ranges: ranges) { i, bytes in parts[i] = bytes }
+        XCTAssertEqual(ranges.indices.map { parts[$0] ?? [] }, expected)
+        XCTAssertEqual(registryHits.get(), 1, "multi-range reads go straight to the redirect target as well")
 
         // When the storage URL stops working, the registry is asked again.
         storage.stop()
@@ -318,6 +326,21 @@ final class FaultTests: XCTestCase {
 
 /// Answers a GET/HEAD for `blob`, honouring a single `Range: bytes=a-b`.
 func serveRange(_ blob: [UInt8], _ request: TinyHTTPRequest) -> TinyHTTPReply {
+    if let range = request.headers["range"], range.hasPrefix("bytes="), range.contains(",") {
+        // multipart/byteranges, as Go's http.ServeContent answers.
+        let boundary = "b0und4ry"
+        var body: [UInt8] = []
+        for spec in range.dropFirst(6).split(separator: ",") {
+            let bounds = spec.split(separator: "-").compactMap { Int($0) }
+            guard bounds.count == 2, bounds[0] <= bounds[1], bounds[1] < blob.count else {
+                return .respond(status: 416, headers: ["Content-Range": "bytes */\(blob.count)"], body: [])
+            }
+            body += Array("\r\n--\(boundary)\r\nContent-Range: bytes \(bounds[0])-\(bounds[1])/\(blob.count)\r\n\r\n".utf8)
+            body += blob[bounds[0]...bounds[1]]
+        }
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        return .respond(status: 206, headers: ["Content-Type": "multipart/byteranges; boundary=\(boundary)"], body: body)
+    }
     if let range = request.headers["range"], range.hasPrefix("bytes="), !range.contains(",") {
         let bounds = range.dropFirst(6).split(separator: "-", omittingEmptySubsequences: false)
         guard bounds.count == 2, let first = Int(bounds[0]), first < blob.count else {
