@@ -13,21 +13,19 @@ public enum GzipIndexArtifact {
     public static let layerMediaType = "application/vnd.starling.gzip-index.v1+binary"
     /// On each index blob: the digest of the layer it indexes.
     public static let layerAnnotation = "io.starling.gzip-index.layer"
-    /// On each index blob, optional: the blob ranges of the layer its
-    /// prioritized files need (`GzipSeekIndex.prefetchRanges`), as
-    /// `OFFSET+LENGTH` joined by commas. A daemon asks for them while the
-    /// index itself comes; they are only bytes until the index's chunk
-    /// digests have verified them, so a wrong list costs time, never trust.
-    public static let prefetchAnnotation = "io.starling.gzip-index.prefetch"
     /// On the artifact manifest, and so on its descriptor in the image's
     /// referrers list (the API copies a manifest's annotations there; the
-    /// referrers tag gets them from the pusher): every entry, as JSON. A
-    /// daemon then fetches the layer's index straight from the list, one
-    /// round trip before the artifact manifest would have named it. The
-    /// list is not trusted: the index blob is fetched by digest, and it
-    /// must name the layer, its size and diff ID itself.
+    /// referrers tag gets them from the pusher): every entry, as JSON,
+    /// with the blob ranges its layer's prioritized files need
+    /// (`GzipSeekIndex.prefetchRanges`, `OFFSET+LENGTH` joined by commas).
+    /// A daemon then fetches the layer's index straight from the list, one
+    /// round trip before the artifact manifest would have named it, and
+    /// reads those ranges while the index comes. Nothing in it is trusted:
+    /// the index blob is fetched by digest and must name the layer, its
+    /// size and diff ID itself, and the ranges are only bytes until the
+    /// index's chunk digests have verified them.
     public static let entriesAnnotation = "io.starling.gzip-index.entries"
-    /// Ranges read from `prefetchAnnotation` at most; a longer list is ignored.
+    /// Prefetch ranges read from one entry at most; a longer list is ignored.
     public static let maxPrefetchRanges = 4096
     /// The empty config descriptor (`{}`), as the image spec defines it for artifacts.
     public static let emptyConfigMediaType = "application/vnd.oci.empty.v1+json"
@@ -49,7 +47,7 @@ public enum GzipIndexArtifact {
         /// The index blob.
         public var digest: String
         public var size: Int64
-        /// What the layer's prefetch will read (`prefetchAnnotation`), empty when not said.
+        /// What the layer's prefetch will read (`entriesAnnotation`), empty when not said.
         public var prefetchRanges: [Range<Int64>]
 
         public init(layerDigest: String, digest: String, size: Int64, prefetchRanges: [Range<Int64>] = []) {
@@ -60,12 +58,12 @@ public enum GzipIndexArtifact {
         }
     }
 
-    /// `ranges` as `prefetchAnnotation` writes them.
+    /// `ranges` as `entriesAnnotation` writes them.
     static func encodePrefetch(_ ranges: [Range<Int64>]) -> String {
         ranges.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",")
     }
 
-    /// The ranges of a `prefetchAnnotation` value: sorted, apart, non-empty,
+    /// The ranges of an entry's prefetch list: sorted, apart, non-empty,
     /// at most `maxPrefetchRanges`; empty for anything else.
     static func decodePrefetch(_ text: String) -> [Range<Int64>] {
         var ranges: [Range<Int64>] = []
@@ -88,8 +86,7 @@ public enum GzipIndexArtifact {
                           data: Data(emptyConfig).base64EncodedString()),
             layers: entries.map {
                 .init(mediaType: layerMediaType, digest: $0.digest, size: $0.size,
-                      annotations: $0.prefetchRanges.isEmpty ? [layerAnnotation: $0.layerDigest]
-                          : [layerAnnotation: $0.layerDigest, prefetchAnnotation: encodePrefetch($0.prefetchRanges)])
+                      annotations: [layerAnnotation: $0.layerDigest])
             },
             subject: .init(mediaType: subjectMediaType, digest: subjectDigest, size: subjectSize),
             annotations: try annotations(for: entries))
@@ -149,10 +146,13 @@ public enum GzipIndexArtifact {
             throw GzipIndexError.malformed(check: "artifact subject",
                                            detail: "made for \(document.subject?.digest ?? "no image"), not \(subjectDigest)")
         }
+        // The prefetch ranges live in the entries annotation only; the
+        // layers themselves say which index is which layer's.
+        let listed = entries(inAnnotations: document.annotations) ?? []
         return document.layers.compactMap { layer in
             guard layer.mediaType == layerMediaType, let indexed = layer.annotations?[layerAnnotation] else { return nil }
-            return Entry(layerDigest: indexed, digest: layer.digest, size: layer.size,
-                         prefetchRanges: layer.annotations?[prefetchAnnotation].map(decodePrefetch) ?? [])
+            let ranges = listed.first { $0.layerDigest == indexed && $0.digest == layer.digest }?.prefetchRanges ?? []
+            return Entry(layerDigest: indexed, digest: layer.digest, size: layer.size, prefetchRanges: ranges)
         }
     }
 

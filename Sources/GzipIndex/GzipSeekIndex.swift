@@ -223,7 +223,7 @@ public struct GzipSeekIndex: Sendable, Equatable {
     /// checkpoint), in blob order, those less than `maxGap` apart merged:
     /// what the prefetch of a layer opened from this index will ask for,
     /// so that it can be asked for before the index itself has arrived
-    /// (`GzipIndexArtifact.prefetchAnnotation`).
+    /// (`GzipIndexArtifact.entriesAnnotation`).
     public func prefetchRanges(maxGap: Int64) -> [Range<Int64>] {
         let needed = prioritized.flatMap { file in files[file].chunks.indices.map { resumePoint(file: file, chunk: $0).range } }
             .filter { !$0.isEmpty }.sorted { $0.lowerBound < $1.lowerBound }
