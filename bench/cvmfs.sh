@@ -23,9 +23,9 @@
 #      starling   the same image as eStargz from the registry through Starling
 #      overlayfs  containerd's overlayfs after a full pull
 #    variants alternating ABBA, medians of RUNS; then, for each cvmfs run,
-#    a second cold start on the same node (page cache dropped, a new
-#    container of the image): its time and the bytes the stratum-1 sent for
-#    it (must be 0). The warm floor: after each overlayfs run, one more
+#    a second cold start on the same node (once the first's read-ahead is
+#    through, page cache dropped, a new container of the image): its time
+#    and the bytes the stratum-1 sent for it (must be 0). The warm floor: after each overlayfs run, one more
 #    container of the (local) image with a warm page cache, the least a
 #    container start costs on this machine.
 #
@@ -73,6 +73,16 @@ pids+=($!)
 wait_port "$nport" || { echo "nginx did not start" >&2; exit 1; }
 stratum1=http://127.0.0.1:$nport/cvmfs/@fqrn@
 served_bytes() { awk '{s += $10} END {print s + 0}' "$work/nginx/access.log"; }
+# Waits (up to 30 s) until the stratum-1 has served no request for 0.5 s.
+server_quiet() {
+  local last now
+  last=$(wc -l < "$work/nginx/access.log")
+  for _ in $(seq 60); do
+    sleep 0.5; now=$(wc -l < "$work/nginx/access.log")
+    [ "$now" != "$last" ] || return 0
+    last=$now
+  done
+}
 
 # Publishes LAYER_DIGEST=BLOB_FILE pairs as the repository's DUCC layers.
 publish() { python3 "$writer" --out "$work/www/cvmfs/$fqrn" --fqrn "$fqrn" --keys "$work/keys" "${@/#/--layer=}" >/dev/null; }
@@ -206,7 +216,10 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
     res_cold_bytes=$(( $(served_bytes) - cold_before ))
     if [ "$variant" = cvmfs ]; then
       grep -q "format=cvmfs" "$dir/starling.log" || { echo "cvmfs run $i: the layer was not served lazily from CVMFS" >&2; exit 1; }
-      # The same node again: a new container of the image, the page cache dropped.
+      # The same node again: a new container of the image, the page cache
+      # dropped, once the first start's read-ahead is through (it may go on
+      # after the container exits; its bytes are not the second start's).
+      server_quiet
       sync; echo 3 > /proc/sys/vm/drop_caches
       before=$(served_bytes)
       t0=$(now)

@@ -163,9 +163,10 @@ public final class LazyLayer: Sendable {
         let index = self.index
         var hurried = false
         var raisedProducer = false
-        let claimed = fetcher.withState { state -> Result<(waits: [(Int, ChunkFetcher.ChunkWait)], recheck: [Int], mine: [Int], readahead: [Int]), LazyLayerError> in
+        let claimed = fetcher.withState { state -> Result<(waits: [(Int, ChunkFetcher.ChunkWait)], theirs: [Int], recheck: [Int], mine: [Int], readahead: [Int]), LazyLayerError> in
             if state.closed { return .failure(.closed) }
             var waits: [(Int, ChunkFetcher.ChunkWait)] = []
+            var theirs: [Int] = []
             var recheck: [Int] = []
             var mine: [Int] = []
             for i in pieces.indices where pieces[i] == nil {
@@ -175,6 +176,7 @@ public final class LazyLayer: Sendable {
                 }
                 if let pending = state.inFlight[position] {
                     waits.append((i, pending))
+                    theirs.append(position)
                     if fetcher.raiseProducer(of: position, in: &state) { raisedProducer = true }
                 } else if cache.contains(fetcher.key(position)) {
                     recheck.append(i)
@@ -195,9 +197,10 @@ public final class LazyLayer: Sendable {
                 if scanning { hurried = background.hurry(in: &state) }
                 ChunkFetcher.beginForeground(readahead.isEmpty ? 1 : 2, in: &state)
             }
-            return .success((waits, recheck, mine, readahead))
+            return .success((waits, theirs, recheck, mine, readahead))
         }
-        let (waits, recheck, mine, readahead) = try claimed.get()
+        let (waits, theirs, recheck, mine, readahead) = try claimed.get()
+        if !theirs.isEmpty { fetcher.transport.hurry(theirs.map { table.chunks[$0].compressedRange }) }
         if hurried {
             fetcher.logger.info("reads scan the whole layer: background fetch streams the rest now")
         }

@@ -136,6 +136,43 @@ final class CVMFSLayerTests: XCTestCase {
         layer.close()
     }
 
+    /// A directory's small files are read ahead together, one request each
+    /// (two at a time here, behind a 20 ms link): a reader of the last of
+    /// them, which no helper has reached, fetches it itself instead of
+    /// waiting for its 119 siblings.
+    func testAReaderOfOneFileReadAheadWithItsDirectoryDoesNotWaitForTheRest() throws {
+        let work = try TemporaryDirectory(prefix: "cvmfs-lazy-hurry")
+        let tree = work.appending("layer")
+        try FileManager.default.createDirectory(atPath: tree + "/pkg", withIntermediateDirectories: true)
+        let names = (0..<120).map { String(format: "m%03d.pyc", $0) }
+        for name in names { try "module \(name)\n".write(toFile: tree + "/pkg/" + name, atomically: false, encoding: .utf8) }
+        let tar = work.appending("layer.tar")
+        try Command.check(["tar", "-C", tree, "-cf", tar, "."])
+        let written = try CVMFSTestRepository()
+        try written.write(layers: [(Self.digest, tar)], extra: [])
+        let served = CVMFSFixture.Served(repository: written, server: try StratumOneServer(root: written.serverRoot), work: work)
+        let link = try SlowLink(upstream: "127.0.0.1:\(served.server.port)", arguments: ["--rtt-ms", "20"])
+        defer { link.stop() }
+        let repository = try CVMFSFixture.client(served, servers: ["http://\(link.host)/cvmfs/\(written.name)"])
+        try repository.open()
+        let opened = try XCTUnwrap(try CVMFSLayer.open(repository, layerDigest: Self.digest))
+        let layer = LazyLayer(digest: Self.digest, format: opened,
+                              transport: CVMFSObjectTransport(fetcher: repository.fetcher, objects: opened.objects,
+                                                              parallelism: 2),
+                              cache: repository.cache.chunks, options: LazyLayerOptions(readaheadBytes: 0))
+        defer { layer.close() }
+        let objects = { CVMFSLayerTests.fileObjects(served.server.requestedPaths).count }
+
+        XCTAssertEqual(try text(layer, "pkg/m000.pyc"), "module m000.pyc\n")
+        XCTAssertEqual(try text(layer, "pkg/m119.pyc"), "module m119.pyc\n")
+        let whenTheLastCame = objects()
+        XCTAssertLessThan(whenTheLastCame, 30, "the last file waited for its siblings read ahead before it")
+        // The rest of the directory still arrives, and reads need no request of their own.
+        XCTAssertTrue(waitUntil(timeout: 30) { objects() >= names.count }, "\(objects()) of \(names.count) objects fetched")
+        for name in names.shuffled().prefix(10) { XCTAssertEqual(try text(layer, "pkg/" + name), "module \(name)\n") }
+        XCTAssertEqual(objects(), names.count)
+    }
+
     /// Objects of files (not catalogs `C`, certificates `X`) among requested paths.
     static func fileObjects(_ paths: [String]) -> [String] {
         paths.filter { $0.contains("/data/") && !$0.hasSuffix("C") && !$0.hasSuffix("X") }

@@ -21,16 +21,22 @@ public final class ObjectFetcher: Sendable {
         /// A transfer that receives nothing for this long is abandoned.
         public var stallTimeoutSeconds: Int
         public var retries: Int
+        /// Connections per host a fetch's helpers use (`CVMFSObjectTransport`).
         public var connectionsPerHost: Int
+        /// Connections per host beyond those, kept for the request a reader
+        /// waits on: it must not queue behind a directory read ahead.
+        public var readerConnections: Int
 
         public init(servers: [String], proxies: ProxyList = .direct, connectTimeoutSeconds: Double = 5,
-                    stallTimeoutSeconds: Int = 10, retries: Int = 1, connectionsPerHost: Int = 8) {
+                    stallTimeoutSeconds: Int = 10, retries: Int = 1, connectionsPerHost: Int = 8,
+                    readerConnections: Int = 2) {
             self.servers = servers
             self.proxies = proxies
             self.connectTimeoutSeconds = connectTimeoutSeconds
             self.stallTimeoutSeconds = stallTimeoutSeconds
             self.retries = retries
             self.connectionsPerHost = connectionsPerHost
+            self.readerConnections = max(0, readerConnections)
         }
     }
 
@@ -44,7 +50,7 @@ public final class ObjectFetcher: Sendable {
         guard !settings.servers.isEmpty else { throw .configuration("no CVMFS servers configured") }
         self.settings = settings
         self.logger = logger
-        http = HTTPClient(limitPerHost: settings.connectionsPerHost,
+        http = HTTPClient(limitPerHost: settings.connectionsPerHost + settings.readerConnections,
                           retryPolicy: RetryPolicy(maxRetries: settings.retries, baseDelay: 0.1, maxDelay: 1),
                           logger: logger, purpose: "cvmfs")
         let proxies = settings.proxies.order(seed: Int(getpid()))

@@ -10,11 +10,17 @@ public protocol ChunkTransport: Sendable {
     /// Fetches the raw bytes at `locators` (sorted, see `ChunkedLayer`) and
     /// hands each to `deliver` with its position in `locators`, or the error
     /// that kept it from arriving. Every position is delivered exactly once
-    /// before this returns, those of one request in order. Returns one
+    /// before this returns, those of one request in order; calls to
+    /// `deliver` never overlap (it need not be thread-safe). Returns one
     /// record per request made, for the layer's counters.
     func fetch(_ locators: [Range<Int64>], limits: FetchLimits,
                deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest]
 
+    /// A reader waits for the chunks at `locators`, which a fetch under
+    /// way holds: a transport that makes that fetch's requests one after
+    /// another may make theirs next (a reader of one module must not wait
+    /// while a hundred of its siblings read ahead are fetched first).
+    func hurry(_ locators: [Range<Int64>])
     /// The layer is mounted: work that must not slow its Prepare may start
     /// (an eager copy of the blob).
     func layerMounted()
@@ -32,6 +38,7 @@ public protocol ChunkTransport: Sendable {
 }
 
 extension ChunkTransport {
+    public func hurry(_ locators: [Range<Int64>]) {}
     public func layerMounted() {}
     public func prefetchFinished() {}
     public func rejected() -> Bool { false }

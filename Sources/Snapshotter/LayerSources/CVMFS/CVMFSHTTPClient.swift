@@ -57,6 +57,9 @@ final class CVMFSHTTPClient: Sendable {
             let repository = try CVMFSRepository.make(configuration: configuration, chunks: cache, directory: directory,
                                                       logger: logger)
             let trusted = try repository.open()
+            // Every layer is looked up from the root catalog: load it now,
+            // off the first Prepare's path (a failure shows again there).
+            _ = try? repository.catalog(for: "")
             let kept = state.withLock { state -> CVMFSRepository in
                 if let existing = state.repository { return existing }
                 state.repository = repository
