@@ -150,7 +150,11 @@ final class SystemdRestartEndToEndTests: XCTestCase {
         // start; new containers work.
         let preserves = ns.systemdVersion >= 254
         try ns.systemctl("stop", "starling.service")
-        let whileStopped = exec(["sha256sum", "/two/stopped.bin"])
+        // Programs by absolute path from here on: a name is looked up in
+        // PATH, and once the kernel has dropped its cached entries (memory
+        // pressure) every lookup on a cut-off mount fails, which runc reports
+        // as "executable file not found" instead of the error itself.
+        let whileStopped = exec(["/bin/busybox", "sha256sum", "/two/stopped.bin"])
         if preserves {
             XCTAssertEqual(ns.property("starling.service", "NFileDescriptorStore"), "3")
             try ns.systemctl("start", "starling.service")
@@ -160,10 +164,10 @@ final class SystemdRestartEndToEndTests: XCTestCase {
             XCTAssertEqual(ns.property("starling.service", "NFileDescriptorStore"), "0", "systemd \(ns.systemdVersion) dropped them")
             let failed = whileStopped.failure(within: 30)
             XCTAssertTrue(failed?.lowercased().contains("transport endpoint is not connected") == true, "\(failed ?? "still waiting")")
-            let readBefore = exec(["cat", "/etc/hello.txt"]).failure(within: 30)
+            let readBefore = exec(["/bin/busybox", "cat", "/etc/hello.txt"]).failure(within: 30)
             XCTAssertTrue(readBefore?.lowercased().contains("transport endpoint is not connected") == true, "\(readBefore ?? "answered")")
             try ns.systemctl("start", "starling.service")
-            let after = exec(["sha256sum", "/three/after.bin"]).failure(within: 30)
+            let after = exec(["/bin/busybox", "sha256sum", "/three/after.bin"]).failure(within: 30)
             XCTAssertTrue(after?.lowercased().contains("transport endpoint is not connected") == true, "still cut off: \(after ?? "answered")")
             XCTAssertTrue(starlingLog().contains("detaching a mount left by a previous run"))
         }
