@@ -1,3 +1,4 @@
+import Basics
 import Crypto
 
 /// Incremental sha256/sha512 of content, to check what a registry sent
@@ -20,8 +21,8 @@ struct ContentDigester {
 
     /// `algorithm:hex`
     func finalize() -> String {
-        if let sha256 { return "sha256:" + hex(Array(sha256.finalize())) }
-        if let sha512 { return "sha512:" + hex(Array(sha512.finalize())) }
+        if let sha256 { return "sha256:" + Hex.lowercase(sha256.finalize()) }
+        if let sha512 { return "sha512:" + Hex.lowercase(sha512.finalize()) }
         return ""
     }
 
@@ -29,16 +30,5 @@ struct ContentDigester {
         var digester = ContentDigester(for: digest) ?? ContentDigester(for: "sha256:")!
         bytes.withUnsafeBytes { digester.update($0) }
         return digester.finalize()
-    }
-
-    private func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -13,16 +13,31 @@ extension Catalog {
     /// has a `/` or NUL, or whose parents do not lead to `directory`
     /// within this catalog, is refused with an error.
     public func subtree(of directory: String) throws(CVMFSError) -> [CatalogSubtreeEntry] {
-        let rows = try query { db in
-            try Row.fetchAll(db, sql: "SELECT \(selectColumns), md5path_1, md5path_2, parent_1, parent_2 FROM catalog")
-        }
-        let top = MD5Path(directory)
+        // One pass over the table, each row decoded as the cursor reads it
+        // from SQLite (copying whole rows first and decoding them through
+        // GRDB's generic path took half of a 100k-entry Prepare); paths are
+        // rebuilt afterwards from the parent keys.
+        var rows: [(key: MD5Path, entry: CatalogEntry)] = []
         var names: [MD5Path: (parent: MD5Path, name: String, row: Int)] = [:]
-        names.reserveCapacity(rows.count)
-        for (i, row) in rows.enumerated() {
-            let key = MD5Path(high: row[12], low: row[13])
-            names[key] = (MD5Path(high: row[14], low: row[15]), row[7] ?? "", i)
+        var failure: CVMFSError?
+        try query { db in
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT \(selectColumns), md5path_1, md5path_2, parent_1, parent_2 FROM catalog")
+            while let row = try cursor.next() {
+                let key = MD5Path(high: row[12], low: row[13])
+                let name: String = row[7] ?? ""
+                do throws(CVMFSError) {
+                    // Paths are not known yet: an error names the entry.
+                    rows.append((key, try Self.decode(row, path: name)))
+                } catch {
+                    failure = error
+                    return
+                }
+                names[key] = (MD5Path(high: row[14], low: row[15]), name, rows.count - 1)
+            }
         }
+        if let failure { throw failure }
+        let top = MD5Path(directory)
         // Each directory's path once; chains are followed upwards and
         // remembered, so the whole table costs one pass.
         var paths: [MD5Path: String?] = [top: directory]
@@ -52,9 +67,10 @@ extension Catalog {
         var result: [CatalogSubtreeEntry] = []
         result.reserveCapacity(rows.count)
         for (i, row) in rows.enumerated() {
-            let key = MD5Path(high: row[12], low: row[13])
+            let key = row.key
             guard names[key]?.row == i, let full = try path(of: key) else { continue }
-            let entry = try Self.decode(row, path: full)
+            var entry = row.entry
+            entry.path = full
             let relative = key == top ? "" : String(full.dropFirst(directory.count + 1))
             if entry.isChunked { chunked[key] = result.count }
             result.append(CatalogSubtreeEntry(entry: entry, relativePath: relative, chunks: []))

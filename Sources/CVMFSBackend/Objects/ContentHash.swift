@@ -1,3 +1,4 @@
+import Basics
 import Crypto
 
 /// A CVMFS content hash: an algorithm and its digest bytes.
@@ -76,7 +77,7 @@ public struct ContentHash: Sendable, Hashable, CustomStringConvertible {
         self.bytes = bytes
     }
 
-    public var hex: String { bytes.map { String(format: "%02x", $0) }.joined() }
+    public var hex: String { Hex.lowercase(bytes) }
     public var description: String { hex + algorithm.suffix }
 
     /// The object's path below the repository URL: `data/XX/YYYY…[suffix][type]`.
