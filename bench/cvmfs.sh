@@ -8,8 +8,11 @@
 #               layer lazily; the Prepare reads the layer's catalog (one
 #               object), builds its index and mounts it (no file content)
 #      mounted  [cvmfs] mode = "mounted" on a repository mounted by
-#               `starling cvmfs mount` (standing in for cvmfs2); the
-#               whiteouts come from a walk of the directory listings
+#               `starling cvmfs mount` (standing in for cvmfs2), with
+#               servers and keys set: the whiteouts come from one query of
+#               the layer's catalog, fetched by Starling's own client
+#      mounted-walk  the same without servers: the whiteouts come from a
+#               walk of the directory listings
 #    first Prepare on a fresh node, and a second one on a new Starling
 #    store (http: the layer's catalog fetched again; mounted: the whiteout
 #    pair kept, `cvmfs-whiteouts` is per layer digest).
@@ -92,14 +95,18 @@ layer_of() { # REPO:TAG -> the digest of its one layer
 }
 fetch_blob() { curl -sf "http://$registry/v2/${1%%:*}/blobs/$2" -o "$3"; }
 
-# Starling with [cvmfs] MODE (http: its own client; mounted: MOUNTPOINT) and containerd in DIR.
+# Starling with [cvmfs] MODE and containerd in DIR. MODE: http (its own
+# client serves layers), mounted (MOUNTPOINT; its own client beside it
+# answers whiteout queries), mounted-walk (MOUNTPOINT, no client: whiteouts
+# from a walk of the listings).
 start_node() { # DIR MODE SERVERS [MOUNTPOINT]
   local dir=$1 sn=$1/run/starling.sock
   mkdir -p "$dir"
   {
     printf 'containerd_address = "%s"\n[lazy]\nbackground_fetch = false\n[cvmfs]\nmode = "%s"\nrepository = "%s"\n' \
-      "$dir/containerd.sock" "$2" "$fqrn"
-    printf 'servers = ["%s"]\nkeys = ["%s"]\n' "$3" "$work/keys/master.pub"
+      "$dir/containerd.sock" "${2%-walk}" "$fqrn"
+    if [ "$2" = mounted-walk ]; then printf 'servers = []\n'
+    else printf 'servers = ["%s"]\nkeys = ["%s"]\n' "$3" "$work/keys/master.pub"; fi
     [ -z "${4:-}" ] || printf 'mountpoint = "%s"\n' "$4"
   } > "$dir/starling.toml"
   "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
@@ -107,7 +114,7 @@ start_node() { # DIR MODE SERVERS [MOUNTPOINT]
   pids+=($!)
   wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
   start_containerd "$dir" starling "$sn"
-  if [ "$2" = http ]; then
+  if [ "$2" != mounted-walk ]; then
     for _ in $(seq 600); do grep -q "CVMFS repository opened by Starling" "$dir/starling.log" && return; sleep 0.1; done
     echo "the repository was not opened: $(tail -5 "$dir/starling.log")" >&2; exit 1
   fi
@@ -143,7 +150,7 @@ PY
     --cache-dir "$work/client-cache" >"$work/mount.log" 2>&1 &
   mountpid=$!
   for _ in $(seq 300); do [ -d "$mnt/.layers" ] && break; sleep 0.1; done
-  for mode in http mounted; do
+  for mode in http mounted mounted-walk; do
     for round in first again; do
       dir=$work/prepare-$mode-$round
       [ "$round" = first ] || [ "$mode" = http ] || { mkdir -p "$dir/starling-root"; cp -a "$work/prepare-$mode-first-pairs" "$dir/starling-root/cvmfs-whiteouts"; }

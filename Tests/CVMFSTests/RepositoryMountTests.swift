@@ -155,5 +155,19 @@ final class LayerWhiteoutTests: XCTestCase {
         XCTAssertNotEqual(lstat(lower[2] + "/plain", &info), 0, "directories without whiteouts are not copied")
         // Made once per layer: a second call reuses it without asking for the list.
         XCTAssertEqual(try pairs.prepare(layerDigest: digest, layerDirectory: layerfs) { XCTFail("asked again"); return [] }, lower)
+
+        // The locator asks the catalog first; when that fails (a repository
+        // not verified, a server down) the walk answers and the layer is
+        // still served with its whiteouts, not sent to the registry.
+        for (name, query) in [("queried", { @Sendable (_: String) throws -> [String] in expected }),
+                              ("walked", { @Sendable (_: String) throws -> [String] in throw CVMFSError.unreachable("down") })] {
+            let locator = CVMFSLayerLocator(configuration: .init(repository: repository.name, mountpoint: mountpoint),
+                                            whiteouts: WhiteoutLayers(directory: work.appending("pairs-" + name)),
+                                            catalogWhiteouts: query)
+            XCTAssertEqual(locator.locate(layerDigest: digest), .found(directory: layerfs), name)
+            let directories = locator.lowerDirectories(layerDigest: digest, layerDirectory: layerfs)
+            XCTAssertEqual(directories.count, 3, name)
+            XCTAssertEqual(lstat(directories[2] + "/etc/gone", &info), 0, name)
+        }
     }
 }

@@ -10,7 +10,11 @@ final class CVMFSWhiteoutEndToEndTests: XCTestCase {
     /// A three-layer image whose second layer deletes a file and a directory,
     /// makes a directory opaque and adds a hard-link pair.
     static func makeLayers(_ harness: EndToEndHarness) throws -> [TestLayer] {
-        let base = try harness.makeBaseTree("whiteouts", bigFileBytes: 1 << 16)
+        try makeLayers(in: harness.directory.path)
+    }
+
+    static func makeLayers(in directory: String) throws -> [TestLayer] {
+        let base = try EndToEndHarness.makeBaseTree("whiteouts", in: directory, bigFileBytes: 1 << 16)
         let fm = FileManager.default
         for dir in ["olddir", "keep/dir/sub", "keep/other"] {
             try fm.createDirectory(atPath: base + "/" + dir, withIntermediateDirectories: true)
@@ -19,7 +23,7 @@ final class CVMFSWhiteoutEndToEndTests: XCTestCase {
                              ("keep/dir/sub/c", "c\n"), ("keep/other/o", "o\n")] {
             try text.write(toFile: base + "/" + path, atomically: false, encoding: .utf8)
         }
-        let second = harness.directory.appending("trees/whiteouts-2")
+        let second = directory + "/trees/whiteouts-2"
         for dir in ["etc", "keep/dir", "hl"] {
             try fm.createDirectory(atPath: second + "/" + dir, withIntermediateDirectories: true)
         }
@@ -29,7 +33,7 @@ final class CVMFSWhiteoutEndToEndTests: XCTestCase {
         try "b\n".write(toFile: second + "/keep/dir/b.txt", atomically: false, encoding: .utf8)
         try "linked\n".write(toFile: second + "/hl/one", atomically: false, encoding: .utf8)
         try Command.check(["ln", second + "/hl/one", second + "/hl/two"])
-        let third = harness.directory.appending("trees/whiteouts-3")
+        let third = directory + "/trees/whiteouts-3"
         try fm.createDirectory(atPath: third + "/etc", withIntermediateDirectories: true)
         try "top\n".write(toFile: third + "/etc/top.txt", atomically: false, encoding: .utf8)
         return [try TestLayer.fromDirectory(base), try TestLayer.fromDirectory(second), try TestLayer.fromDirectory(third)]
@@ -50,6 +54,49 @@ final class CVMFSWhiteoutEndToEndTests: XCTestCase {
         }
         try repository.write(layers: tars)
         return (repository, try StratumOneServer(root: repository.serverRoot))
+    }
+
+    /// With Starling's own client configured beside the mounted repository
+    /// (servers and master keys), each layer's whiteouts come from one
+    /// query of its catalog instead of a walk of its listings, and the view
+    /// is the same.
+    func testMountedLayersTakeTheirWhiteoutsFromOneCatalogQuery() throws {
+        let work = try TemporaryDirectory(prefix: "starling-cvmfs-whq")
+        defer { work.remove() }
+        let mountpoint = work.appending("cvmfs")
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let layers = try Self.makeLayers(in: work.path)
+        let (repository, server) = try Self.publish(layers, work: work)
+        let mount = try SpawnedProcess([StarlingBinary.path, "cvmfs", "mount", server.url + "/cvmfs/" + repository.name,
+                                        mountpoint, "--key", repository.masterPublicKey,
+                                        "--cache-dir", work.appending("client-cache")],
+                                       environment: [:], logPath: work.appending("mount.log"), passing: [])
+        defer { mount.signal(SIGTERM); _ = mount.wait(timeout: 20) }
+        XCTAssertTrue(waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: mountpoint + "/.layers") },
+                      (try? String(contentsOfFile: work.appending("mount.log"), encoding: .utf8)) ?? "")
+        let harness = try EndToEndHarness(config: """
+            [lazy]
+            enabled = false
+            [cvmfs]
+            mode = "mounted"
+            repository = "\(repository.name)"
+            mountpoint = "\(mountpoint)"
+            servers = ["\(server.url)/cvmfs/@fqrn@"]
+            keys = ["\(repository.masterPublicKey)"]
+            """)
+        defer { harness.tearDown() }
+        let image = try harness.push(layers, as: "whiteouts")
+        try harness.containerd.ctr(["images", "pull", "--plain-http", image])
+        let expected = try harness.containerd.ctr(["run", "--rm", "--snapshotter", "overlayfs", image, "whq-overlay"] + Self.listing)
+        try harness.containerd.ctr(["images", "rm", "--sync", image])
+        XCTAssertTrue(waitUntil(timeout: 30) { harness.starling.log().contains("CVMFS repository opened") }, harness.failureLogs)
+
+        try harness.lazyPull(image)
+        let log = harness.starling.log()
+        XCTAssertEqual(log.components(separatedBy: "layer used in place from CVMFS").count - 1, 3, String(log.suffix(4000)))
+        XCTAssertEqual(log.components(separatedBy: "from=catalog query").count - 1, 3, String(log.suffix(4000)))
+        XCTAssertFalse(log.contains("from=directory walk"), String(log.suffix(4000)))
+        XCTAssertEqual(try harness.containerd.run(image, name: "whq-cvmfs", Self.listing), expected)
     }
 
     func testMergedViewEqualsOverlayfsAfterAFullPull() throws {

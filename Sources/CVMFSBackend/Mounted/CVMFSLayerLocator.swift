@@ -26,9 +26,11 @@ public struct CVMFSLayerLocator: Sendable {
     /// Where the whiteout translation of found layers is kept; nil serves
     /// layers as DUCC stores them (their `.wh.*` files visible).
     public let whiteouts: WhiteoutLayers?
-    /// The layer's `.wh.*` paths from one catalog query of Starling's own
-    /// client, when it is configured; else they come from a walk of the
-    /// layer's directory listings.
+    /// The layer's `.wh.*` paths from one query of its catalog with
+    /// Starling's own client, when it is configured: a walk of a large
+    /// layer's listings costs seconds on the first Prepare (a 100k-file
+    /// layer: README). When the query fails (the repository cannot be
+    /// verified or reached), the walk answers instead.
     public let catalogWhiteouts: (@Sendable (String) throws -> [String])?
     private let logger: Logger?
 
@@ -62,12 +64,21 @@ public struct CVMFSLayerLocator: Sendable {
             do {
                 _ = try whiteouts.prepare(layerDigest: digest, layerDirectory: directory) {
                     let started = Date()
-                    let found = try catalogWhiteouts?(digest) ?? WhiteoutLayers.scan(directory)
+                    var found: [String]?
+                    if let catalogWhiteouts {
+                        do {
+                            found = try catalogWhiteouts(digest)
+                        } catch {
+                            logger?.warning("CVMFS layer's catalog not read: walking its directories instead",
+                                            metadata: ["layer": "\(digest)", "reason": "\(error)"])
+                        }
+                    }
+                    let from = found == nil ? "directory walk" : "catalog query"
+                    let whiteouts = try found ?? WhiteoutLayers.scan(directory)
                     logger?.info("CVMFS layer whiteouts found", metadata: [
-                        "layer": "\(digest)", "whiteouts": "\(found.count)",
-                        "from": "\(catalogWhiteouts == nil ? "directory walk" : "catalog query")",
+                        "layer": "\(digest)", "whiteouts": "\(whiteouts.count)", "from": "\(from)",
                         "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
-                    return found
+                    return whiteouts
                 }
                 return nil
             } catch {

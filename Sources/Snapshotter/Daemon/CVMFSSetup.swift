@@ -20,6 +20,9 @@ enum CVMFSSetup {
     static func source(_ configuration: DaemonConfiguration, cache: ChunkCache, logger: Logger)
         -> (any LayerSource, CVMFSHTTPClient?) {
         let cvmfs = configuration.cvmfs
+        // Starling's own client can verify the repository: servers to ask,
+        // and the master keys that sign its whitelist.
+        let clientUsable = !cvmfs.servers.isEmpty && cvmfs.keys.allSatisfy { FileManager.default.fileExists(atPath: $0) }
         let useHTTP: Bool
         switch cvmfs.mode {
         case .mounted: useHTTP = false
@@ -29,15 +32,36 @@ enum CVMFSSetup {
             let mounted = CVMFSLayerLocator.withTimeout(cvmfs.lookupTimeoutSeconds) {
                 ((try? FileManager.default.contentsOfDirectory(atPath: mountedAt)) ?? []).isEmpty == false
             } ?? false
-            useHTTP = !mounted && !cvmfs.servers.isEmpty && cvmfs.keys.allSatisfy { FileManager.default.fileExists(atPath: $0) }
+            useHTTP = !mounted && clientUsable
         }
         guard useHTTP else {
             let whiteouts = WhiteoutLayers(directory: configuration.root + "/cvmfs-whiteouts")
+            // Where the client can verify the repository, a layer's
+            // whiteouts come from one query of its catalog (fetched through
+            // `proxies`) instead of a walk of the mounted layer's listings.
+            // Until the repository is verified (or when it cannot be), the
+            // walk answers at once: a Prepare never waits on the servers.
+            let client = clientUsable
+                ? CVMFSHTTPClient(configuration: cvmfs, cache: cache, directory: configuration.root + "/cvmfs-client",
+                                  whenUnavailable: "whiteouts of mounted layers come from walks of their directories",
+                                  logger: logger)
+                : nil
+            client?.start()
+            var catalogWhiteouts: (@Sendable (String) throws -> [String])?
+            if let client {
+                catalogWhiteouts = { @Sendable (digest: String) throws -> [String] in
+                    guard let repository = client.repository else {
+                        throw CVMFSError.unreachable(client.unavailableReason)
+                    }
+                    return try repository.layerWhiteouts(digest)
+                }
+            }
             return (MountedCVMFSLayerSource(locator: CVMFSLayerLocator(configuration: cvmfs, whiteouts: whiteouts,
-                                                                       logger: logger)), nil)
+                                                                       catalogWhiteouts: catalogWhiteouts,
+                                                                       logger: logger)), client)
         }
         let client = CVMFSHTTPClient(configuration: cvmfs, cache: cache, directory: configuration.root + "/cvmfs-client",
-                                     logger: logger)
+                                     whenUnavailable: "layers come from the registry", logger: logger)
         client.start()
         return (LazyCVMFSLayerSource(client: client, cache: cache, options: configuration.lazy.layer, logger: logger), client)
     }

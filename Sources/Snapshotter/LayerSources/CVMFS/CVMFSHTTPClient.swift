@@ -5,7 +5,8 @@ import Logging
 import Synchronization
 
 /// The repository read over HTTP by Starling's own client, for layers
-/// served lazily (`LazyCVMFSLayerSource`).
+/// served lazily (`LazyCVMFSLayerSource`), and for the whiteouts of
+/// layers used from a mounted repository (`MountedCVMFSLayerSource`).
 ///
 /// The chain of trust is checked on a thread of its own at start-up: a
 /// slow or broken repository never holds up the daemon, and its layers
@@ -16,6 +17,8 @@ final class CVMFSHTTPClient: Sendable {
     let configuration: CVMFSConfiguration
     private let cache: ChunkCache
     private let directory: String
+    /// What the daemon does instead while the repository is unavailable, for the log.
+    private let whenUnavailable: String
     private let logger: Logger
     private let state = Mutex<State>(State())
     private let stopped = Atomic<Bool>(false)
@@ -25,10 +28,12 @@ final class CVMFSHTTPClient: Sendable {
         var lastFailure = "not verified yet"
     }
 
-    init(configuration: CVMFSConfiguration, cache: ChunkCache, directory: String, logger: Logger) {
+    init(configuration: CVMFSConfiguration, cache: ChunkCache, directory: String, whenUnavailable: String,
+         logger: Logger) {
         self.configuration = configuration
         self.cache = cache
         self.directory = directory
+        self.whenUnavailable = whenUnavailable
         self.logger = logger
     }
 
@@ -73,7 +78,7 @@ final class CVMFSHTTPClient: Sendable {
             return kept
         } catch {
             state.withLock { $0.lastFailure = "\(error)" }
-            logger.error("CVMFS repository unavailable: layers come from the registry", metadata: [
+            logger.error("CVMFS repository unavailable: \(whenUnavailable)", metadata: [
                 "repository": "\(configuration.repository)", "reason": "\(error)"])
             throw error
         }
