@@ -36,7 +36,7 @@
 # ctr, ctr-remote, runc, nginx, python3, openssl, /dev/fuse.
 #   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200  VARIANTS="cvmfs starling overlayfs"
 #   STARLING=path/to/starling (bench/run sets it; otherwise built in .build-coldstart)
-#   IDLE_TIMEOUT, BUSY_PERCENT, BUSY_WAIT, COOLDOWN, KEEP as in bench/coldstart.sh
+#   IDLE_TIMEOUT, BUSY_PERCENT, BUSY_WAIT, COOLDOWN, KEEP, LOG_LEVEL as in bench/coldstart.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/starling.sh"
@@ -49,6 +49,7 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-1800}
 BUSY_PERCENT=${BUSY_PERCENT:-30}
 BUSY_WAIT=${BUSY_WAIT:-120}
 COOLDOWN=${COOLDOWN:-0}
+LOG_LEVEL=${LOG_LEVEL:-info}
 fqrn=bench.example.org
 writer=$repo/Tests/Fixtures/cvmfs/make-repository.py
 
@@ -109,7 +110,7 @@ start_node() { # DIR MODE SERVERS [MOUNTPOINT]
     else printf 'servers = ["%s"]\nkeys = ["%s"]\n' "$3" "$work/keys/master.pub"; fi
     [ -z "${4:-}" ] || printf 'mountpoint = "%s"\n' "$4"
   } > "$dir/starling.toml"
-  "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
+  "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" --log-level "$LOG_LEVEL" \
     --insecure-registry "$registry" --insecure-registry "${slow:-$registry}" >"$dir/starling.log" 2>&1 &
   pids+=($!)
   wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
@@ -200,7 +201,7 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
       starling) snapshotter=starling; ref=$slow/debian-python:esgz
         mkdir -p "$dir"; printf 'containerd_address = "%s"\n[cvmfs]\nenabled = false\n' "$dir/containerd.sock" > "$dir/starling.toml"
         "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$dir/run/starling.sock" \
-          --insecure-registry "$slow" >"$dir/starling.log" 2>&1 &
+          --log-level "$LOG_LEVEL" --insecure-registry "$slow" >"$dir/starling.log" 2>&1 &
         pids+=($!)
         wait_socket "${pids[-1]}" "$dir/run/starling.sock" || { echo "starling did not start" >&2; exit 1; }
         start_containerd "$dir" starling "$dir/run/starling.sock" ;;
@@ -272,12 +273,19 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
   for variant in $VARIANTS; do
     printf '%-9s cold start median %6.2f s; runs:%s s\n' "$variant" "$(med "${total[$variant]}")" "$(printf ' %.2f' ${total[$variant]})"
   done
-  printf 'cvmfs cold start bytes from the stratum-1: median %s; runs:%s\n' "$(med "$cold_bytes")" "$(printf ' %s' $cold_bytes)"
-  printf 'warm floor (overlayfs, image local, page cache warm): median %.2f s; runs:%s s\n' "$(med "$warm")" "$(printf ' %.2f' $warm)"
-  printf 'cvmfs second start on the same node: median %.2f s; bytes from the stratum-1:%s\n' "$(med "$again")" "$(printf ' %s' $again_bytes)"
-  echo "RATIO cvmfs-http/estargz: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[starling]}")") (CVMFS over HTTP / eStargz through Starling, slowlink ${RTT_MS} ms ${MBIT} Mbit/s; goal <= 1)"
-  echo "RATIO cvmfs-http/overlayfs: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[overlayfs]}")") (CVMFS over HTTP / overlayfs full pull)"
-  echo "RATIO cvmfs-second-start-bytes: $(tr ' ' '\n' <<<"$again_bytes" | grep . | sort -n | tail -1) (most bytes any second start read from the stratum-1; goal 0)"
+  has() { [[ " $VARIANTS " == *" $1 "* ]]; }
+  if has cvmfs; then
+    printf 'cvmfs cold start bytes from the stratum-1: median %s; runs:%s\n' "$(med "$cold_bytes")" "$(printf ' %s' $cold_bytes)"
+    printf 'cvmfs second start on the same node: median %.2f s; bytes from the stratum-1:%s\n' "$(med "$again")" "$(printf ' %s' $again_bytes)"
+  fi
+  ! has overlayfs ||
+    printf 'warm floor (overlayfs, image local, page cache warm): median %.2f s; runs:%s s\n' "$(med "$warm")" "$(printf ' %.2f' $warm)"
+  ! has cvmfs || ! has starling ||
+    echo "RATIO cvmfs-http/estargz: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[starling]}")") (CVMFS over HTTP / eStargz through Starling, slowlink ${RTT_MS} ms ${MBIT} Mbit/s; goal <= 1)"
+  ! has cvmfs || ! has overlayfs ||
+    echo "RATIO cvmfs-http/overlayfs: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[overlayfs]}")") (CVMFS over HTTP / overlayfs full pull)"
+  ! has cvmfs ||
+    echo "RATIO cvmfs-second-start-bytes: $(tr ' ' '\n' <<<"$again_bytes" | grep . | sort -n | tail -1) (most bytes any second start read from the stratum-1; goal 0)"
 fi
 if [ ${#busy_notes[@]} -gt 0 ]; then
   echo "note: the machine was busy:"; printf '  %s\n' "${busy_notes[@]}"
