@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// What `starling optimize` shows on a terminal while it works: one line per
@@ -104,14 +105,7 @@ final class OptimizeProgress: @unchecked Sendable {
         }
         text += "\u{1B}[2K\(status)\n"
         drawnLines = lines.count + 1
-        let bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            written += n
-        }
+        try? PosixFile.write(descriptor, Array(text.utf8)[...], path: "the terminal")
         lock.unlock()
     }
 
