@@ -5,6 +5,11 @@
 SWIFT ?= swift
 CONFIG ?= release
 PREFIX ?= /usr/local
+SCRATCH ?= .build
+# The Swift runtime and Foundation are linked into the binary, so a node
+# needs only Debian's libraries (fuse3, curl, sqlite3, libcrypto, zlib,
+# zstd, libdeflate), not a Swift toolchain.
+BUILD = $(SWIFT) build -c $(CONFIG) --static-swift-stdlib --scratch-path $(SCRATCH)
 
 .PHONY: deps build run test bench install clean
 
@@ -12,10 +17,10 @@ deps:
 	./scripts/install-deps.sh
 
 build: deps
-	$(SWIFT) build -c $(CONFIG) --product starling
+	$(BUILD) --product starling
 
 run: build
-	$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/starling serve
+	$$($(BUILD) --show-bin-path)/starling serve
 
 test: deps
 	$(SWIFT) build --build-tests
@@ -26,7 +31,7 @@ test: deps
 # functions.
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/starling" $(DESTDIR)$(PREFIX)/bin/starling
+	install -m 755 "$$($(BUILD) --show-bin-path)/starling" $(DESTDIR)$(PREFIX)/bin/starling
 	strip --strip-debug $(DESTDIR)$(PREFIX)/bin/starling
 
 bench: deps

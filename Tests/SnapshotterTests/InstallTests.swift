@@ -1,0 +1,41 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `make install`, as the README installs Starling on a node (and as the
+/// Kubernetes installer copies the binary onto one): the installed binary
+/// carries no debug information and runs on a node without a Swift
+/// toolchain, because the Swift runtime and Foundation are linked in. The
+/// toolchain's runtime directory is hidden under an empty tmpfs, in a mount
+/// namespace of the test's own.
+final class InstallTests: XCTestCase {
+    func testTheInstalledBinaryRunsWhereNoSwiftToolchainIs() throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let destination = try TemporaryDirectory(prefix: "starling-install")
+        defer { destination.remove() }
+        // A scratch directory of its own: the running `swift test` holds .build.
+        try Command.check(["make", "-C", repository, "install", "DESTDIR=\(destination.path)", "SCRATCH=.build-install"])
+        let installed = destination.appending("usr/local/bin/starling")
+        XCTAssertFalse(try Command.check(["readelf", "-S", "-W", installed]).contains(".debug_info"),
+                       "the installed binary keeps its debug information")
+
+        // Where this machine's Swift runtime is: the test build links it.
+        let runtime = try Command.check(["sh", "-c", "ldd \"$1\" | awk '/libswiftCore/ { print $3 }'", "ldd", StarlingBinary.path])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(runtime.hasSuffix("/libswiftCore.so"), "no Swift runtime found for the test build: \(runtime)")
+        let runtimeDirectory = (runtime as NSString).deletingLastPathComponent
+        func withoutToolchain(_ binary: String) throws -> CommandResult {
+            try Command.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             "mount -t tmpfs none \"$1\" && exec \"$2\" --version", "hide", runtimeDirectory, binary])
+        }
+        // The hiding works: a build that needs the toolchain's runtime does not start.
+        let needsToolchain = try withoutToolchain(StarlingBinary.path)
+        XCTAssertFalse(needsToolchain.succeeded, needsToolchain.stdout)
+        XCTAssertTrue(needsToolchain.stderr.contains("libswift"), needsToolchain.stderr)
+
+        let result = try withoutToolchain(installed)
+        XCTAssertTrue(result.succeeded, result.stderr)
+        XCTAssertTrue(result.stdout.hasPrefix("starling "), result.stdout)
+    }
+}
