@@ -14,8 +14,10 @@ final class InstallTests: XCTestCase {
             .deletingLastPathComponent().path
         let destination = try TemporaryDirectory(prefix: "starling-install")
         defer { destination.remove() }
-        // A scratch directory of its own: the running `swift test` holds .build.
-        try Command.check(["make", "-C", repository, "install", "DESTDIR=\(destination.path)", "SCRATCH=.build-install"])
+        // A scratch directory of its own: the running `swift test` holds
+        // .build. The packages are in (`make test` installed them).
+        try Command.check(["make", "-C", repository, "install", "DESTDIR=\(destination.path)", "SCRATCH=.build-install"],
+                          environment: ["FORCE_UPDATE": "0"])
         let installed = destination.appending("usr/local/bin/starling")
         XCTAssertFalse(try Command.check(["readelf", "-S", "-W", installed]).contains(".debug_info"),
                        "the installed binary keeps its debug information")
