@@ -22,20 +22,16 @@ final class InstallTests: XCTestCase {
         XCTAssertFalse(try Command.check(["readelf", "-S", "-W", installed]).contains(".debug_info"),
                        "the installed binary keeps its debug information")
 
-        // Where this machine's Swift runtime is: the test build links it.
-        let runtime = try Command.check(["sh", "-c", "ldd \"$1\" | awk '/libswiftCore/ { print $3 }'", "ldd", StarlingBinary.path])
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertTrue(runtime.hasSuffix("/libswiftCore.so"), "no Swift runtime found for the test build: \(runtime)")
-        let runtimeDirectory = (runtime as NSString).deletingLastPathComponent
+        // Where this machine's Swift runtime is: this test process runs on it.
+        let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        let runtime = try XCTUnwrap(maps.split(separator: "\n").lazy.compactMap { $0.split(separator: " ").last }
+            .first { $0.hasSuffix("/libswiftCore.so") }, "no Swift runtime mapped")
+        let runtimeDirectory = (String(runtime) as NSString).deletingLastPathComponent
         func withoutToolchain(_ binary: String) throws -> CommandResult {
             try Command.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                             "mount -t tmpfs none \"$1\" && exec \"$2\" --version", "hide", runtimeDirectory, binary])
+                             "mount -t tmpfs none \"$1\" && ! test -e \"$1/libswiftCore.so\" && exec \"$2\" --version",
+                             "hide", runtimeDirectory, binary])
         }
-        // The hiding works: a build that needs the toolchain's runtime does not start.
-        let needsToolchain = try withoutToolchain(StarlingBinary.path)
-        XCTAssertFalse(needsToolchain.succeeded, needsToolchain.stdout)
-        XCTAssertTrue(needsToolchain.stderr.contains("libswift"), needsToolchain.stderr)
-
         let result = try withoutToolchain(installed)
         XCTAssertTrue(result.succeeded, result.stderr)
         XCTAssertTrue(result.stdout.hasPrefix("starling "), result.stdout)
