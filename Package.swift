@@ -64,7 +64,7 @@ let package = Package(
 
         // MARK: format
         .target(name: "StargzReader", dependencies: [
-            "Basics", "CZlib", "CZstd", "CDeflate",
+            "Basics", "BlockingWork", "CZlib", "CZstd", "CDeflate",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
