@@ -1,3 +1,4 @@
+import BlockingWork
 import Foundation
 
 /// Runs a credential program (a docker credential helper, a kubelet
@@ -39,7 +40,7 @@ enum HelperProcess {
         let readers = DispatchGroup()
         for (pipe, sink) in [(stdout, output), (stderr, errors)] {
             readers.enter()
-            Thread.detachNewThread {
+            DedicatedThread.start("starling-helper") {
                 sink.set(pipe.fileHandleForReading.readDataToEndOfFile())
                 readers.leave()
             }

@@ -1,3 +1,4 @@
+import BlockingWork
 import CVMFSBackend
 import Foundation
 import LazyLayer
@@ -39,7 +40,7 @@ final class CVMFSHTTPClient: Sendable {
 
     /// Starts verifying the repository in the background.
     func start() {
-        Thread.detachNewThread { [self] in
+        DedicatedThread.start("starling-cvmfs") { [self] in
             var delay = 1.0
             while !stopped.load(ordering: .relaxed) {
                 if (try? open()) != nil { return }
