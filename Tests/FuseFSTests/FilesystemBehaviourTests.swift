@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import CZlib  // carries <sys/xattr.h>: Glibc's Swift module lacks the xattr calls
 @testable import FuseFS
@@ -128,6 +129,46 @@ struct FilesystemBehaviourTests {
         mount.unmount()
         close(fd)
         #expect(!mount.isMounted)
+        #expect(!MountSupport.isMountpoint(mountpoint))
+    }
+
+    /// A child forked but not yet executed holds a copy of every
+    /// descriptor, the connection's `/dev/fuse` too, while it closes the
+    /// ones it inherited: a user of a lazily detached mount must not wait
+    /// for it (here the copy is held for the whole test).
+    @Test("a busy mount's users are not left waiting when another process holds the connection")
+    func unmountWhileBusyWithAnotherHolder() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let mountpoint = directory.appending("mnt")
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let mount = try FuseMount.mount(layer: try MountSupport.openContent(blob: Self.fixture), at: mountpoint,
+                                        logger: MountSupport.logger)
+        defer { if MountSupport.isMountpoint(mountpoint) { _ = try? Command.run(["umount", "-l", mountpoint]) } }
+        let first = open(mountpoint + "/etc/hostname", O_RDONLY)
+        let second = open(mountpoint + "/etc/hostname", O_RDONLY)
+        #expect(first >= 0 && second >= 0)
+        let holder = mount.withConnectionDescriptor { fcntl($0, F_DUPFD_CLOEXEC, 0) }
+        #expect(holder >= 0)
+        // Closing the holder lets a close that hung return, so a failure
+        // does not hang the suite.
+        defer { close(holder) }
+        func closeAnswered(_ fd: Int32) -> Bool {
+            let closed = OneShot<Int32>()
+            DispatchQueue.global().async { closed.fulfil(close(fd)) }
+            return closed.wait(seconds: 10) != nil
+        }
+        // A request that comes while the unmount waits for the session ends
+        // its loop (it is answered, then the loop sees it should stop).
+        let unmounted = OneShot<Bool>()
+        DispatchQueue.global().async { mount.unmount(); unmounted.fulfil(true) }
+        #expect(waitUntil(timeout: 10) { !MountSupport.isMountpoint(mountpoint) }, "the busy mount was not detached")
+        #expect(closeAnswered(first), "close of a file on the detaching mount waited for the other holder")
+        #expect(unmounted.wait(seconds: 20) != nil)
+        #expect(!mount.isMounted)
+        // The next user's close sends FLUSH too: it must come back, not wait
+        // for the holder.
+        #expect(closeAnswered(second), "close of a file on the detached mount waited for the other holder")
         #expect(!MountSupport.isMountpoint(mountpoint))
     }
 

@@ -133,14 +133,22 @@ final class FuseSession: @unchecked Sendable {
     /// Unmounts and ends the session. A mount still in use is detached lazily;
     /// if its users keep it alive past `grace` seconds the connection is
     /// aborted so the call returns. Tolerates a mount that is already gone.
+    ///
+    /// A lazily detached connection is aborted once the loop has ended
+    /// too: its users' next requests (a close's FLUSH) would otherwise wait
+    /// for as long as any other process holds a copy of the connection's
+    /// descriptor, and a child forked but not yet executed holds one while
+    /// it closes its inherited descriptors, one of which may be a file of
+    /// this mount: the child and every user of the mount would wait forever.
     func stop(grace: Double = 5) {
         if phase.withLock({ $0 == .running }) {
             fuse_session_exit(session)
+            var detachedLazily = false
             if umount2(mountpoint, 0) != 0 {
                 let code = errno
                 if code == EBUSY {
                     logger.warning("mount is busy, detaching lazily", metadata: ["mountpoint": "\(mountpoint)"])
-                    _ = umount2(mountpoint, Int32(MNT_DETACH))
+                    detachedLazily = umount2(mountpoint, Int32(MNT_DETACH)) == 0
                 } else if code != EINVAL && code != ENOENT {
                     logger.warning("unmount failed", metadata: ["mountpoint": "\(mountpoint)", "error": "\(String(cString: strerror(code)))"])
                 }
@@ -148,6 +156,8 @@ final class FuseSession: @unchecked Sendable {
             if loopFinished.wait(timeout: .now() + grace) == .timedOut {
                 abortConnection()
                 loopFinished.wait()
+            } else if detachedLazily {
+                abortConnection()
             }
             loopFinished.signal()
         } else {
