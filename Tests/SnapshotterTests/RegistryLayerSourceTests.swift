@@ -105,7 +105,10 @@ final class RegistryLayerSourceTests: XCTestCase {
         let mirror = try XCTUnwrap((mirrored.lazy!.transport as? BlobRangeTransport)?.mirror, "a loopback registry is fast enough")
         mirrored.lazy!.layerMounted()
         let deadline = Date().addingTimeInterval(20)
-        while mirror.mirroredBytes < mirror.end - mirror.begin && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        // Until its request has ended: the client counts a request once
+        // it is over, a moment after its last bytes were handed on.
+        while !mirror.isComplete && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertEqual(mirror.mirroredBytes, mirror.end - mirror.begin)
         let before = client.statistics.requests
         for i in 0..<40 {
             let path = "data\(i % 4)/file\(i)"

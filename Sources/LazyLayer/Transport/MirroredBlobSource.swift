@@ -34,6 +34,7 @@ public final class MirroredBlobSource: BlobSource, Sendable {
     private let localBytes = Atomic<Int64>(0)
     private let stopped = Atomic<Bool>(false)
     private let released = Atomic<Bool>(false)
+    private let streamEnded = Atomic<Bool>(false)
     private let onRelease: @Sendable () -> Void
 
     /// Creates the (empty) mirror in `directory` (a tmpfs such as /dev/shm);
@@ -64,6 +65,7 @@ public final class MirroredBlobSource: BlobSource, Sendable {
                     filled.store(offset, ordering: .releasing)
                     received.add(Int64(piece.count), ordering: .relaxed)
                 }
+                streamEnded.store(true, ordering: .releasing)
                 logger.debug("layer mirrored", metadata: [
                     "bytes": "\(end - begin)", "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
             } catch is CancellationError {
@@ -82,6 +84,10 @@ public final class MirroredBlobSource: BlobSource, Sendable {
         file.close()
         if !released.exchange(true, ordering: .acquiringAndReleasing) { onRelease() }
     }
+
+    /// Whether the whole range has arrived and its request has ended (the
+    /// client has counted it).
+    public var isComplete: Bool { streamEnded.load(ordering: .acquiring) }
 
     /// Bytes the mirror has received from upstream (not reset by `stop`).
     public var receivedBytes: Int64 { received.load(ordering: .relaxed) }
