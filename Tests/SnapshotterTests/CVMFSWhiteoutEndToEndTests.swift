@@ -56,6 +56,19 @@ final class CVMFSWhiteoutEndToEndTests: XCTestCase {
         return (repository, try StratumOneServer(root: repository.serverRoot))
     }
 
+    /// The repository mounted by `starling cvmfs mount`, standing in for
+    /// cvmfs2; returns once its `.layers` can be seen.
+    static func mount(_ repository: CVMFSTestRepository, from server: StratumOneServer, at mountpoint: String,
+                      work: TemporaryDirectory) throws -> SpawnedProcess {
+        let mount = try SpawnedProcess([StarlingBinary.path, "cvmfs", "mount", server.url + "/cvmfs/" + repository.name,
+                                        mountpoint, "--key", repository.masterPublicKey,
+                                        "--cache-dir", work.appending("client-cache")],
+                                       environment: [:], logPath: work.appending("mount.log"), passing: [])
+        XCTAssertTrue(waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: mountpoint + "/.layers") },
+                      (try? String(contentsOfFile: work.appending("mount.log"), encoding: .utf8)) ?? "")
+        return mount
+    }
+
     /// With Starling's own client configured beside the mounted repository
     /// (servers and master keys), each layer's whiteouts come from one
     /// query of its catalog instead of a walk of its listings, and the view
@@ -67,13 +80,8 @@ final class CVMFSWhiteoutEndToEndTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         let layers = try Self.makeLayers(in: work.path)
         let (repository, server) = try Self.publish(layers, work: work)
-        let mount = try SpawnedProcess([StarlingBinary.path, "cvmfs", "mount", server.url + "/cvmfs/" + repository.name,
-                                        mountpoint, "--key", repository.masterPublicKey,
-                                        "--cache-dir", work.appending("client-cache")],
-                                       environment: [:], logPath: work.appending("mount.log"), passing: [])
+        let mount = try Self.mount(repository, from: server, at: mountpoint, work: work)
         defer { mount.signal(SIGTERM); _ = mount.wait(timeout: 20) }
-        XCTAssertTrue(waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: mountpoint + "/.layers") },
-                      (try? String(contentsOfFile: work.appending("mount.log"), encoding: .utf8)) ?? "")
         let harness = try EndToEndHarness(config: """
             [lazy]
             enabled = false
@@ -122,13 +130,8 @@ final class CVMFSWhiteoutEndToEndTests: XCTestCase {
         XCTAssertTrue(expected.contains("linked"), expected)
 
         let (repository, server) = try Self.publish(layers, work: work)
-        let mount = try SpawnedProcess([StarlingBinary.path, "cvmfs", "mount", server.url + "/cvmfs/" + repository.name,
-                                        mountpoint, "--key", repository.masterPublicKey,
-                                        "--cache-dir", work.appending("client-cache")],
-                                       environment: [:], logPath: work.appending("mount.log"), passing: [])
+        let mount = try Self.mount(repository, from: server, at: mountpoint, work: work)
         defer { mount.signal(SIGTERM); _ = mount.wait(timeout: 20) }
-        XCTAssertTrue(waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: mountpoint + "/.layers") },
-                      (try? String(contentsOfFile: work.appending("mount.log"), encoding: .utf8)) ?? "")
 
         try harness.lazyPull(image)
         let log = harness.starling.log()
