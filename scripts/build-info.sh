@@ -1,8 +1,9 @@
 #!/bin/sh
 # Writes OUT/BuildCommit.swift: the git commit the build is made from, with
 # "-dirty" when tracked files differ from it, or "unknown" outside a git
-# checkout (a source tarball). Run by Plugins/BuildInfoPlugin before every
-# build; the file is rewritten only when its contents change.
+# checkout (a source tarball). Run by Plugins/BuildInfoPlugin when git's
+# HEAD or index has changed; the file is rewritten only when its contents
+# change.
 # Usage: build-info.sh PACKAGE_DIR OUT
 set -eu
 package=$1
