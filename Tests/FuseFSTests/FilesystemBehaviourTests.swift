@@ -100,36 +100,30 @@ struct FilesystemBehaviourTests {
     func externalUnmountEndsTheSession() throws {
         let directory = try TemporaryDirectory(prefix: "starling-fuse")
         defer { directory.remove() }
-        let mountpoint = directory.appending("mnt")
-        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
-        let mount = try FuseMount.mount(layer: try MountSupport.openContent(blob: Self.fixture), at: mountpoint,
-                                        logger: MountSupport.logger)
-        defer { if MountSupport.isMountpoint(mountpoint) { _ = try? Command.run(["umount", "-l", mountpoint]) } }
-        #expect(mount.isMounted)
-        #expect(MountSupport.isMountpoint(mountpoint))
-        try Command.check(["fusermount3", "-u", mountpoint])
-        let ended = waitUntil(timeout: 10) { !mount.isMounted }
-        #expect(ended)
-        mount.unmount()
-        mount.unmount()
-        #expect(!MountSupport.isMountpoint(mountpoint))
+        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { mountpoint, mount in
+            #expect(mount.isMounted)
+            #expect(MountSupport.isMountpoint(mountpoint))
+            try Command.check(["fusermount3", "-u", mountpoint])
+            let ended = waitUntil(timeout: 10) { !mount.isMounted }
+            #expect(ended)
+            mount.unmount()
+            mount.unmount()
+            #expect(!MountSupport.isMountpoint(mountpoint))
+        }
     }
 
     @Test("unmount() of a busy mount detaches it and returns")
     func unmountWhileBusy() throws {
         let directory = try TemporaryDirectory(prefix: "starling-fuse")
         defer { directory.remove() }
-        let mountpoint = directory.appending("mnt")
-        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
-        let mount = try FuseMount.mount(layer: try MountSupport.openContent(blob: Self.fixture), at: mountpoint,
-                                        logger: MountSupport.logger)
-        defer { if MountSupport.isMountpoint(mountpoint) { _ = try? Command.run(["umount", "-l", mountpoint]) } }
-        let fd = open(mountpoint + "/etc/hostname", O_RDONLY)
-        #expect(fd >= 0)
-        mount.unmount()
-        close(fd)
-        #expect(!mount.isMounted)
-        #expect(!MountSupport.isMountpoint(mountpoint))
+        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { mountpoint, mount in
+            let fd = open(mountpoint + "/etc/hostname", O_RDONLY)
+            #expect(fd >= 0)
+            mount.unmount()
+            close(fd)
+            #expect(!mount.isMounted)
+            #expect(!MountSupport.isMountpoint(mountpoint))
+        }
     }
 
     /// A child forked but not yet executed holds a copy of every
@@ -140,36 +134,33 @@ struct FilesystemBehaviourTests {
     func unmountWhileBusyWithAnotherHolder() throws {
         let directory = try TemporaryDirectory(prefix: "starling-fuse")
         defer { directory.remove() }
-        let mountpoint = directory.appending("mnt")
-        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
-        let mount = try FuseMount.mount(layer: try MountSupport.openContent(blob: Self.fixture), at: mountpoint,
-                                        logger: MountSupport.logger)
-        defer { if MountSupport.isMountpoint(mountpoint) { _ = try? Command.run(["umount", "-l", mountpoint]) } }
-        let first = open(mountpoint + "/etc/hostname", O_RDONLY)
-        let second = open(mountpoint + "/etc/hostname", O_RDONLY)
-        #expect(first >= 0 && second >= 0)
-        let holder = mount.withConnectionDescriptor { fcntl($0, F_DUPFD_CLOEXEC, 0) }
-        #expect(holder >= 0)
-        // Closing the holder lets a close that hung return, so a failure
-        // does not hang the suite.
-        defer { close(holder) }
-        func closeAnswered(_ fd: Int32) -> Bool {
-            let closed = OneShot<Int32>()
-            DispatchQueue.global().async { closed.fulfil(close(fd)) }
-            return closed.wait(seconds: 10) != nil
+        try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { mountpoint, mount in
+            let first = open(mountpoint + "/etc/hostname", O_RDONLY)
+            let second = open(mountpoint + "/etc/hostname", O_RDONLY)
+            #expect(first >= 0 && second >= 0)
+            let holder = mount.withConnectionDescriptor { fcntl($0, F_DUPFD_CLOEXEC, 0) }
+            #expect(holder >= 0)
+            // Closing the holder lets a close that hung return, so a failure
+            // does not hang the suite.
+            defer { close(holder) }
+            func closeAnswered(_ fd: Int32) -> Bool {
+                let closed = OneShot<Int32>()
+                DispatchQueue.global().async { closed.fulfil(close(fd)) }
+                return closed.wait(seconds: 10) != nil
+            }
+            // A request that comes while the unmount waits for the session ends
+            // its loop (it is answered, then the loop sees it should stop).
+            let unmounted = OneShot<Bool>()
+            DispatchQueue.global().async { mount.unmount(); unmounted.fulfil(true) }
+            #expect(waitUntil(timeout: 10) { !MountSupport.isMountpoint(mountpoint) }, "the busy mount was not detached")
+            #expect(closeAnswered(first), "close of a file on the detaching mount waited for the other holder")
+            #expect(unmounted.wait(seconds: 20) != nil)
+            #expect(!mount.isMounted)
+            // The next user's close sends FLUSH too: it must come back, not wait
+            // for the holder.
+            #expect(closeAnswered(second), "close of a file on the detached mount waited for the other holder")
+            #expect(!MountSupport.isMountpoint(mountpoint))
         }
-        // A request that comes while the unmount waits for the session ends
-        // its loop (it is answered, then the loop sees it should stop).
-        let unmounted = OneShot<Bool>()
-        DispatchQueue.global().async { mount.unmount(); unmounted.fulfil(true) }
-        #expect(waitUntil(timeout: 10) { !MountSupport.isMountpoint(mountpoint) }, "the busy mount was not detached")
-        #expect(closeAnswered(first), "close of a file on the detaching mount waited for the other holder")
-        #expect(unmounted.wait(seconds: 20) != nil)
-        #expect(!mount.isMounted)
-        // The next user's close sends FLUSH too: it must come back, not wait
-        // for the holder.
-        #expect(closeAnswered(second), "close of a file on the detached mount waited for the other holder")
-        #expect(!MountSupport.isMountpoint(mountpoint))
     }
 
     @Test("directories list in the layer's order (the tar's), so reading a whole tree reads the blob front to back")
