@@ -1,3 +1,5 @@
+import Basics
+
 /// Serialises TOC entries the way the reference writer does (Go's
 /// `json.MarshalIndent(toc, "", "\t")`): same field order, same omission of
 /// empty fields, same string escaping, so TOCs we write look like theirs.
@@ -60,7 +62,6 @@ enum TOCJSONWriter {
 
     /// Go's JSON string escaping (HTML-safe: <, >, & and U+2028/9 escaped).
     static func appendQuoted(_ s: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -71,11 +72,11 @@ enum TOCJSONWriter {
             case "\t": out += [92, UInt8(ascii: "t")]
             case "<", ">", "&", "\u{2028}", "\u{2029}":
                 let v = scalar.value
-                out += [92, UInt8(ascii: "u"), hex[Int(v >> 12 & 0xf)], hex[Int(v >> 8 & 0xf)], hex[Int(v >> 4 & 0xf)], hex[Int(v & 0xf)]]
+                out += [92, UInt8(ascii: "u"), Hex.digit(v >> 12), Hex.digit(v >> 8), Hex.digit(v >> 4), Hex.digit(v)]
             default:
                 if scalar.value < 0x20 {
                     let v = scalar.value
-                    out += [92, UInt8(ascii: "u"), 48, 48, hex[Int(v >> 4 & 0xf)], hex[Int(v & 0xf)]]
+                    out += [92, UInt8(ascii: "u"), 48, 48, Hex.digit(v >> 4), Hex.digit(v)]
                 } else {
                     out += Array(String(scalar).utf8)
                 }

@@ -7,10 +7,16 @@ public enum Hex {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xf)])
+            out.append(digit(byte >> 4))
+            out.append(digit(byte))
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The lowercase hex digit (ASCII) of the low four bits of `value`.
+    @inline(__always)
+    public static func digit<Value: BinaryInteger>(_ value: Value) -> UInt8 {
+        digits[Int(truncatingIfNeeded: value) & 0xf]
     }
 
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)

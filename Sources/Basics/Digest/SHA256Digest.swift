@@ -95,12 +95,11 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
 
     /// 64 lowercase hex digits.
     public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(64)
         for word in [w0, w1, w2, w3] {
             for shift in stride(from: 60, through: 0, by: -4) {
-                out.append(digits[Int(word >> UInt64(shift) & 0xf)])
+                out.append(Hex.digit(word >> UInt64(shift)))
             }
         }
         return String(decoding: out, as: UTF8.self)
