@@ -20,6 +20,10 @@ final class MetricsCollector: Sendable {
     private let events: SnapshotEvents
     private let client: RegistryClient?
     private let last = Mutex<[String: Double]>([:])
+    /// One scrape at a time: a scrape that found a counter already moved
+    /// by a concurrent one (delta 0) could otherwise emit it before that
+    /// one had incremented it, and the counter would seem to go back.
+    private let scrapes = Mutex<Void>(())
 
     init(mounts: LazyMounts, events: SnapshotEvents, client: RegistryClient?) {
         self.mounts = mounts
@@ -29,11 +33,13 @@ final class MetricsCollector: Sendable {
 
     /// The exposition text, after bringing every metric up to date.
     func scrape() -> [UInt8] {
-        refresh()
-        return registry.emitToBuffer()
+        scrapes.withLock { _ in
+            refresh()
+            return registry.emitToBuffer()
+        }
     }
 
-    func refresh() {
+    private func refresh() {
         for (kind, count) in events.snapshot() {
             advance("starling_snapshot_events_total", labels: [("event", kind.rawValue)], to: Double(count),
                     help: "Layers served lazily, from CVMFS, or downloaded after all (fell_back); commits and removals.")
