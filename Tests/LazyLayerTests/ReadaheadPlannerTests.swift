@@ -124,6 +124,11 @@ struct ReadaheadPlannerTests {
         #expect(try run(reads, options: options).sustainedScan, "the scan went on at the full window")
         let scattered = ["scan/f00", "scan/f20", "scan/f10", "scan/f30"].map { Read(file: $0, chunks: [0], expected: []) }
         #expect(try run(scattered, options: options).sustainedScan == false)
+        // With blob-order read-ahead off, reads in blob order are no sign of
+        // a whole-layer scan: there is no full window to reach.
+        let off = LazyLayerOptions(readaheadBytes: 0, siblingReadaheadBytes: 0)
+        let inOrder = (0...12).map { Read(file: "scan/f" + ($0 < 10 ? "0\($0)" : "\($0)"), chunks: [0], expected: []) }
+        #expect(try run(inOrder, options: off).sustainedScan == false)
     }
 
     @Test func nothingIsPlannedPastTheRequestLimit() throws {

@@ -240,8 +240,10 @@ final class BackgroundFetcher: @unchecked Sendable {
     /// fetcher's state (a read's planning does), whose broadcast on release
     /// wakes the workers waiting out the quiet period: a scan's every miss
     /// asks, so this takes no lock of its own.
+    /// A background that is turned off or already over has nothing to
+    /// hurry (and nothing to log).
     func hurry(in state: inout ChunkFetcher.FetchState) -> Bool {
-        guard !progress.hurried else { return false }
+        guard options.background.enabled, !progress.status.isFinished, !progress.hurried else { return false }
         progress.hurried = true
         return true
     }

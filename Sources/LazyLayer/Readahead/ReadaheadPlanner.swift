@@ -89,7 +89,8 @@ struct ReadaheadPlanner: Sendable {
             let offset = table.chunks[first].compressedRange.lowerBound
             if let i = scans.firstIndex(where: { offset >= $0.end && offset <= $0.end + Self.scanTolerance }) {
                 scan = scans.remove(at: i)
-                if scan.window >= Int64(options.readaheadBytes) { sustainedScan = true }
+                // With blob-order read-ahead off there is no full window to reach.
+                if options.readaheadBytes > 0, scan.window >= Int64(options.readaheadBytes) { sustainedScan = true }
                 scan.window = min(Int64(options.readaheadBytes), max(Self.initialWindow, scan.window * 2))
             }
         }
