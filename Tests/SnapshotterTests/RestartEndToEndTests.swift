@@ -63,9 +63,15 @@ final class BackgroundCommand: @unchecked Sendable {
     /// Its standard error if it failed within `seconds` (nil if it
     /// succeeded or is still running).
     func failure(within seconds: Double) -> String? {
+        failed(within: seconds).map { $0.stderr + $0.stdout }
+    }
+
+    /// What it left if it failed within `seconds` (nil if it succeeded or
+    /// is still running).
+    func failed(within seconds: Double) -> CommandResult? {
         guard done.wait(timeout: .now() + seconds) == .success else { return nil }
         done.signal()
         guard case .success(let finished)? = result, !finished.succeeded else { return nil }
-        return finished.stderr + finished.stdout
+        return finished
     }
 }
