@@ -147,8 +147,8 @@ done
 inproc=""
 if [ "${INPROCESS:-1}" = 1 ]; then
   scratch=${SCRATCH:-.build}
-  (cd "$repo" && swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product coldread-bench >&2)
-  cbin="$(cd "$repo" && swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/coldread-bench"
+  "$repo/scripts/build-release" --scratch-path "$scratch" --product coldread-bench >&2
+  cbin="$("$repo/scripts/build-release" --scratch-path "$scratch" --show-bin-path)/coldread-bench"
   inproc_times=()
   for i in $(seq "$RUNS"); do
     rm -rf "$work/icache$i"; mkdir -p "$work/icache$i"

@@ -21,8 +21,8 @@ done
 
 cd "$repo"
 scratch=${SCRATCH:-.build}
-swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product registry-bench >&2
-bench_bin="$(swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/registry-bench"
+scripts/build-release --scratch-path "$scratch" --product registry-bench >&2
+bench_bin="$(scripts/build-release --scratch-path "$scratch" --show-bin-path)/registry-bench"
 
 work=$(mktemp -d)
 pids=()

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 bp=${BUILD_PATH:-${SCRATCH:-.build}}
 rel="$bp/release"
 # Basics (digests, system calls) is its own module, as in the package.
-[ -d "$rel/BlockingWork.build" ] || swift build -c release --static-swift-stdlib --target StargzReader --scratch-path "$bp" >&2
+[ -d "$rel/BlockingWork.build" ] || scripts/build-release --target StargzReader --scratch-path "$bp" >&2
 objs=$(find "$rel/Basics.build" "$rel/BlockingWork.build" "$rel/Crypto.build" "$rel/CCryptoBoringSSL.build" "$rel/CCryptoBoringSSLShims.build" \
             "$rel/CryptoBoringWrapper.build" "$rel/CXKCP.build" "$rel/CXKCPShims.build" -name '*.o')
 mkdir -p "$bp/format-bench"

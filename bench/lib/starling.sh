@@ -6,6 +6,6 @@ repo=$(cd "$here/.." && pwd)
 shared=${SHARED:-$(cd "$repo/.." && pwd)/shared}
 [ -d "$shared/bin" ] || shared=/work/shared
 if [ -z "${STARLING:-}" ]; then
-  (cd "$repo" && swift build -c release --static-swift-stdlib --scratch-path "${SCRATCH:-.build-coldstart}" --product starling >&2)
-  STARLING="$(cd "$repo" && swift build -c release --static-swift-stdlib --scratch-path "${SCRATCH:-.build-coldstart}" --show-bin-path)/starling"
+  "$repo/scripts/build-release" --scratch-path "${SCRATCH:-.build-coldstart}" --product starling >&2
+  STARLING="$("$repo/scripts/build-release" --scratch-path "${SCRATCH:-.build-coldstart}" --show-bin-path)/starling"
 fi
