@@ -145,8 +145,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .executableTarget(name: "starling", dependencies: ["Snapshotter"], exclude: ["text-order.txt"],
-                          linkerSettings: compactReleaseLink),
+        .executableTarget(name: "starling", dependencies: ["Snapshotter"], linkerSettings: compactReleaseLink),
         // Benchmark driver for bench/registry.sh (not installed, not a starling subcommand).
         .executableTarget(name: "registry-bench", dependencies: ["Registry"], path: "bench/registry"),
         // Benchmark driver for bench/coldread.sh: cold read of every file through LazyLayer.
@@ -179,22 +178,16 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-/// How a release `starling` is linked on Linux, for a small resident set:
-/// - with the toolchain's lld, the functions the daemon runs placed first,
-///   together (`text-order.txt`, made by scripts/text-order; a function
-///   it does not name goes after them). The kernel maps code 64 KiB around
-///   each page a process touches, so the ~1 MB of functions an idle daemon
-///   runs, spread over the 33 MB code segment, kept 18 MB of it resident.
-/// - its symbols not exported (the Swift driver's static-stdlib link exports
-///   all 56,000 of them, which nothing looks up: backtraces read the symbol
-///   table from the file), and its 150,000 relative relocations packed
-///   (DT_RELR) where the C library applies them: the loader reads and
-///   applies every relocation at each start, so unpacked they are 3.4 MB of
-///   the binary a process pages in.
+/// How a release `starling` is linked on Linux: with the toolchain's lld,
+/// its symbols not exported (the Swift driver's static-stdlib link exports
+/// all 56,000 of them, which nothing looks up: backtraces read the symbol
+/// table from the file), and its 150,000 relative relocations packed
+/// (DT_RELR) where the C library applies them. The loader reads and
+/// applies every relocation at each start, so unpacked they are 3.4 MB of
+/// the binary a process pages in (with the exported symbols, 6.4 MB of an
+/// idle daemon's 46 MB).
 var compactReleaseLink: [LinkerSetting] {
-    var flags = ["-use-ld=lld", "-Xlinker", "--no-export-dynamic",
-                 "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/starling/text-order.txt",
-                 "-Xlinker", "--no-warn-symbol-ordering"]
+    var flags = ["-use-ld=lld", "-Xlinker", "--no-export-dynamic"]
     if glibcAppliesPackedRelocations { flags += ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] }
     return [.unsafeFlags(flags, .when(platforms: [.linux], configuration: .release))]
 }

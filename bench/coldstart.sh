@@ -72,10 +72,9 @@
 #       bench/memory.sh, which runs the three workloads.
 #   TIMELINE=1: write each run's marks (rpull, ctr run, python's first line)
 #       to its work directory, for bench/timeline.sh (with KEEP=1)
-#   PROFILE=massif|heaptrack|callgrind: run `starling serve` under valgrind's
-#       massif, heaptrack or callgrind (timings are then meaningless); the
-#       profile is copied to bench/out/ (ms_print / heaptrack_print /
-#       callgrind_annotate read it; scripts/text-order reads callgrind's)
+#   PROFILE=massif|heaptrack: run `starling serve` under valgrind's massif
+#       or heaptrack (timings are then meaningless); the profile is copied to
+#       bench/out/ (ms_print / heaptrack_print read it)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/starling.sh"
@@ -189,14 +188,13 @@ cold_start() { # LINK VARIANT RUN
       profiler=()
       case $PROFILE in
         massif) profiler=(valgrind --tool=massif --massif-out-file="$dir/massif.out") ;;
-        callgrind) profiler=(valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$dir/callgrind.out") ;;
         # The preload library directly, not the heaptrack script: the
         # script would stand between the daemon and the SIGINT that stops
         # it; the raw trace is interpreted after the run.
         heaptrack) profiler=(env LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so
                              DUMP_HEAPTRACK_OUTPUT="$dir/heaptrack.raw") ;;
         "") ;;
-        *) echo "unknown PROFILE $PROFILE (massif, heaptrack, callgrind)" >&2; exit 1 ;;
+        *) echo "unknown PROFILE $PROFILE (massif, heaptrack)" >&2; exit 1 ;;
       esac
       # shellcheck disable=SC2086 # STARLING_ENV is NAME=VALUE words
       env ${STARLING_ENV:-} "${profiler[@]}" "$bin" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
@@ -279,7 +277,7 @@ TOML
       /usr/lib/heaptrack/libexec/heaptrack_interpret < "$dir/heaptrack.raw" | zstd -q -c > "$dir/heaptrack.zst"
       rm -f "$dir/heaptrack.raw"
     fi
-    for f in "$dir"/massif.out "$dir"/heaptrack.zst "$dir"/callgrind.out; do
+    for f in "$dir"/massif.out "$dir"/heaptrack.zst; do
       [ -e "$f" ] && cp "$f" "$repo/bench/out/$WORKLOAD-$link-run$i.$(basename "$f")" && echo "profile: bench/out/$WORKLOAD-$link-run$i.$(basename "$f")" >&2
     done
   fi
