@@ -144,6 +144,7 @@ public final class LazyLayer: Sendable {
             let from = Int(max(start, chunk.fileOffset) - chunk.fileOffset)
             let to = Int(min(end, chunk.fileOffset + chunk.size) - chunk.fileOffset)
             out += piece[from..<to]
+            cache.noteRead(fetcher.key(chunk), count: to - from)
         }
         return out
     }

@@ -22,6 +22,28 @@ final class ChunkCacheTests: XCTestCase {
         XCTAssertLessThanOrEqual(cache.statistics().memoryBytes, 3000)
     }
 
+    /// A chunk read out whole is in the kernel's page cache: memory lets it
+    /// go if the disk tier keeps it, and holds it while nothing else does.
+    func testAChunkReadOutWholeLeavesMemoryOnlyWhenOnDisk() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-cache")
+        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 1 << 20, directory: directory.path,
+                                                               diskBytes: 1 << 20))
+        let chunk = randomBytes(1000, seed: 7)
+        let key = ChunkKey.content(digest(chunk))
+        cache.put(key, chunk)
+        cache.noteRead(key, count: 600)
+        XCTAssertEqual(cache.statistics().memoryBytes, 1000, "part of it read: it stays")
+        cache.noteRead(key, count: 400)
+        XCTAssertEqual(cache.statistics().memoryBytes, 0, "all of it read: the disk tier has it")
+        XCTAssertEqual(cache.get(key), chunk)
+        XCTAssertEqual(cache.statistics().diskHits, 1)
+
+        let memoryOnly = try ChunkCache(options: ChunkCache.Options(memoryBytes: 1 << 20))
+        memoryOnly.put(key, chunk)
+        memoryOnly.noteRead(key, count: 1000)
+        XCTAssertEqual(memoryOnly.get(key), chunk, "no disk tier: memory keeps its only copy")
+    }
+
     func testDiskTierKeepsItsCapAndSurvivesReopening() throws {
         let directory = try TemporaryDirectory(prefix: "starling-cache")
         let chunks = (0..<10).map { randomBytes(10_000, seed: UInt64($0)) }

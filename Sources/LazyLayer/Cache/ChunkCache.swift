@@ -120,6 +120,12 @@ public final class ChunkCache: Sendable {
         return onDisk
     }
 
+    /// `count` bytes of the chunk were handed to a reader (see
+    /// `MemoryChunkCache.noteRead`).
+    public func noteRead(_ key: ChunkKey, count: Int) {
+        memory.noteRead(key, count: count) { containsOnDisk(key) }
+    }
+
     /// Drops the memory tier (the disk tier stays).
     public func clearMemory() { memory.removeAll() }
 

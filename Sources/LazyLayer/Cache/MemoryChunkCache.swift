@@ -5,12 +5,17 @@ import Foundation
 ///
 /// Why it exists next to the disk tier and the kernel page cache: FUSE reads
 /// a 4 MiB chunk in 128 KiB pieces; without this tier every piece would
-/// re-read and re-verify the whole chunk from disk.
+/// re-read and re-verify the whole chunk from disk. Once every byte of a
+/// chunk has been read out (`noteRead`), the kernel's page cache holds them,
+/// and a chunk the disk tier also holds leaves this tier: what it would
+/// keep is a third copy.
 final class MemoryChunkCache: @unchecked Sendable {
     // @unchecked: all state is guarded by `lock`.
     private struct Node {
         var key: ChunkKey
         var bytes: [UInt8]
+        /// Bytes read out of it since it came in (a range read twice counts twice).
+        var readBytes = 0
         var previous: Int
         var next: Int
     }
@@ -68,6 +73,17 @@ final class MemoryChunkCache: @unchecked Sendable {
         if tail < 0 { tail = slot }
         index[key] = slot
         bytesUsed += bytes.count
+    }
+
+    /// `count` bytes of the chunk were read out; drops it once that makes
+    /// all of it and `isKeptElsewhere` says the disk tier has it. Counting a
+    /// range twice only drops it early: the disk tier gives it back (and it
+    /// is verified again).
+    func noteRead(_ key: ChunkKey, count: Int, isKeptElsewhere: () -> Bool) {
+        lock.lock(); defer { lock.unlock() }
+        guard let slot = index[key] else { return }
+        nodes[slot].readBytes += count
+        if nodes[slot].readBytes >= nodes[slot].bytes.count, isKeptElsewhere() { remove(slot: slot) }
     }
 
     func removeAll() {
