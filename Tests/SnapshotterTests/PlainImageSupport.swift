@@ -72,7 +72,11 @@ extension EndToEndHarness {
             else stat -c '%n %f %u %g %s %h' "$p"; fi; \
             if [ -f "$p" ] && [ ! -L "$p" ]; then sha256sum "$p"; fi; done
             """
-        return try containerd.ctr(["run", "--rm", "--snapshotter", snapshotter, image, name, "sh", "-c", script])
+        // runc keeps its state under one root for every containerd on the
+        // machine: a run killed half way (another test process) must not
+        // make this ID taken.
+        return try containerd.ctr(["run", "--rm", "--snapshotter", snapshotter, image, "\(name)-\(getpid())",
+                                   "sh", "-c", script])
     }
 
     /// The same image pulled and run with containerd's overlayfs snapshotter.
