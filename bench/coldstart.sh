@@ -55,6 +55,11 @@
 #       from 0.45 s to 0.75 s over 20 runs, back to 0.32-0.38 s after a 45 s
 #       pause; 5 s rests did not stop the drift), which is why the variants
 #       alternate ABBA
+#   SYNC=1: write back every dirty page (sync) before each timed run, so a run
+#       does not pay for the previous run's writes (a pull writes ~250 MB of
+#       blob and tree; its writeback overlapped the next run's unpack and made
+#       the unpack figures swing between 0.48 and 0.66 of overlayfs's);
+#       SYNC=0 measures as before
 #   BASE_STARLING=path/to/starling: the variants starling-base, unpack-base and
 #       index-base are starling, unpack and index through that (older) binary, for
 #       A/B of a change
@@ -97,6 +102,7 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-1800}
 BUSY_PERCENT=${BUSY_PERCENT:-30}
 BUSY_WAIT=${BUSY_WAIT:-120}
 COOLDOWN=${COOLDOWN:-0}
+SYNC=${SYNC:-1}
 PROFILE=${PROFILE:-}
 case $WORKLOAD in
   python)  image=debian-python; packages=python3; command=(python3 -c 'print(1)')
@@ -217,6 +223,7 @@ TOML
     *) echo "unknown variant $variant" >&2; exit 1 ;;
   esac
   local c=(-a "$dir/containerd.sock" -n bench)
+  [ "$SYNC" != 1 ] || sync
   sleep "$COOLDOWN"
   wait_idle "$link $variant run $i"
   start_load
