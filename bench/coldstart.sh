@@ -62,7 +62,8 @@
 #       SYNC=0 measures as before
 #   BASE_STARLING=path/to/starling: the variants starling-base, unpack-base and
 #       index-base are starling, unpack and index through that (older) binary, for
-#       A/B of a change
+#       A/B of a change; index-base reads a copy of the plain image that this
+#       binary indexed (`starling index --push`, the same arguments)
 #   ALT_TOML='[lazy]...': adds the variant starling-alt, the eStargz image
 #       through Starling with that config instead of STARLING_TOML (A/B of
 #       a setting within one run)
@@ -129,13 +130,20 @@ start_slowlink slow "$registry" slowlink.log
 echo "building $image image (first run debootstraps; later runs reuse the cache)" >&2
 # shellcheck disable=SC2086 # the package list is words
 CACHE=${CACHE:-/var/tmp/debian-rootfs} "$shared/bin/make-debian-image" "$registry/$image:1" $packages >/dev/null
+index_args=(--push --insecure-registry "$registry")
+[ -z "${SPAN_BYTES:-}" ] || index_args+=(--span-bytes "$SPAN_BYTES")
+[ "${INDEX_PROFILE:-0}" != 1 ] || index_args+=(--profile -- "${command[@]}")
 if [[ " $VARIANTS " == *" index "* ]]; then
-  index_args=(--push --insecure-registry "$registry")
-  [ -z "${SPAN_BYTES:-}" ] || index_args+=(--span-bytes "$SPAN_BYTES")
-  [ "${INDEX_PROFILE:-0}" != 1 ] || index_args+=(--profile -- "${command[@]}")
   "$STARLING" index "$registry/$image:1" "${index_args[@]}" > "$work/index.json"
   jq -r '.layers[] | "INDEX layer \(.digest): \(.size) bytes, index \(.indexSize) bytes (\(100 * .indexSize / .size | . * 100 | round / 100)%), \(.checkpoints) checkpoints, \(.files) files, \(.prioritized) prioritized"' \
     "$work/index.json"
+fi
+if [[ " $VARIANTS " == *" index-base "* ]]; then
+  # The base binary's own index, beside a copy of the image (referrers are per repository).
+  skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$registry/$image:1" "docker://$registry/$image-baseindex:1"
+  "${BASE_STARLING:?index-base needs BASE_STARLING}" index "$registry/$image-baseindex:1" "${index_args[@]}" > "$work/index-base.json"
+  jq -r '.layers[] | "INDEX (base) layer \(.digest): \(.size) bytes, index \(.indexSize) bytes (\(100 * .indexSize / .size | . * 100 | round / 100)%), \(.checkpoints) checkpoints"' \
+    "$work/index-base.json"
 fi
 if [[ " $VARIANTS " == *" unpack "* || " $VARIANTS " == *" unpack-base "* ]]; then
   # The same image where no index refers to it (referrers are per repository).
@@ -184,7 +192,8 @@ cold_start() { # LINK VARIANT RUN
       snapshotter=starling; ref=$host/$image:esgz; sn=$dir/run/starling.sock
       bin=$STARLING
       [[ "$variant" != *-base ]] || bin=${BASE_STARLING:?$variant needs BASE_STARLING}
-      [ "${variant%-base}" != index ] || ref=$host/$image:1
+      [ "$variant" != index ] || ref=$host/$image:1
+      [ "$variant" != index-base ] || ref=$host/$image-baseindex:1
       [ "${variant%-base}" != unpack ] || ref=$host/$image-noindex:1
       # containerd's socket is not at its default path here: tell Starling.
       toml=${STARLING_TOML:-}

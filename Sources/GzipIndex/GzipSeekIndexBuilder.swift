@@ -28,14 +28,19 @@ public final class GzipSeekIndexBuilder {
         /// the checkpoint before its chunk; without these, a prefetched
         /// file cost up to a whole span of compressed bytes before it.
         public var checkpointsBefore: [Int64]
+        /// Store of each window only the bytes the stream after it copies
+        /// (`WindowUseProbe`), zeros elsewhere.
+        public var sparseWindows: Bool
 
         public init(spanBytes: Int64 = 1 << 20, maxUncompressedSpanBytes: Int64 = 8 << 20, chunkBytes: Int64 = 4 << 20,
-                    sampleBytes: Int64 = GzipSeekIndex.BlobSample.defaultBytes, checkpointsBefore: [Int64] = []) {
+                    sampleBytes: Int64 = GzipSeekIndex.BlobSample.defaultBytes, checkpointsBefore: [Int64] = [],
+                    sparseWindows: Bool = true) {
             self.spanBytes = spanBytes
             self.maxUncompressedSpanBytes = maxUncompressedSpanBytes
             self.chunkBytes = chunkBytes
             self.sampleBytes = sampleBytes
             self.checkpointsBefore = checkpointsBefore
+            self.sparseWindows = sparseWindows
         }
 
         /// An extra checkpoint is left out when the one before is closer
@@ -73,7 +78,20 @@ public final class GzipSeekIndexBuilder {
     private var targets: ArraySlice<Int64>
     /// The last block boundary before the next target, with its window:
     /// it becomes a checkpoint once the output passes the target.
-    private var candidate: (checkpoint: GzipSeekIndex.Checkpoint, window: [UInt8])?
+    private var candidate: Boundary?
+    /// Checkpoints whose windows wait for their probe to finish.
+    private var probing: [(checkpoint: Int, probe: WindowUseProbe)] = []
+    /// The last input byte consumed: at a boundary inside a byte, its
+    /// high bits begin the next block.
+    private var lastByte: UInt8 = 0
+
+    /// A block boundary as a checkpoint (its window not yet compressed),
+    /// the window, and the probe of which window bytes are used after it.
+    private struct Boundary {
+        var checkpoint: GzipSeekIndex.Checkpoint
+        var window: [UInt8]
+        var probe: WindowUseProbe?
+    }
 
     public init(options: Options = Options()) throws {
         guard options.spanBytes > 0, options.maxUncompressedSpanBytes > 0, options.chunkBytes > 0,
@@ -126,12 +144,17 @@ public final class GzipSeekIndexBuilder {
                                      into: UnsafeMutableRawBufferPointer(rebasing: out[start..<(start + room)]),
                                      stopAtBlocks: true)
             }
+            let input = UnsafeRawBufferPointer(rebasing: bytes[cursor..<(cursor + step.consumed)])
             cursor += step.consumed
             compressedPosition += Int64(step.consumed)
+            if let last = input.last { lastByte = last }
             if step.produced > 0 {
                 historyCount += step.produced
                 uncompressedPosition += Int64(step.produced)
                 try emit(start..<historyCount)
+            }
+            if step.consumed > 0 || step.produced > 0 {
+                try followProbes(input: input, output: start..<historyCount)
             }
             if step.streamEnded {
                 memberEnded = true
@@ -161,6 +184,11 @@ public final class GzipSeekIndexBuilder {
             throw GzipIndexError.invalidLayer("\(error)")
         }
         guard open == nil else { throw GzipIndexError.invalidLayer("the tar ends inside a file's data") }
+        for (i, probe) in probing {
+            probe.finish()
+            try storeWindow(of: i, probe.sparseWindow)
+        }
+        probing = []
         let digest = blobHash.finalize()
         if let layerDigest, layerDigest != digest.description {
             throw GzipIndexError.invalidLayer("the blob's digest is \(digest), not the layer digest \(layerDigest)")
@@ -279,24 +307,52 @@ public final class GzipSeekIndexBuilder {
                   compressedPosition - last.compressedOffset >= options.spanBytes
                     || uncompressedPosition - last.uncompressedOffset >= options.maxUncompressedSpanBytes else { return }
         }
-        let (checkpoint, window) = boundary(bits: bits)
-        try append(checkpoint, window: window)
+        try append(try boundary(bits: bits))
     }
 
-    /// This block boundary as a checkpoint (its window not yet compressed)
-    /// and the window: the last 32 KiB of output, or all of it.
-    private func boundary(bits: Int) -> (checkpoint: GzipSeekIndex.Checkpoint, window: [UInt8]) {
+    /// This block boundary: the window is the last 32 KiB of output, or
+    /// all of it.
+    private func boundary(bits: Int) throws -> Boundary {
         let size = min(ZlibInflater.windowSize, historyCount)
-        return (GzipSeekIndex.Checkpoint(compressedOffset: compressedPosition, bits: UInt8(bits),
-                                         uncompressedOffset: uncompressedPosition, windowSize: size,
-                                         compressedWindow: []),
-                Array(history[(historyCount - size)..<historyCount]))
+        let window = Array(history[(historyCount - size)..<historyCount])
+        let probe = options.sparseWindows
+            ? try WindowUseProbe(window: window, bits: bits, boundaryByte: lastByte,
+                                 limit: options.maxUncompressedSpanBytes + options.chunkBytes)
+            : nil
+        return Boundary(checkpoint: GzipSeekIndex.Checkpoint(
+                            compressedOffset: compressedPosition, bits: UInt8(bits),
+                            uncompressedOffset: uncompressedPosition, windowSize: size, compressedWindow: []),
+                        window: window, probe: probe)
     }
 
-    private func append(_ checkpoint: GzipSeekIndex.Checkpoint, window: [UInt8]) throws {
-        var checkpoint = checkpoint
-        checkpoint.compressedWindow = try RawDeflate.compress(window)
-        checkpoints.append(checkpoint)
+    /// Appends the checkpoint; its window is stored once its probe knows
+    /// which bytes are used (or now, without one).
+    private func append(_ boundary: Boundary) throws {
+        checkpoints.append(boundary.checkpoint)
+        if let probe = boundary.probe, !probe.finished {
+            probing.append((checkpoints.count - 1, probe))
+        } else {
+            try storeWindow(of: checkpoints.count - 1, boundary.probe?.sparseWindow ?? boundary.window)
+        }
+    }
+
+    private func storeWindow(of checkpoint: Int, _ window: [UInt8]) throws {
+        checkpoints[checkpoint].compressedWindow = try RawDeflate.compress(window)
+    }
+
+    /// Shows the probes of pending windows (and the candidate's) what one
+    /// inflate step consumed and produced; stores the windows they finish.
+    private func followProbes(input: UnsafeRawBufferPointer, output: Range<Int>) throws {
+        guard !probing.isEmpty || candidate?.probe != nil else { return }
+        try history.withUnsafeBytes { all in
+            let produced = UnsafeRawBufferPointer(rebasing: all[output])
+            candidate?.probe?.follow(input: input, output: produced)
+            for (_, probe) in probing { probe.follow(input: input, output: produced) }
+        }
+        while let i = probing.firstIndex(where: { $0.probe.finished }) {
+            let (checkpoint, probe) = probing.remove(at: i)
+            try storeWindow(of: checkpoint, probe.sparseWindow)
+        }
     }
 
     /// At a block boundary: once the output has passed the next target,
@@ -308,17 +364,18 @@ public final class GzipSeekIndexBuilder {
             targets.removeFirst()
             passed = true
         }
-        if passed, let (checkpoint, window) = candidate {
+        if passed, let boundary = candidate {
             // First bytes strictly increase; one close behind is enough.
+            let checkpoint = boundary.checkpoint
             let farEnough = checkpoints.last.map {
                 checkpoint.firstByte > $0.firstByte
                     && checkpoint.compressedOffset - $0.compressedOffset >= Options.extraCheckpointGap
             } ?? true
-            if farEnough { try append(checkpoint, window: window) }
+            if farEnough { try append(boundary) }
             candidate = nil
         }
         guard !targets.isEmpty else { return }
-        candidate = boundary(bits: bits)
+        candidate = try boundary(bits: bits)
     }
 
     /// Keeps the last 32 KiB of output and makes room after it.

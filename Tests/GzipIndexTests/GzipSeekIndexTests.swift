@@ -148,6 +148,57 @@ final class GzipSeekIndexTests: XCTestCase {
         XCTAssertLessThan(stored.count, packed.blob.count / 10, "index \(stored.count) B for a blob of \(packed.blob.count) B")
     }
 
+    /// Windows keep only the bytes the stream after them copies: the
+    /// stored windows shrink, every kept byte is the real one, and every
+    /// chunk still reads back and verifies from its own checkpoint (a byte
+    /// left out that was needed fails its digest: zeroing every seventh
+    /// kept byte fails this test).
+    func testWindowsKeepOnlyTheBytesTheStreamCopies() throws {
+        let work = try TemporaryDirectory(prefix: "gzindex")
+        defer { work.remove() }
+        // Files of words from one vocabulary, as source code or text: their
+        // data copies from the files before them, across checkpoints.
+        let root = work.appending("prose")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let words = "the of and a to in is you that it he was for on are as with his they I at be this have from"
+            .split(separator: " ")
+        for i in 0..<120 {
+            let picks = pseudoRandomBytes(count: 800 + 40 * i, seed: UInt64(i + 1))
+            try picks.map { String(words[Int($0) % words.count]) }.joined(separator: " ")
+                .write(toFile: "\(root)/text-\(i).txt", atomically: false, encoding: .utf8)
+        }
+        let packed = try Trees.pack(root, in: work)
+        var dense = Self.small
+        dense.sparseWindows = false
+        let full = try Trees.index(packed.blob, options: dense, piece: 4096)
+        let index = try Trees.index(packed.blob, options: Self.small, piece: 4096)
+        XCTAssertEqual(index.files, full.files)
+        XCTAssertEqual(index.checkpoints.map(\.uncompressedOffset), full.checkpoints.map(\.uncompressedOffset))
+        var zeroed = 0
+        for (sparse, whole) in zip(index.checkpoints, full.checkpoints) {
+            let kept = try sparse.window(), all = try whole.window()
+            XCTAssertEqual(kept.count, all.count)
+            for (k, a) in zip(kept, all) where k != a {
+                XCTAssertEqual(k, 0, "a kept byte is the window's own")
+                zeroed += 1
+            }
+        }
+        let windowBytes = { (i: GzipSeekIndex) in i.checkpoints.reduce(0) { $0 + $1.compressedWindow.count } }
+        XCTAssertGreaterThan(zeroed, 0)
+        XCTAssertLessThan(windowBytes(index), windowBytes(full),
+                          "stored windows \(windowBytes(index)) B, whole ones \(windowBytes(full)) B")
+        // Each chunk by a reader of its own, so each starts at its own checkpoint.
+        let source = CountingBlobSource(packed.blob)
+        for (i, file) in index.files.enumerated() where file.kind == .regular && file.size > 0 {
+            let onDisk = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(packed.root)/\(file.path)")))
+            for chunk in file.chunks {
+                let range = chunk.fileOffset..<(chunk.fileOffset + chunk.size)
+                XCTAssertEqual(try GzipSeekReader(index: index, source: source).read(file: i, range: range),
+                               Array(onDisk[Int(range.lowerBound)..<Int(range.upperBound)]), "\(file.path) \(range)")
+            }
+        }
+    }
+
     /// A blob of several gzip members (as `cat a.gz b.gz` or some builders
     /// make): files that straddle a member boundary read back too.
     func testMultiMemberBlobsAreFollowedAcrossMembers() throws {
