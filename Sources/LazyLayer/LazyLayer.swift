@@ -300,6 +300,26 @@ public final class LazyLayer: Sendable {
         readAhead(groups: groups, budget: &budget)
     }
 
+    /// Start-up read-ahead from the image's config, at mount, before the
+    /// container exists. Its program is a guess (a pod may run another
+    /// command), so a layer whose format lists prioritized files reads
+    /// ahead without it: the prefetch brings what the profiled workload
+    /// reads, and the guess would take the link from it (a plain image's
+    /// index fetched `/bin/sh`, with 640 KB of span before it, beside
+    /// python's prefetch). The container's own process is read ahead once
+    /// containerd has created it, whatever the layer.
+    public func readAheadImageDefaults(_ hints: StartupHints) {
+        var hints = hints
+        if isProfiled { hints.programCandidates = [] }
+        readAheadStartup(hints)
+    }
+
+    /// The format says what a start reads: an eStargz prefetch range, or
+    /// listed prioritized files.
+    public var isProfiled: Bool {
+        !(format.prefetchRange?.isEmpty ?? true) || !format.prioritizedFiles.isEmpty
+    }
+
     // MARK: prefetch and background
 
     /// Starts prefetch (once) and waits until the prioritized chunks are

@@ -82,6 +82,32 @@ final class StartupReadaheadTests: XCTestCase {
         XCTAssertEqual(source.requestCount, ahead.count, "every file the start reads was already here")
     }
 
+    /// The image config's program is a guess: a layer with prioritized
+    /// files (a profiled image) reads ahead the runtime's files without it,
+    /// a layer without them reads it ahead too.
+    func testTheImagesProgramIsReadAheadOnlyWhereNoProfileSaysWhatStarts() throws {
+        let hints = StartupHints(programCandidates: ["/usr/bin/other"])
+        for profiled in [false, true] {
+            var files = try makeLayer().files
+            files["usr/bin/profiled"] = randomBytes(5_000, seed: 77)
+            let test = try TestLayer(files: files, executables: ["usr/bin/other"],
+                                     prioritized: profiled ? ["usr/bin/profiled"] : [])
+            let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))
+            let lazy = try makeLazyLayer(test, source: source, options: options(readahead: 32 << 20))
+            source.reset()
+            lazy.readAheadImageDefaults(hints)
+            source.waitQuiet()
+            let program = try bytesFetched(of: ["usr/bin/other"], in: lazy, requests: source.requests)
+            if profiled {
+                XCTAssertEqual(program, 0, "the profile, not the config, says what starts")
+                XCTAssertGreaterThan(try bytesFetched(of: ["etc/passwd"], in: lazy, requests: source.requests), 0,
+                                     "the runtime's files are still read ahead")
+            } else {
+                XCTAssertGreaterThan(program, 0, "no profile: the config's program is read ahead")
+            }
+        }
+    }
+
     func testTheConfigsLocaleIsReadAheadInsteadOfCUTF8() throws {
         let test = try makeLayer()
         let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath))

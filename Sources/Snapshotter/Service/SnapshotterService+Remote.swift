@@ -98,19 +98,20 @@ extension SnapshotterService {
     /// Fetches what a container start reads first (see
     /// `LazyLayer.readAheadStartup`): the runtime's files at once, the
     /// image's program once its config is in (it usually arrived while the
-    /// TOC did). Does not wait.
+    /// TOC did), unless the layer is profiled (`readAheadImageDefaults`).
+    /// Does not wait.
     private func startupReadahead(_ layer: LazyLayer, image: ImageReference) {
         guard let hints = layerSources?.startupHints(image) else {
             layer.readAheadStartup()
             return
         }
         if let known = hints.value {
-            layer.readAheadStartup(known ?? StartupHints())
+            layer.readAheadImageDefaults(known ?? StartupHints())
             return
         }
         layer.readAheadStartup()
         BlockingWorkPool.shared.async {
-            if let known = hints.wait(seconds: 5), let known { layer.readAheadStartup(known) }
+            if let known = hints.wait(seconds: 5), let known { layer.readAheadImageDefaults(known) }
         }
     }
 
