@@ -35,6 +35,8 @@
 # Needs root, docker-registry, skopeo, debootstrap (first run), containerd,
 # ctr, ctr-remote, runc, nginx, python3, openssl, /dev/fuse.
 #   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200  VARIANTS="cvmfs starling overlayfs"
+#   BASE_STARLING=path/to/starling: the variant cvmfs-base is cvmfs through that
+#       (older) binary, for A/B of a change
 #   STARLING=path/to/starling (bench/run sets it; otherwise built in .build-coldstart)
 #   IDLE_TIMEOUT, BUSY_PERCENT, BUSY_WAIT, COOLDOWN, KEEP, LOG_LEVEL as in bench/coldstart.sh
 set -euo pipefail
@@ -110,8 +112,8 @@ start_node() { # DIR MODE SERVERS [MOUNTPOINT]
     else printf 'servers = ["%s"]\nkeys = ["%s"]\n' "$3" "$work/keys/master.pub"; fi
     [ -z "${4:-}" ] || printf 'mountpoint = "%s"\n' "$4"
   } > "$dir/starling.toml"
-  "$STARLING" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" --log-level "$LOG_LEVEL" \
-    --insecure-registry "$registry" --insecure-registry "${slow:-$registry}" >"$dir/starling.log" 2>&1 &
+  "${NODE_STARLING:-$STARLING}" serve --config "$dir/starling.toml" --root "$dir/starling-root" --address "$sn" \
+    --log-level "$LOG_LEVEL" --insecure-registry "$registry" --insecure-registry "${slow:-$registry}" >"$dir/starling.log" 2>&1 &
   pids+=($!)
   wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
   start_containerd "$dir" starling "$sn"
@@ -206,6 +208,8 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
         wait_socket "${pids[-1]}" "$dir/run/starling.sock" || { echo "starling did not start" >&2; exit 1; }
         start_containerd "$dir" starling "$dir/run/starling.sock" ;;
       cvmfs) snapshotter=starling; ref=$slow/debian-python:1; start_node "$dir" http "$slow_stratum1" ;;
+      cvmfs-base) snapshotter=starling; ref=$slow/debian-python:1
+        NODE_STARLING=${BASE_STARLING:?cvmfs-base needs BASE_STARLING} start_node "$dir" http "$slow_stratum1" ;;
     esac
     c=(-a "$dir/containerd.sock" -n bench)
     sleep "$COOLDOWN"
@@ -222,6 +226,8 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
     [ "$out" = 1 ] || { echo "$variant run $i: container printed '$out', not 1" >&2; exit 1; }
     res_total=$(echo "$t1 - $t0" | bc)
     res_cold_bytes=$(( $(served_bytes) - cold_before ))
+    [ "$variant" != cvmfs-base ] || grep -q "format=cvmfs" "$dir/starling.log" ||
+      { echo "cvmfs-base run $i: the layer was not served lazily from CVMFS" >&2; exit 1; }
     if [ "$variant" = cvmfs ]; then
       grep -q "format=cvmfs" "$dir/starling.log" || { echo "cvmfs run $i: the layer was not served lazily from CVMFS" >&2; exit 1; }
       # The same node again: a new container of the image, the page cache
@@ -282,6 +288,8 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
     printf 'warm floor (overlayfs, image local, page cache warm): median %.2f s; runs:%s s\n' "$(med "$warm")" "$(printf ' %.2f' $warm)"
   ! has cvmfs || ! has starling ||
     echo "RATIO cvmfs-http/estargz: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[starling]}")") (CVMFS over HTTP / eStargz through Starling, slowlink ${RTT_MS} ms ${MBIT} Mbit/s; goal <= 1)"
+  ! has cvmfs || ! has cvmfs-base ||
+    echo "RATIO cvmfs/cvmfs-base: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[cvmfs-base]}")") ($STARLING / $BASE_STARLING, CVMFS over HTTP, slowlink ${RTT_MS} ms ${MBIT} Mbit/s)"
   ! has cvmfs || ! has overlayfs ||
     echo "RATIO cvmfs-http/overlayfs: $(ratio "$(med "${total[cvmfs]}")" "$(med "${total[overlayfs]}")") (CVMFS over HTTP / overlayfs full pull)"
   ! has cvmfs ||
