@@ -41,11 +41,6 @@ public struct LazyLayerOptions: Sendable, Equatable {
     /// data, a package's modules), and a tar keeps them next to each other.
     /// 0 turns it off.
     public var siblingReadaheadBytes: Int
-    /// ...and if they are at most this many files. Set for a transport that
-    /// makes a request per file (CVMFS objects): there a package of 121
-    /// modules, 3 of which are imported, cost 121 requests, where a blob
-    /// range costs one. Not a configuration key.
-    public var siblingReadaheadFiles: Int = .max
     /// When the first chunk of an ELF program or library arrives, the rest
     /// of it and the libraries the loader will open next (interpreter and
     /// `DT_NEEDED`, found in this layer) are fetched in parallel, up to this

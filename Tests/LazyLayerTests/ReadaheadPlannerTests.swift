@@ -72,14 +72,6 @@ struct ReadaheadPlannerTests {
         // Siblings that do not fit the budget together stay behind.
         try run([Read(file: "small/b", chunks: [0], expected: [])],
                 options: LazyLayerOptions(readaheadBytes: 0, siblingReadaheadBytes: 30 << 10))
-        // A request per file (CVMFS): the directory's other four files come
-        // along within a cap of four files, not within a cap of three.
-        var perFile = LazyLayerOptions(readaheadBytes: 0)
-        perFile.siblingReadaheadFiles = 4
-        try run([Read(file: "small/b", chunks: [0], expected: [("small/a", 0), ("small/c", 0), ("small/d", 0), ("small/e", 0)])],
-                options: perFile)
-        perFile.siblingReadaheadFiles = 3
-        try run([Read(file: "small/b", chunks: [0], expected: [])], options: perFile)
     }
 
     @Test func anExecutablesHeadBringsTheRestOfIt() throws {

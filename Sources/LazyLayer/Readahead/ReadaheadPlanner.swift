@@ -113,8 +113,8 @@ struct ReadaheadPlanner: Sendable {
 
     /// The other small files of `file`'s directory, the first time one of
     /// its small files misses, when together they are at most
-    /// `siblingReadaheadBytes` and `siblingReadaheadFiles` (a large
-    /// directory is left to blob-order read-ahead); sorted.
+    /// `siblingReadaheadBytes` (a large directory is left to blob-order
+    /// read-ahead); sorted.
     private mutating func siblingPositions(of file: EntryID, index: LayerIndex, table: LayerChunkTable) -> [Int] {
         let budget = Int64(options.siblingReadaheadBytes)
         let directory = index.parent(of: file)
@@ -122,10 +122,7 @@ struct ReadaheadPlanner: Sendable {
         if expandedDirectories.count > Self.rememberedDirectories { expandedDirectories = [directory] }
         var positions: [Int] = []
         var bytes: Int64 = 0
-        var files = 0
         for sibling in index.childIDs(of: directory) where sibling != file && index.type(of: sibling) == .regular {
-            files += 1
-            if files > options.siblingReadaheadFiles { return [] }
             for chunk in index.chunks(of: sibling) {
                 guard let position = table.position(of: chunk) else { continue }
                 bytes += Int64(chunk.compressedRange.count)

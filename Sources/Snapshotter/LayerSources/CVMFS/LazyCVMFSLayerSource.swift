@@ -70,12 +70,8 @@ final class LazyCVMFSLayerSource: LayerSource {
 
     private func open(_ repository: CVMFSRepository, layerDigest: String) throws -> LazyLayer? {
         guard let layer = try CVMFSLayer.open(repository, layerDigest: layerDigest) else { return nil }
-        let transport = CVMFSObjectTransport(fetcher: repository.fetcher, objects: layer.objects, logger: logger)
-        // A request per object: a directory's siblings come along only when
-        // they take no more requests than one round of parallel fetches.
-        var options = self.options
-        options.siblingReadaheadFiles = transport.parallelism
-        return LazyLayer(digest: layerDigest, format: layer, transport: transport, cache: cache, options: options,
-                         logger: logger)
+        return LazyLayer(digest: layerDigest, format: layer,
+                         transport: CVMFSObjectTransport(fetcher: repository.fetcher, objects: layer.objects, logger: logger),
+                         cache: cache, options: options, logger: logger)
     }
 }
