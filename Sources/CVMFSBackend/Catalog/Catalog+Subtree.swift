@@ -21,6 +21,10 @@ extension Catalog {
         var names: [MD5Path: (parent: MD5Path, name: String, row: Int)] = [:]
         var failure: CVMFSError?
         try query { db in
+            // Sized once: growing the tables rehashed every key again and again.
+            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM catalog") ?? 0
+            rows.reserveCapacity(count)
+            names.reserveCapacity(count)
             let cursor = try Row.fetchCursor(
                 db, sql: "SELECT \(selectColumns), md5path_1, md5path_2, parent_1, parent_2 FROM catalog")
             while let row = try cursor.next() {
@@ -38,9 +42,10 @@ extension Catalog {
         }
         if let failure { throw failure }
         let top = MD5Path(directory)
-        // Each directory's path once; chains are followed upwards and
-        // remembered, so the whole table costs one pass.
-        var paths: [MD5Path: String?] = [top: directory]
+        // Each directory's path below `directory` once; chains are followed
+        // upwards and remembered, so the whole table costs one pass.
+        var paths: [MD5Path: String?] = [top: ""]
+        paths.reserveCapacity(rows.count / 4)
         func path(of key: MD5Path) throws(CVMFSError) -> String? {
             var chain: [MD5Path] = []
             var current = key
@@ -55,9 +60,9 @@ extension Catalog {
                 if let prefix = base {
                     let name = names[key]!.name
                     guard Self.isPlainName(name) else {
-                        throw .malformed("catalog \(hash): entry name \(name.debugDescription) under \(prefix) is not a file name")
+                        throw .malformed("catalog \(hash): entry name \(name.debugDescription) under \(directory)/\(prefix) is not a file name")
                     }
-                    base = prefix + "/" + name
+                    base = prefix.isEmpty ? name : prefix + "/" + name
                 }
                 paths[key] = .some(base)
             }
@@ -68,10 +73,9 @@ extension Catalog {
         result.reserveCapacity(rows.count)
         for (i, row) in rows.enumerated() {
             let key = row.key
-            guard names[key]?.row == i, let full = try path(of: key) else { continue }
+            guard names[key]?.row == i, let relative = try path(of: key) else { continue }
             var entry = row.entry
-            entry.path = full
-            let relative = key == top ? "" : String(full.dropFirst(directory.count + 1))
+            entry.path = relative.isEmpty ? directory : directory + "/" + relative
             if entry.isChunked { chunked[key] = result.count }
             result.append(CatalogSubtreeEntry(entry: entry, relativePath: relative, chunks: []))
         }
