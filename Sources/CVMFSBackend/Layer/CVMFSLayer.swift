@@ -67,7 +67,12 @@ public struct CVMFSLayer: Sendable {
         // Path order, bytewise (as a tar lists a tree): files of a
         // directory get neighbouring locators, and a later row for a path
         // (a nested catalog's root) replaces the earlier one.
-        let sorted = entries.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+        // Indices sorted, not the entries: moving an entry retains and
+        // releases each of its strings and arrays.
+        let order = entries.indices.sorted {
+            entries[$0].relativePath.utf8.lexicographicallyPrecedes(entries[$1].relativePath.utf8)
+        }
+        let sorted = order.lazy.map { entries[$0] }
         var objects = CVMFSObjectTable(expectedObjects: sorted.count)
         var dataSize: Int64 = 1
         for item in sorted where item.entry.kind == .regular && item.entry.size > 0 {

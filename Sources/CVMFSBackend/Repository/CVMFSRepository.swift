@@ -165,7 +165,13 @@ public final class CVMFSRepository: Sendable {
 
     private static func writeAtomically(_ bytes: [UInt8], to path: String) {
         let temporary = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else { return }
+        // The bytes as they are, not a copy (a catalog is tens of MB).
+        let written = bytes.withUnsafeBytes { buffer in
+            FileManager.default.createFile(atPath: temporary, contents: buffer.baseAddress.map {
+                Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: buffer.count, deallocator: .none)
+            } ?? Data())
+        }
+        guard written else { return }
         if rename(temporary, path) != 0 { unlink(temporary) }
     }
 
