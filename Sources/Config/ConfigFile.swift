@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Starling's config file, read and parsed once; every command that takes
@@ -5,6 +6,8 @@ import Foundation
 public struct ConfigFile {
     /// Where `starling serve` looks when no `--config` is given.
     public static let defaultPath = "/etc/starling/config.toml"
+    /// Larger is not a config file.
+    static let maxBytes = 1 << 20
 
     /// The top of the document (an empty one when the file was absent).
     public let root: TOMLSection
@@ -19,11 +22,16 @@ public struct ConfigFile {
             root = try TOMLSection(parsing: "", origin: path)
             return
         }
-        let text: String
+        // Read with the system's calls: Foundation refused /dev/null, saying
+        // "You don't have permission", and its messages do not name errno.
+        let bytes: [UInt8]
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            bytes = try PosixFile.readAll(path, limit: Self.maxBytes)
         } catch {
-            throw ConfigError("cannot read config file \(path): \(error.localizedDescription)")
+            throw ConfigError("cannot read config file \(path): \(error)")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError("config file \(path) is not UTF-8 text")
         }
         root = try TOMLSection(parsing: text, origin: path)
     }

@@ -123,6 +123,11 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.chunkCacheOptions.diskReserve, DiskReserve(bytes: 0, percent: 20))
         XCTAssertNoThrow(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: false))
         XCTAssertThrowsError(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: true))
+        // An empty device is an empty file; what cannot be read says why, as the system does.
+        XCTAssertEqual(try DaemonConfiguration(contentsOf: "/dev/null", mustExist: true).root, "/var/lib/starling")
+        XCTAssertThrowsError(try DaemonConfiguration(contentsOf: NSTemporaryDirectory(), mustExist: true)) { error in
+            XCTAssertTrue("\(error)".contains("Is a directory"), "\(error)")
+        }
     }
 
     func testMistakesAreRefusedNamingTheKey() {
