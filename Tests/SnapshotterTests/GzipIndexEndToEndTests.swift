@@ -172,6 +172,42 @@ final class GzipIndexEndToEndTests: SharedHarnessTestCase {
         try assertLazyFromIndex(harness, layer: layer.digest)
     }
 
+    /// containerd's `cri.manifest-digest` label names the manifest it is
+    /// unpacking: Starling reads that one, and its index, even after the tag
+    /// has moved to another image (whose manifest does not hold the layer).
+    func testTheManifestDigestLabelPinsTheImageAfterItsTagMoved() async throws {
+        let harness = try environment()
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("idx-pin-a"))
+        let image = try harness.push([layer], as: "idx-pin")
+        try harness.indexAndPush(image)
+        let pinned = try XCTUnwrap(try harness.manifestDigest(image))
+        let other = try TestLayer.fromDirectory(try harness.makeBaseTree("idx-pin-b"))
+        let moved = try EndToEndHarness.push([other], as: "idx-pin", to: harness.registry,
+                                             layouts: harness.directory.path + "/moved")
+        XCTAssertEqual(moved, image)
+        XCTAssertNotEqual(try harness.manifestDigest(image), pinned, "the tag names the other image now")
+        let labels = ["containerd.io/snapshot.ref": layer.diffID,
+                      "containerd.io/snapshot/cri.image-ref": image,
+                      "containerd.io/snapshot/cri.layer-digest": layer.digest,
+                      "containerd.io/snapshot/cri.image-layers": layer.digest,
+                      "containerd.io/snapshot/cri.manifest-digest": pinned]
+        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: harness.starling.socket),
+                                                        transportSecurity: .plaintext)
+        try await withGRPCClient(transport: transport) { client in
+            let snapshots = Containerd_Services_Snapshots_V1_Snapshots.Client(wrapping: client)
+            let metadata: Metadata = ["containerd-namespace": "k8s.io"]
+            let code = await GRPCRequestTests.code {
+                _ = try await snapshots.prepare(.with { $0.key = "k8s.io/2/extract"; $0.labels = labels }, metadata: metadata)
+            }
+            XCTAssertEqual(code, .alreadyExists, logs(harness))
+            let view = try await snapshots.view(.with { $0.key = "pin-view"; $0.parent = layer.diffID }, metadata: metadata)
+            let source = try XCTUnwrap(view.mounts.first?.source)
+            XCTAssertEqual(try String(contentsOfFile: source + "/etc/hello.txt", encoding: .utf8), "hello from idx-pin-a\n")
+            try await snapshots.remove(.with { $0.key = "pin-view" }, metadata: metadata)
+        }
+        try assertLazyFromIndex(harness, layer: layer.digest)
+    }
+
     private func isMountedLazily(_ harness: EndToEndHarness, _ digest: String) -> Bool {
         let snapshots = harness.starling.root + "/snapshots"
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: snapshots)) ?? []

@@ -16,6 +16,9 @@ enum SnapshotLabel {
     static let criImageReference = "containerd.io/snapshot/cri.image-ref"
     static let criLayerDigest = "containerd.io/snapshot/cri.layer-digest"
     static let criImageLayers = "containerd.io/snapshot/cri.image-layers"
+    /// The digest of the image manifest containerd is unpacking (the
+    /// platform's manifest, not an index).
+    static let criManifestDigest = "containerd.io/snapshot/cri.manifest-digest"
     /// The eStargz manifest annotation, forwarded because of its prefix.
     static let tocDigest = LayerAnnotations.tocDigest
 }
@@ -47,6 +50,12 @@ struct RemoteLayerTarget: Sendable, Equatable {
         }
         guard SHA256Digest.isValid(digest) else {
             throw .invalidArgument("layer digest label \(digest.debugDescription) is not a sha256 digest")
+        }
+        // The manifest containerd resolved, when it says: the sources read
+        // that one, not whatever the tag names by now, and the gzip index's
+        // referrers can be asked for before the manifest has come.
+        if image.digest == nil, let manifest = labels[SnapshotLabel.criManifestDigest], SHA256Digest.isValid(manifest) {
+            image.digest = manifest
         }
         self.chainID = chainID
         layerDigest = digest

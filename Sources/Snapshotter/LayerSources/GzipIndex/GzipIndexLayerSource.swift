@@ -62,8 +62,11 @@ final class GzipIndexLayerSource: LayerSource {
         let started = Date()
         let repository = ImageReference(registry: request.image.registry, repository: request.image.repository)
         // The referrers while the config comes (the manifest is usually in
-        // already: the registry source looked for a TOC digest in it).
-        if case .success(let resolved) = images.manifest(request.image) {
+        // already: the registry source looked for a TOC digest in it), or
+        // while the manifest comes when the request names its digest.
+        if let pinned = request.image.digest {
+            lookup.startListing(repository, subject: pinned)
+        } else if case .success(let resolved) = images.manifest(request.image) {
             lookup.startListing(repository, subject: resolved.digest)
         }
         let described: ImageLayer
