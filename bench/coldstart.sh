@@ -55,6 +55,14 @@
 #       from 0.45 s to 0.75 s over 20 runs, back to 0.32-0.38 s after a 45 s
 #       pause; 5 s rests did not stop the drift), which is why the variants
 #       alternate ABBA
+#   WORK_BASE=/var/tmp: where each run's containerd and snapshotter roots go.
+#       This VM's root is ext4 *without a journal*: there ext4 skips inodes
+#       freed in the last 60-300 s when it allocates new ones
+#       (recently_deleted(), which reads the inode table for every candidate),
+#       and a run that creates 8,000 files right after the previous run
+#       deleted as many spends most of its time there (perf: 60 % of the
+#       unpack's samples). Nodes keep containerd on a journaled filesystem;
+#       a loop-mounted journaled ext4 here is one
 #   SYNC=1: write back every dirty page (sync) before each timed run, so a run
 #       does not pay for the previous run's writes (a pull writes ~250 MB of
 #       blob and tree; its writeback overlapped the next run's unpack and made
@@ -116,7 +124,7 @@ case $WORKLOAD in
   *) echo "unknown WORKLOAD $WORKLOAD (python, gcc, readall)" >&2; exit 1 ;;
 esac
 
-work=$(mktemp -d /var/tmp/starling-coldstart.XXXXXX)
+work=$(mktemp -d "${WORK_BASE:-/var/tmp}/starling-coldstart.XXXXXX")
 pids=()
 
 . "$here/lib/node.sh"
