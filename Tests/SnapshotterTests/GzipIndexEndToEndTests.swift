@@ -151,25 +151,8 @@ final class GzipIndexEndToEndTests: SharedHarnessTestCase {
         let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("idx-cri"))
         let image = try harness.push([layer], as: "idx-cri")
         try harness.indexAndPush(image)
-        let labels = ["containerd.io/snapshot.ref": layer.diffID,
-                      "containerd.io/snapshot/cri.image-ref": image,
-                      "containerd.io/snapshot/cri.layer-digest": layer.digest,
-                      "containerd.io/snapshot/cri.image-layers": layer.digest]
-        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: harness.starling.socket),
-                                                        transportSecurity: .plaintext)
-        try await withGRPCClient(transport: transport) { client in
-            let snapshots = Containerd_Services_Snapshots_V1_Snapshots.Client(wrapping: client)
-            let metadata: Metadata = ["containerd-namespace": "k8s.io"]
-            let code = await GRPCRequestTests.code {
-                _ = try await snapshots.prepare(.with { $0.key = "k8s.io/1/extract"; $0.labels = labels }, metadata: metadata)
-            }
-            XCTAssertEqual(code, .alreadyExists, logs(harness))
-            let view = try await snapshots.view(.with { $0.key = "cri-view"; $0.parent = layer.diffID }, metadata: metadata)
-            let source = try XCTUnwrap(view.mounts.first?.source)
-            XCTAssertEqual(try String(contentsOfFile: source + "/etc/hello.txt", encoding: .utf8), "hello from idx-cri\n")
-            try await snapshots.remove(.with { $0.key = "cri-view" }, metadata: metadata)
-        }
-        try assertLazyFromIndex(harness, layer: layer.digest)
+        try await prepareWithCRILabels(harness, layer: layer, image: image, key: "k8s.io/1/extract",
+                                       hello: "hello from idx-cri\n")
     }
 
     /// containerd's `cri.manifest-digest` label names the manifest it is
@@ -186,24 +169,33 @@ final class GzipIndexEndToEndTests: SharedHarnessTestCase {
                                              layouts: harness.directory.path + "/moved")
         XCTAssertEqual(moved, image)
         XCTAssertNotEqual(try harness.manifestDigest(image), pinned, "the tag names the other image now")
+        try await prepareWithCRILabels(harness, layer: layer, image: image, key: "k8s.io/2/extract",
+                                       hello: "hello from idx-pin-a\n",
+                                       extra: ["containerd.io/snapshot/cri.manifest-digest": pinned])
+    }
+
+    /// A Prepare with the labels containerd's CRI plugin sends must be
+    /// answered AlreadyExists (served from the index); a view of the layer
+    /// then reads `/etc/hello.txt`, and the layer's state says it is lazy.
+    private func prepareWithCRILabels(_ harness: EndToEndHarness, layer: TestLayer, image: String, key: String,
+                                      hello: String, extra: [String: String] = [:]) async throws {
         let labels = ["containerd.io/snapshot.ref": layer.diffID,
                       "containerd.io/snapshot/cri.image-ref": image,
                       "containerd.io/snapshot/cri.layer-digest": layer.digest,
-                      "containerd.io/snapshot/cri.image-layers": layer.digest,
-                      "containerd.io/snapshot/cri.manifest-digest": pinned]
+                      "containerd.io/snapshot/cri.image-layers": layer.digest].merging(extra) { $1 }
         let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: harness.starling.socket),
                                                         transportSecurity: .plaintext)
         try await withGRPCClient(transport: transport) { client in
             let snapshots = Containerd_Services_Snapshots_V1_Snapshots.Client(wrapping: client)
             let metadata: Metadata = ["containerd-namespace": "k8s.io"]
             let code = await GRPCRequestTests.code {
-                _ = try await snapshots.prepare(.with { $0.key = "k8s.io/2/extract"; $0.labels = labels }, metadata: metadata)
+                _ = try await snapshots.prepare(.with { $0.key = key; $0.labels = labels }, metadata: metadata)
             }
             XCTAssertEqual(code, .alreadyExists, logs(harness))
-            let view = try await snapshots.view(.with { $0.key = "pin-view"; $0.parent = layer.diffID }, metadata: metadata)
+            let view = try await snapshots.view(.with { $0.key = key + "-view"; $0.parent = layer.diffID }, metadata: metadata)
             let source = try XCTUnwrap(view.mounts.first?.source)
-            XCTAssertEqual(try String(contentsOfFile: source + "/etc/hello.txt", encoding: .utf8), "hello from idx-pin-a\n")
-            try await snapshots.remove(.with { $0.key = "pin-view" }, metadata: metadata)
+            XCTAssertEqual(try String(contentsOfFile: source + "/etc/hello.txt", encoding: .utf8), hello)
+            try await snapshots.remove(.with { $0.key = key + "-view" }, metadata: metadata)
         }
         try assertLazyFromIndex(harness, layer: layer.digest)
     }
