@@ -49,6 +49,11 @@ struct BasicsTests {
         #expect(try PosixFile.readAll(directory + "/f", limit: 1 << 20) == Array(repeating: 7, count: 100_000))
         #expect(throws: SystemCallError.self) { try PosixFile.writeNew(directory + "/f", [1]) }
         #expect(throws: SystemCallError.self) { try PosixFile.readAll(directory + "/f", limit: 10) }
+        // replace: over an existing file, nothing left beside it; into a missing directory, an error.
+        try PosixFile.replace(directory + "/f", with: [1, 2, 3])
+        #expect(try PosixFile.readAll(directory + "/f", limit: 10) == [1, 2, 3])
+        #expect(PosixFile.list(directory) == ["f"])
+        #expect(throws: SystemCallError.self) { try PosixFile.replace(directory + "/missing/g", with: [1]) }
     }
 
     @Test func deviceNumbersAreGlibcs() {

@@ -66,6 +66,20 @@ public enum PosixFile {
         try write(fd, bytes[...], at: 0, path: path)
     }
 
+    /// Replaces `path` with `bytes` all at once: written to a temporary
+    /// file beside it (mode 0600), then renamed over it, so a reader never
+    /// sees half a file; the temporary file is removed on failure.
+    public static func replace(_ path: String, with bytes: [UInt8]) throws(SystemCallError) {
+        let temporary = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        do {
+            try writeNew(temporary, bytes)
+            try rename(temporary, path)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
     /// rename(2), with an error that says what was renamed to what.
     public static func rename(_ from: String, _ to: String) throws(SystemCallError) {
         guard Glibc.rename(from, to) == 0 else { throw SystemCallError("rename", "\(from) to \(to)") }

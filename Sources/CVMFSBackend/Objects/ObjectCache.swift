@@ -72,10 +72,8 @@ public final class ObjectCache: Sendable {
             return table[hash] == digest
         }
         guard !known, let path = aliasPath(hash) else { return }
-        let bytes = Array(digest.description.utf8)
-        let temporary = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        if FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) {
-            if rename(temporary, path) != 0 { unlink(temporary) } else { aliasFiles.withLock { _ = $0?.insert(hash) } }
+        if (try? PosixFile.replace(path, with: Array(digest.description.utf8))) != nil {
+            aliasFiles.withLock { _ = $0?.insert(hash) }
         }
     }
 

@@ -146,7 +146,7 @@ public final class CVMFSRepository: Sendable {
         }
         if compressed == nil {
             let fetched = try fetcher.fetch(hash.objectPath(.catalog), limit: Self.catalogLimit) { hash.matches($0) }
-            Self.writeAtomically(fetched, to: compressedPath)
+            try? PosixFile.replace(compressedPath, with: fetched)
             compressed = fetched
         }
         let plain: [UInt8]
@@ -155,24 +155,12 @@ public final class CVMFSRepository: Sendable {
         } catch {
             throw CVMFSError.corrupt("catalog \(hash) verifies but does not inflate: \(error)")
         }
-        Self.writeAtomically(plain, to: databasePath)
+        try? PosixFile.replace(databasePath, with: plain)
         let catalog = try Catalog(path: databasePath, mountpoint: mountpoint, hash: hash)
         state.withLock { $0.catalogs[mountpoint] = catalog }
         logger.debug("CVMFS catalog loaded", metadata: ["mountpoint": "\(mountpoint.isEmpty ? "/" : mountpoint)",
                                                         "catalog": "\(hash)", "bytes": "\(plain.count)"])
         return catalog
-    }
-
-    private static func writeAtomically(_ bytes: [UInt8], to path: String) {
-        let temporary = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        // The bytes as they are, not a copy (a catalog is tens of MB).
-        let written = bytes.withUnsafeBytes { buffer in
-            FileManager.default.createFile(atPath: temporary, contents: buffer.baseAddress.map {
-                Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: buffer.count, deallocator: .none)
-            } ?? Data())
-        }
-        guard written else { return }
-        if rename(temporary, path) != 0 { unlink(temporary) }
     }
 
     // MARK: the tree
