@@ -45,6 +45,11 @@ final class DaemonConfigurationTests: XCTestCase {
             repository = "unpacked.example.org"
             mountpoint = "/mnt/cvmfs"
             lookup_timeout_seconds = 1.5
+            [unpack]
+            enabled = true
+            concurrency = 2
+            connections_per_layer = 4
+            piece_bytes = 1048576
             [registry]
             max_retries = 2
             insecure_hosts = ["127.0.0.1:5000"]
@@ -83,6 +88,9 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertFalse(configuration.cvmfs.enabled)
         XCTAssertEqual(configuration.cvmfs.mountpoint, "/mnt/cvmfs")
         XCTAssertEqual(configuration.cvmfs.lookupTimeoutSeconds, 1.5)
+        XCTAssertEqual(configuration.unpack.concurrency, 2)
+        XCTAssertEqual(configuration.unpack.connectionsPerLayer, 4)
+        XCTAssertEqual(configuration.unpack.pieceBytes, 1 << 20)
         XCTAssertEqual(configuration.registry.maxRetries, 2)
         XCTAssertTrue(configuration.registry.insecureHosts.contains("127.0.0.1:5000"))
         XCTAssertEqual(configuration.registry.credentialProviderConfig, "/etc/kubernetes/credential-providers.yaml")

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import TestSupport
 import XCTest
 
@@ -29,7 +32,8 @@ final class UnpackEndToEndTests: XCTestCase {
     }
 
     func testUnpackedLayersAreWhatContainerdsOwnUnpackWrites() throws {
-        let harness = try EndToEndHarness()
+        // Small pieces: the larger layers come over two connections at once.
+        let harness = try EndToEndHarness(starlingConfigNaming: { _ in "[unpack]\npiece_bytes = 65536" })
         defer { harness.tearDown() }
         // The fixture tree (xattrs, hard link, fifo, device, setuid, odd
         // modes and owners, whiteouts) under two layers with whiteouts.
@@ -43,6 +47,7 @@ final class UnpackEndToEndTests: XCTestCase {
         for layer in layers {
             XCTAssertTrue(log.contains("layer=\(layer.digest)") && log.contains("layer unpacked"), harness.failureLogs)
         }
+        XCTAssertTrue(log.contains("connections=2"), "a layer came in pieces over two connections" + harness.failureLogs)
         XCTAssertEqual(try harness.containerd.run(image, name: "unpacked-1", ["cat", "/top.txt", "/kept.txt"]), "top\nkept\n")
         let chains = chainIDs(layers.map(\.diffID))
         let ours = try layerDirectories(harness, snapshotter: "starling", top: chains.last!, key: "ours-view")
@@ -118,5 +123,42 @@ final class UnpackEndToEndTests: XCTestCase {
         XCTAssertTrue(log.contains("containerd downloads it"), harness.failureLogs)
         let kept = "\(harness.starling.root)/layers/\(layer.digest.replacingOccurrences(of: ":", with: "-"))"
         XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: kept)) ?? [], [], "nothing is left behind")
+    }
+
+    /// A registry that answers every range request with the whole blob
+    /// (a proxy in front of the test registry that drops `Range`): the
+    /// layer comes over one connection, and is unpacked all the same.
+    func testARegistryWithoutRangesGetsOneConnection() throws {
+        let upstream = LockedBox("")
+        let proxy = try TinyHTTPServer { request in
+            var forwarded = URLRequest(url: URL(string: "http://\(upstream.get())\(request.target)")!)
+            forwarded.httpMethod = request.method
+            if let accept = request.headers["accept"] { forwarded.setValue(accept, forHTTPHeaderField: "Accept") }
+            let answer = LockedBox<(Data?, URLResponse?)>((nil, nil))
+            let done = DispatchSemaphore(value: 0)
+            URLSession.shared.dataTask(with: forwarded) { data, response, _ in
+                answer.set((data, response))
+                done.signal()
+            }.resume()
+            done.wait()
+            guard let response = answer.get().1 as? HTTPURLResponse else { return .close }
+            var headers: [String: String] = [:]
+            for name in ["Content-Type", "Docker-Content-Digest", "Content-Length"] {
+                if let value = response.value(forHTTPHeaderField: name) { headers[name] = value }
+            }
+            return .respond(status: response.statusCode, headers: headers, body: Array(answer.get().0 ?? Data()))
+        }
+        defer { proxy.stop() }
+        let harness = try EndToEndHarness(starlingArguments: ["--insecure-registry", proxy.host],
+                                          starlingConfigNaming: { _ in "[unpack]\npiece_bytes = 65536" })
+        defer { harness.tearDown() }
+        upstream.set(harness.registry.host)
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("unpack-whole", bigFileBytes: 1 << 20))
+        let image = try harness.push([layer], as: "unpack-whole").replacingOccurrences(of: harness.registry.host, with: proxy.host)
+        try harness.lazyPull(image)
+        let log = harness.starling.log()
+        XCTAssertTrue(log.contains("registry answers no range requests"), harness.failureLogs)
+        XCTAssertTrue(log.contains("layer unpacked") && log.contains("connections=1"), harness.failureLogs)
+        XCTAssertEqual(try harness.containerd.run(image, name: "whole-1", ["cat", "/etc/hello.txt"]), "hello from unpack-whole\n")
     }
 }

@@ -71,28 +71,57 @@ final class UnpackLayerSource: LayerSource {
         slots.wait()
         defer { slots.signal() }
         let started = Date()
-        let staging = "\(paths.layer(layer.digest))/unpacking-\(UUID().uuidString.prefix(8).lowercased())"
         do {
             try FileManager.default.createDirectory(atPath: paths.layer(layer.digest), withIntermediateDirectories: true)
             let repository = ImageReference(registry: request.image.registry, repository: request.image.repository)
             // containerd converts whiteouts for overlayfs where there are
             // layers below; the first layer's it applies to the tree itself.
-            let unpacker = try StreamingLayerUnpacker(into: staging, compression: compression,
-                                                      whiteouts: first ? .apply : .overlay(opaqueXattr: opaqueXattr))
-            // The client checks the blob's digest once it is complete.
-            let blobBytes = try client.streamBlob(repository, digest: layer.digest) { try unpacker.consume($0) }
-            let (computed, size) = try unpacker.finish()
-            guard computed.description == described.diffID else {
-                throw LayerSourceError("the unpacked layer's diff ID is \(computed), the image config says \(described.diffID)")
+            let whiteouts: TarStreamExtractor.Whiteouts = first ? .apply : .overlay(opaqueXattr: opaqueXattr)
+            var connections = settings.connectionsPerLayer
+            let unpacked: (blobBytes: Int64, size: Int64)
+            do {
+                unpacked = try unpack(layer, from: repository, compression: compression, whiteouts: whiteouts,
+                                      diffID: described.diffID, connections: connections, into: directory)
+            } catch RegistryError.rangesNotSupported where connections > 1 {
+                connections = 1
+                logger.info("registry answers no range requests: the layer comes over one connection",
+                            metadata: ["layer": "\(layer.digest)", "image": "\(request.image)"])
+                unpacked = try unpack(layer, from: repository, compression: compression, whiteouts: whiteouts,
+                                      diffID: described.diffID, connections: connections, into: directory)
             }
-            try PosixFile.rename(staging, directory)
             logger.info("layer unpacked", metadata: [
-                "layer": "\(layer.digest)", "image": "\(request.image)", "bytes": "\(blobBytes)",
-                "uncompressedBytes": "\(size)", "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+                "layer": "\(layer.digest)", "image": "\(request.image)", "bytes": "\(unpacked.blobBytes)",
+                "uncompressedBytes": "\(unpacked.size)", "connections": "\(connections)",
+                "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
             return .served(ServedLayer(record: record))
         } catch {
-            try? FileManager.default.removeItem(atPath: staging)
             return .notServed(reason: "unpack of layer \(layer.digest) failed, nothing of it is kept: \(error)")
+        }
+    }
+
+    /// Downloads and unpacks one layer into a staging directory beside
+    /// `directory`, checks its diff ID and renames it into place; on any
+    /// error the staging directory goes.
+    private func unpack(_ layer: Descriptor, from repository: ImageReference, compression: StreamingLayerUnpacker.Compression,
+                        whiteouts: TarStreamExtractor.Whiteouts, diffID: String, connections: Int,
+                        into directory: String) throws -> (blobBytes: Int64, size: Int64) {
+        let staging = "\(paths.layer(layer.digest))/unpacking-\(UUID().uuidString.prefix(8).lowercased())"
+        do {
+            let unpacker = try StreamingLayerUnpacker(into: staging, compression: compression, whiteouts: whiteouts)
+            // The client checks the blob's digest once it is complete.
+            let blobBytes = try client.streamBlob(repository, digest: layer.digest, size: layer.size,
+                                                  connections: connections, pieceBytes: settings.pieceBytes) {
+                try unpacker.consume($0)
+            }
+            let (computed, size) = try unpacker.finish()
+            guard computed.description == diffID else {
+                throw LayerSourceError("the unpacked layer's diff ID is \(computed), the image config says \(diffID)")
+            }
+            try PosixFile.rename(staging, directory)
+            return (blobBytes, size)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
         }
     }
 
