@@ -12,7 +12,7 @@ public struct UnpackSettings: Sendable, Equatable {
     public var connectionsPerLayer = 2
     /// The piece one range request fetches; a layer holds at most
     /// `(connectionsPerLayer - 1) * pieceBytes` of them in memory.
-    public var pieceBytes = 8 << 20
+    public var pieceBytes = 4 << 20
 
     public init() {}
 }

@@ -18,7 +18,7 @@ final class PiecewiseBlobTests: XCTestCase {
         var received: [UInt8] = []
         let total = try client.streamBlob(reference, digest: layer.digest, size: Int64(layer.blob.count),
                                           connections: 3, pieceBytes: 256 << 10) { received.append(contentsOf: $0) }
-        XCTAssertEqual(total, Int64(layer.blob.count))
+        XCTAssertEqual(total, PiecewiseStream(bytes: Int64(layer.blob.count), connections: 3))
         XCTAssertTrue(received == layer.blob, "every byte once, in blob order")
         XCTAssertGreaterThan(client.statistics.retries, 0, "the link did cut connections")
     }
@@ -79,5 +79,40 @@ final class PiecewiseBlobTests: XCTestCase {
             if case .digestMismatch(_, _, digest, let actual) = $0 { return actual == sha256Digest(other) }
             return false
         }
+    }
+
+    /// `.whenNetworkBound`: a link slower than the consumer gets the other
+    /// connections; a consumer slower than the link keeps one, and the
+    /// rest of the blob comes in one request.
+    func testExtraConnectionsOpenOnlyWhileTheConsumerWaitsForTheNetwork() throws {
+        let registry = try LocalRegistry()
+        defer { registry.stop() }
+        let layer = try TestLayer.random(size: 3 << 20, seed: 44)
+        let (pushed, _) = try push([TestImage(layers: [layer])], to: registry, as: "pieces/probe:1")
+        let link = try SlowLink(upstream: registry.host, arguments: ["--mbit", "40"])
+        defer { link.stop() }
+
+        let slowLink = loopbackClient([link.host])
+        var received: [UInt8] = []
+        let overLink = try slowLink.streamBlob(
+            ImageReference(registry: link.host, repository: pushed.repository), digest: layer.digest,
+            size: Int64(layer.blob.count), connections: 2, pieceBytes: 256 << 10,
+            extraConnections: .whenNetworkBound(probeBytes: 256 << 10)) { received.append(contentsOf: $0) }
+        XCTAssertEqual(overLink, PiecewiseStream(bytes: Int64(layer.blob.count), connections: 2))
+        XCTAssertTrue(received == layer.blob)
+
+        let fast = loopbackClient([registry.host])
+        received = []
+        let before = fast.statistics.requests
+        let slowConsumer = try fast.streamBlob(
+            ImageReference(registry: registry.host, repository: pushed.repository), digest: layer.digest,
+            size: Int64(layer.blob.count), connections: 2, pieceBytes: 256 << 10,
+            extraConnections: .whenNetworkBound(probeBytes: 256 << 10)) { chunk in
+            received.append(contentsOf: chunk)
+            Thread.sleep(forTimeInterval: 0.002)
+        }
+        XCTAssertEqual(slowConsumer, PiecewiseStream(bytes: Int64(layer.blob.count), connections: 1))
+        XCTAssertTrue(received == layer.blob)
+        XCTAssertEqual(fast.statistics.requests - before, 2, "the first piece, then the rest in one request")
     }
 }

@@ -32,7 +32,8 @@ final class UnpackEndToEndTests: XCTestCase {
     }
 
     func testUnpackedLayersAreWhatContainerdsOwnUnpackWrites() throws {
-        // Small pieces: the larger layers come over two connections at once.
+        // Small pieces: the larger layers come by range requests (over
+        // one or two connections, as the probe decides).
         let harness = try EndToEndHarness(starlingConfigNaming: { _ in "[unpack]\npiece_bytes = 65536" })
         defer { harness.tearDown() }
         // The fixture tree (xattrs, hard link, fifo, device, setuid, odd
@@ -47,7 +48,6 @@ final class UnpackEndToEndTests: XCTestCase {
         for layer in layers {
             XCTAssertTrue(log.contains("layer=\(layer.digest)") && log.contains("layer unpacked"), harness.failureLogs)
         }
-        XCTAssertTrue(log.contains("connections=2"), "a layer came in pieces over two connections" + harness.failureLogs)
         XCTAssertEqual(try harness.containerd.run(image, name: "unpacked-1", ["cat", "/top.txt", "/kept.txt"]), "top\nkept\n")
         let chains = chainIDs(layers.map(\.diffID))
         let ours = try layerDirectories(harness, snapshotter: "starling", top: chains.last!, key: "ours-view")

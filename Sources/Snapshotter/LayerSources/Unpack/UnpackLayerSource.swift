@@ -77,21 +77,19 @@ final class UnpackLayerSource: LayerSource {
             // containerd converts whiteouts for overlayfs where there are
             // layers below; the first layer's it applies to the tree itself.
             let whiteouts: TarStreamExtractor.Whiteouts = first ? .apply : .overlay(opaqueXattr: opaqueXattr)
-            var connections = settings.connectionsPerLayer
-            let unpacked: (blobBytes: Int64, size: Int64)
+            let unpacked: (stream: PiecewiseStream, size: Int64)
             do {
                 unpacked = try unpack(layer, from: repository, compression: compression, whiteouts: whiteouts,
-                                      diffID: described.diffID, connections: connections, into: directory)
-            } catch RegistryError.rangesNotSupported where connections > 1 {
-                connections = 1
+                                      diffID: described.diffID, connections: settings.connectionsPerLayer, into: directory)
+            } catch RegistryError.rangesNotSupported where settings.connectionsPerLayer > 1 {
                 logger.info("registry answers no range requests: the layer comes over one connection",
                             metadata: ["layer": "\(layer.digest)", "image": "\(request.image)"])
                 unpacked = try unpack(layer, from: repository, compression: compression, whiteouts: whiteouts,
-                                      diffID: described.diffID, connections: connections, into: directory)
+                                      diffID: described.diffID, connections: 1, into: directory)
             }
             logger.info("layer unpacked", metadata: [
-                "layer": "\(layer.digest)", "image": "\(request.image)", "bytes": "\(unpacked.blobBytes)",
-                "uncompressedBytes": "\(unpacked.size)", "connections": "\(connections)",
+                "layer": "\(layer.digest)", "image": "\(request.image)", "bytes": "\(unpacked.stream.bytes)",
+                "uncompressedBytes": "\(unpacked.size)", "connections": "\(unpacked.stream.connections)",
                 "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
             return .served(ServedLayer(record: record))
         } catch {
@@ -104,13 +102,15 @@ final class UnpackLayerSource: LayerSource {
     /// error the staging directory goes.
     private func unpack(_ layer: Descriptor, from repository: ImageReference, compression: StreamingLayerUnpacker.Compression,
                         whiteouts: TarStreamExtractor.Whiteouts, diffID: String, connections: Int,
-                        into directory: String) throws -> (blobBytes: Int64, size: Int64) {
+                        into directory: String) throws -> (stream: PiecewiseStream, size: Int64) {
         let staging = "\(paths.layer(layer.digest))/unpacking-\(UUID().uuidString.prefix(8).lowercased())"
         do {
             let unpacker = try StreamingLayerUnpacker(into: staging, compression: compression, whiteouts: whiteouts)
             // The client checks the blob's digest once it is complete.
-            let blobBytes = try client.streamBlob(repository, digest: layer.digest, size: layer.size,
-                                                  connections: connections, pieceBytes: settings.pieceBytes) {
+            // More connections only while the unpack waits for the network.
+            let stream = try client.streamBlob(repository, digest: layer.digest, size: layer.size,
+                                               connections: connections, pieceBytes: settings.pieceBytes,
+                                               extraConnections: .whenNetworkBound(probeBytes: 1 << 20)) {
                 try unpacker.consume($0)
             }
             let (computed, size) = try unpacker.finish()
@@ -118,7 +118,7 @@ final class UnpackLayerSource: LayerSource {
                 throw LayerSourceError("the unpacked layer's diff ID is \(computed), the image config says \(diffID)")
             }
             try PosixFile.rename(staging, directory)
-            return (blobBytes, size)
+            return (stream, size)
         } catch {
             try? FileManager.default.removeItem(atPath: staging)
             throw error
