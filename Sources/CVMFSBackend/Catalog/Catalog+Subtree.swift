@@ -74,10 +74,8 @@ extension Catalog {
         for (i, row) in rows.enumerated() {
             let key = row.key
             guard names[key]?.row == i, let relative = try path(of: key) else { continue }
-            var entry = row.entry
-            entry.path = relative.isEmpty ? directory : directory + "/" + relative
-            if entry.isChunked { chunked[key] = result.count }
-            result.append(CatalogSubtreeEntry(entry: entry, relativePath: relative, chunks: []))
+            if row.entry.isChunked { chunked[key] = result.count }
+            result.append(CatalogSubtreeEntry(entry: row.entry, relativePath: relative, chunks: []))
         }
         guard !chunked.isEmpty else { return result }
         let chunkRows = try query { db in
@@ -87,7 +85,7 @@ extension Catalog {
             guard let position = chunked[MD5Path(high: row[0], low: row[1])] else { continue }
             let bytes: [UInt8] = (row[4] as Data?).map(Array.init) ?? []
             guard let chunkHash = ContentHash(algorithm: result[position].entry.hashAlgorithm, bytes: bytes) else {
-                throw .malformed("catalog \(hash): a chunk of \(result[position].entry.path) has a \(bytes.count)-byte hash")
+                throw .malformed("catalog \(hash): a chunk of \(directory)/\(result[position].relativePath) has a \(bytes.count)-byte hash")
             }
             result[position].chunks.append(FileChunk(offset: row[2], size: row[3], hash: chunkHash))
         }
@@ -103,6 +101,8 @@ extension Catalog {
 
 /// One entry of `Catalog.subtree(of:)`: the catalog row, its path below
 /// the subtree's directory (`usr/bin/env`), and a chunked file's chunks.
+/// The row's own `path` is only its name: the full path of each of a
+/// layer's entries is never needed, and building it cost a string each.
 public struct CatalogSubtreeEntry: Sendable {
     public var entry: CatalogEntry
     public var relativePath: String

@@ -111,15 +111,15 @@ public struct CVMFSLayer: Sendable {
             kind = .regular
             guard entry.size > 0 else { break }
             if entry.isChunked {
-                guard !item.chunks.isEmpty else { throw CVMFSError.malformed("chunked file \(entry.path) has no chunks") }
+                guard !item.chunks.isEmpty else { throw CVMFSError.malformed("chunked file \(item.relativePath) of the layer has no chunks") }
                 for chunk in item.chunks {
-                    guard chunk.size > 0 else { throw CVMFSError.malformed("chunked file \(entry.path) has an empty chunk") }
+                    guard chunk.size > 0 else { throw CVMFSError.malformed("chunked file \(item.relativePath) of the layer has an empty chunk") }
                     let locator = objects.append(.init(hash: chunk.hash, type: .chunk, compression: entry.compression),
                                                  plainSize: chunk.size)
                     chunks.append(LayerIndex.NewChunk(fileOffset: chunk.offset, size: chunk.size, locator: locator))
                 }
             } else {
-                guard let hash = entry.hash else { throw CVMFSError.malformed("\(entry.path) has no content hash") }
+                guard let hash = entry.hash else { throw CVMFSError.malformed("\(item.relativePath) of the layer has no content hash") }
                 let locator = objects.append(.init(hash: hash, type: .file, compression: entry.compression),
                                              plainSize: entry.size)
                 chunks.append(LayerIndex.NewChunk(fileOffset: 0, size: entry.size, locator: locator))
