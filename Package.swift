@@ -163,7 +163,7 @@ let package = Package(
         .testTarget(name: "GzipIndexTests", dependencies: ["Basics", "GzipIndex", "StargzReader", "TestSupport"]),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "HTTPTransport", "StargzReader", "TestSupport",
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "HTTPTransport", "StargzReader", "BlockingWork", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "LazyLayerTests", dependencies: ["LazyLayer", "GzipIndex", "BlockingWork", "StargzReader", "Registry",

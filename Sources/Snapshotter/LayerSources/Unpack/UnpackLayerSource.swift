@@ -1,4 +1,5 @@
 import Basics
+import BlockingWork
 import Foundation
 import Logging
 import Registry
