@@ -155,21 +155,6 @@ public final class LazyLayer: Sendable {
         return try read(entry: id, offset: 0, length: Int(index.entry(id).size))
     }
 
-    /// Whether reads have found a third of the layer's compressed bytes
-    /// missing (counting `positions`, each chunk once): a container that
-    /// wants that much reads the rest too, in any order (`find | xargs
-    /// cat` is not in blob order, so no scan shows). A start reads far
-    /// less: python 6 % of its layer, a gcc compile 16 %. Caller holds the
-    /// fetcher's state.
-    static func readsWantMostOfTheLayer(_ positions: [Int], table: LayerChunkTable,
-                                        in state: inout ChunkFetcher.FetchState) -> Bool {
-        for position in positions where !state.missed[position] {
-            state.missed[position] = true
-            state.missedBytes += Int64(table.chunks[position].compressedRange.count)
-        }
-        return state.missedBytes * 3 >= table.totalCompressedBytes
-    }
-
     /// Fills the nil `pieces`: waits for chunks others are fetching, fetches
     /// the rest in one call on this thread, and the planner's read-ahead
     /// beside it in a call of its own (this read waits only for what it needs).
@@ -210,9 +195,7 @@ public final class LazyLayer: Sendable {
                                   isMissing: { fetcher.isMissing($0, in: state) }), planner.sustainedScan)
                 }
                 for position in readahead { state.claim(position) }
-                if scanning || Self.readsWantMostOfTheLayer(theirs + mine, table: table, in: &state) {
-                    hurried = background.hurry(in: &state)
-                }
+                if scanning { hurried = background.hurry(in: &state) }
                 ChunkFetcher.beginForeground(readahead.isEmpty ? 1 : 2, in: &state)
             }
             return .success((waits, theirs, recheck, mine, readahead))
@@ -221,8 +204,6 @@ public final class LazyLayer: Sendable {
         if !theirs.isEmpty { fetcher.transport.hurry(theirs.map { table.chunks[$0].compressedRange }) }
         if hurried {
             fetcher.logger.info("reads scan the whole layer: background fetch streams the rest now")
-            // Reads that want the layer do not wait for the prefetch to end.
-            background.start()
         }
         if raisedProducer {
             fetcher.logger.debug("a read waits for a chunk a prefetch or background fetch holds: that thread runs at normal priority until its fetch ends")

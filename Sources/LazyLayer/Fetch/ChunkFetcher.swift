@@ -64,11 +64,6 @@ final class ChunkFetcher: @unchecked Sendable {
         /// fetch holds, and the ones a waiting reader has raised.
         var producers: [Int: LoweredThread] = [:]
         var raised: Set<Int32> = []
-        /// Chunks reads found missing (fetched for them, or waited for),
-        /// each counted once, and their compressed bytes: how much of the
-        /// layer the container has wanted beyond what was local.
-        var missed: [Bool] = []
-        var missedBytes: Int64 = 0
 
         /// Registers `position` in flight; the caller must fetch it.
         mutating func claim(_ position: Int) {
@@ -90,7 +85,6 @@ final class ChunkFetcher: @unchecked Sendable {
         table = LayerChunkTable(index: format.index)
         // A warm restart starts fully local: only the disk tier is asked.
         var state = FetchState(local: [Bool](repeating: false, count: table.count))
-        state.missed = [Bool](repeating: false, count: table.count)
         for position in 0..<table.count where cache.containsOnDisk(format.cacheKey(table.chunks[position], layerDigest: digest)) {
             state.local[position] = true
             state.localBytes += table.accountedBytes[position]
