@@ -177,6 +177,33 @@ final class PrefetchAndBackgroundTests: XCTestCase {
         XCTAssertGreaterThan(lazy.counters().backgroundRequests, 0)
     }
 
+    /// Reads that touch files making up a third of the layer, in an order
+    /// no scan shows (`find | xargs cat` is in directory order, not blob
+    /// order): the background starts at once and streams the rest, though
+    /// reads never go quiet (`idleBeforeStart` is an hour) and nothing
+    /// reads ahead.
+    func testReadsOfAThirdOfTheLayerStartTheBackgroundAtOnce() throws {
+        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10)
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath), delay: 0.005)
+        let options = LazyLayerOptions(readaheadBytes: 0, wholeFileBytes: 0,
+                                       background: BackgroundFetchOptions(requestBytes: 1 << 20, idleBeforeStart: 3600),
+                                       siblingReadaheadBytes: 0)
+        let lazy = try makeLazyLayer(test, source: source, cacheDirectory: test.directory.appending("cache"),
+                                     options: options)
+        lazy.prefetch(timeout: 30)
+        let backwards = (0..<30).reversed().map { "usr/share/data\($0)" }
+        for path in backwards.prefix(10) {
+            XCTAssertEqual(try lazy.readAll(path: path), test.files[path], path)
+        }
+        XCTAssertEqual(lazy.counters().backgroundRequests, 0, "a quarter of the layer is not yet a third")
+        for path in backwards.dropFirst(10).prefix(5) {
+            XCTAssertEqual(try lazy.readAll(path: path), test.files[path], path)
+        }
+        XCTAssertTrue(waitUntil(timeout: 20) { lazy.state().backgroundDone }, "\(lazy.state())")
+        XCTAssertGreaterThan(lazy.counters().backgroundRequests, 0)
+        XCTAssertEqual(lazy.state().fetchedPercent, 100)
+    }
+
     func testReadsDuringBackgroundFetchAreCorrect() throws {
         let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10)
         let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath), delay: 0.01)

@@ -64,6 +64,10 @@ final class ChunkFetcher: @unchecked Sendable {
         /// fetch holds, and the ones a waiting reader has raised.
         var producers: [Int: LoweredThread] = [:]
         var raised: Set<Int32> = []
+        /// Files reads have touched, and the sum of their sizes: how much
+        /// of the layer the container wants.
+        var filesRead: Set<EntryID> = []
+        var fileBytesRead: Int64 = 0
 
         /// Registers `position` in flight; the caller must fetch it.
         mutating func claim(_ position: Int) {

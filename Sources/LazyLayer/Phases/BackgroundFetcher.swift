@@ -46,8 +46,9 @@ final class BackgroundFetcher: @unchecked Sendable {
 
     var status: PhaseStatus { fetcher.withState { _ in progress.status } }
 
-    /// Starts the workers (after prefetch), unless the settings or the disk
-    /// cache rule it out.
+    /// Starts the workers (after prefetch, or before it ends once reads
+    /// want the whole layer; once), unless the settings or the disk cache
+    /// rule it out.
     func start() {
         let settings = options.background
         guard settings.enabled else { return setStatus(.disabled("turned off")) }
@@ -58,7 +59,8 @@ final class BackgroundFetcher: @unchecked Sendable {
             return setStatus(.disabled(message))
         }
         let started = fetcher.withState { state -> Bool in
-            guard !state.closed else { return false }
+            // Once: reads that want the whole layer may start it before the prefetch ends.
+            guard !state.closed, progress.status == .notStarted else { return false }
             progress.status = .running
             progress.cursor = 0
             progress.workers = settings.concurrency
