@@ -166,12 +166,16 @@ public final class LazyLayer: Sendable {
     /// background stops waiting for reads to go quiet. A container that
     /// wants that much reads the rest too, in any order (`find | xargs
     /// cat` reads in directory order, so no blob-order scan shows). A
-    /// start touches far less: python's files are a few percent of its
-    /// layer. Caller holds the fetcher's state.
+    /// start touches far less: python's files are about 7 % of its layer,
+    /// a gcc compile's about 16 %. Once decided (or with no background to
+    /// start) the files are no longer tracked, so the set holds at most the
+    /// files of a third of the layer. Caller holds the fetcher's state.
     private func readsWantTheLayer(file id: EntryID, size: Int64, in state: inout ChunkFetcher.FetchState) -> Bool {
-        guard state.filesRead.insert(id).inserted else { return false }
+        guard options.background.enabled, state.fileBytesRead >= 0, state.filesRead.insert(id).inserted else { return false }
         state.fileBytesRead += size
         guard state.fileBytesRead * 3 >= fetcher.table.totalUncompressedBytes else { return false }
+        state.filesRead = []
+        state.fileBytesRead = -1
         return background.hurry(in: &state)
     }
 

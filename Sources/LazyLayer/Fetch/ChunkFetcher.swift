@@ -65,7 +65,7 @@ final class ChunkFetcher: @unchecked Sendable {
         var producers: [Int: LoweredThread] = [:]
         var raised: Set<Int32> = []
         /// Files reads have touched, and the sum of their sizes: how much
-        /// of the layer the container wants.
+        /// of the layer the container wants (-1 once that is decided).
         var filesRead: Set<EntryID> = []
         var fileBytesRead: Int64 = 0
 
