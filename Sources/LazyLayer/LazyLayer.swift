@@ -162,22 +162,28 @@ public final class LazyLayer: Sendable {
     }
 
     /// Whether this read makes the files reads have touched add up to a
-    /// third of the layer's bytes (each file counted once, whole): then the
-    /// background stops waiting for reads to go quiet. A container that
-    /// wants that much reads the rest too, in any order (`find | xargs
-    /// cat` reads in directory order, so no blob-order scan shows). A
-    /// start touches far less: python's files are about 7 % of its layer,
-    /// a gcc compile's about 16 %. Once decided (or with no background to
-    /// start) the files are no longer tracked, so the set holds at most the
+    /// third of the layer's bytes, over at least `filesThatScan` files
+    /// (each file counted once, whole): then the background stops waiting
+    /// for reads to go quiet. A container that wants that much, file after
+    /// file, reads the rest too, in any order (`find | xargs cat` reads in
+    /// directory order, so no blob-order scan shows). A start touches far
+    /// less: python's files are about 7 % of its layer, a gcc compile's
+    /// about 16 %; and one large file read whole (a program that is most
+    /// of its layer) is no scan. Once decided (or with no background to
+    /// start) files are no longer tracked, so the set holds at most the
     /// files of a third of the layer. Caller holds the fetcher's state.
     private func readsWantTheLayer(file id: EntryID, size: Int64, in state: inout ChunkFetcher.FetchState) -> Bool {
         guard options.background.enabled, state.fileBytesRead >= 0, state.filesRead.insert(id).inserted else { return false }
         state.fileBytesRead += size
-        guard state.fileBytesRead * 3 >= fetcher.table.totalUncompressedBytes else { return false }
+        guard state.filesRead.count >= Self.filesThatScan,
+              state.fileBytesRead * 3 >= fetcher.table.totalUncompressedBytes else { return false }
         state.filesRead = []
         state.fileBytesRead = -1
         return background.hurry(in: &state)
     }
+
+    /// Files reads must have touched before their sum can start the background.
+    static let filesThatScan = 64
 
     /// Fills the nil `pieces`: waits for chunks others are fetching, fetches
     /// the rest in one call on this thread, and the planner's read-ahead

@@ -177,26 +177,31 @@ final class PrefetchAndBackgroundTests: XCTestCase {
         XCTAssertGreaterThan(lazy.counters().backgroundRequests, 0)
     }
 
-    /// Reads that touch files making up a third of the layer, in an order
-    /// no scan shows (`find | xargs cat` is in directory order, not blob
-    /// order): the background starts at once and streams the rest, though
-    /// reads never go quiet (`idleBeforeStart` is an hour) and nothing
-    /// reads ahead.
+    /// Reads that touch files making up a third of the layer, many files,
+    /// in an order no scan shows (`find | xargs cat` is in directory order,
+    /// not blob order): the background starts at once and streams the
+    /// rest, though reads never go quiet (`idleBeforeStart` is an hour) and
+    /// nothing reads ahead. One large file read whole is no scan.
     func testReadsOfAThirdOfTheLayerStartTheBackgroundAtOnce() throws {
-        let test = try TestLayer(files: Self.files(), chunkSize: 64 << 10)
-        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath), delay: 0.005)
+        var files: [String: [UInt8]] = ["opt/big": randomBytes(1_600_000, seed: 7)]
+        for i in 0..<300 { files[String(format: "usr/share/f%03d", i)] = randomBytes(10_000, seed: UInt64(100 + i)) }
+        let test = try TestLayer(files: files, chunkSize: 64 << 10)
+        let source = CountingBlobSource(try LocalFileBlobSource(path: test.blobPath), delay: 0.002)
         let options = LazyLayerOptions(readaheadBytes: 0, wholeFileBytes: 0,
                                        background: BackgroundFetchOptions(requestBytes: 1 << 20, idleBeforeStart: 3600),
                                        siblingReadaheadBytes: 0)
         let lazy = try makeLazyLayer(test, source: source, cacheDirectory: test.directory.appending("cache"),
                                      options: options)
         lazy.prefetch(timeout: 30)
-        let backwards = (0..<30).reversed().map { "usr/share/data\($0)" }
-        for path in backwards.prefix(10) {
+        // 35 % of the layer in one file, then 64 files that are 14 % more.
+        XCTAssertEqual(try lazy.readAll(path: "opt/big"), test.files["opt/big"])
+        let backwards = (0..<300).reversed().map { String(format: "usr/share/f%03d", $0) }
+        for path in backwards.prefix(62) {
             XCTAssertEqual(try lazy.readAll(path: path), test.files[path], path)
         }
-        XCTAssertEqual(lazy.counters().backgroundRequests, 0, "a quarter of the layer is not yet a third")
-        for path in backwards.dropFirst(10).prefix(5) {
+        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertEqual(lazy.counters().backgroundRequests, 0, "one large file and 62 small ones are no scan")
+        for path in backwards.dropFirst(62).prefix(10) {
             XCTAssertEqual(try lazy.readAll(path: path), test.files[path], path)
         }
         XCTAssertTrue(waitUntil(timeout: 20) { lazy.state().backgroundDone }, "\(lazy.state())")
