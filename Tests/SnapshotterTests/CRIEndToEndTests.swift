@@ -100,11 +100,13 @@ final class CRIEndToEndTests: XCTestCase {
     }
 
     /// Regular files under `roots` that group or others may read (FUSE
-    /// mounts of layers are skipped: they hold image files).
+    /// mounts of layers are skipped: they hold image files). A directory
+    /// that goes while `find` walks (containerd removing a snapshot it
+    /// renamed to `rm-N`) is not an error.
     static func filesReadableByOthers(under roots: [String]) throws -> [String] {
         var found: [String] = []
         for root in roots {
-            let listing = try Command.check(["find", root, "-xdev", "-type", "f", "-perm", "/044"])
+            let listing = try Command.check(["find", root, "-xdev", "-ignore_readdir_race", "-type", "f", "-perm", "/044"])
             found += listing.split(separator: "\n").map(String.init)
         }
         return found
