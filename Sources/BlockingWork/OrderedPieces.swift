@@ -25,13 +25,10 @@ public enum OrderedPieces {
         case whenNetworkBound(probeBytes: Int)
     }
 
-    /// Streams `range` (see the type); `end`, when given, is asked before
-    /// each piece is taken and may move the range's end closer (a stream
-    /// that learns it needs less). Returns the connections used at most.
+    /// Streams `range` (see the type). Returns the connections used at most.
     @discardableResult
     public static func stream(_ range: Range<Int64>, pieceBytes: Int, connections: Int,
                               extraConnections: ExtraConnections = .always, threadName: String,
-                              end: (@Sendable () -> Int64)? = nil,
                               fetch: @escaping @Sendable (Range<Int64>, (ArraySlice<UInt8>) throws -> Void) throws -> Void,
                               body: (ArraySlice<UInt8>) throws -> Void) throws -> Int {
         let pieceBytes = Int64(max(1, pieceBytes))
@@ -39,11 +36,9 @@ public enum OrderedPieces {
         guard pieces > 0 else { return 1 }
         return try withoutActuallyEscaping(body) { body in
             let relay = PieceRelay(pieces: pieces, body: body)
-            let pieceRange: @Sendable (Range<Int>) -> Range<Int64>? = { taken in
-                let upper = min(range.upperBound, end?() ?? range.upperBound)
-                let start = range.lowerBound + Int64(taken.lowerBound) * pieceBytes
-                guard start < upper else { return nil }
-                return start..<min(upper, range.lowerBound + Int64(taken.upperBound) * pieceBytes)
+            let pieceRange: @Sendable (Range<Int>) -> Range<Int64> = { taken in
+                range.lowerBound + Int64(taken.lowerBound) * pieceBytes
+                    ..< min(range.upperBound, range.lowerBound + Int64(taken.upperBound) * pieceBytes)
             }
             let work: @Sendable () -> Void = { relay.work(range: pieceRange, fetch: fetch) }
             let finished = DispatchGroup()
@@ -110,12 +105,12 @@ private final class PieceRelay: @unchecked Sendable {
     /// they are what `body` waits for, into memory before that), wait for
     /// their turn, hand on what was kept, and take the next. An error stops
     /// every thread; the first one is the outcome.
-    func work(range: (Range<Int>) -> Range<Int64>?, fetch: (Range<Int64>, (ArraySlice<UInt8>) throws -> Void) throws -> Void) {
-        while let taken = take(), let bytes = range(taken) {
+    func work(range: (Range<Int>) -> Range<Int64>, fetch: (Range<Int64>, (ArraySlice<UInt8>) throws -> Void) throws -> Void) {
+        while let taken = take() {
             do {
                 var kept: [UInt8] = []
                 var direct = false
-                try fetch(bytes) { chunk in
+                try fetch(range(taken)) { chunk in
                     if !direct, try isNext(taken.lowerBound) {
                         try deliver(kept[...])
                         kept = []
@@ -131,9 +126,6 @@ private final class PieceRelay: @unchecked Sendable {
                 return
             }
         }
-        // No piece left for this thread (or the range ended early): the
-        // pieces it did not take are nobody's, so the others stop waiting.
-        finishTaking()
     }
 
     /// The helpers that ran, or the first error.
@@ -154,15 +146,6 @@ private final class PieceRelay: @unchecked Sendable {
         let end = probe == nil && helpers == 0 && assigned > 0 ? pieces : assigned + 1
         defer { assigned = end }
         return assigned..<end
-    }
-
-    /// A thread found its piece past the range's (moved) end: nothing after
-    /// it will be fetched, so the pieces it took count as done.
-    private func finishTaking() {
-        condition.lock()
-        assigned = pieces
-        condition.broadcast()
-        condition.unlock()
     }
 
     /// Whether `piece` is the one `body` waits for (throwing once another
