@@ -25,8 +25,12 @@ final class LayerFilesystem: FuseRequestHandler {
     private let mountTime: Int64
     private let totalBytes: Int64
     private let handles = Mutex(HandleTable())
-    /// True once the kernel agreed to zero-message opendir (see `openDirectory`).
-    private let zeroMessageOpendir = Mutex(false)
+    /// The zero-message opens the kernel agreed to (see `open`, `openDirectory`).
+    private let zeroMessageOpens = Mutex(ZeroMessageOpens())
+    /// The state whose size the kernel was last told (lookup, getattr): a
+    /// read without an open of its own (zero-message open) serves this one,
+    /// so the bytes match the size the reader saw.
+    private let announcedState = Mutex<[UInt8]?>(nil)
     private let reportedReadFailures = Mutex(Set<EntryID>())
     /// Signalled once the kernel connection is initialized.
     let initialized = DispatchSemaphore(value: 0)
@@ -63,8 +67,8 @@ final class LayerFilesystem: FuseRequestHandler {
     // MARK: connection
 
     func initialize(_ connection: inout FuseConnection) {
-        let zeroMessage = options.negotiate(&connection)
-        zeroMessageOpendir.withLock { $0 = zeroMessage }
+        let agreed = options.negotiate(&connection)
+        zeroMessageOpens.withLock { $0 = agreed }
         initialized.signal()
     }
 
@@ -88,7 +92,7 @@ final class LayerFilesystem: FuseRequestHandler {
         case .stateDirectory:
             guard name == stateFileName else { throw .noEntry }
             // The state changes: never let the kernel cache its size.
-            return FuseEntry(attributes: stateFileAttributes(size: stateSnapshot().count),
+            return FuseEntry(attributes: stateFileAttributes(size: announceState().count),
                              entryTimeout: options.entryTimeout, attributeTimeout: 0)
         case .stateFile:
             throw .notDirectory
@@ -105,7 +109,7 @@ final class LayerFilesystem: FuseRequestHandler {
         case .stateDirectory:
             return (stateDirectoryAttributes(), options.attributeTimeout)
         case .stateFile:
-            return (stateFileAttributes(size: stateSnapshot().count), 0)
+            return (stateFileAttributes(size: announceState().count), 0)
         case nil:
             throw .noEntry
         }
@@ -141,6 +145,11 @@ final class LayerFilesystem: FuseRequestHandler {
         switch inodes.target(of: inode) {
         case .entry(let id):
             if index.entry(id).type == .directory { throw .isDirectory }
+            // ENOSYS turns on zero-message open for the connection: this open
+            // and all later ones succeed in the kernel, with `keep_cache`, and
+            // send neither OPEN nor RELEASE (the mount is read-only, so the
+            // kernel refuses writes itself).
+            if zeroMessageOpens.withLock({ $0.files }) { throw .notSupported }
             return FuseOpenReply(keepCache: options.keepCache)
         case .stateFile:
             let snapshot = stateSnapshot()
@@ -172,7 +181,7 @@ final class LayerFilesystem: FuseRequestHandler {
                 throw .io
             }
         case .stateFile:
-            let snapshot = handles.withLock { $0.snapshots[handle] } ?? stateSnapshot()
+            let snapshot = handles.withLock { $0.snapshots[handle] } ?? announcedState.withLock { $0 } ?? stateSnapshot()
             guard offset < Int64(snapshot.count) else { return [] }
             let start = Int(offset)
             return Array(snapshot[start..<min(snapshot.count, start + size)])
@@ -188,6 +197,11 @@ final class LayerFilesystem: FuseRequestHandler {
         handles.withLock { _ = $0.snapshots.removeValue(forKey: handle) }
     }
 
+    func contentChanges(_ inode: UInt64) -> Bool {
+        if case .stateFile = inodes.target(of: inode) { return true }
+        return false
+    }
+
     // MARK: directories
 
     func openDirectory(_ inode: UInt64) throws(FuseErrno) -> FuseOpenReply {
@@ -200,7 +214,7 @@ final class LayerFilesystem: FuseRequestHandler {
             // ENOSYS turns on zero-message opendir for the connection; this
             // open and all later ones succeed in the kernel (handle 0, listing
             // cached), and `readDirectory` lists by inode.
-            if zeroMessageOpendir.withLock({ $0 }) { throw .notSupported }
+            if zeroMessageOpens.withLock({ $0.directories }) { throw .notSupported }
             listing = directoryListing(of: id)
             cacheable = options.cacheDirectories
         case .stateDirectory:
@@ -352,6 +366,13 @@ final class LayerFilesystem: FuseRequestHandler {
     }
 
     /// The current state JSON; a failure to produce it is itself reported as JSON.
+    /// A fresh state, remembered as the one whose size the kernel now knows.
+    private func announceState() -> [UInt8] {
+        let snapshot = stateSnapshot()
+        announcedState.withLock { $0 = snapshot }
+        return snapshot
+    }
+
     private func stateSnapshot() -> [UInt8] {
         do {
             return try content.stateJSON()

@@ -11,7 +11,7 @@ final class TreeFilesystem: FuseRequestHandler {
     private let options: FuseMountOptions
     private let logger: Logger
     private let table = Mutex(InodeTable())
-    private let zeroMessageOpendir = Mutex(false)
+    private let zeroMessageOpens = Mutex(ZeroMessageOpens())
     private let listings = Mutex<[UInt64: [FuseDirectoryEntry]]>([:])
     let initialized = DispatchSemaphore(value: 0)
 
@@ -46,8 +46,8 @@ final class TreeFilesystem: FuseRequestHandler {
     }
 
     func initialize(_ connection: inout FuseConnection) {
-        let zeroMessage = options.negotiate(&connection)
-        zeroMessageOpendir.withLock { $0 = zeroMessage }
+        let agreed = options.negotiate(&connection)
+        zeroMessageOpens.withLock { $0 = agreed }
         initialized.signal()
     }
 
@@ -112,6 +112,8 @@ final class TreeFilesystem: FuseRequestHandler {
         if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 { throw .readOnly }
         let file = try node(inode)
         if file.kind == .directory { throw .isDirectory }
+        // ENOSYS: zero-message open for the connection (see LayerFilesystem.open).
+        if zeroMessageOpens.withLock({ $0.files }) { throw .notSupported }
         return FuseOpenReply(keepCache: options.keepCache)
     }
 
@@ -132,7 +134,7 @@ final class TreeFilesystem: FuseRequestHandler {
     func openDirectory(_ inode: UInt64) throws(FuseErrno) -> FuseOpenReply {
         let directory = try node(inode)
         guard directory.kind == .directory else { throw .notDirectory }
-        if zeroMessageOpendir.withLock({ $0 }) { throw .notSupported }
+        if zeroMessageOpens.withLock({ $0.directories }) { throw .notSupported }
         return FuseOpenReply(keepCache: options.cacheDirectories, cacheDirectory: options.cacheDirectories)
     }
 

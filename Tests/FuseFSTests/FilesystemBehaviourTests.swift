@@ -19,6 +19,8 @@ struct FilesystemBehaviourTests {
         defer { directory.remove() }
         try MountSupport.withMount(try MountSupport.openContent(blob: Self.fixture), under: directory) { root, _ throws in
             let file = root + "/etc/hostname"
+            // A read first: the kernel then opens files without asking (zero-message open).
+            #expect(try String(contentsOfFile: file, encoding: .utf8) == "starling\n")
             func failure(_ result: Int32) -> Int32 { result == -1 ? errno : 0 }
             #expect(failure(open(file, O_WRONLY)) == EROFS)
             #expect(failure(open(file, O_RDWR)) == EROFS)
@@ -58,6 +60,36 @@ struct FilesystemBehaviourTests {
             let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stateFile))) as? [String: Any]
             #expect(state?["digest"] as? String == content.layerDigest)
             #expect((state?["size"] as? Int).map { $0 > 0 } == true)
+        }
+    }
+
+    /// The kernel opens a layer's files without asking and keeps their
+    /// pages (zero-message open), the state file's too: its pages must go
+    /// after each read, or every later reader would see the first state.
+    @Test("the state file follows the layer from one read to the next")
+    func stateFileStaysCurrent() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-fuse")
+        defer { directory.remove() }
+        let content = try MountSupport.openContent(blob: Self.fixture)
+        try MountSupport.withMount(content, under: directory) { root, _ throws in
+            let stateFile = root + "/.starling/\(content.layerDigest).json"
+            func servedBytes() throws -> Int? {
+                let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stateFile))) as? [String: Any]
+                return state?["servedBytes"] as? Int
+            }
+            var expected = try #require(try servedBytes())
+            // Each read of a small file changes the state without changing its
+            // length much; the kernel's size check alone would not notice.
+            for name in ["/etc/hostname", "/usr/lib/big.bin", "/etc/with-xattr"] {
+                let size = try Data(contentsOf: URL(fileURLWithPath: root + name)).count
+                expected += size
+                var seen: Int?
+                let current = waitUntil(timeout: 5) {
+                    seen = try? servedBytes()
+                    return seen == expected
+                }
+                #expect(current, "after reading \(name) (\(size) bytes) the state says \(seen.map(String.init) ?? "nothing") bytes served, not \(expected)")
+            }
         }
     }
 

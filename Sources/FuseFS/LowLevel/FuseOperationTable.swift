@@ -91,7 +91,8 @@ enum FuseOperationTable {
         }
 
         ops.read = { request, inode, size, offset, info in
-            guard let handler = handler(of: request) else { fuse_reply_err(request, EIO); return }
+            guard let context = context(of: request) else { fuse_reply_err(request, EIO); return }
+            let handler = context.handler
             do throws(FuseErrno) {
                 let bytes = try handler.read(inode, handle: info?.pointee.fh ?? 0, offset: Int64(offset), size: size)
                 bytes.withUnsafeBufferPointer { buffer in
@@ -102,6 +103,7 @@ enum FuseOperationTable {
             } catch {
                 fuse_reply_err(request, error.code)
             }
+            if handler.contentChanges(inode) { context.cacheInvalidator.dropCachedData(of: inode) }
         }
 
         ops.release = { request, inode, info in
@@ -174,8 +176,9 @@ enum FuseOperationTable {
             }
         }
 
-        // Nothing to flush or sync on a read-only filesystem.
-        ops.flush = { request, _, _ in fuse_reply_err(request, 0) }
+        // Nothing to flush or sync on a read-only filesystem. ENOSYS for
+        // FLUSH tells the kernel so once: closes then need no round trip.
+        ops.flush = { request, _, _ in fuse_reply_err(request, ENOSYS) }
         ops.fsync = { request, _, _, _ in fuse_reply_err(request, 0) }
         ops.fsyncdir = { request, _, _, _ in fuse_reply_err(request, 0) }
 
@@ -203,8 +206,12 @@ enum FuseOperationTable {
 /// The filesystem behind a request (nil only if libfuse lost the userdata,
 /// which callers answer with EIO).
 private func handler(of request: fuse_req_t?) -> (any FuseRequestHandler)? {
+    context(of: request)?.handler
+}
+
+private func context(of request: fuse_req_t?) -> FuseSessionContext? {
     guard let userdata = fuse_req_userdata(request) else { return nil }
-    return Unmanaged<FuseSessionContext>.fromOpaque(userdata).takeUnretainedValue().handler
+    return Unmanaged<FuseSessionContext>.fromOpaque(userdata).takeUnretainedValue()
 }
 
 private func makeStat(_ attributes: FuseAttributes) -> stat {

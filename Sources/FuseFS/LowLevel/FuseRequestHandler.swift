@@ -37,6 +37,10 @@ protocol FuseRequestHandler: AnyObject, Sendable {
     /// The kernel closed a handle returned by `open`.
     func release(_ inode: UInt64, handle: UInt64)
 
+    /// Whether `inode`'s content changes while mounted, so the kernel must
+    /// not keep its pages after a read (see `FuseCacheInvalidator`).
+    func contentChanges(_ inode: UInt64) -> Bool
+
     /// Opens a directory for listing.
     func openDirectory(_ inode: UInt64) throws(FuseErrno) -> FuseOpenReply
 
@@ -57,4 +61,8 @@ protocol FuseRequestHandler: AnyObject, Sendable {
 
     /// The names of all extended attributes of `inode`.
     func extendedAttributeNames(of inode: UInt64) throws(FuseErrno) -> [String]
+}
+
+extension FuseRequestHandler {
+    func contentChanges(_ inode: UInt64) -> Bool { false }
 }

@@ -109,6 +109,10 @@ struct FuseCapabilities: OptionSet, Sendable {
     /// directories itself (with `keep_cache` and `cache_readdir`) and sends
     /// no OPENDIR/RELEASEDIR at all (Linux 5.1).
     static let noOpendirSupport = FuseCapabilities(rawValue: 1 << 24)
+    /// Zero-message open: once OPEN answers ENOSYS, the kernel opens files
+    /// itself (as if OPEN had answered `keep_cache`) and sends no OPEN or
+    /// RELEASE at all (Linux 4.19). Only offered: asking for it changes nothing.
+    static let noOpenSupport = FuseCapabilities(rawValue: 1 << 17)
     /// Splice reads from /dev/fuse into the filesystem (unused by a read-only layer).
     static let spliceRead = FuseCapabilities(rawValue: 1 << 9)
 }
