@@ -30,6 +30,10 @@ public struct LazyLayerOptions: Sendable, Equatable {
     /// this large, else in consecutive requests of this size (bounds memory).
     /// Default 256 MiB.
     public var prefetchMaxRequestBytes: Int
+    /// A prioritized range whose back half is at least this large fetches
+    /// that half on a second connection at once (see `Prefetcher`); 0
+    /// keeps one connection. Default 1 MiB.
+    public var prefetchSecondStreamBytes: Int
     /// Background fetch of the rest of the layer after prefetch.
     public var background: BackgroundFetchOptions
     /// How much of the blob's head to request together with its TOC (see
@@ -62,7 +66,7 @@ public struct LazyLayerOptions: Sendable, Equatable {
     public init(maxRequestBytes: Int = 16 << 20, maxGapBytes: Int = 64 << 10,
                 readaheadBytes: Int = 8 << 20, sequentialReadaheadBytes: Int = 8 << 20,
                 wholeFileBytes: Int = 1 << 20, prefetchTimeout: Double = 10,
-                prefetchMaxRequestBytes: Int = 256 << 20,
+                prefetchMaxRequestBytes: Int = 256 << 20, prefetchSecondStreamBytes: Int = 1 << 20,
                 background: BackgroundFetchOptions = BackgroundFetchOptions(),
                 headStreamBytes: Int = 16 << 20, siblingReadaheadBytes: Int = 1 << 20,
                 dependencyReadaheadBytes: Int = 32 << 20, eagerFetchSeconds: Double = 0,
@@ -79,6 +83,7 @@ public struct LazyLayerOptions: Sendable, Equatable {
         self.wholeFileBytes = max(0, wholeFileBytes)
         self.prefetchTimeout = max(0, prefetchTimeout)
         self.prefetchMaxRequestBytes = max(1, prefetchMaxRequestBytes)
+        self.prefetchSecondStreamBytes = max(0, prefetchSecondStreamBytes)
         self.background = background
     }
 }

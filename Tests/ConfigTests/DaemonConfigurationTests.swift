@@ -27,6 +27,7 @@ final class DaemonConfigurationTests: XCTestCase {
             max_request_bytes = 1048576
             readahead_bytes = 0
             head_stream_bytes = 0
+            prefetch_second_stream_bytes = 0
             sibling_readahead_bytes = 4096
             dependency_readahead_bytes = 0
             eager_fetch_seconds = 0.5
@@ -74,6 +75,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.lazy.layer.maxRequestBytes, 1 << 20)
         XCTAssertEqual(configuration.lazy.layer.readaheadBytes, 0)
         XCTAssertEqual(configuration.lazy.layer.headStreamBytes, 0)
+        XCTAssertEqual(configuration.lazy.layer.prefetchSecondStreamBytes, 0)
         XCTAssertEqual(configuration.lazy.layer.siblingReadaheadBytes, 4096)
         XCTAssertEqual(configuration.lazy.layer.dependencyReadaheadBytes, 0)
         XCTAssertEqual(configuration.containerdAddress, "/run/k3s/containerd/containerd.sock")
@@ -127,6 +129,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(try DaemonConfiguration(toml: "containerd_address = \"\"").containerdAddress, "", "empty: never asked")
         XCTAssertEqual(configuration.lazy.layer.prefetchTimeout, 0, "Prepare does not wait for prefetch")
         XCTAssertEqual(configuration.lazy.layer.headStreamBytes, 16 << 20)
+        XCTAssertEqual(configuration.lazy.layer.prefetchSecondStreamBytes, 1 << 20)
         XCTAssertTrue(configuration.fuse.surviveRestarts)
         XCTAssertEqual(configuration.chunkCacheOptions.diskReserve, DiskReserve(bytes: 0, percent: 20))
         XCTAssertNoThrow(try DaemonConfiguration(contentsOf: "/nonexistent/starling.toml", mustExist: false))

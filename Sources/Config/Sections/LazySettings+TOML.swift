@@ -8,7 +8,7 @@ extension LazySettings {
                                "background_max_bytes_per_second", "background_idle_seconds", "memory_cache_bytes", "fetch_memory_bytes",
                                "disk_cache_bytes", "max_request_bytes", "readahead_bytes", "head_stream_bytes",
                                "sibling_readahead_bytes", "dependency_readahead_bytes", "eager_fetch_seconds",
-                               "eager_fetch_memory_bytes"]).union(DiskReserve.tomlKeys))
+                               "eager_fetch_memory_bytes", "prefetch_second_stream_bytes"]).union(DiskReserve.tomlKeys))
         enabled = try section.bool("enabled") ?? enabled
         if let value = try section.number("prefetch_timeout_seconds") { layer.prefetchTimeout = value }
         layer.background.enabled = try section.bool("background_fetch") ?? layer.background.enabled
@@ -24,6 +24,9 @@ extension LazySettings {
         if let value = try section.integer("max_request_bytes", range: 64 << 10...1 << 30) { layer.maxRequestBytes = value }
         if let value = try section.integer("readahead_bytes", range: 0...1 << 30) { layer.readaheadBytes = value }
         if let value = try section.integer("head_stream_bytes", range: 0...1 << 30) { layer.headStreamBytes = value }
+        if let value = try section.integer("prefetch_second_stream_bytes", range: 0...1 << 30) {
+            layer.prefetchSecondStreamBytes = value
+        }
         if let value = try section.integer("sibling_readahead_bytes", range: 0...1 << 30) { layer.siblingReadaheadBytes = value }
         if let value = try section.integer("dependency_readahead_bytes", range: 0...1 << 30) {
             layer.dependencyReadaheadBytes = value

@@ -1,5 +1,7 @@
+import BlockingWork
 import Foundation
 import StargzReader
+import Synchronization
 
 /// Prefetch: right after a layer is opened, the chunks of its prioritized
 /// range (eStargz: everything before `.prefetch.landmark`) in one streamed
@@ -42,8 +44,21 @@ final class Prefetcher: @unchecked Sendable {
                 return positions
             }
             count += mine.count
-            ok = fetcher.fetch(mine, purpose: .prefetch, limits: FetchLimits(
-                maxGap: Int64.max / 4, maxBytes: Int64(options.prefetchMaxRequestBytes), streaming: true))
+            let limits = FetchLimits(maxGap: Int64.max / 4, maxBytes: Int64(options.prefetchMaxRequestBytes), streaming: true)
+            let (front, back) = split(mine)
+            if back.isEmpty {
+                ok = fetcher.fetch(front, purpose: .prefetch, limits: limits)
+            } else {
+                let backDone = DispatchSemaphore(value: 0)
+                let backOK = Mutex(false)
+                DedicatedThread.start("starling-prefetch-2") { [fetcher] in
+                    backOK.withLock { $0 = fetcher.fetch(back, purpose: .prefetch, limits: limits) }
+                    backDone.signal()
+                }
+                ok = fetcher.fetch(front, purpose: .prefetch, limits: limits)
+                backDone.wait()
+                ok = backOK.withLock { $0 } && ok
+            }
         }
         let files = format.prioritizedFiles
         if !files.isEmpty {
@@ -72,6 +87,29 @@ final class Prefetcher: @unchecked Sendable {
             // Reads and background fetch will fetch what is missing.
             setStatus(.failed("some prioritized chunks could not be fetched"))
         }
+    }
+
+    /// The prioritized chunks as two streams, the back half on a connection
+    /// of its own from the start, when that half is at least
+    /// `prefetchSecondStreamBytes`: through a 20 ms / 200 Mbit link one
+    /// connection carried 129-158 Mbit/s, and reading every file of python
+    /// (52 MB prioritized) waited on it. The cut is at half the compressed
+    /// bytes, but never inside the blob's head already on its way.
+    private func split(_ positions: [Int]) -> (front: [Int], back: [Int]) {
+        let minimum = Int64(options.prefetchSecondStreamBytes)
+        guard minimum > 0, positions.count > 1 else { return (positions, []) }
+        let ranges = positions.map { fetcher.table.chunks[$0].compressedRange }
+        let total = ranges.reduce(Int64(0)) { $0 + Int64($1.count) }
+        guard total >= 2 * minimum else { return (positions, []) }
+        let head = fetcher.transport.headBytesOnTheirWay
+        var cut = 0
+        var before: Int64 = 0
+        while cut < ranges.count && (before < total / 2 || ranges[cut].lowerBound < head) {
+            before += Int64(ranges[cut].count)
+            cut += 1
+        }
+        guard cut < ranges.count, total - before >= minimum else { return (positions, []) }
+        return (Array(positions[..<cut]), Array(positions[cut...]))
     }
 
     /// Waits until the prefetch has finished or `deadline` passes; whether it is done.

@@ -130,7 +130,9 @@ public final class BlobRangeTransport: ChunkTransport {
                         deliver: (Int, Result<ArraySlice<UInt8>, LazyLayerError>) -> Void) -> [TransportRequest] {
         var records: [TransportRequest] = []
         var first = 0
-        if let head {
+        // A fetch that starts past the head (the prefetch's second
+        // connection) leaves it to the fetch that takes its bytes.
+        if let head, locators[0].lowerBound < head.coveredEnd {
             let started = DispatchTime.now().uptimeNanoseconds
             var end: Int64 = 0
             while first < locators.count, let bytes = head.bytes(locators[first]) {
@@ -188,6 +190,8 @@ public final class BlobRangeTransport: ChunkTransport {
     }
 
     public func layerMounted() { mirror?.start(logger: logger) }
+
+    public var headBytesOnTheirWay: Int64 { head?.coveredEnd ?? 0 }
 
     public func prefetchFinished() {
         head?.cancel()

@@ -26,6 +26,10 @@ public protocol ChunkTransport: Sendable {
     func layerMounted()
     /// The prefetch is over: what was kept for it (the blob's head) can go.
     func prefetchFinished()
+    /// How far from the blob's start bytes are already on their way for a
+    /// streamed fetch (the blob's head); a fetch of what lies beyond needs
+    /// a connection of its own.
+    var headBytesOnTheirWay: Int64 { get }
     /// Bytes it delivered did not verify. True when the transport changed
     /// path because of it (dropped a local copy), so a retry may succeed.
     func rejected() -> Bool
@@ -41,6 +45,7 @@ extension ChunkTransport {
     public func hurry(_ locators: [Range<Int64>]) {}
     public func layerMounted() {}
     public func prefetchFinished() {}
+    public var headBytesOnTheirWay: Int64 { 0 }
     public func rejected() -> Bool { false }
     public func layerComplete() {}
     public func close() {}

@@ -133,6 +133,16 @@ public final class HeadStream: @unchecked Sendable {
         return Array(buffer[Int(range.lowerBound)..<Int(range.upperBound)])
     }
 
+    /// Where the bytes it will deliver end: a streamed fetch that starts
+    /// before this offset takes its first chunks from here, one that starts
+    /// at or after it needs a request of its own (0 once cancelled).
+    var coveredEnd: Int64 {
+        condition.lock()
+        defer { condition.unlock() }
+        if cancelled { return 0 }
+        return ended ? min(end, Int64(buffer.count)) : end
+    }
+
     /// Bytes received so far (for counters).
     var received: Int64 {
         condition.lock()
