@@ -67,7 +67,6 @@ final class FuseSession: @unchecked Sendable {
             if let adopting { close(adopting.descriptor) }
             throw FuseMountError.invalidOptions(configuration.mountOptions)
         }
-        context.cacheInvalidator.attach(session)
         // Resolved before mounting: once the FUSE mount exists, any lookup of
         // the mountpoint blocks until the loop (not running yet) answers INIT.
         let resolvedMountpoint = URL(fileURLWithPath: mountpoint).resolvingSymlinksInPath().path
@@ -76,7 +75,6 @@ final class FuseSession: @unchecked Sendable {
             // libfuse takes `/dev/fd/N` as "this descriptor is the connection".
             guard fuse_session_mount(session, "/dev/fd/\(adopting.descriptor)") == 0 else {
                 close(adopting.descriptor)
-                context.cacheInvalidator.detach()
                 fuse_session_destroy(session)
                 throw FuseMountError.adoptFailed(mountpoint: mountpoint, reason: "libfuse refused descriptor \(adopting.descriptor)")
             }
@@ -92,14 +90,12 @@ final class FuseSession: @unchecked Sendable {
             }
         } else {
             guard fuse_session_mount(session, mountpoint) == 0 else {
-                context.cacheInvalidator.detach()
                 fuse_session_destroy(session)
                 throw FuseMountError.mountFailed(mountpoint: mountpoint)
             }
             do {
                 initRequest = try receiveInitRequest(fuse_session_fd(session), mountpoint: mountpoint)
             } catch {
-                context.cacheInvalidator.detach()
                 fuse_session_unmount(session)
                 fuse_session_destroy(session)
                 throw error
@@ -115,6 +111,8 @@ final class FuseSession: @unchecked Sendable {
             loopConfiguration.cloneFileDescriptor = false
         }
         let chosen = loopConfiguration
+        // Reads (and with them cache notifications) come only once the loop runs.
+        context.cacheInvalidator.attach(session)
         DedicatedThread.start("fuse-session \(mountpoint)") { running.runLoop(chosen) }
         return running
     }
