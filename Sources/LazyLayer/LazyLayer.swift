@@ -103,11 +103,15 @@ public final class LazyLayer: Sendable {
         let end = min(entry.size, start + Int64(max(0, length)))
         guard start < end else { return [] }
         let chunks = index.chunks(of: id, covering: start..<end)
-        var pieces = [[UInt8]?](repeating: nil, count: chunks.count)
+        // The part of each chunk this read wants.
+        let spans = chunks.map { chunk in
+            Int(max(start, chunk.fileOffset) - chunk.fileOffset)..<Int(min(end, chunk.fileOffset + chunk.size) - chunk.fileOffset)
+        }
+        var pieces = [ChunkPiece?](repeating: nil, count: chunks.count)
         var hits = 0
         for (i, chunk) in chunks.enumerated() {
-            if let bytes = cache.get(fetcher.key(chunk), size: Int(chunk.size)) {
-                pieces[i] = bytes
+            if let part = cache.read(fetcher.key(chunk), range: spans[i], size: Int(chunk.size)) {
+                pieces[i] = .part(part)
                 hits += 1
             }
         }
@@ -133,7 +137,7 @@ public final class LazyLayer: Sendable {
         // then it is fetched again (at most a few rounds, never a loop).
         for _ in 0..<3 where pieces.contains(where: { $0 == nil }) {
             do {
-                try fetchMissing(chunks: chunks, pieces: &pieces, entry: id, sequential: sequential)
+                try fetchMissing(chunks: chunks, spans: spans, pieces: &pieces, entry: id, sequential: sequential)
             } catch {
                 // Bytes that do not verify from a transport that can change
                 // path (drop a local copy): read again the other way.
@@ -145,14 +149,22 @@ public final class LazyLayer: Sendable {
         }
         var out: [UInt8] = []
         out.reserveCapacity(Int(end - start))
-        for (chunk, piece) in zip(chunks, pieces) {
-            guard let piece else { continue }
-            let from = Int(max(start, chunk.fileOffset) - chunk.fileOffset)
-            let to = Int(min(end, chunk.fileOffset + chunk.size) - chunk.fileOffset)
-            out += piece[from..<to]
-            cache.noteRead(fetcher.key(chunk), count: to - from)
+        for (i, piece) in pieces.enumerated() {
+            switch piece {
+            case .part(let part): out += part
+            case .chunk(let bytes): out += bytes[spans[i]]
+            case nil: continue
+            }
+            cache.noteRead(fetcher.key(chunks[i]), count: spans[i].count)
         }
         return out
+    }
+
+    /// What a read has of one chunk: the part it wants (from the cache),
+    /// or the whole chunk (handed over by the fetch that brought it).
+    private enum ChunkPiece {
+        case part([UInt8])
+        case chunk([UInt8])
     }
 
     /// Reads a whole regular file.
@@ -188,7 +200,7 @@ public final class LazyLayer: Sendable {
     /// Fills the nil `pieces`: waits for chunks others are fetching, fetches
     /// the rest in one call on this thread, and the planner's read-ahead
     /// beside it in a call of its own (this read waits only for what it needs).
-    private func fetchMissing(chunks: [Chunk], pieces: inout [[UInt8]?], entry id: EntryID,
+    private func fetchMissing(chunks: [Chunk], spans: [Range<Int>], pieces: inout [ChunkPiece?], entry id: EntryID,
                               sequential: Bool) throws(LazyLayerError) {
         let table = fetcher.table
         let index = self.index
@@ -250,11 +262,11 @@ public final class LazyLayer: Sendable {
             fetcher.finishForeground()
         }
         for i in recheck {
-            pieces[i] = cache.get(fetcher.key(chunks[i]), size: Int(chunks[i].size))
+            pieces[i] = cache.read(fetcher.key(chunks[i]), range: spans[i], size: Int(chunks[i].size)).map(ChunkPiece.part)
         }
         var firstError: LazyLayerError?
         for (i, pending) in waits {
-            do { pieces[i] = try pending.wait().get() } catch { firstError = firstError ?? error }
+            do { pieces[i] = .chunk(try pending.wait().get()) } catch { firstError = firstError ?? error }
         }
         if let firstError { throw firstError }
     }

@@ -22,26 +22,54 @@ final class ChunkCacheTests: XCTestCase {
         XCTAssertLessThanOrEqual(cache.statistics().memoryBytes, 3000)
     }
 
-    /// A chunk read out whole is in the kernel's page cache: memory lets it
-    /// go if the disk tier keeps it, and holds it while nothing else does.
-    func testAChunkReadOutWholeLeavesMemoryOnlyWhenOnDisk() throws {
+    /// A chunk the disk tier holds is read back from there in parts (the
+    /// kernel's page cache keeps it near), so memory holds only what the
+    /// disk does not: with no disk tier, its one copy, until it is read.
+    func testMemoryKeepsOnlyWhatTheDiskDoesNot() throws {
         let directory = try TemporaryDirectory(prefix: "starling-cache")
         let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 1 << 20, directory: directory.path,
                                                                diskBytes: 1 << 20))
         let chunk = randomBytes(1000, seed: 7)
         let key = ChunkKey.content(digest(chunk))
         cache.put(key, chunk)
-        cache.noteRead(key, count: 600)
-        XCTAssertEqual(cache.statistics().memoryBytes, 1000, "part of it read: it stays")
-        cache.noteRead(key, count: 400)
-        XCTAssertEqual(cache.statistics().memoryBytes, 0, "all of it read: the disk tier has it")
+        XCTAssertEqual(cache.statistics().memoryBytes, 0, "on disk: not in memory too")
+        XCTAssertGreaterThan(cache.statistics().diskBytes, 0)
+        XCTAssertEqual(cache.read(key, range: 600..<1000, size: 1000), Array(chunk[600..<1000]))
         XCTAssertEqual(cache.get(key), chunk)
-        XCTAssertEqual(cache.statistics().diskHits, 1)
+        XCTAssertEqual(cache.statistics().diskHits, 2)
+        XCTAssertNil(cache.read(key, range: 0..<10, size: 999), "a chunk of another size is not this one")
 
         let memoryOnly = try ChunkCache(options: ChunkCache.Options(memoryBytes: 1 << 20))
         memoryOnly.put(key, chunk)
+        XCTAssertEqual(memoryOnly.statistics().memoryBytes, 1000)
         memoryOnly.noteRead(key, count: 1000)
-        XCTAssertEqual(memoryOnly.get(key), chunk, "no disk tier: memory keeps its only copy")
+        XCTAssertEqual(memoryOnly.read(key, range: 0..<10, size: 1000), Array(chunk[0..<10]),
+                       "no disk tier: memory keeps its only copy")
+    }
+
+    /// Parts are read without hashing only from chunks this process wrote
+    /// or checked: a file found on disk at start is hashed whole at its
+    /// first use, and a damaged one is removed, not served.
+    func testPartsOfChunksFromAnEarlierRunAreHashedFirst() throws {
+        let directory = try TemporaryDirectory(prefix: "starling-cache")
+        let good = randomBytes(5000, seed: 11)
+        let garbled = randomBytes(5000, seed: 12)
+        do {
+            let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path))
+            for chunk in [good, garbled] { cache.put(.content(digest(chunk)), chunk) }
+        }
+        let hex = digest(garbled).hex
+        let file = "\(directory.path)/chunks/\(hex.prefix(2))/\(hex)"
+        var replaced = garbled
+        replaced[4000] ^= 0x5a
+        try Data(replaced).write(to: URL(fileURLWithPath: file))
+
+        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path))
+        XCTAssertNil(cache.read(.content(digest(garbled)), range: 0..<100, size: 5000),
+                     "the part asked for is intact, the chunk is not: nothing served")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file), "damaged file removed")
+        XCTAssertEqual(cache.read(.content(digest(good)), range: 100..<200, size: 5000), Array(good[100..<200]))
+        XCTAssertEqual(cache.statistics().diskCorruptDropped, 1)
     }
 
     func testDiskTierKeepsItsCapAndSurvivesReopening() throws {

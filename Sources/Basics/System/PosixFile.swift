@@ -18,6 +18,14 @@ public enum PosixFile {
         return try read(fd, at: 0, count: size, path: path)
     }
 
+    /// Up to `count` bytes of the file at `path` from `offset`: fewer only at its end.
+    public static func read(_ path: String, at offset: Int64, count: Int) throws(SystemCallError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemCallError("open", path) }
+        defer { close(fd) }
+        return try read(fd, at: offset, count: count, path: path)
+    }
+
     /// Up to `count` bytes of `fd` at `offset`: fewer only at the end of the file.
     public static func read(_ fd: Int32, at offset: Int64, count: Int, path: String) throws(SystemCallError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)

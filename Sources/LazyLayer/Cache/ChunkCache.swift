@@ -6,8 +6,8 @@ import StargzReader
 /// tier in front of an optional on-disk tier, both keyed by `ChunkKey`.
 ///
 /// Only verified bytes enter it (the layer verifies before storing), and the
-/// disk tier re-verifies on load, so what comes out is always what the TOC
-/// promised.
+/// disk tier hashes a chunk again before its first use by a new process, so
+/// what comes out is always what the TOC promised.
 public final class ChunkCache: Sendable {
     /// Where and how much to cache.
     public struct Options: Sendable, Equatable {
@@ -77,17 +77,36 @@ public final class ChunkCache: Sendable {
     /// Whether chunks can be kept on disk (and how many bytes).
     public var diskCapacity: Int? { disk?.capacityBytes }
 
-    /// The chunk's verified bytes from memory, else from disk (then promoted
-    /// to memory when `promote`), else nil.
-    public func get(_ key: ChunkKey, size: Int? = nil, promote: Bool = true) -> [UInt8]? {
+    /// The chunk's verified bytes from memory, else from disk (hashed first
+    /// unless this process already checked it), else nil.
+    public func get(_ key: ChunkKey, size: Int? = nil) -> [UInt8]? {
         if let bytes = memory.get(key) {
             counters.add(\.memoryHits)
             return bytes
         }
-        if case .content(let digest) = key, let disk, let bytes = disk.load(digest, expectedSize: size) {
+        if case .content(let digest) = key, let disk,
+           let bytes = disk.whole(digest, expectedSize: size) ?? disk.load(digest, expectedSize: size) {
             counters.add(\.diskHits)
-            if promote { memory.put(key, bytes) }
             return bytes
+        }
+        counters.add(\.misses)
+        return nil
+    }
+
+    /// Bytes `range` of the chunk (verified): from memory, else from disk,
+    /// where a chunk this process has not checked yet is loaded and hashed
+    /// whole first; nil when neither tier has it.
+    public func read(_ key: ChunkKey, range: Range<Int>, size: Int) -> [UInt8]? {
+        if let bytes = memory.get(key) {
+            counters.add(\.memoryHits)
+            return Array(bytes[range])
+        }
+        if case .content(let digest) = key, let disk {
+            if let part = disk.read(digest, range: range, expectedSize: size)
+                ?? disk.load(digest, expectedSize: size).map({ Array($0[range]) }) {
+                counters.add(\.diskHits)
+                return part
+            }
         }
         counters.add(\.misses)
         return nil
@@ -106,17 +125,18 @@ public final class ChunkCache: Sendable {
         return false
     }
 
-    /// Stores verified bytes: on disk (content keys only) and, when
-    /// `inMemory`, in memory. Background fetch skips memory so bulk
-    /// streaming does not push out the working set. Returns whether the
-    /// disk tier holds the chunk (false when it has no room for it).
+    /// Stores verified bytes: on disk (content keys only), else, when
+    /// `inMemory`, in memory. A chunk the disk holds is read back from it
+    /// in parts (the kernel's page cache keeps it near) without being
+    /// hashed again, so memory holds only what the disk cannot: chunks
+    /// without a content digest, and all of them without a disk tier or
+    /// while its filesystem is at its reserve. Background fetch never goes
+    /// to memory. Returns whether the disk tier holds the chunk.
     @discardableResult
     public func put(_ key: ChunkKey, _ bytes: [UInt8], inMemory: Bool = true) -> Bool {
-        // Disk first: once a chunk can be seen in memory it is also on disk,
-        // so a layer opened over the same directory right after finds it.
         var onDisk = false
         if case .content(let digest) = key, let disk { onDisk = disk.store(digest, bytes) }
-        if inMemory { memory.put(key, bytes) }
+        if inMemory && !onDisk { memory.put(key, bytes) }
         return onDisk
     }
 

@@ -25,6 +25,9 @@ final class DiskChunkCache: @unchecked Sendable {
         var size: Int
         var lastUse: UInt64
         var touched: Bool
+        /// Written by this process after its caller verified it, or hashed
+        /// once since: read back in parts without hashing again (see `read`).
+        var verified = false
     }
 
     /// Why a chunk was not stored or space was given back, for `ConditionLog`.
@@ -161,7 +164,44 @@ final class DiskChunkCache: @unchecked Sendable {
             drop(digest, reason: "content does not match its digest")
             return nil
         }
+        lock.lock()
+        records[digest]?.verified = true
+        lock.unlock()
         if touch { PosixFile.touch(path) }
+        return bytes
+    }
+
+    /// All of a chunk this process wrote or has hashed (see `read`).
+    func whole(_ digest: SHA256Digest, expectedSize: Int?) -> [UInt8]? {
+        lock.lock()
+        let size = records[digest]?.size
+        lock.unlock()
+        guard let size else { return nil }
+        return read(digest, range: 0..<size, expectedSize: expectedSize)
+    }
+
+    /// `range` of a chunk this process wrote or has hashed since it started
+    /// (nil for any other: `load` it, which hashes it). A file the daemon
+    /// itself checked and keeps in its root-only directory is not hashed
+    /// again for every part read: reads of a 4 MiB chunk in 128 KiB pieces
+    /// would hash it 32 times, which is why chunks once stayed in memory.
+    /// Chunks found on disk at start are hashed at their first use.
+    func read(_ digest: SHA256Digest, range: Range<Int>, expectedSize: Int?) -> [UInt8]? {
+        lock.lock()
+        guard var record = records[digest], record.verified, range.lowerBound >= 0, range.upperBound <= record.size,
+              expectedSize == nil || expectedSize == record.size else {
+            lock.unlock()
+            return nil
+        }
+        clock += 1
+        record.lastUse = clock
+        records[digest] = record
+        lock.unlock()
+        let path = self.path(of: digest)
+        guard let bytes = try? PosixFile.read(path, at: Int64(range.lowerBound), count: range.count), bytes.count == range.count else {
+            drop(digest, reason: "unreadable or shorter than recorded")
+            return nil
+        }
         return bytes
     }
 
@@ -214,7 +254,7 @@ final class DiskChunkCache: @unchecked Sendable {
         }
         if records[digest] == nil {
             clock += 1
-            records[digest] = Record(size: bytes.count, lastUse: clock, touched: true)
+            records[digest] = Record(size: bytes.count, lastUse: clock, touched: true, verified: true)
             totalBytes += bytes.count
             evictIfNeeded()
         }

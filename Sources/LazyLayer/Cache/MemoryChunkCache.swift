@@ -1,14 +1,11 @@
 import Foundation
 
-/// The first cache tier: decoded chunks in memory, bounded by total bytes,
-/// least recently used evicted first.
-///
-/// Why it exists next to the disk tier and the kernel page cache: FUSE reads
-/// a 4 MiB chunk in 128 KiB pieces; without this tier every piece would
-/// re-read and re-verify the whole chunk from disk. Once every byte of a
-/// chunk has been read out (`noteRead`), the kernel's page cache holds them,
-/// and a chunk the disk tier also holds leaves this tier: what it would
-/// keep is a third copy.
+/// The memory tier: decoded chunks the disk tier does not hold (no disk
+/// tier, its filesystem at its reserve, chunks without a content digest),
+/// bounded by total bytes, least recently used evicted first. A chunk on
+/// disk is read from there (see `DiskChunkCache.read`). Once every byte of
+/// a chunk has been read out (`noteRead`), the kernel's page cache holds
+/// them, and a chunk the disk tier holds by then leaves this tier.
 final class MemoryChunkCache: @unchecked Sendable {
     // @unchecked: all state is guarded by `lock`.
     private struct Node {
