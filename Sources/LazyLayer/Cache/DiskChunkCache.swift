@@ -199,7 +199,8 @@ final class DiskChunkCache: @unchecked Sendable {
         lock.unlock()
         let path = self.path(of: digest)
         guard let bytes = try? PosixFile.read(path, at: Int64(range.lowerBound), count: range.count), bytes.count == range.count else {
-            drop(digest, reason: "unreadable or shorter than recorded")
+            // Evicted meanwhile is no damage.
+            if contains(digest) { drop(digest, reason: "unreadable or shorter than recorded") }
             return nil
         }
         return bytes
