@@ -76,6 +76,42 @@ final class HeadStreamTests: XCTestCase {
         }
     }
 
+    /// A prioritized range fetched as two streams is cut in the middle, and
+    /// the head (the front's first bytes, still on its way) stops at the
+    /// cut: no byte comes twice, and the back does not wait for the head.
+    func testASplitPrefetchStopsTheHeadAtTheCut() throws {
+        var files = PrefetchAndBackgroundTests.files()
+        for i in 0..<3 { files["usr/lib/large\(i).so"] = randomBytes(4 << 20, seed: UInt64(100 + i)) }
+        let prioritized = PrefetchAndBackgroundTests.prioritized + (0..<3).map { "usr/lib/large\($0).so" }
+        let test = try TestLayer(files: files, chunkSize: 1 << 20, prioritized: prioritized)
+        let gate = DispatchSemaphore(value: 0)
+        let pieceBytes = 16 << 10
+        let source = RecordingStreamSource(try LocalFileBlobSource(path: test.blobPath), pieceBytes: pieceBytes, gate: gate)
+        let head = HeadStream(source: source, limit: 16 << 20)
+        let layer = try test.open(source: source)
+        let range = try XCTUnwrap(layer.index.prefetchRange)
+        head.end(at: range.upperBound)  // as the registry layer source does once the TOC is in
+        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 64 << 20))
+        let lazy = LazyLayer(digest: test.result.digest, layer: layer, source: source, cache: cache,
+                             options: LazyLayerOptions(background: BackgroundFetchOptions(enabled: false)), headStream: head)
+        // Nothing has arrived when the prefetch plans its cut: the gate opens
+        // once the back half has been asked for (the probe waits at it too).
+        DispatchQueue.global().async {
+            _ = waitUntil(timeout: 10) { source.streams.count >= 2 }
+            gate.signal()
+        }
+        XCTAssertTrue(lazy.prefetch(timeout: 60))
+        XCTAssertTrue(waitUntil(timeout: 30) { source.finishedStreams == source.streams.count })
+        let back = try XCTUnwrap(source.streams.first { $0.lowerBound > HeadStream.probeBytes }, "\(source.streams)")
+        XCTAssertEqual(source.streams.count, 3, "the head's probe and rest, and the back half: \(source.streams)")
+        XCTAssertLessThan(abs(back.lowerBound - range.upperBound / 2), 2 << 20, "cut near the middle: \(back), \(range)")
+        XCTAssertLessThanOrEqual(source.deliveredBytes, Int(range.upperBound) + 2 * pieceBytes,
+                                 "the head stopped at the cut; nothing came twice")
+        for path in prioritized {
+            XCTAssertEqual(sha256Hex(try lazy.readAll(path: path)), sha256Hex(test.files[path]!), path)
+        }
+    }
+
     func testHeadStreamOfALayerWithoutPrioritizedFilesStopsAtOnce() throws {
         let test = try TestLayer(files: PrefetchAndBackgroundTests.files(), chunkSize: 64 << 10)
         let source = RecordingStreamSource(try LocalFileBlobSource(path: test.blobPath), pieceBytes: 16 << 10)

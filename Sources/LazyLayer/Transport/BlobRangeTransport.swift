@@ -191,7 +191,11 @@ public final class BlobRangeTransport: ChunkTransport {
 
     public func layerMounted() { mirror?.start(logger: logger) }
 
-    public var headBytesOnTheirWay: Int64 { head?.coveredEnd ?? 0 }
+    public var headBytesReceived: Int64 { head?.received ?? 0 }
+
+    public func endHead(at offset: Int64) {
+        if let head, offset > 0 { head.end(at: offset) }
+    }
 
     public func prefetchFinished() {
         head?.cancel()

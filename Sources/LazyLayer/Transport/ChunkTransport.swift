@@ -26,10 +26,12 @@ public protocol ChunkTransport: Sendable {
     func layerMounted()
     /// The prefetch is over: what was kept for it (the blob's head) can go.
     func prefetchFinished()
-    /// How far from the blob's start bytes are already on their way for a
-    /// streamed fetch (the blob's head); a fetch of what lies beyond needs
-    /// a connection of its own.
-    var headBytesOnTheirWay: Int64 { get }
+    /// How much of the blob's head (requested with the TOC, the
+    /// prefetch's first bytes) has arrived.
+    var headBytesReceived: Int64 { get }
+    /// Stops the blob's head at `offset` (a second connection takes what
+    /// lies beyond).
+    func endHead(at offset: Int64)
     /// Bytes it delivered did not verify. True when the transport changed
     /// path because of it (dropped a local copy), so a retry may succeed.
     func rejected() -> Bool
@@ -45,7 +47,8 @@ extension ChunkTransport {
     public func hurry(_ locators: [Range<Int64>]) {}
     public func layerMounted() {}
     public func prefetchFinished() {}
-    public var headBytesOnTheirWay: Int64 { 0 }
+    public var headBytesReceived: Int64 { 0 }
+    public func endHead(at offset: Int64) {}
     public func rejected() -> Bool { false }
     public func layerComplete() {}
     public func close() {}
