@@ -1,7 +1,7 @@
+import Basics
 import BlockingWork
 import Foundation
 import StargzReader
-import Synchronization
 
 /// Prefetch: right after a layer is opened, the chunks of its prioritized
 /// range (eStargz: everything before `.prefetch.landmark`) in one streamed
@@ -49,15 +49,12 @@ final class Prefetcher: @unchecked Sendable {
             if back.isEmpty {
                 ok = fetcher.fetch(front, purpose: .prefetch, limits: limits)
             } else {
-                let backDone = DispatchSemaphore(value: 0)
-                let backOK = Mutex(false)
+                let backOK = OneShot<Bool>()
                 DedicatedThread.start("starling-prefetch-2") { [fetcher] in
-                    backOK.withLock { $0 = fetcher.fetch(back, purpose: .prefetch, limits: limits) }
-                    backDone.signal()
+                    backOK.fulfil(fetcher.fetch(back, purpose: .prefetch, limits: limits))
                 }
                 ok = fetcher.fetch(front, purpose: .prefetch, limits: limits)
-                backDone.wait()
-                ok = backOK.withLock { $0 } && ok
+                ok = backOK.wait() && ok
             }
         }
         let files = format.prioritizedFiles
