@@ -34,6 +34,7 @@
 #
 # Needs root, docker-registry, skopeo, debootstrap (first run), containerd,
 # ctr, ctr-remote, runc, nginx, python3, openssl, /dev/fuse.
+#   PREPARE_MODES="http mounted mounted-walk" (the prepare part's modes)
 #   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200  VARIANTS="cvmfs starling overlayfs"
 #   BASE_STARLING=path/to/starling: the variant cvmfs-base is cvmfs through that
 #       (older) binary, for A/B of a change
@@ -153,7 +154,7 @@ PY
     --cache-dir "$work/client-cache" >"$work/mount.log" 2>&1 &
   mountpid=$!
   for _ in $(seq 300); do [ -d "$mnt/.layers" ] && break; sleep 0.1; done
-  for mode in http mounted mounted-walk; do
+  for mode in ${PREPARE_MODES:-http mounted mounted-walk}; do
     for round in first again; do
       dir=$work/prepare-$mode-$round
       [ "$round" = first ] || [ "$mode" = http ] || { mkdir -p "$dir/starling-root"; cp -a "$work/prepare-$mode-first-pairs" "$dir/starling-root/cvmfs-whiteouts"; }

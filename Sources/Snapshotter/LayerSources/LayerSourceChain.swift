@@ -35,6 +35,10 @@ final class LayerSourceChain: Sendable {
     /// image's other layers (but those in `known`, served already) are
     /// offered ahead in the background.
     func serve(_ target: RemoteLayerTarget, known: Set<String>) -> LayerOffer {
+        // The image's config (what its containers run) comes while the
+        // sources read their layer's metadata, whichever source serves it:
+        // the start-up read-ahead needs it the moment the layer is mounted.
+        _ = startupHints(target.image)
         let pending = offer(LayerRequest(image: target.image, layerDigest: target.layerDigest, tocDigest: target.tocDigest))
         for digest in target.imageLayers where digest != target.layerDigest && !known.contains(digest) {
             _ = offer(LayerRequest(image: target.image, layerDigest: digest, tocDigest: nil))

@@ -50,7 +50,6 @@ final class RegistryLayerSource: LayerSource {
         var toc = request.tocDigest
         var size: Int64?
         var manifestNote = ""
-        _ = startupHints(request.image)  // the config comes while the TOC does
         // With the TOC digest from the labels, the manifest is not needed:
         // the tail read below also tells the blob's size.
         switch toc == nil ? images.manifest(request.image) : nil {
