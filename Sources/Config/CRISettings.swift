@@ -14,6 +14,10 @@ public struct CRISettings: Sendable, Equatable {
     /// A captured credential whose repository no snapshot uses is kept
     /// this long after its pull (the pull's layers may still be coming).
     public var credentialGraceSeconds: Double = 600
+    /// A `PullImage` starts opening the image's layers at once, while
+    /// containerd resolves the image, instead of at containerd's first
+    /// Prepare (`PullAhead`).
+    public var openLayersOnPull = true
 
     public init() {}
 

@@ -112,6 +112,8 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(resolved.address, "/run/x/cri.sock")
         XCTAssertEqual(resolved.containerdAddress, "/run/k3s/containerd/containerd.sock")
         XCTAssertFalse(try DaemonConfiguration(toml: "[cri]\naddress = \"\"").cri.isEnabled, "\"\" turns the proxy off")
+        XCTAssertTrue(defaults.openLayersOnPull)
+        XCTAssertFalse(try DaemonConfiguration(toml: "[cri]\nopen_layers_on_pull = false").cri.openLayersOnPull)
     }
 
     func testTheShippedExampleAndAnEmptyFileGiveTheDefaults() throws {

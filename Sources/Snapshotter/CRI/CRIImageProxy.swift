@@ -9,7 +9,8 @@ import Registry
 /// image bookkeeping. On the way, `PullImage` leaves its credentials with
 /// `CredentialCapture` *before* containerd starts the pull: containerd's
 /// unpack asks Starling for each layer while the call runs, and those lazy
-/// layers are then read with the image's own credentials.
+/// layers are then read with the image's own credentials. It also starts
+/// opening the image's layers (`PullAhead`) while containerd resolves it.
 ///
 /// Statuses and messages come back from containerd unchanged; a containerd
 /// that is down answers Unavailable, which kubelet retries. Fields this
@@ -17,6 +18,7 @@ import Registry
 struct CRIImageProxy: Runtime_V1_ImageService.SimpleServiceProtocol {
     let containerd: Runtime_V1_ImageService.Client<HTTP2ClientTransport.Posix>
     let capture: CredentialCapture
+    let pullAhead: PullAhead?
     let logger: Logger
 
     func listImages(request: Runtime_V1_ListImagesRequest, context: ServerContext) async throws -> Runtime_V1_ListImagesResponse {
@@ -29,6 +31,7 @@ struct CRIImageProxy: Runtime_V1_ImageService.SimpleServiceProtocol {
 
     func pullImage(request: Runtime_V1_PullImageRequest, context: ServerContext) async throws -> Runtime_V1_PullImageResponse {
         let kept = capture.keep(request)
+        pullAhead?.imageRequested(request.image.image)
         let response = try await forwarded("PullImage") { try await containerd.pullImage(request) }
         // Image and whether credentials came, never the credentials.
         logger.info("CRI pull done", metadata: [

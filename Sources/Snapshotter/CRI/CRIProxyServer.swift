@@ -19,7 +19,7 @@ final class CRIProxyServer: Sendable {
     /// Listens at `settings.address` (0700 directory, 0600 socket, before
     /// anyone can connect).
     init(settings unresolved: CRISettings, snapshotsAddress: String, containerdAddress: String,
-         credentials: CapturedCredentials, logger: Logger) throws {
+         credentials: CapturedCredentials, pullAhead: PullAhead? = nil, logger: Logger) throws {
         let settings = unresolved.resolved(snapshotsAddress: snapshotsAddress, containerdAddress: containerdAddress)
         self.settings = settings
         self.logger = logger
@@ -28,7 +28,8 @@ final class CRIProxyServer: Sendable {
         let listener = try UnixSocketListener.listen(at: settings.address!)
         transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext)
         let proxy = CRIImageProxy(containerd: Runtime_V1_ImageService.Client(wrapping: client),
-                                  capture: CredentialCapture(store: credentials, logger: logger), logger: logger)
+                                  capture: CredentialCapture(store: credentials, logger: logger), pullAhead: pullAhead,
+                                  logger: logger)
         server = GRPCServer(transport: transport, services: [proxy])
     }
 

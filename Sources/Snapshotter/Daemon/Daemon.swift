@@ -47,6 +47,7 @@ struct Daemon {
         var cache: ChunkCache?
         let credentials = try DaemonCredentials(configuration: configuration, logger: logger)
         var cvmfsClient: CVMFSHTTPClient?
+        var images: ImageMetadata?
         if configuration.cvmfs.enabled || configuration.lazy.enabled || configuration.unpack.enabled {
             let chunkCache = try ChunkCache(options: configuration.chunkCacheOptions, logger: logger)
             cache = chunkCache
@@ -59,20 +60,21 @@ struct Daemon {
                 let registryClient = RegistryClient(configuration: configuration.registry, logger: logger,
                                                     credentialSources: credentials.sources)
                 // Manifests and configs, fetched once per image for every source.
-                let images = ImageMetadata(client: registryClient, logger: logger)
+                let metadata = ImageMetadata(client: registryClient, logger: logger)
+                images = metadata
                 if configuration.lazy.enabled {
                     sources.append(RegistryLayerSource(client: registryClient, cache: chunkCache,
                                                        options: configuration.lazy.layer,
-                                                       savedTOCs: SavedTOCs(paths: paths), images: images, logger: logger))
+                                                       savedTOCs: SavedTOCs(paths: paths), images: metadata, logger: logger))
                     if configuration.gzipIndex.enabled {
                         sources.append(GzipIndexLayerSource(client: registryClient, cache: chunkCache,
-                                                            options: configuration.lazy.layer, images: images,
+                                                            options: configuration.lazy.layer, images: metadata,
                                                             settings: configuration.gzipIndex, paths: paths, logger: logger))
                     }
                 }
                 if configuration.unpack.enabled {
                     let namespace = configuration.fuse.opaqueXattrNamespaces.first ?? "trusted"
-                    sources.append(UnpackLayerSource(client: registryClient, images: images, settings: configuration.unpack,
+                    sources.append(UnpackLayerSource(client: registryClient, images: metadata, settings: configuration.unpack,
                                                      paths: paths, opaqueXattr: "\(namespace).overlay.opaque", logger: logger))
                 }
                 client = registryClient
@@ -95,10 +97,14 @@ struct Daemon {
         let transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext)
         let status = StatusService(collector: StatusCollector(store: store, mounts: mounts, cache: cache, started: started))
         let server = GRPCServer(transport: transport, services: [SnapshotsService(backend: service, logger: logger), status])
+        var pullAhead: PullAhead?
+        if configuration.cri.openLayersOnPull, let images, let layerSources {
+            pullAhead = PullAhead(images: images, chain: layerSources, isCommitted: service.isCommitted, logger: logger)
+        }
         let criProxy = !configuration.cri.isEnabled ? nil
             : try CRIProxyServer(settings: configuration.cri, snapshotsAddress: configuration.address,
                                  containerdAddress: configuration.containerdAddress,
-                                 credentials: credentials.captured, logger: logger)
+                                 credentials: credentials.captured, pullAhead: pullAhead, logger: logger)
         var metricsServer: MetricsServer?
         if let address = configuration.metricsAddress {
             let collector = MetricsCollector(mounts: mounts, events: events, client: client)

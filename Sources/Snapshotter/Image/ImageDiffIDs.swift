@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// The `rootfs.diff_ids` of an image config: the digest of each layer's
@@ -19,6 +20,23 @@ enum ImageDiffIDs {
             throw ImageDiffIDsError(detail: "the config lists \(ids.count) diff IDs for \(layerCount) layers")
         }
         return ids[layerIndex]
+    }
+
+    /// The chain ID of each layer over the ones below it (OCI image spec:
+    /// the first layer's is its diff ID, each next one the digest of
+    /// "<chain ID below> <diff ID>"): the names containerd gives the
+    /// committed snapshots of an image's layers.
+    static func chainIDs(_ diffIDs: [String]) -> [String] {
+        var result: [String] = []
+        result.reserveCapacity(diffIDs.count)
+        for diffID in diffIDs {
+            guard let below = result.last else {
+                result.append(diffID)
+                continue
+            }
+            result.append(SHA256Digest.of("\(below) \(diffID)".utf8).description)
+        }
+        return result
     }
 }
 

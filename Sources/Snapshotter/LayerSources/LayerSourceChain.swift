@@ -18,8 +18,15 @@ import Synchronization
 final class LayerSourceChain: Sendable {
     let sources: [any LayerSource]
     private let logger: Logger
-    private let offers = Mutex<[String: (pending: OneShot<LayerOffer>, time: Date)]>([:])
+    private let table = Mutex(Table())
     static let unclaimedLifetime: Double = 600
+
+    private struct Table {
+        var offers: [String: (pending: OneShot<LayerOffer>, time: Date)] = [:]
+        /// Layers whose offer a Prepare took, and when: an offer made
+        /// ahead after that would never be claimed.
+        var claimed: [String: Date] = [:]
+    }
 
     init(sources: [any LayerSource], logger: Logger) {
         self.sources = sources
@@ -39,27 +46,51 @@ final class LayerSourceChain: Sendable {
         // sources read their layer's metadata, whichever source serves it:
         // the start-up read-ahead needs it the moment the layer is mounted.
         _ = startupHints(target.image)
-        let pending = offer(LayerRequest(image: target.image, layerDigest: target.layerDigest, tocDigest: target.tocDigest))
+        let arrived = Date()
+        let (pending, madeAt) = offer(LayerRequest(image: target.image, layerDigest: target.layerDigest, tocDigest: target.tocDigest),
+                                      ahead: false)!
         for digest in target.imageLayers where digest != target.layerDigest && !known.contains(digest) {
-            _ = offer(LayerRequest(image: target.image, layerDigest: digest, tocDigest: nil))
+            _ = offer(LayerRequest(image: target.image, layerDigest: digest, tocDigest: nil), ahead: true)
         }
         let outcome = pending.wait()
-        offers.withLock { _ = $0.removeValue(forKey: target.layerDigest) }
+        table.withLock {
+            _ = $0.offers.removeValue(forKey: target.layerDigest)
+            $0.claimed[target.layerDigest] = Date()
+        }
+        if madeAt < arrived {
+            logger.info("the layer's offer was made before its Prepare came", metadata: [
+                "layer": "\(target.layerDigest)", "aheadSeconds": "\(String(format: "%.3f", arrived.timeIntervalSince(madeAt)))",
+                "waitedSeconds": "\(String(format: "%.3f", Date().timeIntervalSince(arrived)))"])
+        }
         return outcome
     }
 
-    /// The pending offer for a layer, started if there is none.
-    private func offer(_ request: LayerRequest) -> OneShot<LayerOffer> {
-        let (pending, isNew) = offers.withLock { table -> (OneShot<LayerOffer>, Bool) in
-            if let entry = table[request.layerDigest] { return (entry.pending, false) }
+    /// Starts offers for layers before containerd asks for them (the image
+    /// kubelet has just asked to pull, `PullAhead`): each is claimed by
+    /// its layer's Prepare, or dropped after `unclaimedLifetime`. A layer
+    /// a Prepare has taken already is not offered again.
+    func offerAhead(_ requests: [LayerRequest]) {
+        for request in requests { _ = offer(request, ahead: true) }
+    }
+
+    /// The pending offer for a layer and when it was made, started now if
+    /// there is none; nil for an offer `ahead` of a Prepare that came already.
+    private func offer(_ request: LayerRequest, ahead: Bool) -> (OneShot<LayerOffer>, madeAt: Date)? {
+        let now = Date()
+        let found = table.withLock { table -> (OneShot<LayerOffer>, madeAt: Date, isNew: Bool)? in
+            if let entry = table.offers[request.layerDigest] { return (entry.pending, entry.time, false) }
+            if ahead, let claimed = table.claimed[request.layerDigest], now.timeIntervalSince(claimed) < Self.unclaimedLifetime {
+                return nil
+            }
             let pending = OneShot<LayerOffer>()
-            table[request.layerDigest] = (pending, Date())
-            return (pending, true)
+            table.offers[request.layerDigest] = (pending, now)
+            return (pending, now, true)
         }
+        guard let (pending, madeAt, isNew) = found else { return nil }
         if isNew {
             BlockingWorkPool.shared.async { [self] in pending.fulfil(tryInOrder(request)) }
         }
-        return pending
+        return (pending, madeAt)
     }
 
     /// Each source in turn; the first that serves wins. The reasons of
@@ -77,9 +108,10 @@ final class LayerSourceChain: Sendable {
 
     /// Drops offers made ahead that nobody claimed, closing their layers.
     func expireUnclaimed(now: Date = Date()) {
-        let expired = offers.withLock { table -> [OneShot<LayerOffer>] in
-            let old = table.filter { now.timeIntervalSince($0.value.time) > Self.unclaimedLifetime }
-            for key in old.keys { table.removeValue(forKey: key) }
+        let expired = table.withLock { table -> [OneShot<LayerOffer>] in
+            let old = table.offers.filter { now.timeIntervalSince($0.value.time) > Self.unclaimedLifetime }
+            for key in old.keys { table.offers.removeValue(forKey: key) }
+            table.claimed = table.claimed.filter { now.timeIntervalSince($0.value) <= Self.unclaimedLifetime }
             return old.values.map(\.pending)
         }
         for pending in expired {

@@ -123,6 +123,12 @@ extension SnapshotterService {
         return SnapshotUsage(size: ids.reduce(0) { $0 + index.size(of: $1) }, inodes: Int64(ids.count))
     }
 
+    /// Whether a committed snapshot named `key` (a layer's chain ID) exists:
+    /// containerd will not ask for that layer again.
+    @Sendable func isCommitted(_ key: String) -> Bool {
+        ((try? store.read { db in try db.snapshot(key: key) }) ?? nil)?.kind == .committed
+    }
+
     /// Blob digests of the layers the store already holds served remotely.
     func knownLayerDigests() throws -> Set<String> {
         try store.read { db in Set(try db.allSnapshots().compactMap { $0.source.remote?.layerDigest }) }

@@ -32,7 +32,9 @@ final class ImageMetadata: Sendable {
         let (pending, isNew) = claim(\.manifests, key)
         if isNew {
             do {
-                pending.fulfil(.success(try client.resolve(image)))
+                let resolved = try client.resolve(image)
+                pending.fulfil(.success(resolved))
+                alias(\.manifests, key, as: pinned(image, resolved))
             } catch {
                 pending.fulfil(.failure((error as? RegistryError) ?? .invalidConfiguration("\(error)")))
                 tables.withLock { _ = $0.manifests.removeValue(forKey: key) }
@@ -50,6 +52,7 @@ final class ImageMetadata: Sendable {
                 let resolved = try manifest(image).get()
                 let repository = ImageReference(registry: image.registry, repository: image.repository)
                 pending.fulfil(.success(try client.fetchBlob(repository, digest: resolved.config.digest, limit: 4 << 20)))
+                alias(\.configs, key, as: pinned(image, resolved))
             } catch {
                 pending.fulfil(.failure((error as? RegistryError) ?? .invalidConfiguration("\(error)")))
                 tables.withLock { _ = $0.configs.removeValue(forKey: key) }
@@ -106,6 +109,28 @@ final class ImageMetadata: Sendable {
             tables.manifests = tables.manifests.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime }
             tables.configs = tables.configs.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime }
             tables.startupHints = tables.startupHints.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime }
+        }
+    }
+
+    /// The key of `image` pinned to the manifest it resolved to (what a
+    /// Prepare whose labels name that manifest asks for), nil when
+    /// `image` is pinned already.
+    private func pinned(_ image: ImageReference, _ resolved: ResolvedImage) -> String? {
+        guard image.digest == nil else { return nil }
+        var pinned = image
+        pinned.digest = resolved.digest
+        return pinned.description
+    }
+
+    /// What was fetched for `key` also answers `alias` (the same image
+    /// named by its manifest digest): one fetch for a tag and its pin.
+    private func alias<Value: Sendable>(_ table: WritableKeyPath<Tables, [String: (pending: OneShot<Value>, time: Date)]>,
+                                        _ key: String, as alias: String?) {
+        guard let alias else { return }
+        tables.withLock { tables in
+            if tables[keyPath: table][alias] == nil, let entry = tables[keyPath: table][key] {
+                tables[keyPath: table][alias] = entry
+            }
         }
     }
 
