@@ -86,6 +86,13 @@
 #       bench/memory.sh, which runs the three workloads.
 #   TIMELINE=1: write each run's marks (rpull, ctr run, python's first line)
 #       to its work directory, for bench/timeline.sh (with KEEP=1)
+#   PULL=cri: pull as Kubernetes does instead of `ctr images pull` / `rpull`:
+#       containerd's CRI plugin runs (snapshotter: the variant's, labels on)
+#       and the image comes with one CRI PullImage (bench/lib/cri.py), for
+#       Starling variants through Starling's CRI proxy (as kubelet's
+#       imageServiceEndpoint), for the others to containerd's CRI socket;
+#       the container then runs in namespace k8s.io. Its python client adds
+#       the same ~30 ms to every variant's pull
 #   PROFILE=massif|heaptrack: run `starling serve` under valgrind's massif
 #       or heaptrack (timings are then meaningless); the profile is copied to
 #       bench/out/ (ms_print / heaptrack_print read it)
@@ -112,6 +119,8 @@ BUSY_PERCENT=${BUSY_PERCENT:-30}
 BUSY_WAIT=${BUSY_WAIT:-120}
 COOLDOWN=${COOLDOWN:-0}
 SYNC=${SYNC:-1}
+PULL=${PULL:-}
+case $PULL in ""|cri) ;; *) echo "unknown PULL $PULL (cri)" >&2; exit 1 ;; esac
 PROFILE=${PROFILE:-}
 case $WORKLOAD in
   python)  image=debian-python; packages=python3; command=(python3 -c 'print(1)')
@@ -185,6 +194,16 @@ for tag in 1 esgz; do
   echo "$image:$tag: $(jq '.layers | length' <<<"$m") layer(s), $(jq '[.layers[].size] | add' <<<"$m") bytes" >&2
 done
 
+# containerd for one cold start; with PULL=cri its CRI plugin too, unpacking
+# with the variant's snapshotter.
+node_containerd() { # DIR [PROXY_NAME PROXY_SOCKET]
+  if [ "$PULL" = cri ]; then
+    CRI_SNAPSHOTTER=$snapshotter CRI_REGISTRY=$host start_containerd "$@"
+  else
+    start_containerd "$@"
+  fi
+}
+
 # --- one cold start: fresh daemons, then timed pull + run
 # Sets res_total, res_pull, res_run (seconds).
 cold_start() { # LINK VARIANT RUN
@@ -195,7 +214,7 @@ cold_start() { # LINK VARIANT RUN
   case $variant in
     overlayfs)
       snapshotter=overlayfs; ref=$host/$image:1
-      start_containerd "$dir" ;;
+      node_containerd "$dir" ;;
     starling|starling-nobg|starling-base|starling-alt|index|index-base|unpack|unpack-base)
       snapshotter=starling; ref=$host/$image:esgz; sn=$dir/run/starling.sock
       bin=$STARLING
@@ -224,7 +243,7 @@ cold_start() { # LINK VARIANT RUN
         --log-level "$LOG_LEVEL" --insecure-registry "$host" >"$dir/starling.log" 2>&1 &
       pids+=($!)
       wait_socket "${pids[-1]}" "$sn" || { echo "starling serve did not start: $(tail -5 "$dir/starling.log")" >&2; exit 1; }
-      start_containerd "$dir" starling "$sn" ;;
+      node_containerd "$dir" starling "$sn" ;;
     reference)
       snapshotter=stargz; ref=$host/$image:esgz; sn=$dir/run/stargz.sock
       cat > "$dir/stargz.toml" <<TOML
@@ -236,17 +255,25 @@ TOML
         >"$dir/stargz.log" 2>&1 &
       pids+=($!)
       wait_socket "${pids[-1]}" "$sn" || { echo "containerd-stargz-grpc did not start: $(tail -5 "$dir/stargz.log")" >&2; exit 1; }
-      start_containerd "$dir" stargz "$sn" ;;
+      node_containerd "$dir" stargz "$sn" ;;
     *) echo "unknown variant $variant" >&2; exit 1 ;;
   esac
-  local c=(-a "$dir/containerd.sock" -n bench)
+  local c=(-a "$dir/containerd.sock" -n bench) cri_socket=$dir/containerd.sock
+  if [ "$PULL" = cri ]; then
+    c=(-a "$dir/containerd.sock" -n k8s.io)
+    [ "$snapshotter" != starling ] || cri_socket=$dir/run/cri.sock
+    # The proxy answers once its connection to containerd (started after it) is up.
+    for _ in $(seq 100); do python3 "$here/lib/cri.py" "$cri_socket" list 2>/dev/null && break; sleep 0.1; done
+  fi
   [ "$SYNC" != 1 ] || sync
   sleep "$COOLDOWN"
   wait_idle "$link $variant run $i"
   start_load
   t0=$(now)
   [ "${TIMELINE:-0}" != 1 ] || echo "$t0 rpull starts" >> "$dir/marks"
-  if [ "$variant" = overlayfs ]; then
+  if [ "$PULL" = cri ]; then
+    python3 "$here/lib/cri.py" "$cri_socket" pull "$ref" >/dev/null
+  elif [ "$variant" = overlayfs ]; then
     ctr "${c[@]}" images pull --plain-http --snapshotter overlayfs "$ref" >/dev/null
   else
     ctr-remote "${c[@]}" images rpull --plain-http --snapshotter "$snapshotter" "$ref" >/dev/null

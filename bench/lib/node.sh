@@ -54,14 +54,18 @@ cpu_busy() { # percent of all CPUs busy over the last 0.5 s (everything, our own
 }
 
 # --- a private containerd (own root, state, socket), optionally with a proxy snapshotter
+# With CRI_SNAPSHOTTER=NAME (and CRI_REGISTRY=HOST:PORT, reached over plain
+# HTTP) containerd's CRI plugin runs too, unpacking with that snapshotter and
+# passing its snapshot labels, as on a Kubernetes node.
 start_containerd() { # DIR [PROXY_NAME PROXY_SOCKET]
-  local dir=$1
+  local dir=$1 cri=""
   mkdir -p "$dir/root" "$dir/state" "$dir/opt"
+  [ -n "${CRI_SNAPSHOTTER:-}" ] || cri='"io.containerd.grpc.v1.cri", '
   cat > "$dir/config.toml" <<TOML
 version = 2
 root = "$dir/root"
 state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+disabled_plugins = [$cri"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
 [grpc]
   address = "$dir/containerd.sock"
 [ttrpc]
@@ -75,6 +79,23 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 TOML
   if [ $# -ge 3 ]; then
     printf '[proxy_plugins.%s]\n  type = "snapshot"\n  address = "%s"\n' "$2" "$3" >> "$dir/config.toml"
+  fi
+  if [ -n "${CRI_SNAPSHOTTER:-}" ]; then
+    mkdir -p "$dir/cni/bin" "$dir/cni/conf"
+    cat >> "$dir/config.toml" <<TOML
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "$CRI_SNAPSHOTTER"
+    disable_snapshot_annotations = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$dir/cni/bin"
+    conf_dir = "$dir/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${CRI_REGISTRY:?CRI_SNAPSHOTTER needs CRI_REGISTRY}"]
+    endpoint = ["http://$CRI_REGISTRY"]
+TOML
   fi
   containerd --config "$dir/config.toml" --log-level "${CONTAINERD_LOG_LEVEL:-info}" >"$dir/containerd.log" 2>&1 &
   pids+=($!)

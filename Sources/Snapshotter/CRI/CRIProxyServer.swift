@@ -23,8 +23,12 @@ final class CRIProxyServer: Sendable {
         let settings = unresolved.resolved(snapshotsAddress: snapshotsAddress, containerdAddress: containerdAddress)
         self.settings = settings
         self.logger = logger
+        // A local socket: try again within a second of containerd coming
+        // back. grpc-swift's default waits up to two minutes between
+        // attempts, and every kubelet call until the next one fails.
         client = GRPCClient(transport: try HTTP2ClientTransport.Posix(
-            target: .unixDomainSocket(path: settings.containerdAddress!), transportSecurity: .plaintext))
+            target: .unixDomainSocket(path: settings.containerdAddress!), transportSecurity: .plaintext,
+            config: .defaults { $0.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2) }))
         let listener = try UnixSocketListener.listen(at: settings.address!)
         transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext)
         let proxy = CRIImageProxy(containerd: Runtime_V1_ImageService.Client(wrapping: client),
