@@ -47,8 +47,10 @@ final class LayerSourceChain: Sendable {
         // the start-up read-ahead needs it the moment the layer is mounted.
         _ = startupHints(target.image)
         let arrived = Date()
-        let (pending, madeAt) = offer(LayerRequest(image: target.image, layerDigest: target.layerDigest, tocDigest: target.tocDigest),
-                                      ahead: false)!
+        let request = LayerRequest(image: target.image, layerDigest: target.layerDigest, tocDigest: target.tocDigest)
+        guard let (pending, madeAt) = offer(request, ahead: false) else {
+            preconditionFailure("an offer for a Prepare is always made")
+        }
         for digest in target.imageLayers where digest != target.layerDigest && !known.contains(digest) {
             _ = offer(LayerRequest(image: target.image, layerDigest: digest, tocDigest: nil), ahead: true)
         }
