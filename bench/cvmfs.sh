@@ -35,6 +35,8 @@
 # Needs root, docker-registry, skopeo, debootstrap (first run), containerd,
 # ctr, ctr-remote, runc, nginx, python3, openssl, /dev/fuse.
 #   PREPARE_MODES="http mounted mounted-walk" (the prepare part's modes)
+#   PULL=cri: the coldstart part pulls as Kubernetes does (one CRI PullImage,
+#       through Starling's CRI proxy for Starling's variants), see coldstart.sh
 #   PARTS="prepare coldstart"  RUNS=3  FILES=100000  RTT_MS=20  MBIT=200  VARIANTS="cvmfs starling overlayfs"
 #   BASE_STARLING=path/to/starling: the variant cvmfs-base is cvmfs through that
 #       (older) binary, for A/B of a change
@@ -44,6 +46,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/starling.sh"
 PARTS=${PARTS:-prepare coldstart}
+PULL=${PULL:-}
 RUNS=${RUNS:-3}
 FILES=${FILES:-100000}
 RTT_MS=${RTT_MS:-20}
@@ -199,6 +202,12 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
 
   cold_start() { # VARIANT RUN; sets res_total and, for cvmfs, res_again / res_again_bytes
     local variant=$1 i=$2 dir=$work/cold-$1-$2 c ref snapshotter t0 t1 out before
+    # PULL=cri: containerd's CRI plugin too (see bench/lib/node.sh), unpacking with the variant's snapshotter.
+    local CRI_SNAPSHOTTER="" CRI_REGISTRY=$slow
+    if [ "$PULL" = cri ]; then
+      CRI_SNAPSHOTTER=starling; [ "$variant" != overlayfs ] || CRI_SNAPSHOTTER=overlayfs
+    fi
+    export CRI_SNAPSHOTTER CRI_REGISTRY
     case $variant in
       overlayfs) snapshotter=overlayfs; ref=$slow/debian-python:1; start_containerd "$dir" ;;
       starling) snapshotter=starling; ref=$slow/debian-python:esgz
@@ -213,11 +222,20 @@ if [[ " $PARTS " == *" coldstart "* ]]; then
         NODE_STARLING=${BASE_STARLING:?cvmfs-base needs BASE_STARLING} start_node "$dir" http "$slow_stratum1" ;;
     esac
     c=(-a "$dir/containerd.sock" -n bench)
+    local cri_socket=$dir/containerd.sock
+    if [ "$PULL" = cri ]; then
+      c=(-a "$dir/containerd.sock" -n k8s.io)
+      [ "$snapshotter" != starling ] || cri_socket=$dir/run/cri.sock
+      # The proxy answers once its connection to containerd (started after it) is up.
+      for _ in $(seq 100); do python3 "$here/lib/cri.py" "$cri_socket" list 2>/dev/null && break; sleep 0.1; done
+    fi
     sleep "$COOLDOWN"
     wait_idle "$variant run $i"
     local cold_before; cold_before=$(served_bytes)
     t0=$(now)
-    if [ "$variant" = overlayfs ]; then
+    if [ "$PULL" = cri ]; then
+      python3 "$here/lib/cri.py" "$cri_socket" pull "$ref" >/dev/null
+    elif [ "$variant" = overlayfs ]; then
       ctr "${c[@]}" images pull --plain-http --snapshotter overlayfs "$ref" >/dev/null
     else
       ctr-remote "${c[@]}" images rpull --plain-http --snapshotter starling "$ref" >/dev/null
