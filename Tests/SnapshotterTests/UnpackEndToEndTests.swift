@@ -71,6 +71,31 @@ final class UnpackEndToEndTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: ours[0]), "a layer no snapshot uses is removed")
     }
 
+    /// A layer opened ahead of a Prepare that never came (a pull containerd
+    /// abandoned) leaves its unpacked tree behind: the next start removes
+    /// the files of layers no snapshot uses, and keeps the others.
+    func testARestartRemovesTheFilesOfLayersNoSnapshotUses() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.tearDown() }
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("unpack-kept", bigFileBytes: 1 << 20))
+        let image = try harness.push([layer], as: "unpack-kept")
+        try harness.lazyPull(image)
+        let used = "\(harness.starling.root)/layers/\(layer.digest.replacingOccurrences(of: ":", with: "-"))"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: used + "/unpacked-first"), harness.failureLogs)
+        XCTAssertEqual(harness.starling.stop(), 0)
+        let orphan = "\(harness.starling.root)/layers/sha256-\(String(repeating: "e", count: 64))"
+        try FileManager.default.createDirectory(atPath: orphan + "/unpacked/etc", withIntermediateDirectories: true)
+        try "left behind\n".write(toFile: orphan + "/unpacked/etc/orphan.txt", atomically: false, encoding: .utf8)
+        try harness.starling.start()
+        XCTAssertTrue(waitUntil(timeout: 60) {
+            (try? harness.containerd.ctrResult(["snapshots", "--snapshotter", "starling", "ls"]).succeeded) == true
+        })
+        XCTAssertFalse(FileManager.default.fileExists(atPath: orphan), harness.failureLogs)
+        XCTAssertTrue(harness.starling.log().contains("removing the files of a layer no snapshot uses"), harness.failureLogs)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: used + "/unpacked-first"), "a layer in use is kept")
+        XCTAssertEqual(try harness.containerd.run(image, name: "kept-1", ["cat", "/etc/hello.txt"]), "hello from unpack-kept\n")
+    }
+
     func testAWrongDiffIDLeavesNothingAndContainerdTakesOver() throws {
         let harness = try EndToEndHarness()
         defer { harness.tearDown() }

@@ -146,7 +146,9 @@ extension SnapshotterService {
     /// involve.
     func restoreLazyLayers() throws {
         let handover = mounts.handover
-        let lazy = try store.read { db in try db.allSnapshots() }.compactMap { record -> (Int64, RemoteLayerRecord)? in
+        let records = try store.read { db in try db.allSnapshots() }
+        removeUnusedLayerState(keeping: Set(records.compactMap { $0.source.remote?.layerDigest }))
+        let lazy = records.compactMap { record -> (Int64, RemoteLayerRecord)? in
             guard let remote = record.source.remote, remote.isMountedLazily, let id = record.id else { return nil }
             return (id, remote)
         }
@@ -169,6 +171,20 @@ extension SnapshotterService {
         }
         if !lazy.isEmpty {
             logger.info("remounting lazy layers", metadata: ["count": "\(lazy.count)", "takenOver": "\(connections.count)"])
+        }
+    }
+
+    /// Removes what the sources keep per layer (`layers/<digest>`: an
+    /// unpacked tree, a saved TOC or index) for layers no snapshot uses. A
+    /// layer opened ahead that no Prepare claimed (a pull containerd
+    /// abandoned) left it behind. Only at start, before the socket serves:
+    /// no Prepare can be about to use such a layer then.
+    private func removeUnusedLayerState(keeping used: Set<String>) {
+        let kept = Set(used.map { (paths.layer($0) as NSString).lastPathComponent })
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: paths.layers) else { return }
+        for name in names where !kept.contains(name) {
+            logger.info("removing the files of a layer no snapshot uses", metadata: ["layer": "\(name)"])
+            removeTree("\(paths.layers)/\(name)")
         }
     }
 
