@@ -46,5 +46,14 @@ final class CRIPullAheadEndToEndTests: XCTestCase {
         lines = harness.starling.log().split(separator: "\n")
         XCTAssertEqual(lines.filter { $0.contains("layer opened for lazy reading") && $0.contains(layer.digest) }.count, 1,
                        harness.failureLogs)
+
+        // An image the registry does not have: containerd's error comes
+        // back as it gave it, and nothing is opened.
+        XCTAssertThrowsError(try proxy.pull("\(link.host)/ahead/missing:1")) { error in
+            XCTAssertTrue("\(error)".contains("not found"), "\(error)" + harness.failureLogs)
+        }
+        XCTAssertFalse(harness.starling.log().split(separator: "\n").contains {
+            $0.contains("ahead of containerd") && $0.contains("ahead/missing")
+        }, harness.failureLogs)
     }
 }

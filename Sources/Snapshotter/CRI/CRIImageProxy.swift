@@ -55,7 +55,11 @@ struct CRIImageProxy: Runtime_V1_ImageService.SimpleServiceProtocol {
         } catch let error as RPCError {
             logger.debug("CRI call failed in containerd", metadata: ["method": "\(method)", "code": "\(error.code)",
                                                                      "error": "\(error.message)"])
-            throw error
+            // Code and message only: the metadata of containerd's answer
+            // holds its response headers (content-type), which a trailer
+            // must not repeat; sent back, they reset the stream and kubelet
+            // saw "Stream unexpectedly closed" instead of NotFound.
+            throw RPCError(code: error.code, message: error.message)
         } catch {
             throw RPCError(code: .unavailable, message: "containerd's CRI service cannot be reached: \(error)")
         }
