@@ -38,11 +38,7 @@ final class LayerSourceChainTests: XCTestCase {
     func testTheImagesConfigComesWhileTheFirstSourceReadsItsLayer() throws {
         let work = try TemporaryDirectory(prefix: "starling-chain")
         defer { work.remove() }
-        let tree = work.appending("tree")
-        try FileManager.default.createDirectory(atPath: tree + "/etc", withIntermediateDirectories: true)
-        try "hello\n".write(toFile: tree + "/etc/hello.txt", atomically: false, encoding: .utf8)
-        let layer = try TestLayer.fromDirectory(tree).convertedWithStarling()
-        let tocDigest = try XCTUnwrap(layer.annotations[SnapshotLabel.tocDigest])
+        let (layer, tocDigest) = try RegistryLayerSourceTests.helloLayer(in: work)
         let registry = try LocalRegistry()
         defer { registry.stop() }
         _ = try TestImageLayout.write([TestImage(layers: [layer])], at: work.appending("layout"), tag: "img")

@@ -20,14 +20,20 @@ final class RegistryLayerSourceTests: XCTestCase {
         ]))
     }
 
-    func testARegistryThatIgnoresRangesGetsTheOrdinaryPath() throws {
-        let work = try TemporaryDirectory(prefix: "starling-provider")
-        defer { work.remove() }
+    /// A one-file eStargz layer (`/etc/hello.txt`) made by Starling's
+    /// converter from a tree under `work`, with its TOC digest.
+    static func helloLayer(in work: TemporaryDirectory) throws -> (layer: TestLayer, tocDigest: String) {
         let tree = work.appending("tree")
         try FileManager.default.createDirectory(atPath: tree + "/etc", withIntermediateDirectories: true)
         try "hello\n".write(toFile: tree + "/etc/hello.txt", atomically: false, encoding: .utf8)
         let layer = try TestLayer.fromDirectory(tree).convertedWithStarling()
-        let tocDigest = try XCTUnwrap(layer.annotations[SnapshotLabel.tocDigest])
+        return (layer, try XCTUnwrap(layer.annotations[SnapshotLabel.tocDigest]))
+    }
+
+    func testARegistryThatIgnoresRangesGetsTheOrdinaryPath() throws {
+        let work = try TemporaryDirectory(prefix: "starling-provider")
+        defer { work.remove() }
+        let (layer, tocDigest) = try Self.helloLayer(in: work)
         let requests = LockedBox(0)
         let server = try TinyHTTPServer { request in
             requests.withValue { $0 += 1 }
