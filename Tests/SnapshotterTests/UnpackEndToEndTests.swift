@@ -91,6 +91,9 @@ final class UnpackEndToEndTests: XCTestCase {
             (try? harness.containerd.ctrResult(["snapshots", "--snapshotter", "starling", "ls"]).succeeded) == true
         })
         XCTAssertFalse(FileManager.default.fileExists(atPath: orphan), harness.failureLogs)
+        XCTAssertTrue(waitUntil(timeout: 30) {
+            !((try? FileManager.default.contentsOfDirectory(atPath: "\(harness.starling.root)/layers")) ?? []).contains { $0.hasPrefix("rm-") }
+        }, "the orphan's tree is deleted, not only moved aside")
         XCTAssertTrue(harness.starling.log().contains("removing the files of a layer no snapshot uses"), harness.failureLogs)
         XCTAssertTrue(FileManager.default.fileExists(atPath: used + "/unpacked-first"), "a layer in use is kept")
         XCTAssertEqual(try harness.containerd.run(image, name: "kept-1", ["cat", "/etc/hello.txt"]), "hello from unpack-kept\n")

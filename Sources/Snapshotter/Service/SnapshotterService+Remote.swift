@@ -178,13 +178,23 @@ extension SnapshotterService {
     /// unpacked tree, a saved TOC or index) for layers no snapshot uses. A
     /// layer opened ahead that no Prepare claimed (a pull containerd
     /// abandoned) left it behind. Only at start, before the socket serves:
-    /// no Prepare can be about to use such a layer then.
+    /// no Prepare can be about to use such a layer then. The directories
+    /// are renamed out of the way at once and deleted in the background,
+    /// so a large tree does not hold the start up.
     private func removeUnusedLayerState(keeping used: Set<String>) {
         let kept = Set(used.map { (paths.layer($0) as NSString).lastPathComponent })
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: paths.layers) else { return }
+        var doomed: [String] = []
         for name in names where !kept.contains(name) {
+            let path = "\(paths.layers)/\(name)"
+            let away = name.hasPrefix("rm-") ? path : "\(paths.layers)/rm-\(name)"
+            guard (try? PosixFile.rename(path, away)) != nil else { continue }
             logger.info("removing the files of a layer no snapshot uses", metadata: ["layer": "\(name)"])
-            removeTree("\(paths.layers)/\(name)")
+            doomed.append(away)
+        }
+        guard !doomed.isEmpty else { return }
+        BlockingWorkPool.shared.async { [self, doomed] in
+            for path in doomed { removeTree(path) }
         }
     }
 
