@@ -4,7 +4,7 @@ import XCTest
 
 /// What the plain-image tests (a gzip index beside the image, Starling's
 /// own unpack) share: the three-layer whiteout image, `starling index
-/// --push`, the registry's stored blobs, chain IDs, and the view of a
+/// --push`, the registry's stored blobs, and the view of a
 /// container's root file system to compare snapshotters with.
 extension EndToEndHarness {
     /// Three layers: a base tree (busybox, a big file); a middle one that
@@ -84,15 +84,4 @@ extension EndToEndHarness {
         try containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", image])
         return try rootView(image, snapshotter: "overlayfs", name: name)
     }
-}
-
-/// containerd's chain IDs: the first layer's is its diff ID, each next one
-/// sha256("<previous chain ID> <diff ID>").
-func chainIDs(_ diffIDs: [String]) -> [String] {
-    var result: [String] = []
-    for diffID in diffIDs {
-        guard let previous = result.last else { result.append(diffID); continue }
-        result.append(sha256Digest(Array("\(previous) \(diffID)".utf8)))
-    }
-    return result
 }

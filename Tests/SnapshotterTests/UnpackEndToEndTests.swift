@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+@testable import Snapshotter
 import TestSupport
 import XCTest
 
@@ -49,7 +50,7 @@ final class UnpackEndToEndTests: XCTestCase {
             XCTAssertTrue(log.contains("layer=\(layer.digest)") && log.contains("layer unpacked"), harness.failureLogs)
         }
         XCTAssertEqual(try harness.containerd.run(image, name: "unpacked-1", ["cat", "/top.txt", "/kept.txt"]), "top\nkept\n")
-        let chains = chainIDs(layers.map(\.diffID))
+        let chains = ImageDiffIDs.chainIDs(layers.map(\.diffID))
         let ours = try layerDirectories(harness, snapshotter: "starling", top: chains.last!, key: "ours-view")
         XCTAssertEqual(ours, layers.enumerated().map { n, layer in
             "\(harness.starling.root)/layers/\(layer.digest.replacingOccurrences(of: ":", with: "-"))/\(n == 0 ? "unpacked-first" : "unpacked")"

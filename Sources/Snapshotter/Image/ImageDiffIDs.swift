@@ -13,11 +13,21 @@ enum ImageDiffIDs {
         return ids
     }
 
+    /// The diff IDs of a manifest with `layerCount` layers: one per layer,
+    /// or an error.
+    static func all(layerCount: Int, config: [UInt8]) throws -> [String] {
+        let ids = try parse(config)
+        guard ids.count == layerCount else {
+            throw ImageDiffIDsError(detail: "the config lists \(ids.count) diff IDs for \(layerCount) layers")
+        }
+        return ids
+    }
+
     /// The diff ID of the layer at `layerIndex` of a manifest with `layerCount` layers.
     static func of(layer layerIndex: Int, layerCount: Int, config: [UInt8]) throws -> String {
-        let ids = try parse(config)
-        guard ids.count == layerCount, ids.indices.contains(layerIndex) else {
-            throw ImageDiffIDsError(detail: "the config lists \(ids.count) diff IDs for \(layerCount) layers")
+        let ids = try all(layerCount: layerCount, config: config)
+        guard ids.indices.contains(layerIndex) else {
+            throw ImageDiffIDsError(detail: "no layer \(layerIndex) among \(layerCount)")
         }
         return ids[layerIndex]
     }

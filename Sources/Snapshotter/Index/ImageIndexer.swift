@@ -57,12 +57,9 @@ struct ImageIndexer {
         let config = try client.fetchBlob(repository, digest: resolved.config.digest, limit: 4 << 20)
         let diffIDs: [String]
         do {
-            diffIDs = try ImageDiffIDs.parse(config)
+            diffIDs = try ImageDiffIDs.all(layerCount: resolved.layers.count, config: config)
         } catch {
             throw IndexError("the config of \(image): \(error)")
-        }
-        guard diffIDs.count == resolved.layers.count else {
-            throw IndexError("the config of \(image) lists \(diffIDs.count) diff IDs for \(resolved.layers.count) layers")
         }
         var indexes = try buildIndexes(resolved.layers, diffIDs: diffIDs, repository: repository)
         if let profile = options.profile {

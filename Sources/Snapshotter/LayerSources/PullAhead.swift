@@ -60,10 +60,7 @@ final class PullAhead: Sendable {
     /// The image's layers whose snapshots are not committed yet.
     private func layersToOpen(_ image: ImageReference) throws -> [LayerRequest] {
         let resolved = try images.manifest(image).get()
-        let diffIDs = try ImageDiffIDs.parse(try images.config(image).get())
-        guard diffIDs.count == resolved.layers.count else {
-            throw ImageDiffIDsError(detail: "the config lists \(diffIDs.count) diff IDs for \(resolved.layers.count) layers")
-        }
+        let diffIDs = try ImageDiffIDs.all(layerCount: resolved.layers.count, config: try images.config(image).get())
         // Pinned to the manifest just resolved: the sources read that one
         // even if the tag moves meanwhile.
         var pinned = image
