@@ -146,9 +146,8 @@ extension SnapshotterService {
     /// involve.
     func restoreLazyLayers() throws {
         let handover = mounts.handover
-        let records = try store.read { db in try db.allSnapshots() }
-        removeUnusedLayerState(keeping: Set(records.compactMap { $0.source.remote?.layerDigest }))
-        let lazy = records.compactMap { record -> (Int64, RemoteLayerRecord)? in
+        removeUnusedLayerState(keeping: try knownLayerDigests())
+        let lazy = try store.read { db in try db.allSnapshots() }.compactMap { record -> (Int64, RemoteLayerRecord)? in
             guard let remote = record.source.remote, remote.isMountedLazily, let id = record.id else { return nil }
             return (id, remote)
         }
