@@ -119,7 +119,7 @@ let package = Package(
 
         // MARK: configuration (the one module that knows TOML)
         .target(name: "Config", dependencies: [
-            "Basics", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend", "GzipIndex", "StargzReader",
+            "Basics", "HTTPTransport", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend", "GzipIndex", "StargzReader",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
@@ -162,7 +162,7 @@ let package = Package(
         .testTarget(name: "StargzTests", dependencies: ["StargzReader", "TestSupport"]),
         .testTarget(name: "GzipIndexTests", dependencies: ["Basics", "GzipIndex", "StargzReader", "TestSupport"]),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
-        .testTarget(name: "ConfigTests", dependencies: ["Config", "Registry", "LazyLayer", "FuseFS", "CVMFSBackend"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Registry", "HTTPTransport", "LazyLayer", "FuseFS", "CVMFSBackend"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "HTTPTransport", "StargzReader", "BlockingWork", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -12,6 +12,10 @@ CURLcode starling_easy_setopt_pointer(CURL *handle, CURLoption option, void *val
 CURLcode starling_easy_setopt_string(CURL *handle, CURLoption option, const char *value) {
     return curl_easy_setopt(handle, option, value);
 }
+CURLcode starling_easy_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length) {
+    struct curl_blob blob = { (void *)data, length, CURL_BLOB_COPY };
+    return curl_easy_setopt(handle, option, &blob);
+}
 CURLcode starling_easy_setopt_write_function(CURL *handle, CURLoption option, curl_write_callback fn) {
     return curl_easy_setopt(handle, option, fn);
 }

@@ -23,6 +23,9 @@ public struct TOMLSection {
         }
     }
 
+    /// A table with no keys, as if `[path]` were written and left empty.
+    public static func empty(path: String) -> TOMLSection { TOMLSection(table: TOMLTable(), path: path) }
+
     /// The keys present in this table.
     public var keys: [String] { table.keys }
 

@@ -91,7 +91,11 @@ final class CurlEasy: @unchecked Sendable {
         setLong(CURLOPT_LOW_SPEED_TIME, max(1, options.stallTimeoutSeconds))
         setLong(CURLOPT_SSL_VERIFYPEER, options.verifyTLS ? 1 : 0)
         setLong(CURLOPT_SSL_VERIFYHOST, options.verifyTLS ? 2 : 0)
-        if let caFile = options.caFile { setString(CURLOPT_CAINFO, caFile) }
+        setCertificateAuthorities(options.caFiles)
+        if let client = options.clientCertificate {
+            setString(CURLOPT_SSLCERT, client.certificateFile)
+            if let key = client.keyFile { setString(CURLOPT_SSLKEY, key) }
+        }
         if let proxy = options.proxy { setString(CURLOPT_PROXY, proxy) }
         if let noProxy = options.noProxy { setString(CURLOPT_NOPROXY, noProxy) }
 
@@ -134,6 +138,21 @@ final class CurlEasy: @unchecked Sendable {
             effectiveURL: effective.map { String(cString: $0) } ?? request.url,
             newConnections: connects, stoppedBySink: context.stoppedBySink,
             cancelled: code == CURLE_ABORTED_BY_CALLBACK, usedHTTP2: version == Int(CURL_HTTP_VERSION_2_0))
+    }
+
+    /// One file is libcurl's CAINFO; several are joined into one bundle
+    /// (CAINFO takes one file). A file that cannot be read is left out, and
+    /// the handshake then fails as for a CA that does not match.
+    private func setCertificateAuthorities(_ files: [String]) {
+        if files.count == 1 { setString(CURLOPT_CAINFO, files[0]) }
+        guard files.count > 1 else { return }
+        var bundle: [UInt8] = []
+        for file in files {
+            guard let bytes = FileManager.default.contents(atPath: file) else { continue }
+            bundle += bytes
+            bundle.append(UInt8(ascii: "\n"))
+        }
+        _ = bundle.withUnsafeBytes { starling_easy_setopt_blob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }
     }
 
     private func setLong(_ option: CURLoption, _ value: Int) {

@@ -31,20 +31,39 @@ public struct TransportOptions: Sendable, Equatable {
     /// aborted (curl's low-speed limit), so a stalled server cannot hang a reader.
     public var stallTimeoutSeconds: Int
     public var verifyTLS: Bool
-    public var caFile: String?
+    /// PEM files of CAs trusted besides the system's (libcurl keeps its CA
+    /// directory, /etc/ssl/certs, when a file is given), as containerd's
+    /// `hosts.toml` `ca` adds to the system pool.
+    public var caFiles: [String]
+    /// A certificate to present to the server (mutual TLS).
+    public var clientCertificate: ClientCertificate?
     /// nil: libcurl reads http_proxy/https_proxy/no_proxy from the environment.
     /// "" : no proxy at all (libcurl's meaning of an empty CURLOPT_PROXY).
     public var proxy: String?
     public var noProxy: String?
 
     public init(connectTimeoutSeconds: Double = 10, stallTimeoutSeconds: Int = 30, verifyTLS: Bool = true,
-                caFile: String? = nil, proxy: String? = nil, noProxy: String? = nil) {
+                caFiles: [String] = [], clientCertificate: ClientCertificate? = nil, proxy: String? = nil,
+                noProxy: String? = nil) {
         self.connectTimeoutSeconds = connectTimeoutSeconds
         self.stallTimeoutSeconds = stallTimeoutSeconds
         self.verifyTLS = verifyTLS
-        self.caFile = caFile
+        self.caFiles = caFiles
+        self.clientCertificate = clientCertificate
         self.proxy = proxy
         self.noProxy = noProxy
+    }
+}
+
+/// A client certificate for mutual TLS: PEM files, the key in the
+/// certificate's file when `keyFile` is nil.
+public struct ClientCertificate: Sendable, Equatable {
+    public var certificateFile: String
+    public var keyFile: String?
+
+    public init(certificateFile: String, keyFile: String? = nil) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
     }
 }
 

@@ -15,6 +15,14 @@ struct RegistryCall: Sendable {
     /// A URL the registry handed out (an upload session's `Location`),
     /// relative to the endpoint, instead of `path`.
     var location: String? = nil
+
+    /// What an endpoint must be allowed (hosts.toml `capabilities`): a
+    /// manifest by tag is a resolve, by digest or a blob a pull.
+    var capability: RegistryHost.Capabilities {
+        if access == .push { return .push }
+        if path.hasPrefix("manifests/"), !path.dropFirst("manifests/".count).contains(":") { return .resolve }
+        return .pull
+    }
 }
 
 /// What one attempt sends and where its successful (2xx) body goes. Built
@@ -42,7 +50,11 @@ extension RegistryClient {
     func send(_ call: RegistryCall, cancellation: RegistryCancellation?, preferred: Endpoint? = nil,
               prepare: () throws -> AttemptSetup) throws -> CallResult {
         var endpoints = configuration.endpoints(for: call.reference.registry)
+            .filter { $0.capabilities.contains(call.capability) }
         if call.access == .push { endpoints = endpoints.filter { !$0.isMirror } }
+        guard !endpoints.isEmpty else {
+            throw RegistryError.invalidConfiguration("no host configured for registry \(call.reference.registry) may \(call.capability == .push ? "push" : call.capability == .resolve ? "resolve tags" : "pull") (see its hosts.toml capabilities)")
+        }
         if let preferred, let index = endpoints.firstIndex(of: preferred), index > 0 {
             endpoints.insert(endpoints.remove(at: index), at: 0)
         }
@@ -109,7 +121,7 @@ extension RegistryClient {
             let authorization = try authorization(for: endpoint, repository: repository, access: call.access,
                                                   cancellation: cancellation)
             let setup = try prepare()
-            var headers = setup.headers
+            var headers = setup.headers + endpoint.headers
             if let authorization { headers.append("Authorization: \(authorization.header)") }
             let request = HTTPRequest(method: call.method, url: url, headers: headers, body: setup.body,
                                       options: configuration.transportOptions(for: endpoint))

@@ -37,6 +37,10 @@ public struct RegistryConfiguration: Sendable {
     /// plugins (`KubeletCredentialProviders`); both or neither.
     public var credentialProviderConfig: String?
     public var credentialProviderBinDirectory: String?
+    /// containerd's registry host directories (`hosts.toml`, mirrors, CAs,
+    /// client certificates), read where Starling's own `hosts` say nothing;
+    /// nil: none.
+    public var hostsDirectory: (any RegistryHostsDirectory)?
 
     public init() {}
 

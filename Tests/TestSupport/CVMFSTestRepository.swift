@@ -69,78 +69,28 @@ public final class CVMFSTestRepository: @unchecked Sendable {
 /// nginx serving a directory on 127.0.0.1 as a stratum-1 does (`/cvmfs/...`),
 /// with the expiry headers CVMFS servers send: 61 s for `.cvmfs*`, 3 days for `data/`.
 public final class StratumOneServer: @unchecked Sendable {
-    public let port: Int
-    public let directory: TemporaryDirectory
-    private var process: Process?
-    public var url: String { "http://127.0.0.1:\(port)" }
+    private let nginx: NginxServer
+    public var port: Int { nginx.port }
+    public var directory: TemporaryDirectory { nginx.directory }
+    public var url: String { nginx.url }
 
     public init(root: String) throws {
-        port = try freeLoopbackPort()
-        directory = try TemporaryDirectory(prefix: "starling-nginx")
-        let config = """
-            daemon off;
-            user root;
-            worker_processes 1;
-            pid \(directory.path)/nginx.pid;
-            error_log \(directory.path)/error.log;
-            events { worker_connections 256; }
-            http {
-              access_log \(directory.path)/access.log;
-              client_body_temp_path \(directory.path)/body;
-              proxy_temp_path \(directory.path)/proxy;
-              fastcgi_temp_path \(directory.path)/fastcgi;
-              uwsgi_temp_path \(directory.path)/uwsgi;
-              scgi_temp_path \(directory.path)/scgi;
-              default_type application/octet-stream;
-              server {
-                listen 127.0.0.1:\(port);
+        nginx = try NginxServer { _ in
+            """
                 root \(root);
                 location ~ /\\.cvmfs { expires 61s; }
                 location ~ /data/ { expires 3d; }
-              }
-            }
             """
-        try config.write(toFile: directory.appending("nginx.conf"), atomically: true, encoding: .utf8)
-        try start()
-    }
-
-    public func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-        process.arguments = ["-c", directory.appending("nginx.conf"), "-p", directory.path, "-e", directory.appending("error.log")]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        guard waitUntil(timeout: 10, { LocalRegistry.isListening(port: self.port) }) else {
-            stop()
-            throw CommandError(command: ["nginx"], result: CommandResult(status: -1, stdout: "",
-                stderr: (try? String(contentsOfFile: directory.appending("error.log"), encoding: .utf8)) ?? ""))
         }
     }
 
+    public func start() throws { try nginx.start() }
+
     /// Requests served so far (lines of the access log).
-    public var requestCount: Int {
-        ((try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? "")
-            .split(separator: "\n").count
-    }
+    public var requestCount: Int { nginx.accessLog.count }
 
     /// The paths requested so far, in order (from the access log).
-    public var requestedPaths: [String] {
-        ((try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? "")
-            .split(separator: "\n").compactMap { line -> String? in
-                guard let start = line.range(of: "\"GET ")?.upperBound,
-                      let end = line[start...].range(of: " HTTP/")?.lowerBound else { return nil }
-                return String(line[start..<end])
-            }
-    }
+    public var requestedPaths: [String] { nginx.requestedPaths() }
 
-    public func stop() {
-        guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, SIGQUIT)
-        process.waitUntilExit()
-        self.process = nil
-    }
-
-    deinit { stop() }
+    public func stop() { nginx.stop() }
 }

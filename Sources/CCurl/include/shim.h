@@ -9,6 +9,8 @@ CURLcode starling_easy_setopt_long(CURL *handle, CURLoption option, long value);
 CURLcode starling_easy_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
 CURLcode starling_easy_setopt_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode starling_easy_setopt_string(CURL *handle, CURLoption option, const char *value);
+/// A `struct curl_blob` option (CURLOPT_CAINFO_BLOB); libcurl copies the bytes.
+CURLcode starling_easy_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length);
 CURLcode starling_easy_setopt_write_function(CURL *handle, CURLoption option, curl_write_callback fn);
 CURLcode starling_easy_setopt_xferinfo_function(CURL *handle, curl_xferinfo_callback fn);
 

@@ -7,7 +7,7 @@ extension RegistryConfiguration {
         try section.allowOnly(["default_platform", "connect_timeout_seconds", "transfer_timeout_seconds",
                                "max_retries", "retry_base_delay_seconds", "retry_max_delay_seconds",
                                "max_connections_per_host", "proxy", "no_proxy", "redirect_cache_seconds",
-                               "docker_config", "insecure_hosts", "host",
+                               "docker_config", "insecure_hosts", "host", "config_path",
                                "credential_provider_config", "credential_provider_bin_dir"])
         if let platform = try section.string("default_platform") {
             do {
@@ -35,6 +35,13 @@ extension RegistryConfiguration {
         for (name, host) in try section.namedSections("host") {
             hosts[name] = try HostConfiguration(toml: host)
         }
+        var roots = ContainerdHostsDirectory.defaultRoots
+        if let value = try section.string("config_path") {
+            roots = try value.split(separator: ":").map { (root) throws(ConfigError) in
+                try TOMLSection.absolute(String(root), key: section.qualified("config_path"))
+            }
+        }
+        hostsDirectory = roots.isEmpty ? nil : ContainerdHostsDirectory(roots: roots)
     }
 }
 

@@ -19,19 +19,17 @@ struct RegistryOptions: ParsableArguments {
                                valueName: "HOST:PORT"))
     var insecureRegistries: [String] = []
 
-    /// The `[registry]` table of `--config` (defaults without one) plus the insecure registries.
+    /// The `[registry]` table of `--config` (defaults without one, which
+    /// read containerd's host directories) plus the insecure registries.
     func registryConfiguration() throws -> RegistryConfiguration {
-        var configuration = RegistryConfiguration()
-        if let config {
-            do {
-                let file = try ConfigFile(contentsOf: config, mustExist: true)
-                configuration = try file.read { top throws(ConfigError) in
-                    guard let section = try top.section("registry") else { return RegistryConfiguration() }
-                    return try RegistryConfiguration(toml: section)
-                }
-            } catch {
-                throw ValidationError(error.message)
+        var configuration: RegistryConfiguration
+        do throws(ConfigError) {
+            let file = if let config { try ConfigFile(contentsOf: config, mustExist: true) } else { try ConfigFile(text: "") }
+            configuration = try file.read { top throws(ConfigError) in
+                try RegistryConfiguration(toml: try top.section("registry") ?? TOMLSection.empty(path: "registry"))
             }
+        } catch {
+            throw ValidationError(error.message)
         }
         configuration.insecureHosts.formUnion(insecureRegistries)
         return configuration

@@ -1,0 +1,63 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// A node set up for containerd alone: its registry host directory
+/// (`certs.d/<registry>/hosts.toml`) names the only place an image can be
+/// pulled from, a site mirror (nginx in front of docker-registry, under a
+/// path, wanting a header). Starling reads the same directory, so the
+/// layer is served lazily from that mirror with no registry configuration
+/// of Starling's own.
+final class ContainerdHostsEndToEndTests: XCTestCase {
+    func testALayerOnlyTheMirrorOfContainerdsHostsTomlHasIsServedLazilyFromIt() throws {
+        let work = try TemporaryDirectory(prefix: "starling-hosts")
+        defer { work.remove() }
+        let registry = try LocalRegistry()
+        let mirror = try NginxServer { _ in
+            """
+                location /site-cache/v2/ {
+                  if ($http_x_site_token != "let-me-in") { return 403; }
+                  proxy_pass http://127.0.0.1:\(registry.port)/v2/;
+                  proxy_buffering off;
+                }
+            """
+        }
+        defer { mirror.stop() }
+        // The registry's name does not resolve: only the mirror can answer.
+        let hostsRoot = work.appending("certs.d")
+        try FileManager.default.createDirectory(atPath: hostsRoot + "/registry.invalid", withIntermediateDirectories: true)
+        try """
+            server = "https://registry.invalid"
+
+            [host."http://127.0.0.1:\(mirror.port)/site-cache"]
+              capabilities = ["pull", "resolve"]
+              [host."http://127.0.0.1:\(mirror.port)/site-cache".header]
+                x-site-token = "let-me-in"
+            """.write(toFile: hostsRoot + "/registry.invalid/hosts.toml", atomically: true, encoding: .utf8)
+
+        let harness = try EndToEndHarness(config: EndToEndHarness.defaultConfig + """
+
+            [registry]
+            config_path = "\(hostsRoot)"
+            """, registry: registry)
+        defer { harness.tearDown() }
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("hosts", bigFileBytes: 1 << 20)).convertedWithStarling()
+        _ = try harness.push([layer], as: "hosts-test")
+        let image = "registry.invalid/hosts-test:1"
+
+        try harness.containerd.ctrRemote(["images", "rpull", "--hosts-dir", hostsRoot, "--snapshotter", "starling", image])
+        let state = try harness.layerState(layer.digest)
+        XCTAssertNotNil(state["fetchedBytes"], "the layer is mounted lazily: \(state)\(harness.failureLogs)")
+        let output = try harness.containerd.run(image, name: "hosts-1", ["cat", "/etc/hello.txt"])
+        XCTAssertEqual(output, "hello from hosts\n")
+
+        // Starling's own reads (range requests for the layer's blob: a
+        // lazy pull makes containerd fetch no layer) went through the mirror.
+        let blobReads = mirror.requestedPaths().filter { $0 == "/site-cache/v2/hosts-test/blobs/\(layer.digest)" }
+        XCTAssertFalse(blobReads.isEmpty, "no layer read through the mirror: \(mirror.accessLog.suffix(10))")
+        XCTAssertFalse(mirror.accessLog.contains { $0.contains("\" 403 ") }, "every request carried the header")
+        let metrics = try harness.metrics()
+        XCTAssertTrue(metrics.contains("starling_snapshot_events_total{event=\"lazy\"} 1"), metrics)
+        XCTAssertFalse(metrics.contains("starling_snapshot_events_total{event=\"fell_back\"} 1"), metrics)
+    }
+}
