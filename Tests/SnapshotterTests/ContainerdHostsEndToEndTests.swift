@@ -60,4 +60,51 @@ final class ContainerdHostsEndToEndTests: XCTestCase {
         XCTAssertTrue(metrics.contains("starling_snapshot_events_total{event=\"lazy\"} 1"), metrics)
         XCTAssertFalse(metrics.contains("starling_snapshot_events_total{event=\"fell_back\"} 1"), metrics)
     }
+
+    /// The same through an HTTPS mirror with a private CA (listed beside
+    /// an unrelated one, as `ca` lists may be) that lets in only clients
+    /// presenting the node's certificate (`client`).
+    func testAnHTTPSMirrorWithAPrivateCAAndClientCertificatesServesTheLayer() throws {
+        let work = try TemporaryDirectory(prefix: "starling-hosts")
+        defer { work.remove() }
+        let registry = try LocalRegistry()
+        let server = try TestCertificate.selfSignedServer(in: work, name: "mirror")
+        let unrelated = try TestCertificate.selfSignedServer(in: work, name: "unrelated")
+        let client = try TestCertificate.selfSignedServer(in: work, name: "node")
+        let mirror = try NginxServer(listenOptions: "ssl") { _ in
+            """
+                ssl_certificate \(server.certificatePath);
+                ssl_certificate_key \(server.keyPath);
+                ssl_client_certificate \(client.certificatePath);
+                ssl_verify_client on;
+                location /v2/ { proxy_pass http://127.0.0.1:\(registry.port)/v2/; proxy_buffering off; }
+            """
+        }
+        defer { mirror.stop() }
+        let hostsRoot = work.appending("certs.d")
+        try FileManager.default.createDirectory(atPath: hostsRoot + "/registry.invalid", withIntermediateDirectories: true)
+        try """
+            [host."https://127.0.0.1:\(mirror.port)"]
+              capabilities = ["pull", "resolve"]
+              ca = ["\(unrelated.certificatePath)", "\(server.certificatePath)"]
+              client = [["\(client.certificatePath)", "\(client.keyPath)"]]
+            """.write(toFile: hostsRoot + "/registry.invalid/hosts.toml", atomically: true, encoding: .utf8)
+
+        let harness = try EndToEndHarness(config: EndToEndHarness.defaultConfig + """
+
+            [registry]
+            config_path = "\(hostsRoot)"
+            """, registry: registry)
+        defer { harness.tearDown() }
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("hosts-tls", bigFileBytes: 1 << 20)).convertedWithStarling()
+        _ = try harness.push([layer], as: "hosts-tls")
+        let image = "registry.invalid/hosts-tls:1"
+
+        try harness.containerd.ctrRemote(["images", "rpull", "--hosts-dir", hostsRoot, "--snapshotter", "starling", image])
+        let state = try harness.layerState(layer.digest)
+        XCTAssertNotNil(state["fetchedBytes"], "the layer is mounted lazily: \(state)\(harness.failureLogs)")
+        XCTAssertEqual(try harness.containerd.run(image, name: "hosts-tls-1", ["cat", "/etc/hello.txt"]), "hello from hosts-tls\n")
+        let blobReads = mirror.requestedPaths().filter { $0 == "/v2/hosts-tls/blobs/\(layer.digest)" }
+        XCTAssertFalse(blobReads.isEmpty, "no layer read through the mirror: \(mirror.accessLog.suffix(10))")
+    }
 }

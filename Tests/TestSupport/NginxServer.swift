@@ -3,13 +3,14 @@ import Foundation
 /// Debian's nginx on 127.0.0.1 with one `server` block the test writes
 /// (`serverBody` gets the port): a static site, a reverse proxy in front of
 /// a registry, whatever a test needs a real HTTP server for.
+/// `listenOptions` ends the `listen` line (`ssl` for HTTPS).
 public final class NginxServer: @unchecked Sendable {
     public let port: Int
     public let directory: TemporaryDirectory
     private var process: Process?
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    public init(serverBody: (Int) -> String) throws {
+    public init(listenOptions: String = "", serverBody: (Int) -> String) throws {
         port = try freeLoopbackPort()
         directory = try TemporaryDirectory(prefix: "starling-nginx")
         let config = """
@@ -28,7 +29,7 @@ public final class NginxServer: @unchecked Sendable {
               scgi_temp_path \(directory.path)/scgi;
               default_type application/octet-stream;
               server {
-                listen 127.0.0.1:\(port);
+                listen 127.0.0.1:\(port) \(listenOptions);
             \(serverBody(port))
               }
             }
