@@ -20,8 +20,8 @@ struct CRIClient {
         return try call { try await $0.pullImage(message).imageRef }
     }
 
-    func status(_ image: String) throws -> Runtime_V1_ImageStatusResponse {
-        try call { try await $0.imageStatus(.with { $0.image.image = image }) }
+    func status(_ image: String, verbose: Bool = false) throws -> Runtime_V1_ImageStatusResponse {
+        try call { try await $0.imageStatus(.with { $0.image.image = image; $0.verbose = verbose }) }
     }
 
     func list() throws -> [Runtime_V1_Image] {
@@ -49,7 +49,11 @@ struct CRIClient {
         let done = DispatchSemaphore(value: 0)
         Task.detached {
             do {
-                let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socket), transportSecurity: .plaintext)
+                // kubelet's limit; grpc-swift's transport applies it to responses too.
+                let transport = try HTTP2ClientTransport.Posix(
+                    target: .unixDomainSocket(path: socket), transportSecurity: .plaintext,
+                    serviceConfig: ServiceConfig(methodConfig: [MethodConfig(names: [MethodConfig.Name(service: "")],
+                                                                             maxRequestMessageBytes: 16 << 20)]))
                 let value = try await withGRPCClient(transport: transport) { client in
                     try await body(Runtime_V1_ImageService.Client(wrapping: client))
                 }

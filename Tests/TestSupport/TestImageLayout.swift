@@ -32,12 +32,16 @@ public struct TestImage: Sendable {
     public var architecture = "amd64"
     public var variant: String?
     public var layers: [TestLayer]
+    /// The config's `Labels`.
+    public var labels: [String: String]
 
-    public init(os: String = "linux", architecture: String = "amd64", variant: String? = nil, layers: [TestLayer]) {
+    public init(os: String = "linux", architecture: String = "amd64", variant: String? = nil, layers: [TestLayer],
+                labels: [String: String] = [:]) {
         self.os = os
         self.architecture = architecture
         self.variant = variant
         self.layers = layers
+        self.labels = labels
     }
 }
 
@@ -70,7 +74,7 @@ public enum TestImageLayout {
             var platform: [String: Any] = ["os": image.os, "architecture": image.architecture]
             if let variant = image.variant { platform["variant"] = variant }
             var config = platform
-            config["config"] = ["Cmd": ["/bin/sh"]]
+            config["config"] = image.labels.isEmpty ? ["Cmd": ["/bin/sh"]] : ["Cmd": ["/bin/sh"], "Labels": image.labels]
             config["rootfs"] = ["type": "layers", "diff_ids": image.layers.map(\.diffID)]
             let configBlob = try put(Array(try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])))
             var layers: [[String: Any]] = []

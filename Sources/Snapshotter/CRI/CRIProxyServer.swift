@@ -15,6 +15,13 @@ final class CRIProxyServer: Sendable {
     private let transport: HTTP2ServerTransport.Posix
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let logger: Logger
+    /// kubelet's CRI client accepts messages up to 16 MiB, and containerd's
+    /// gRPC server sends and takes as much: a node's `ListImages` grows with
+    /// its images, and `crictl inspecti` returns a whole image config. The
+    /// proxy passes what kubelet and containerd pass (grpc-swift's default
+    /// is 4 MiB; its transport applies `maxRequestMessageBytes` to the
+    /// responses a client receives as well).
+    static let maxMessageBytes = 16 << 20
 
     /// Listens at `settings.address` (0700 directory, 0600 socket, before
     /// anyone can connect).
@@ -28,9 +35,13 @@ final class CRIProxyServer: Sendable {
         // attempts, and every kubelet call until the next one fails.
         client = GRPCClient(transport: try HTTP2ClientTransport.Posix(
             target: .unixDomainSocket(path: settings.containerdAddress!), transportSecurity: .plaintext,
-            config: .defaults { $0.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2) }))
+            config: .defaults { $0.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2) },
+            serviceConfig: ServiceConfig(methodConfig: [MethodConfig(names: [MethodConfig.Name(service: "")],
+                                                                     maxRequestMessageBytes: Self.maxMessageBytes,
+                                                                     maxResponseMessageBytes: Self.maxMessageBytes)])))
         let listener = try UnixSocketListener.listen(at: settings.address!)
-        transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext)
+        transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(listener), transportSecurity: .plaintext,
+                                               config: .defaults { $0.rpc.maxRequestPayloadSize = Self.maxMessageBytes })
         let proxy = CRIImageProxy(containerd: Runtime_V1_ImageService.Client(wrapping: client),
                                   capture: CredentialCapture(store: credentials, logger: logger), pullAhead: pullAhead,
                                   logger: logger)
