@@ -9,37 +9,55 @@ import XCTest
 /// layer is served lazily from that mirror with no registry configuration
 /// of Starling's own.
 final class ContainerdHostsEndToEndTests: XCTestCase {
+    /// docker-registry behind nginx under `/site-cache`, answering only
+    /// requests with the site's header, and the host directory that names
+    /// it as the only place `registry.invalid` (a name that does not
+    /// resolve) can be pulled from.
+    private struct SiteMirror {
+        let registry: LocalRegistry
+        let mirror: NginxServer
+        let hostsRoot: String
+
+        init(in work: TemporaryDirectory) throws {
+            let registry = try LocalRegistry()
+            self.registry = registry
+            mirror = try NginxServer { _ in
+                """
+                    location /site-cache/v2/ {
+                      if ($http_x_site_token != "let-me-in") { return 403; }
+                      proxy_pass http://127.0.0.1:\(registry.port)/v2/;
+                      proxy_buffering off;
+                    }
+                """
+            }
+            hostsRoot = work.appending("certs.d")
+            try FileManager.default.createDirectory(atPath: hostsRoot + "/registry.invalid", withIntermediateDirectories: true)
+            try """
+                server = "https://registry.invalid"
+
+                [host."http://127.0.0.1:\(mirror.port)/site-cache"]
+                  capabilities = ["pull", "resolve"]
+                  [host."http://127.0.0.1:\(mirror.port)/site-cache".header]
+                    x-site-token = "let-me-in"
+                """.write(toFile: hostsRoot + "/registry.invalid/hosts.toml", atomically: true, encoding: .utf8)
+        }
+
+        var starlingConfig: String {
+            EndToEndHarness.defaultConfig + "\n[registry]\nconfig_path = \"\(hostsRoot)\"\n"
+        }
+
+        func blobReads(_ repository: String, _ digest: String) -> Int {
+            mirror.requestedPaths().filter { $0 == "/site-cache/v2/\(repository)/blobs/\(digest)" }.count
+        }
+    }
+
     func testALayerOnlyTheMirrorOfContainerdsHostsTomlHasIsServedLazilyFromIt() throws {
         let work = try TemporaryDirectory(prefix: "starling-hosts")
         defer { work.remove() }
-        let registry = try LocalRegistry()
-        let mirror = try NginxServer { _ in
-            """
-                location /site-cache/v2/ {
-                  if ($http_x_site_token != "let-me-in") { return 403; }
-                  proxy_pass http://127.0.0.1:\(registry.port)/v2/;
-                  proxy_buffering off;
-                }
-            """
-        }
-        defer { mirror.stop() }
-        // The registry's name does not resolve: only the mirror can answer.
-        let hostsRoot = work.appending("certs.d")
-        try FileManager.default.createDirectory(atPath: hostsRoot + "/registry.invalid", withIntermediateDirectories: true)
-        try """
-            server = "https://registry.invalid"
-
-            [host."http://127.0.0.1:\(mirror.port)/site-cache"]
-              capabilities = ["pull", "resolve"]
-              [host."http://127.0.0.1:\(mirror.port)/site-cache".header]
-                x-site-token = "let-me-in"
-            """.write(toFile: hostsRoot + "/registry.invalid/hosts.toml", atomically: true, encoding: .utf8)
-
-        let harness = try EndToEndHarness(config: EndToEndHarness.defaultConfig + """
-
-            [registry]
-            config_path = "\(hostsRoot)"
-            """, registry: registry)
+        let site = try SiteMirror(in: work)
+        defer { site.mirror.stop() }
+        let (registry, mirror, hostsRoot) = (site.registry, site.mirror, site.hostsRoot)
+        let harness = try EndToEndHarness(config: site.starlingConfig, registry: registry)
         defer { harness.tearDown() }
         let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("hosts", bigFileBytes: 1 << 20)).convertedWithStarling()
         _ = try harness.push([layer], as: "hosts-test")
@@ -53,12 +71,35 @@ final class ContainerdHostsEndToEndTests: XCTestCase {
 
         // Starling's own reads (range requests for the layer's blob: a
         // lazy pull makes containerd fetch no layer) went through the mirror.
-        let blobReads = mirror.requestedPaths().filter { $0 == "/site-cache/v2/hosts-test/blobs/\(layer.digest)" }
-        XCTAssertFalse(blobReads.isEmpty, "no layer read through the mirror: \(mirror.accessLog.suffix(10))")
+        XCTAssertGreaterThan(site.blobReads("hosts-test", layer.digest), 0, "no layer read through the mirror: \(mirror.accessLog.suffix(10))")
         XCTAssertFalse(mirror.accessLog.contains { $0.contains("\" 403 ") }, "every request carried the header")
         let metrics = try harness.metrics()
         XCTAssertTrue(metrics.contains("starling_snapshot_events_total{event=\"lazy\"} 1"), metrics)
         XCTAssertFalse(metrics.contains("starling_snapshot_events_total{event=\"fell_back\"} 1"), metrics)
+    }
+
+    /// Kubernetes: containerd's CRI plugin reads the same directory, and a
+    /// `PullImage` through Starling's proxy opens the layer ahead of
+    /// containerd (Starling resolves the image through the mirror too).
+    func testAKubernetesPullUsesTheSameMirror() throws {
+        let work = try TemporaryDirectory(prefix: "starling-hosts")
+        defer { work.remove() }
+        let site = try SiteMirror(in: work)
+        defer { site.mirror.stop() }
+        let harness = try EndToEndHarness(config: site.starlingConfig, cri: true, criHostsDirectory: site.hostsRoot,
+                                          registry: site.registry)
+        defer { harness.tearDown() }
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("hosts-cri", bigFileBytes: 1 << 20)).convertedWithStarling()
+        _ = try harness.push([layer], as: "hosts-cri")
+        let image = "registry.invalid/hosts-cri:1"
+        XCTAssertTrue(waitUntil(timeout: 20) { (try? CRIClient(socket: harness.starling.criSocket).list()) != nil })
+
+        XCTAssertFalse(try CRIClient(socket: harness.starling.criSocket).pull(image).isEmpty)
+        let state = try harness.layerState(layer.digest)
+        XCTAssertNotNil(state["fetchedBytes"], "the layer is mounted lazily: \(state)\(harness.failureLogs)")
+        XCTAssertTrue(harness.starling.log().contains("the layer's offer was made before its Prepare came"),
+                      "the pull opened the layer ahead, resolving through the mirror\(harness.failureLogs)")
+        XCTAssertGreaterThan(site.blobReads("hosts-cri", layer.digest), 0, "\(site.mirror.accessLog.suffix(10))")
     }
 
     /// The same through an HTTPS mirror with a private CA (listed beside

@@ -28,12 +28,13 @@ final class EndToEndHarness: @unchecked Sendable {
     /// `registryConfig` is added to the registry's YAML (auth); with `cri`,
     /// containerd's CRI plugin runs too (namespace k8s.io, see `Containerd`),
     /// reaching the registry and `criHosts` (say, a `SlowLink` in front of it)
-    /// over plain HTTP.
+    /// over plain HTTP, or, with `criHostsDirectory`, as that containerd host
+    /// directory says.
     /// `prepareRoot` gets Starling's root directory before the daemon starts
     /// (to mount a filesystem there, say). `starlingConfigNaming` adds
     /// Starling config that names the registry (`HOST:PORT`).
     init(config: String = EndToEndHarness.defaultConfig, asService: Bool = false, registryConfig: String = "",
-         cri: Bool = false, criHosts: [String] = [], starlingArguments: [String] = [], registry given: LocalRegistry? = nil,
+         cri: Bool = false, criHosts: [String] = [], criHostsDirectory: String? = nil, starlingArguments: [String] = [], registry given: LocalRegistry? = nil,
          prepareRoot: (String) throws -> Void = { _ in },
          starlingConfigNaming: (String) -> String = { _ in "" }) throws {
         directory = try TemporaryDirectory(prefix: "starling-e2e")
@@ -49,7 +50,8 @@ final class EndToEndHarness: @unchecked Sendable {
                                           arguments: ["--insecure-registry", "127.0.0.1:\(registry.port)"] + starlingArguments,
                                           serviceManager: asService ? try ServiceManager(directory: directory) : nil)
             containerd = try Containerd(directory: directory, starlingSocket: starling.socket,
-                                        criRegistries: cri ? [registry.host] + criHosts : nil)
+                                        criRegistries: cri ? [registry.host] + criHosts : nil,
+                                        criHostsDirectory: criHostsDirectory)
         } catch {
             directory.remove()
             throw error

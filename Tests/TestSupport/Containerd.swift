@@ -11,9 +11,11 @@ public final class Containerd: @unchecked Sendable {
 
     /// With `criRegistries` (plain-HTTP registries, `HOST:PORT`), the CRI
     /// plugin runs too (namespace `k8s.io`), with Starling as its
-    /// snapshotter and snapshot annotations on, as a Kubernetes node has it.
+    /// snapshotter and snapshot annotations on, as a Kubernetes node has it;
+    /// with `criHostsDirectory` too, the CRI plugin's registries come from
+    /// that host directory (`config_path`) instead.
     public init(directory: TemporaryDirectory, starlingSocket: String, namespace: String = "starling-test",
-                criRegistries: [String]? = nil) throws {
+                criRegistries: [String]? = nil, criHostsDirectory: String? = nil) throws {
         self.directory = directory.appending("containerd")
         socket = self.directory + "/containerd.sock"
         self.namespace = criRegistries == nil ? namespace : "k8s.io"
@@ -46,7 +48,14 @@ public final class Containerd: @unchecked Sendable {
                     conf_dir = "\(self.directory)/cni/conf"
 
                 """
-            for host in criRegistries {
+            if let criHostsDirectory {
+                config += """
+                      [plugins."io.containerd.grpc.v1.cri".registry]
+                        config_path = "\(criHostsDirectory)"
+
+                    """
+            }
+            for host in criRegistries where criHostsDirectory == nil {
                 config += """
                       [plugins."io.containerd.grpc.v1.cri".registry.mirrors."\(host)"]
                         endpoint = ["http://\(host)"]
