@@ -58,9 +58,19 @@ extension SnapshotterService {
         let entered = Date()
         let source = layerSources?.source(named: served.record.source)
         served.persist()
-        try createSnapshot(.committed, key: target.chainID, parent: parent, labels: labels,
-                           source: .remote(served.record),
-                           usage: served.lazy.map(Self.unpackedSize) ?? SnapshotUsage(size: 0, inodes: 0))
+        // What the container's start reads first needs no mount: its
+        // fetches run while the snapshot is committed and mounted (a few to
+        // 30 ms on a busy node) instead of after.
+        if let lazy = served.lazy { startupReadahead(lazy, image: target.image) }
+        do {
+            try createSnapshot(.committed, key: target.chainID, parent: parent, labels: labels,
+                               source: .remote(served.record),
+                               usage: served.lazy.map(Self.unpackedSize) ?? SnapshotUsage(size: 0, inodes: 0))
+        } catch {
+            // Nothing will mount the layer: stop its prefetch and read-ahead.
+            served.lazy?.close()
+            throw error
+        }
         guard let lazy = served.lazy else {
             logger.info("layer used in place from \(source?.title ?? served.record.source)", metadata: [
                 "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "source": "\(served.record.source)",
@@ -83,7 +93,6 @@ extension SnapshotterService {
         }
         let mounted = Date()
         lazy.layerMounted()
-        startupReadahead(lazy, image: target.image)
         let prefetched = lazy.prefetch(timeout: prefetchTimeout)
         func seconds(_ from: Date, _ to: Date) -> Logger.MetadataValue { "\(String(format: "%.3f", to.timeIntervalSince(from)))" }
         logger.info("layer mounted lazily", metadata: [
