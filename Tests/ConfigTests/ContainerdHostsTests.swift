@@ -159,6 +159,18 @@ final class ContainerdHostsTests: XCTestCase {
         XCTAssertEqual(endpoints.map(\.apiBase), ["http://squid.example:5000/v2/", "https://registry-1.docker.io/v2/"])
     }
 
+    func testTheLogNamesHostsButNoHeaderValue() throws {
+        let hosts = try ContainerdHostsFile.parse("""
+            [host."https://m.example/cache"]
+              capabilities = ["pull"]
+              [host."https://m.example/cache".header]
+                authorization = "Bearer s3cret"
+            """, directory: "/d")
+        let text = hosts.map { ContainerdHostsDirectory.describe($0, registry: "r.example") }.joined(separator: ", then ")
+        XCTAssertEqual(text, "https://m.example/cache/v2 (pull; headers authorization), then https://r.example/v2 (pull, resolve, push)")
+        XCTAssertFalse(text.contains("s3cret"))
+    }
+
     func testConfigPathKey() throws {
         func roots(_ text: String) throws -> [String]? {
             let configuration = try ConfigFile(text: text).read { top throws(ConfigError) in

@@ -73,6 +73,9 @@ final class ContainerdHostsEndToEndTests: XCTestCase {
         // lazy pull makes containerd fetch no layer) went through the mirror.
         XCTAssertGreaterThan(site.blobReads("hosts-test", layer.digest), 0, "no layer read through the mirror: \(mirror.accessLog.suffix(10))")
         XCTAssertFalse(mirror.accessLog.contains { $0.contains("\" 403 ") }, "every request carried the header")
+        let log = harness.starling.log()
+        XCTAssertTrue(log.contains("registry hosts from containerd's host directory"), "the log says where the hosts came from")
+        XCTAssertFalse(log.contains("let-me-in"), "a header's value never reaches the log")
         let metrics = try harness.metrics()
         XCTAssertTrue(metrics.contains("starling_snapshot_events_total{event=\"lazy\"} 1"), metrics)
         XCTAssertFalse(metrics.contains("starling_snapshot_events_total{event=\"fell_back\"} 1"), metrics)

@@ -53,7 +53,28 @@ public final class ContainerdHostsDirectory: RegistryHostsDirectory {
             }
         }
         cache.withLock { $0[registry] = entry }
+        if let hosts = entry.hosts, let directory = directory(for: registry), cached?.hosts != hosts {
+            logger.info("registry hosts from containerd's host directory", metadata: [
+                "registry": "\(registry)", "directory": "\(directory)",
+                "hosts": "\(hosts.map { Self.describe($0, registry: registry) }.joined(separator: ", then "))"])
+        }
         return entry.hosts
+    }
+
+    /// One host for the log: URL and capabilities, header names but never
+    /// their values (a header may carry a token).
+    static func describe(_ host: RegistryHost, registry: String) -> String {
+        var capabilities: [String] = []
+        if host.capabilities.contains(.pull) { capabilities.append("pull") }
+        if host.capabilities.contains(.resolve) { capabilities.append("resolve") }
+        if host.capabilities.contains(.push) { capabilities.append("push") }
+        var text = "\(host.scheme)://\(host.host.isEmpty ? registry : host.host)\(host.path) (\(capabilities.joined(separator: ", "))"
+        if !host.caFiles.isEmpty { text += "; CA \(host.caFiles.joined(separator: " "))" }
+        if !host.clientCertificates.isEmpty { text += "; client certificate" }
+        if host.skipVerify == true { text += "; skip_verify" }
+        let headerNames = Set(host.headers.compactMap { $0.split(separator: ":").first.map(String.init) })
+        if !headerNames.isEmpty { text += "; headers \(headerNames.sorted().joined(separator: " "))" }
+        return text + ")"
     }
 
     /// The directory holding `registry`'s configuration, nil when none does.
