@@ -17,7 +17,7 @@ struct Endpoint: Sendable, Hashable {
     /// Header lines sent with every request here (hosts.toml `header`).
     var headers: [String] = []
 
-    /// `scheme://host/v2/`
+    /// `scheme://host/v2/` (or the endpoint's own path)
     var apiBase: String { "\(scheme)://\(host)\(path)/" }
 
     static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {

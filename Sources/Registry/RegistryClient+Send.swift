@@ -53,7 +53,8 @@ extension RegistryClient {
             .filter { $0.capabilities.contains(call.capability) }
         if call.access == .push { endpoints = endpoints.filter { !$0.isMirror } }
         guard !endpoints.isEmpty else {
-            throw RegistryError.invalidConfiguration("no host configured for registry \(call.reference.registry) may \(call.capability == .push ? "push" : call.capability == .resolve ? "resolve tags" : "pull") (see its hosts.toml capabilities)")
+            throw RegistryError.invalidConfiguration(
+                "no host configured for registry \(call.reference.registry) may \(call.capability) (its hosts.toml capabilities)")
         }
         if let preferred, let index = endpoints.firstIndex(of: preferred), index > 0 {
             endpoints.insert(endpoints.remove(at: index), at: 0)

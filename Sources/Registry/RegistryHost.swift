@@ -51,6 +51,14 @@ public struct RegistryHost: Sendable, Equatable {
     }
 }
 
+extension RegistryHost.Capabilities: CustomStringConvertible {
+    /// `pull, resolve, push`, as hosts.toml names them.
+    public var description: String {
+        [(RegistryHost.Capabilities.pull, "pull"), (.resolve, "resolve"), (.push, "push")]
+            .filter { contains($0.0) }.map(\.1).joined(separator: ", ")
+    }
+}
+
 /// containerd's registry host directories, asked per registry.
 public protocol RegistryHostsDirectory: Sendable {
     /// The hosts for `registry` (`docker.io`, `registry.cern.ch`,

@@ -116,6 +116,19 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertFalse(try DaemonConfiguration(toml: "[cri]\nopen_layers_on_pull = false").cri.openLayersOnPull)
     }
 
+    /// The Kubernetes installer's configs parse, and the k3s one reads the
+    /// host directory k3s renders its registries.yaml into.
+    func testTheKubernetesConfigsParse() throws {
+        let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/kubernetes").path
+        let base = try DaemonConfiguration(contentsOf: deploy + "/base/config.toml", mustExist: true)
+        XCTAssertEqual((base.registry.hostsDirectory as? ContainerdHostsDirectory)?.roots, ContainerdHostsDirectory.defaultRoots)
+        let k3s = try DaemonConfiguration(contentsOf: deploy + "/k3s/config.toml", mustExist: true)
+        XCTAssertEqual((k3s.registry.hostsDirectory as? ContainerdHostsDirectory)?.roots,
+                       ["/var/lib/rancher/k3s/agent/etc/containerd/certs.d"])
+        XCTAssertEqual(k3s.containerdAddress, "/run/k3s/containerd/containerd.sock")
+    }
+
     func testTheShippedExampleAndAnEmptyFileGiveTheDefaults() throws {
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("systemd/config.toml").path

@@ -64,11 +64,7 @@ public final class ContainerdHostsDirectory: RegistryHostsDirectory {
     /// One host for the log: URL and capabilities, header names but never
     /// their values (a header may carry a token).
     static func describe(_ host: RegistryHost, registry: String) -> String {
-        var capabilities: [String] = []
-        if host.capabilities.contains(.pull) { capabilities.append("pull") }
-        if host.capabilities.contains(.resolve) { capabilities.append("resolve") }
-        if host.capabilities.contains(.push) { capabilities.append("push") }
-        var text = "\(host.scheme)://\(host.host.isEmpty ? registry : host.host)\(host.path) (\(capabilities.joined(separator: ", "))"
+        var text = "\(host.scheme)://\(host.host.isEmpty ? registry : host.host)\(host.path) (\(host.capabilities)"
         if !host.caFiles.isEmpty { text += "; CA \(host.caFiles.joined(separator: " "))" }
         if !host.clientCertificates.isEmpty { text += "; client certificate" }
         if host.skipVerify == true { text += "; skip_verify" }
