@@ -6,9 +6,29 @@ import Synchronization
 /// first, to prioritize in its image (`starling optimize --profile`).
 /// With the kernel's page cache in front, each file's first read reaches
 /// the layer once, so the order is the workload's.
+///
+/// It also counts the 4 KiB pages of each file that were read: a start
+/// touches a fraction of the files it opens (a compiler's own binary, an
+/// interpreter's), and that fraction is what a prefetch of whole files
+/// brings in vain. Mount with a small readahead for the count to be the
+/// workload's, not the kernel's.
 public final class RecordingContent: LayerContentSource {
     public let inner: any LayerContentSource
-    private let log = Mutex<(seen: Set<EntryID>, order: [EntryID])>(([], []))
+    private let log = Mutex<Log>(Log())
+    public static let pageBytes: Int64 = 4096
+
+    private struct Log {
+        var order: [EntryID] = []
+        var pages: [EntryID: Set<Int64>] = [:]
+    }
+
+    /// What the workload read: files in the order of their first read,
+    /// the bytes of their pages it read, and their sizes.
+    public struct Reads: Sendable, Equatable {
+        public var paths: [String]
+        public var pageBytesRead: Int64
+        public var fileBytes: Int64
+    }
 
     public init(_ inner: any LayerContentSource) {
         self.inner = inner
@@ -19,15 +39,30 @@ public final class RecordingContent: LayerContentSource {
     public func stateJSON() throws -> [UInt8] { try inner.stateJSON() }
 
     public func read(entry: EntryID, offset: Int64, length: Int) throws -> [UInt8] {
+        let end = min(index.size(of: entry), offset + Int64(length))
         log.withLock { log in
-            if log.seen.insert(entry).inserted { log.order.append(entry) }
+            if log.pages[entry] == nil {
+                log.order.append(entry)
+                log.pages[entry] = []
+            }
+            guard end > offset else { return }
+            for page in (offset / Self.pageBytes)...((end - 1) / Self.pageBytes) { log.pages[entry]!.insert(page) }
         }
         return try inner.read(entry: entry, offset: offset, length: length)
     }
 
     /// Paths of the files read so far, first read first.
-    public var readPaths: [String] {
-        let order = log.withLock { $0.order }
-        return order.map { index.path(of: $0) }
+    public var readPaths: [String] { reads.paths }
+
+    public var reads: Reads {
+        let (order, pages) = log.withLock { ($0.order, $0.pages) }
+        var result = Reads(paths: [], pageBytesRead: 0, fileBytes: 0)
+        for entry in order {
+            let size = index.size(of: entry)
+            result.paths.append(index.path(of: entry))
+            result.fileBytes += size
+            result.pageBytesRead += min(size, Int64(pages[entry]?.count ?? 0) * Self.pageBytes)
+        }
+        return result
     }
 }

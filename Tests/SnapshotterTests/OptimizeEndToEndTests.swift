@@ -96,4 +96,26 @@ final class OptimizeEndToEndTests: XCTestCase {
         try harness.lazyPull(destination)
         XCTAssertEqual(try harness.containerd.run(destination, name: "prof-lazy", ["cat", "/etc/second.txt"]), "second layer\n")
     }
+
+    /// The profile says how much of the files it prioritizes the workload
+    /// read: here 10 kB of an 8 MiB file, and whatever busybox's start
+    /// touches of busybox.
+    func testTheProfileCountsThePagesTheWorkloadRead() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.tearDown() }
+        let base = try harness.makeBaseTree("pages", bigFileBytes: 8 << 20)
+        let source = try harness.push([try TestLayer.fromDirectory(base)], as: "pagesrc")
+        let destination = "127.0.0.1:\(harness.registry.port)/pagedst:1"
+        let printed = try Command.check([StarlingBinary.path, "optimize", source, destination, "--profile", "--period", "30",
+                                         "--insecure-registry", harness.registry.host,
+                                         "--", "/bin/busybox", "head", "-c", "10000", "/data/big.bin"])
+        let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
+        let layer = try XCTUnwrap((outcome["layers"] as? [[String: Any]])?.first)
+        let read = try XCTUnwrap((layer["profiledBytesRead"] as? NSNumber)?.int64Value)
+        let files = try XCTUnwrap((layer["profiledFileBytes"] as? NSNumber)?.int64Value)
+        let busybox = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: base + "/bin/busybox")[.size] as? NSNumber).int64Value
+        XCTAssertEqual(files, (8 << 20) + busybox, "big.bin and busybox were read: \(layer)")
+        XCTAssertGreaterThanOrEqual(read, 10_000, "\(layer)")
+        XCTAssertLessThan(read, 10_000 + 12_288 + busybox, "10 kB of big.bin, at most busybox besides: \(layer)")
+    }
 }

@@ -65,7 +65,7 @@ struct ImageIndexer {
         if let profile = options.profile {
             let read = try self.profile(indexes, layers: resolved.layers, config: config, profile: profile,
                                         repository: repository)
-            indexes = try prioritizing(indexes, paths: read.map { $0 + options.prioritizedPaths },
+            indexes = try prioritizing(indexes, paths: read.map { $0.paths + options.prioritizedPaths },
                                        layers: resolved.layers, diffIDs: diffIDs, repository: repository)
         } else if !options.prioritizedPaths.isEmpty {
             indexes = try prioritizing(indexes, paths: indexes.map { _ in options.prioritizedPaths },
@@ -178,7 +178,7 @@ struct ImageIndexer {
     /// from the registry by range), runs the workload on them and returns
     /// the files it read from each, in order.
     private func profile(_ indexes: [GzipSeekIndex?], layers: [Descriptor], config: [UInt8],
-                         profile: ImageOptimizer.Profile, repository: ImageReference) throws -> [[String]] {
+                         profile: ImageOptimizer.Profile, repository: ImageReference) throws -> [RecordingContent.Reads] {
         let cache = try ChunkCache(options: .init(memoryBytes: 256 << 20))
         var lazy: [LazyLayer] = []
         defer { for layer in lazy { layer.close() } }
@@ -195,7 +195,9 @@ struct ImageIndexer {
         logger.info("profiling the workload", metadata: ["command": "\(process.arguments)", "seconds": "\(profile.period)"])
         let recorded = try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
             .profile(contents: lazy, process: process)
-        logger.info("workload profiled", metadata: ["filesRead": "\(recorded.map(\.count))"])
+        logger.info("workload profiled", metadata: ["filesRead": "\(recorded.map(\.paths.count))",
+                                                    "bytesRead": "\(recorded.map(\.pageBytesRead))",
+                                                    "ofFileBytes": "\(recorded.map(\.fileBytes))"])
         return recorded
     }
 }

@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+import FuseFS
 import Logging
 import Registry
 import StargzReader
@@ -43,6 +44,10 @@ struct ImageOptimizer {
             let diffID: String
             /// Files the profiled workload read from this layer.
             let profiledFiles: Int?
+            /// Of those files' bytes (`profiledFileBytes`), the 4 KiB pages
+            /// the workload read: the rest is prefetched in vain.
+            let profiledBytesRead: Int64?
+            let profiledFileBytes: Int64?
         }
         let image: String
         let manifestDigest: String
@@ -81,11 +86,11 @@ struct ImageOptimizer {
             inputs.append(input)
         }
         var lists = [[String]](repeating: options.prioritizedPaths, count: inputs.count)
-        var profiled: [Int]?
+        var profiled: [RecordingContent.Reads]?
         if let profile = options.profile {
             let recorded = try self.profile(inputs, layers: resolved.layers, config: config, profile: profile, source: source)
-            lists = recorded.map { $0 + options.prioritizedPaths }
-            profiled = recorded.map(\.count)
+            lists = recorded.map { $0.paths + options.prioritizedPaths }
+            profiled = recorded
         }
         var converted: [(source: Descriptor, result: LayerConversionResult, path: String)] = []
         progress?.setStatus("converting")
@@ -122,7 +127,9 @@ struct ImageOptimizer {
         return Outcome(image: destination.description, manifestDigest: digest, configDigest: configDescriptor.digest,
                        layers: converted.enumerated().map { i, item in
                            .init(source: item.source.digest, digest: item.result.digest, size: item.result.size,
-                                 tocDigest: item.result.tocDigest, diffID: item.result.diffID, profiledFiles: profiled?[i])
+                                 tocDigest: item.result.tocDigest, diffID: item.result.diffID,
+                                 profiledFiles: profiled?[i].paths.count, profiledBytesRead: profiled?[i].pageBytesRead,
+                                 profiledFileBytes: profiled?[i].fileBytes)
                        })
     }
 
@@ -144,7 +151,7 @@ struct ImageOptimizer {
     /// Converts the layers once as they are, runs the workload on them and
     /// returns, per layer, the files it read from that layer in order.
     private func profile(_ inputs: [String], layers: [Descriptor], config: [UInt8], profile: Profile,
-                         source: ImageReference) throws -> [[String]] {
+                         source: ImageReference) throws -> [RecordingContent.Reads] {
         var plain: [WorkloadProfiler.Layer] = []
         defer { for layer in plain { unlink(layer.blobPath) } }
         progress?.setStatus("converting for the profile")
@@ -158,7 +165,9 @@ struct ImageOptimizer {
         progress?.setStatus("profiling the workload (at most \(profile.period) s)")
         let recorded = try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
             .profile(layers: plain, process: process)
-        logger.info("workload profiled", metadata: ["filesRead": "\(recorded.map(\.count))"])
+        logger.info("workload profiled", metadata: ["filesRead": "\(recorded.map(\.paths.count))",
+                                                    "bytesRead": "\(recorded.map(\.pageBytesRead))",
+                                                    "ofFileBytes": "\(recorded.map(\.fileBytes))"])
         return recorded
     }
 

@@ -23,8 +23,9 @@ struct WorkloadProfiler {
     let workDirectory: String
     let logger: Logger
 
-    /// The paths each layer's files were first read at, per layer (base first).
-    func profile(layers: [Layer], process: ImageProcess) throws -> [[String]] {
+    /// What the workload read from each layer (base first): its files in
+    /// the order of their first read, and how much of them it read.
+    func profile(layers: [Layer], process: ImageProcess) throws -> [RecordingContent.Reads] {
         let contents = try layers.map { layer -> any LayerContentSource in
             let source = try LocalFileBlobSource(path: layer.blobPath)
             let opened = try StargzLayer.open(source: source, tocDigest: layer.tocDigest, verification: .required)
@@ -35,7 +36,7 @@ struct WorkloadProfiler {
 
     /// The same for layers served by any content source (a gzip layer read
     /// through its seekable index), base layer first.
-    func profile(contents: [any LayerContentSource], process: ImageProcess) throws -> [[String]] {
+    func profile(contents: [any LayerContentSource], process: ImageProcess) throws -> [RecordingContent.Reads] {
         guard !process.arguments.isEmpty else {
             throw OptimizeError("nothing to profile: the image has no Entrypoint or Cmd; give the command after --")
         }
@@ -49,6 +50,9 @@ struct WorkloadProfiler {
         }
         var options = FuseMountOptions()
         options.surviveRestarts = false
+        // One page at a time: the pages counted are the workload's reads,
+        // not the kernel's readahead around them.
+        options.readahead = UInt32(RecordingContent.pageBytes)
         for (i, content) in contents.enumerated() {
             let mountpoint = "\(root)/layer-\(i)"
             try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
@@ -67,7 +71,7 @@ struct WorkloadProfiler {
         overlayMounted = true
         try writeBundle(at: "\(root)/bundle", rootfs: "\(root)/rootfs", process: process)
         try run(bundle: "\(root)/bundle", state: "\(root)/runc")
-        return recorders.map(\.readPaths)
+        return recorders.map(\.reads)
     }
 
     /// An OCI runtime bundle from `runc spec`, running `process` on `rootfs`.
