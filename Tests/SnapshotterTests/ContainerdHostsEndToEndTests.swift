@@ -42,13 +42,30 @@ final class ContainerdHostsEndToEndTests: XCTestCase {
                 """.write(toFile: hostsRoot + "/registry.invalid/hosts.toml", atomically: true, encoding: .utf8)
         }
 
-        var starlingConfig: String {
-            EndToEndHarness.defaultConfig + "\n[registry]\nconfig_path = \"\(hostsRoot)\"\n"
-        }
+        var starlingConfig: String { ContainerdHostsEndToEndTests.starlingConfig(hostsRoot: hostsRoot) }
 
         func blobReads(_ repository: String, _ digest: String) -> Int {
             mirror.requestedPaths().filter { $0 == "/site-cache/v2/\(repository)/blobs/\(digest)" }.count
         }
+    }
+
+    static func starlingConfig(hostsRoot: String) -> String {
+        EndToEndHarness.defaultConfig + "\n[registry]\nconfig_path = \"\(hostsRoot)\"\n"
+    }
+
+    /// A one-layer eStargz image pushed as `repository`, pulled as
+    /// `registry.invalid/REPOSITORY:1` with `ctr-remote rpull --hosts-dir`,
+    /// checked to be mounted lazily, and run.
+    private func pullLazilyAndRun(_ harness: EndToEndHarness, repository: String, hostsRoot: String) throws -> TestLayer {
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree(repository, bigFileBytes: 1 << 20)).convertedWithStarling()
+        _ = try harness.push([layer], as: repository)
+        let image = "registry.invalid/\(repository):1"
+        try harness.containerd.ctrRemote(["images", "rpull", "--hosts-dir", hostsRoot, "--snapshotter", "starling", image])
+        let state = try harness.layerState(layer.digest)
+        XCTAssertNotNil(state["fetchedBytes"], "the layer is mounted lazily: \(state)\(harness.failureLogs)")
+        XCTAssertEqual(try harness.containerd.run(image, name: "\(repository)-1", ["cat", "/etc/hello.txt"]),
+                       "hello from \(repository)\n")
+        return layer
     }
 
     func testALayerOnlyTheMirrorOfContainerdsHostsTomlHasIsServedLazilyFromIt() throws {
@@ -59,15 +76,7 @@ final class ContainerdHostsEndToEndTests: XCTestCase {
         let (registry, mirror, hostsRoot) = (site.registry, site.mirror, site.hostsRoot)
         let harness = try EndToEndHarness(config: site.starlingConfig, registry: registry)
         defer { harness.tearDown() }
-        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("hosts", bigFileBytes: 1 << 20)).convertedWithStarling()
-        _ = try harness.push([layer], as: "hosts-test")
-        let image = "registry.invalid/hosts-test:1"
-
-        try harness.containerd.ctrRemote(["images", "rpull", "--hosts-dir", hostsRoot, "--snapshotter", "starling", image])
-        let state = try harness.layerState(layer.digest)
-        XCTAssertNotNil(state["fetchedBytes"], "the layer is mounted lazily: \(state)\(harness.failureLogs)")
-        let output = try harness.containerd.run(image, name: "hosts-1", ["cat", "/etc/hello.txt"])
-        XCTAssertEqual(output, "hello from hosts\n")
+        let layer = try pullLazilyAndRun(harness, repository: "hosts-test", hostsRoot: hostsRoot)
 
         // Starling's own reads (range requests for the layer's blob: a
         // lazy pull makes containerd fetch no layer) went through the mirror.
@@ -134,20 +143,9 @@ final class ContainerdHostsEndToEndTests: XCTestCase {
               client = [["\(client.certificatePath)", "\(client.keyPath)"]]
             """.write(toFile: hostsRoot + "/registry.invalid/hosts.toml", atomically: true, encoding: .utf8)
 
-        let harness = try EndToEndHarness(config: EndToEndHarness.defaultConfig + """
-
-            [registry]
-            config_path = "\(hostsRoot)"
-            """, registry: registry)
+        let harness = try EndToEndHarness(config: Self.starlingConfig(hostsRoot: hostsRoot), registry: registry)
         defer { harness.tearDown() }
-        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("hosts-tls", bigFileBytes: 1 << 20)).convertedWithStarling()
-        _ = try harness.push([layer], as: "hosts-tls")
-        let image = "registry.invalid/hosts-tls:1"
-
-        try harness.containerd.ctrRemote(["images", "rpull", "--hosts-dir", hostsRoot, "--snapshotter", "starling", image])
-        let state = try harness.layerState(layer.digest)
-        XCTAssertNotNil(state["fetchedBytes"], "the layer is mounted lazily: \(state)\(harness.failureLogs)")
-        XCTAssertEqual(try harness.containerd.run(image, name: "hosts-tls-1", ["cat", "/etc/hello.txt"]), "hello from hosts-tls\n")
+        let layer = try pullLazilyAndRun(harness, repository: "hosts-tls", hostsRoot: hostsRoot)
         let blobReads = mirror.requestedPaths().filter { $0 == "/v2/hosts-tls/blobs/\(layer.digest)" }
         XCTAssertFalse(blobReads.isEmpty, "no layer read through the mirror: \(mirror.accessLog.suffix(10))")
     }
