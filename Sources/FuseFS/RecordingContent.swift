@@ -7,11 +7,10 @@ import Synchronization
 /// With the kernel's page cache in front, each file's first read reaches
 /// the layer once, so the order is the workload's.
 ///
-/// It also counts the 4 KiB pages of each file that were read: a start
-/// touches a fraction of the files it opens (a compiler's own binary, an
-/// interpreter's), and that fraction is what a prefetch of whole files
-/// brings in vain. Mount with a small readahead for the count to be the
-/// workload's, not the kernel's.
+/// It also counts the 4 KiB pages of each file that were read, the
+/// kernel's readahead included: what of the files a start reads it needs
+/// at the mount's readahead, and so what a prefetch of whole files brings
+/// in vain.
 public final class RecordingContent: LayerContentSource {
     public let inner: any LayerContentSource
     private let log = Mutex<Log>(Log())

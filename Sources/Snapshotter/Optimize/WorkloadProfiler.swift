@@ -49,10 +49,12 @@ struct WorkloadProfiler {
             for mount in mounts.reversed() { mount.unmount() }
         }
         var options = FuseMountOptions()
+        // The readahead stays a lazy mount's: the pages counted are then
+        // what the workload's reads make the kernel ask for on a node. (At
+        // one page at a time, a compile read 28 % of its files' bytes
+        // instead of 86 %, but each 4 KiB read of a 4 MiB chunk inflated the
+        // chunk again and the profile of a gcc compile ran out its period.)
         options.surviveRestarts = false
-        // One page at a time: the pages counted are the workload's reads,
-        // not the kernel's readahead around them.
-        options.readahead = UInt32(RecordingContent.pageBytes)
         for (i, content) in contents.enumerated() {
             let mountpoint = "\(root)/layer-\(i)"
             try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
