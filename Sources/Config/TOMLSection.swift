@@ -23,9 +23,6 @@ public struct TOMLSection {
         }
     }
 
-    /// A table with no keys, as if `[path]` were written and left empty.
-    public static func empty(path: String) -> TOMLSection { TOMLSection(table: TOMLTable(), path: path) }
-
     /// The keys present in this table.
     public var keys: [String] { table.keys }
 
@@ -97,6 +94,12 @@ public struct TOMLSection {
         guard let value = table[key] else { return nil }
         guard let table = value.table else { throw ConfigError("\(qualified(key)) must be a table") }
         return TOMLSection(table: table, path: qualified(key))
+    }
+
+    /// The sub-table `key`, or an empty one when absent (a section whose
+    /// defaults apply whether or not the file has it).
+    public func sectionOrEmpty(_ key: String) throws(ConfigError) -> TOMLSection {
+        try section(key) ?? TOMLSection(table: TOMLTable(), path: qualified(key))
     }
 
     /// The sub-table `key` whose own keys are names (`[registry.host."NAME"]`),

@@ -50,9 +50,7 @@ public final class RecordingContent: LayerContentSource {
         return try inner.read(entry: entry, offset: offset, length: length)
     }
 
-    /// Paths of the files read so far, first read first.
-    public var readPaths: [String] { reads.paths }
-
+    /// What was read so far.
     public var reads: Reads {
         let (order, pages) = log.withLock { ($0.order, $0.pages) }
         var result = Reads(paths: [], pageBytesRead: 0, fileBytes: 0)

@@ -142,7 +142,7 @@ final class ContainerdHostsTests: XCTestCase {
             """, registryDirectory: "docker.io")
         var configuration = try ConfigFile(text: "[registry]\nconfig_path = \"\(root)\"")
             .read { top throws(ConfigError) in
-                try RegistryConfiguration(toml: try top.section("registry") ?? TOMLSection.empty(path: "registry"))
+                try RegistryConfiguration(toml: try top.sectionOrEmpty("registry"))
             }
         var endpoints = configuration.endpoints(for: "docker.io")
         XCTAssertEqual(endpoints.map(\.apiBase), ["http://127.0.0.1:5000/prefix/v2/", "https://registry-1.docker.io/v2/"])
@@ -174,7 +174,7 @@ final class ContainerdHostsTests: XCTestCase {
     func testConfigPathKey() throws {
         func roots(_ text: String) throws -> [String]? {
             let configuration = try ConfigFile(text: text).read { top throws(ConfigError) in
-                try RegistryConfiguration(toml: try top.section("registry") ?? TOMLSection.empty(path: "registry"))
+                try RegistryConfiguration(toml: try top.sectionOrEmpty("registry"))
             }
             return (configuration.hostsDirectory as? ContainerdHostsDirectory)?.roots
         }

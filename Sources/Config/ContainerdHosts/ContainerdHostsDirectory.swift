@@ -38,7 +38,8 @@ public final class ContainerdHostsDirectory: RegistryHostsDirectory {
         let cached = cache.withLock { $0[registry] }
         if let cached, now.timeIntervalSince(cached.readAt) < refreshSeconds { return cached.hosts }
         var entry = Entry(hosts: nil, readAt: now, error: nil)
-        if let directory = directory(for: registry) {
+        let directory = directory(for: registry)
+        if let directory {
             do {
                 entry.hosts = try ContainerdHostsFile.read(directory: directory)
             } catch {
@@ -53,7 +54,7 @@ public final class ContainerdHostsDirectory: RegistryHostsDirectory {
             }
         }
         cache.withLock { $0[registry] = entry }
-        if let hosts = entry.hosts, let directory = directory(for: registry), cached?.hosts != hosts {
+        if let hosts = entry.hosts, let directory, cached?.hosts != hosts {
             logger.info("registry hosts from containerd's host directory", metadata: [
                 "registry": "\(registry)", "directory": "\(directory)",
                 "hosts": "\(hosts.map { Self.describe($0, registry: registry) }.joined(separator: ", then "))"])

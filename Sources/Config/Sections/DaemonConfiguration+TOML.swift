@@ -25,7 +25,7 @@ extension DaemonConfiguration {
         if let section = try top.section("lazy") { lazy = try LazySettings(toml: section) }
         if let section = try top.section("fuse") { fuse = try FuseMountOptions(toml: section) }
         if let section = try top.section("cvmfs") { cvmfs = try CVMFSConfiguration(toml: section) }
-        registry = try RegistryConfiguration(toml: try top.section("registry") ?? TOMLSection.empty(path: "registry"))
+        registry = try RegistryConfiguration(toml: try top.sectionOrEmpty("registry"))
         if let section = try top.section("cri") { cri = try CRISettings(toml: section) }
         if let section = try top.section("gzip_index") { gzipIndex = try GzipIndexSettings(toml: section) }
         if let section = try top.section("unpack") { unpack = try UnpackSettings(toml: section) }

@@ -26,7 +26,7 @@ struct RegistryOptions: ParsableArguments {
         do throws(ConfigError) {
             let file = if let config { try ConfigFile(contentsOf: config, mustExist: true) } else { try ConfigFile(text: "") }
             configuration = try file.read { top throws(ConfigError) in
-                try RegistryConfiguration(toml: try top.section("registry") ?? TOMLSection.empty(path: "registry"))
+                try RegistryConfiguration(toml: try top.sectionOrEmpty("registry"))
             }
         } catch {
             throw ValidationError(error.message)

@@ -192,13 +192,8 @@ struct ImageIndexer {
                                   options: LazyLayerOptions(), logger: logger))
         }
         let process = try ImageProcess(config: config, override: profile.command)
-        logger.info("profiling the workload", metadata: ["command": "\(process.arguments)", "seconds": "\(profile.period)"])
-        let recorded = try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
+        return try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
             .profile(contents: lazy, process: process)
-        logger.info("workload profiled", metadata: ["filesRead": "\(recorded.map(\.paths.count))",
-                                                    "bytesRead": "\(recorded.map(\.pageBytesRead))",
-                                                    "ofFileBytes": "\(recorded.map(\.fileBytes))"])
-        return recorded
     }
 }
 

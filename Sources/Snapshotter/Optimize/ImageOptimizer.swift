@@ -161,14 +161,9 @@ struct ImageOptimizer {
             plain.append(.init(blobPath: output, tocDigest: result.tocDigest, digest: result.digest))
         }
         let process = try ImageProcess(config: config, override: profile.command)
-        logger.info("profiling the workload", metadata: ["command": "\(process.arguments)", "seconds": "\(profile.period)"])
         progress?.setStatus("profiling the workload (at most \(profile.period) s)")
-        let recorded = try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
+        return try WorkloadProfiler(period: profile.period, workDirectory: options.workDirectory, logger: logger)
             .profile(layers: plain, process: process)
-        logger.info("workload profiled", metadata: ["filesRead": "\(recorded.map(\.paths.count))",
-                                                    "bytesRead": "\(recorded.map(\.pageBytesRead))",
-                                                    "ofFileBytes": "\(recorded.map(\.fileBytes))"])
-        return recorded
     }
 
     /// Streams a layer blob to `path`; the client checks its digest.

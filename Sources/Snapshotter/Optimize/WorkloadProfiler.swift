@@ -40,6 +40,7 @@ struct WorkloadProfiler {
         guard !process.arguments.isEmpty else {
             throw OptimizeError("nothing to profile: the image has no Entrypoint or Cmd; give the command after --")
         }
+        logger.info("profiling the workload", metadata: ["command": "\(process.arguments)", "seconds": "\(period)"])
         let root = "\(workDirectory)/profile"
         var recorders: [RecordingContent] = []
         var mounts: [FuseMount] = []
@@ -73,7 +74,11 @@ struct WorkloadProfiler {
         overlayMounted = true
         try writeBundle(at: "\(root)/bundle", rootfs: "\(root)/rootfs", process: process)
         try run(bundle: "\(root)/bundle", state: "\(root)/runc")
-        return recorders.map(\.reads)
+        let reads = recorders.map(\.reads)
+        logger.info("workload profiled", metadata: ["filesRead": "\(reads.map(\.paths.count))",
+                                                    "bytesRead": "\(reads.map(\.pageBytesRead))",
+                                                    "ofFileBytes": "\(reads.map(\.fileBytes))"])
+        return reads
     }
 
     /// An OCI runtime bundle from `runc spec`, running `process` on `rootfs`.
