@@ -57,7 +57,9 @@ enum CVMFSFixture {
             repository: name ?? served.repository.name, servers: servers ?? [served.url], proxies: proxies,
             keys: keys ?? [served.repository.masterPublicKey], connectTimeoutSeconds: 2, stallTimeoutSeconds: stall)
         let directory = cacheDirectory ?? served.work.appending("cache-\(UUID().uuidString)")
-        let chunks = try ChunkCache(options: ChunkCache.Options(memoryBytes: 16 << 20, directory: directory + "/chunks"))
+        // No disk reserve: the cache sits on the host's /tmp, however full that is.
+        let chunks = try ChunkCache(options: ChunkCache.Options(memoryBytes: 16 << 20, directory: directory + "/chunks",
+                                                                diskReserve: .none))
         return try CVMFSRepository.make(configuration: configuration, chunks: chunks, directory: directory)
     }
 

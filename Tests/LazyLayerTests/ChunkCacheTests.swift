@@ -5,7 +5,10 @@ import StargzReader
 import TestSupport
 import XCTest
 
-/// The two cache tiers, on their own and as seen through a layer.
+/// The two cache tiers, on their own and as seen through a layer. Their
+/// disk tiers keep no reserve (`diskReserve: .none`): they live on the
+/// host's /tmp, which may be fuller than the default reserve allows, and
+/// `DiskReserveTests` test the reserve on a filesystem of their own.
 final class ChunkCacheTests: XCTestCase {
     private func digest(_ bytes: [UInt8]) -> SHA256Digest { SHA256Digest.of(bytes) }
 
@@ -28,7 +31,7 @@ final class ChunkCacheTests: XCTestCase {
     func testMemoryKeepsOnlyWhatTheDiskDoesNot() throws {
         let directory = try TemporaryDirectory(prefix: "starling-cache")
         let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 1 << 20, directory: directory.path,
-                                                               diskBytes: 1 << 20))
+                                                               diskBytes: 1 << 20, diskReserve: .none))
         let chunk = randomBytes(1000, seed: 7)
         let key = ChunkKey.content(digest(chunk))
         cache.put(key, chunk)
@@ -55,7 +58,7 @@ final class ChunkCacheTests: XCTestCase {
         let good = randomBytes(5000, seed: 11)
         let garbled = randomBytes(5000, seed: 12)
         do {
-            let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path))
+            let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path, diskReserve: .none))
             for chunk in [good, garbled] { cache.put(.content(digest(chunk)), chunk) }
         }
         let hex = digest(garbled).hex
@@ -64,7 +67,7 @@ final class ChunkCacheTests: XCTestCase {
         replaced[4000] ^= 0x5a
         try Data(replaced).write(to: URL(fileURLWithPath: file))
 
-        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path))
+        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path, diskReserve: .none))
         XCTAssertNil(cache.read(.content(digest(garbled)), range: 0..<100, size: 5000),
                      "the part asked for is intact, the chunk is not: nothing served")
         XCTAssertFalse(FileManager.default.fileExists(atPath: file), "damaged file removed")
@@ -77,7 +80,7 @@ final class ChunkCacheTests: XCTestCase {
         let chunks = (0..<10).map { randomBytes(10_000, seed: UInt64($0)) }
         do {
             let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path,
-                                                                   diskBytes: 50_000))
+                                                                   diskBytes: 50_000, diskReserve: .none))
             for chunk in chunks { cache.put(.content(digest(chunk)), chunk) }
             let statistics = cache.statistics()
             XCTAssertLessThanOrEqual(statistics.diskBytes, 50_000)
@@ -86,7 +89,7 @@ final class ChunkCacheTests: XCTestCase {
             XCTAssertEqual(cache.get(.content(digest(chunks[9]))), chunks[9])
         }
         let reopened = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path,
-                                                                  diskBytes: 50_000))
+                                                                  diskBytes: 50_000, diskReserve: .none))
         XCTAssertEqual(reopened.get(.content(digest(chunks[9]))), chunks[9], "newest chunk survives a restart")
         XCTAssertGreaterThan(reopened.statistics().diskBytes, 0)
     }
@@ -97,7 +100,7 @@ final class ChunkCacheTests: XCTestCase {
         let truncated = randomBytes(5000, seed: 2)
         let garbled = randomBytes(5000, seed: 3)
         do {
-            let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path))
+            let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path, diskReserve: .none))
             for chunk in [good, truncated, garbled] { cache.put(.content(digest(chunk)), chunk) }
         }
         func file(_ bytes: [UInt8]) -> String {
@@ -109,7 +112,7 @@ final class ChunkCacheTests: XCTestCase {
         // A crash between write and rename leaves a temporary file behind.
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: directory.path + "/tmp/leftover"))
 
-        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path))
+        let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: 0, directory: directory.path, diskReserve: .none))
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path + "/tmp/leftover"))
         XCTAssertEqual(cache.get(.content(digest(good))), good)
         XCTAssertNil(cache.get(.content(digest(truncated))))

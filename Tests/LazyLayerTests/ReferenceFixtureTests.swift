@@ -24,7 +24,7 @@ final class ReferenceFixtureTests: XCTestCase {
         try Command.check(["tar", "-xzf", "\(Self.fixtures)/source.tar.gz", "-C", extracted.path])
         let source = CountingBlobSource(try LocalFileBlobSource(path: "\(Self.fixtures)/\(name).blob"))
         let layer = try StargzLayer.open(source: source, tocDigest: tocDigest, verification: .required)
-        let cache = try ChunkCache(options: ChunkCache.Options(directory: extracted.appending("cache")))
+        let cache = try ChunkCache(options: ChunkCache.Options(directory: extracted.appending("cache"), diskReserve: .none))
         let lazy = LazyLayer(digest: digest, layer: layer, source: source, cache: cache,
                              options: LazyLayerOptions(background: BackgroundFetchOptions(enabled: false)))
         var checked = 0

@@ -128,13 +128,15 @@ extension CountingBlobSource {
     }
 }
 
-/// Builds a layer's data path over `source` with a fresh cache.
+/// Builds a layer's data path over `source` with a fresh cache. The cache
+/// keeps no disk reserve: its directory is on the host's /tmp, whose fill
+/// level the tests do not control (`DiskReserveTests` test the reserve).
 func makeLazyLayer(_ test: TestLayer, source: any BlobSource, cacheDirectory: String? = nil,
                    memoryBytes: Int = 64 << 20, diskBytes: Int = 1 << 30,
                    options: LazyLayerOptions = LazyLayerOptions(background: BackgroundFetchOptions(enabled: false)))
     throws -> LazyLayer {
     let cache = try ChunkCache(options: ChunkCache.Options(memoryBytes: memoryBytes, directory: cacheDirectory,
-                                                           diskBytes: diskBytes))
+                                                           diskBytes: diskBytes, diskReserve: .none))
     let layer = try test.open(source: source)
     return LazyLayer(digest: test.result.digest, layer: layer, source: source, cache: cache, options: options)
 }

@@ -11,9 +11,11 @@ final class DiskReserveEndToEndTests: XCTestCase {
     func testAChunkCacheOnAFullDiskLeavesRoomForNewContainers() throws {
         let diskBytes = 48 << 20
         nonisolated(unsafe) var disk: LoopFilesystem?
-        // The default reserve (20 %): nothing about it is configured.
+        // The default reserve (20 %), stated because the harness otherwise
+        // turns the reserve off (see `StarlingDaemon.withoutDiskReserve`).
         let harness = try EndToEndHarness(config: """
             [lazy]
+            disk_cache_reserve_percent = 20
             background_fetch = true
             background_idle_seconds = 0
             [cvmfs]

@@ -22,13 +22,13 @@ final class SystemdRestartEndToEndTests: XCTestCase {
         try FileManager.default.copyItem(atPath: StarlingBinary.path, toPath: starling)
         let socket = run + "/starling.sock", log = directory.appending("starling.log")
         let containerdSocket = directory.appending("containerd/containerd.sock")
-        try """
+        try StarlingDaemon.withoutDiskReserve("""
             containerd_address = "\(containerdSocket)"
             [lazy]
             background_fetch = false
             [cvmfs]
             enabled = false
-            """.write(toFile: directory.appending("starling.toml"), atomically: true, encoding: .utf8)
+            """).write(toFile: directory.appending("starling.toml"), atomically: true, encoding: .utf8)
 
         // The real unit, with a drop-in for this test's paths only.
         let units = directory.appending("ns/etc/systemd/system")

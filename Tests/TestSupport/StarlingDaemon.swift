@@ -39,8 +39,24 @@ public final class StarlingDaemon: @unchecked Sendable {
         self.arguments = arguments
         self.environment = environment
         self.serviceManager = serviceManager
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try Self.withoutDiskReserve(config).write(toFile: configPath, atomically: true, encoding: .utf8)
         try start()
+    }
+
+    /// `config` with the chunk cache's disk reserve off, unless it sets one.
+    /// A test's root is on the host's /tmp, whose fill level the test does
+    /// not control: with the default reserve (20 % of the filesystem) a host
+    /// more than 80 % full stores no chunk, and a test that counts what the
+    /// cache saves fails for the host's sake. Tests of the reserve set it, on
+    /// a filesystem of their own.
+    public static func withoutDiskReserve(_ config: String) -> String {
+        guard !config.contains("disk_cache_reserve") else { return config }
+        var lines = config.components(separatedBy: "\n")
+        if let lazy = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "[lazy]" }) {
+            lines.insert("disk_cache_reserve_percent = 0", at: lazy + 1)
+            return lines.joined(separator: "\n")
+        }
+        return config + "\n[lazy]\ndisk_cache_reserve_percent = 0\n"
     }
 
     private var commandLine: [String] {
