@@ -64,6 +64,15 @@ public enum LayerFormat: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// The compression levels a writer accepts (gzip's, and zstd's
+    /// non-negative ones).
+    public var compressionLevels: ClosedRange<Int32> {
+        switch self {
+        case .estargz: return 0...9
+        case .zstdChunked: return 1...22
+        }
+    }
+
     /// Longest footer of any format: the tail window always includes it.
     static let maxFooterSize: Int64 = 51
 }

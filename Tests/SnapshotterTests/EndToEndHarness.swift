@@ -142,9 +142,18 @@ final class EndToEndHarness: @unchecked Sendable {
 
     /// The layer digests of an image in the registry (from its manifest).
     func layerDigests(_ image: String) throws -> [String] {
+        try layerDescriptors(image).compactMap { $0["digest"] as? String }
+    }
+
+    /// The media types of an image's layers, in the manifest's order.
+    func layerMediaTypes(_ image: String) throws -> [String] {
+        try layerDescriptors(image).compactMap { $0["mediaType"] as? String }
+    }
+
+    private func layerDescriptors(_ image: String) throws -> [[String: Any]] {
         let text = try Command.check(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(image)"])
         let manifest = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
-        return (manifest["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
+        return manifest["layers"] as? [[String: Any]] ?? []
     }
 
     /// The Prometheus exposition text.

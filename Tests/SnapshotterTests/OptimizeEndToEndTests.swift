@@ -8,6 +8,16 @@ import XCTest
 /// against the config, and Starling, lazily with the prefetch).
 final class OptimizeEndToEndTests: XCTestCase {
     func testOptimizedImageRunsWithOverlayfsAndLazilyWithItsPrefetch() throws {
+        try optimizeAndRunBothWays(arguments: [], format: "estargz")
+    }
+
+    /// `--zstd`: the same image as zstd:chunked layers (tar+zstd), which
+    /// containerd's own unpack reads as well as Starling's lazy path.
+    func testZstdChunkedImageRunsWithOverlayfsAndLazilyWithItsPrefetch() throws {
+        try optimizeAndRunBothWays(arguments: ["--zstd", "--level", "19"], format: "zstd:chunked")
+    }
+
+    private func optimizeAndRunBothWays(arguments: [String], format: String) throws {
         let harness = try EndToEndHarness()
         defer { harness.tearDown() }
         let base = try harness.makeBaseTree("optimize", bigFileBytes: 4 << 20)
@@ -20,7 +30,7 @@ final class OptimizeEndToEndTests: XCTestCase {
         try "# what the workload reads first\n/bin/busybox\netc/hello.txt\n".write(toFile: list, atomically: false, encoding: .utf8)
 
         let printed = try Command.check([StarlingBinary.path, "optimize", source, destination, "--prefetch-list", list,
-                                         "--insecure-registry", harness.registry.host, "--chunk-size", "262144"])
+                                         "--insecure-registry", harness.registry.host, "--chunk-size", "262144"] + arguments)
         let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
         let layers = try XCTUnwrap(outcome["layers"] as? [[String: Any]])
         XCTAssertEqual(layers.count, 2)
@@ -28,15 +38,19 @@ final class OptimizeEndToEndTests: XCTestCase {
 
         // The base layer holds the listed files: prioritized, with a landmark;
         // the top layer has none of them.
-        var landmarks: [String] = []
+        var landmarks: [String] = [], formats: [String] = []
         for layer in layers {
             let digest = try XCTUnwrap(layer["digest"] as? String)
             let inspected = try Command.check([StarlingBinary.path, "layer", "inspect", "\(harness.registry.host)/optdst@\(digest)",
                                                "--image", destination, "--insecure-registry", harness.registry.host])
             let summary = try JSONSerialization.jsonObject(with: Data(inspected.utf8)) as? [String: Any]
             landmarks.append(summary?["landmark"] as? String ?? "?")
+            formats.append(summary?["format"] as? String ?? "?")
         }
         XCTAssertEqual(landmarks, [".prefetch.landmark", ".no.prefetch.landmark"])
+        XCTAssertEqual(formats, [format, format])
+        let mediaType = format == "estargz" ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar+zstd"
+        XCTAssertEqual(try harness.layerMediaTypes(destination), [mediaType, mediaType])
 
         // containerd's own snapshotter: unpacking checks each diff ID.
         try harness.containerd.ctr(["images", "pull", "--plain-http", destination])
@@ -99,7 +113,8 @@ final class OptimizeEndToEndTests: XCTestCase {
 
     /// The profile says how much of the files it prioritizes the workload
     /// read: here 10 kB of an 8 MiB file (and the kernel's readahead after
-    /// them), and whatever busybox's start touches of busybox.
+    /// them), and whatever busybox's start touches of busybox. The image is
+    /// zstd:chunked, so the profile runs on zstd:chunked layers too.
     func testTheProfileCountsThePagesTheWorkloadRead() throws {
         let harness = try EndToEndHarness()
         defer { harness.tearDown() }
@@ -107,7 +122,7 @@ final class OptimizeEndToEndTests: XCTestCase {
         let source = try harness.push([try TestLayer.fromDirectory(base)], as: "pagesrc")
         let destination = "127.0.0.1:\(harness.registry.port)/pagedst:1"
         let printed = try Command.check([StarlingBinary.path, "optimize", source, destination, "--profile", "--period", "30",
-                                         "--insecure-registry", harness.registry.host,
+                                         "--zstd", "--insecure-registry", harness.registry.host,
                                          "--", "/bin/busybox", "head", "-c", "10000", "/data/big.bin"])
         let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
         let layer = try XCTUnwrap((outcome["layers"] as? [[String: Any]])?.first)

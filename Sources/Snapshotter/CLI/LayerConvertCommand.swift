@@ -41,9 +41,8 @@ struct LayerConvertCommand: ParsableCommand {
 
     func validate() throws {
         guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive") }
-        if let level, !(zstd ? (1...22).contains(level) : (0...9).contains(level)) {
-            throw ValidationError("--level must be \(zstd ? "1...22" : "0...9")")
-        }
+        let levels = (zstd ? LayerFormat.zstdChunked : .estargz).compressionLevels
+        if let level, !levels.contains(level) { throw ValidationError("--level must be \(levels)") }
     }
 
     func run() throws {

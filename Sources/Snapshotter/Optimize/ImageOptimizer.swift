@@ -27,6 +27,7 @@ struct ImageOptimizer {
     struct Options {
         var prioritizedPaths: [String] = []
         var profile: Profile?
+        var format = LayerFormat.estargz
         var chunkSize = 4 << 20
         var level: Int32?
         var platform: Platform?
@@ -68,6 +69,15 @@ struct ImageOptimizer {
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     ]
 
+    /// The OCI media type of a converted layer: both formats are valid
+    /// compressed tars, so a runtime without lazy pulling unpacks them as such.
+    static func layerMediaType(_ format: LayerFormat) -> String {
+        switch format {
+        case .estargz: return "application/vnd.oci.image.layer.v1.tar+gzip"
+        case .zstdChunked: return "application/vnd.oci.image.layer.v1.tar+zstd"
+        }
+    }
+
     func run(source: ImageReference, destination: ImageReference) throws -> Outcome {
         let resolved = try client.resolve(source, platform: options.platform)
         for layer in resolved.layers where !Self.convertible.contains(layer.mediaType) {
@@ -95,7 +105,7 @@ struct ImageOptimizer {
         var converted: [(source: Descriptor, result: LayerConversionResult, path: String)] = []
         progress?.setStatus("converting")
         for (i, layer) in resolved.layers.enumerated() {
-            let output = "\(options.workDirectory)/layer-\(i).estargz"
+            let output = "\(options.workDirectory)/layer-\(i).converted"
             let result = try convert(inputs[i], to: output, prioritized: lists[i], layer: layer, source: source, index: i)
             unlink(inputs[i])
             logger.info("layer converted", metadata: [
@@ -108,7 +118,7 @@ struct ImageOptimizer {
         let configDescriptor = ManifestDescriptor(mediaType: "application/vnd.oci.image.config.v1+json",
                                                   digest: SHA256Digest.of(newConfig).description, size: Int64(newConfig.count))
         let layerDescriptors = converted.map { item in
-            ManifestDescriptor(mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: item.result.digest,
+            ManifestDescriptor(mediaType: Self.layerMediaType(item.result.format), digest: item.result.digest,
                                size: item.result.size, annotations: item.result.annotations)
         }
         let manifest = try Self.encode(ImageManifest(config: configDescriptor, layers: layerDescriptors))
@@ -136,7 +146,7 @@ struct ImageOptimizer {
     /// Converts one layer; with `index`, its progress is shown as that layer's.
     private func convert(_ input: String, to output: String, prioritized: [String], layer: Descriptor,
                          source: ImageReference, index: Int? = nil) throws -> LayerConversionResult {
-        var conversion = LayerConversionOptions(format: .estargz, chunkSize: options.chunkSize, level: options.level,
+        var conversion = LayerConversionOptions(format: options.format, chunkSize: options.chunkSize, level: options.level,
                                                 prioritizedPaths: prioritized)
         if let progress, let index {
             conversion.progress = { done, total in progress.update(layer: index, .convert, done: done, total: total) }
