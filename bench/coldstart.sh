@@ -39,6 +39,13 @@
 #   OPTIMIZE=1: make the eStargz image with `ctr-remote images optimize`
 #       (python's start-up files prioritized and prefetched) instead of convert;
 #       OPTIMIZE=starling: with `starling optimize --profile` instead
+#   ZSTD_CHUNKED=1: the converted image is zstd:chunked instead of gzip
+#       eStargz (`--zstdchunked` for ctr-remote, `--zstd` for starling
+#       optimize), for every variant that runs it. The variant starling-zstd
+#       instead runs a zstd:chunked twin of the converted image, made the
+#       same way, beside the gzip one (formats alternating in one run);
+#       OPTIMIZE_LEVEL=N: `--level N` for starling optimize's gzip, and
+#       ZSTD_LEVEL=N for its zstd (ctr-remote sets no zstd level)
 #   RUNS=3  LINKS="loopback wan"  VARIANTS="overlayfs starling reference"
 #       (also: starling-nobg, Starling with [lazy] background_fetch = false)
 #   STARLING_TOML='[lazy]...': Starling config for experiments (default: none,
@@ -171,24 +178,37 @@ fi
 start_containerd "$work/convert"
 ctrr() { ctr-remote -a "$work/convert/containerd.sock" -n bench "$@"; }
 ctrr images pull --plain-http "$registry/$image:1" >/dev/null
-if [ "${OPTIMIZE:-0}" = starling ]; then
-  # Starling's own converter, profiling the same workload under runc.
-  "$STARLING" optimize --profile --insecure-registry "$registry" \
-    "$registry/$image:1" "$registry/$image:esgz" -- "${command[@]}" >/dev/null
-elif [ "${OPTIMIZE:-0}" = 1 ]; then
-  # Profile the workload: the files python reads at start-up become the
-  # prioritized files (before .prefetch.landmark), prefetched at mount.
-  json() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@"; }
-  entrypoint=$(json "${command[0]}")
-  arguments=$(json "${command[@]:1}")
-  ctrr images optimize --oci --period 5 --entrypoint "$entrypoint" --args "$arguments" \
-    "$registry/$image:1" "$registry/$image:esgz" >/dev/null
-else
-  ctrr images convert --oci --estargz "$registry/$image:1" "$registry/$image:esgz" >/dev/null
-fi
-[ "${OPTIMIZE:-0}" = starling ] || ctrr images push --plain-http "$registry/$image:esgz" >/dev/null
+# convert TAG ZSTD: the converted image as $image:TAG, zstd:chunked when ZSTD=1.
+convert() {
+  local tag=$1 reference_format=() starling_format=()
+  if [ "$2" = 1 ]; then
+    reference_format=(--zstdchunked); starling_format=(--zstd)
+    [ -z "${ZSTD_LEVEL:-}" ] || starling_format+=(--level "$ZSTD_LEVEL")
+  else
+    [ -z "${OPTIMIZE_LEVEL:-}" ] || starling_format+=(--level "$OPTIMIZE_LEVEL")
+  fi
+  if [ "${OPTIMIZE:-0}" = starling ]; then
+    # Starling's own converter, profiling the same workload under runc.
+    "$STARLING" optimize --profile --insecure-registry "$registry" "${starling_format[@]}" \
+      "$registry/$image:1" "$registry/$image:$tag" -- "${command[@]}" >/dev/null
+    return
+  elif [ "${OPTIMIZE:-0}" = 1 ]; then
+    # Profile the workload: the files python reads at start-up become the
+    # prioritized files (before .prefetch.landmark), prefetched at mount.
+    json() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@"; }
+    entrypoint=$(json "${command[0]}")
+    arguments=$(json "${command[@]:1}")
+    ctrr images optimize --oci --period 5 --entrypoint "$entrypoint" --args "$arguments" "${reference_format[@]}" \
+      "$registry/$image:1" "$registry/$image:$tag" >/dev/null
+  else
+    ctrr images convert --oci --estargz "${reference_format[@]}" "$registry/$image:1" "$registry/$image:$tag" >/dev/null
+  fi
+  ctrr images push --plain-http "$registry/$image:$tag" >/dev/null
+}
+convert esgz "${ZSTD_CHUNKED:-0}"
+[[ " $VARIANTS " != *" starling-zstd "* ]] || convert zstd 1
 stop_last TERM; unmount_under "$work/convert"; rm -rf "$work/convert"
-for tag in 1 esgz; do
+for tag in 1 esgz $([[ " $VARIANTS " != *" starling-zstd "* ]] || echo zstd); do
   m=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
     "http://$registry/v2/$image/manifests/$tag")
   echo "$image:$tag: $(jq '.layers | length' <<<"$m") layer(s), $(jq '[.layers[].size] | add' <<<"$m") bytes" >&2
@@ -215,11 +235,12 @@ cold_start() { # LINK VARIANT RUN
     overlayfs)
       snapshotter=overlayfs; ref=$host/$image:1
       node_containerd "$dir" ;;
-    starling|starling-nobg|starling-base|starling-alt|index|index-base|unpack|unpack-base)
+    starling|starling-nobg|starling-base|starling-alt|starling-zstd|index|index-base|unpack|unpack-base)
       snapshotter=starling; ref=$host/$image:esgz; sn=$dir/run/starling.sock
       bin=$STARLING
       [[ "$variant" != *-base ]] || bin=${BASE_STARLING:?$variant needs BASE_STARLING}
       [ "$variant" != index ] || ref=$host/$image:1
+      [ "$variant" != starling-zstd ] || ref=$host/$image:zstd
       [ "$variant" != index-base ] || ref=$host/$image-baseindex:1
       [ "${variant%-base}" != unpack ] || ref=$host/$image-noindex:1
       # containerd's socket is not at its default path here: tell Starling.
@@ -406,6 +427,9 @@ for link in $LINKS; do
   fi
   if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-starling-alt]:-}" ]; then
     echo "RATIO coldstart-$WORKLOAD-$link-starling-alt/starling: $(ratio "${m[$link-starling-alt]}" "${m[$link-starling]}") (with ALT_TOML ${m[$link-starling-alt]} s / without ${m[$link-starling]} s, $d)"
+  fi
+  if [ -n "${m[$link-starling]:-}" ] && [ -n "${m[$link-starling-zstd]:-}" ]; then
+    echo "RATIO coldstart-$WORKLOAD-$link-starling-zstd/starling: $(ratio "${m[$link-starling-zstd]}" "${m[$link-starling]}") (the image as zstd:chunked ${m[$link-starling-zstd]} s / as eStargz ${m[$link-starling]} s, both Starling, $d)"
   fi
   for kind in starling index unpack; do
     if [ -n "${m[$link-$kind]:-}" ] && [ -n "${m[$link-$kind-base]:-}" ]; then
