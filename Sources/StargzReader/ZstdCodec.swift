@@ -28,12 +28,11 @@ enum ZstdCodec {
     static func decompress(_ input: ArraySlice<UInt8>, skip: Int, count: Int) throws -> [UInt8] {
         guard skip >= 0, count >= 0 else { throw StargzError.decompressionFailed("negative range") }
         var output = [UInt8](repeating: 0, count: skip + count)
-        if let whole = try decompressWholeFrame(input, into: &output) {
-            return skip == 0 ? whole : Array(whole[skip...])
-        }
-        let produced = try decompressInto(input, output: &output)
-        guard produced == skip + count else {
-            throw StargzError.decompressionFailed("zstd data ended after \(produced) of \(skip + count) bytes")
+        if try !decompressWholeFrame(input, into: &output) {
+            let produced = try decompressInto(input, output: &output)
+            guard produced == skip + count else {
+                throw StargzError.decompressionFailed("zstd data ended after \(produced) of \(skip + count) bytes")
+            }
         }
         return skip == 0 ? output : Array(output[skip...])
     }
@@ -55,17 +54,17 @@ enum ZstdCodec {
         }
     }
 
-    /// `input` decompressed into `output` in one call, when `input` is one
+    /// Decompresses `input` into `output` in one call when `input` is one
     /// frame whose recorded size is `output.count` (a chunk read whole, as
-    /// the data path reads them); nil otherwise. One call needs no window
-    /// buffer, and its context is reused (see `idleContexts`).
-    private static func decompressWholeFrame(_ input: ArraySlice<UInt8>, into output: inout [UInt8]) throws -> [UInt8]? {
+    /// the data path reads them), and says whether it did. One call needs
+    /// no window buffer, and its context is reused (see `idleContexts`).
+    private static func decompressWholeFrame(_ input: ArraySlice<UInt8>, into output: inout [UInt8]) throws -> Bool {
         let fits = input.withUnsafeBytes { source -> Bool in
             guard let base = source.baseAddress,
                   ZSTD_findFrameCompressedSize(base, source.count) == source.count else { return false }
             return ZSTD_getFrameContentSize(base, source.count) == UInt64(output.count)
         }
-        guard fits, !output.isEmpty else { return nil }
+        guard fits, !output.isEmpty else { return false }
         let context = try takeContext()
         defer { returnContext(context) }
         let produced = input.withUnsafeBytes { source in
@@ -79,7 +78,7 @@ enum ZstdCodec {
         guard produced == output.count else {
             throw StargzError.decompressionFailed("zstd frame gave \(produced) of the \(output.count) bytes it records")
         }
-        return output
+        return true
     }
 
     /// A decompression context, owned by one caller at a time.

@@ -33,7 +33,7 @@ struct OptimizeCommand: ParsableCommand {
     @Option(help: "Compression level: gzip 0...9 (default 9), zstd 1...22 (default 3), as the reference converter.")
     var level: Int32?
 
-    @Flag(help: "Write zstd:chunked layers (media type tar+zstd) instead of eStargz: fewer bytes, faster to decompress.")
+    @Flag(help: "Write zstd:chunked layers (media type tar+zstd) instead of eStargz.")
     var zstd = false
 
     @Option(name: .customLong("work-dir"), help: ArgumentHelp("Where layers are kept while converting (default /var/tmp).",
