@@ -33,6 +33,15 @@ final class UnpackEndToEndTests: XCTestCase {
     }
 
     func testUnpackedLayersAreWhatContainerdsOwnUnpackWrites() throws {
+        try unpackAndCompareWithContainerd(zstd: false)
+    }
+
+    /// The same layers as `tar+zstd`, as docker and buildkit push zstd images.
+    func testZstdLayersAreUnpackedAsContainerdUnpacksThem() throws {
+        try unpackAndCompareWithContainerd(zstd: true)
+    }
+
+    private func unpackAndCompareWithContainerd(zstd: Bool) throws {
         // Small pieces: the larger layers come by range requests (over
         // one or two connections, as the probe decides).
         let harness = try EndToEndHarness(starlingConfigNaming: { _ in "[unpack]\npiece_bytes = 65536" })
@@ -43,17 +52,19 @@ final class UnpackEndToEndTests: XCTestCase {
         try Command.check(["python3", Self.fixtures + "/make-source-tree.py", rich])
         var layers = try harness.makeWhiteoutLayers("unpack-rich")
         layers.insert(try TestLayer.fromDirectory(rich), at: 0)
+        if zstd { layers = try layers.map { try $0.recompressedWithZstd() } }
         let image = try harness.push(layers, as: "unpack-rich")
+        let digests = try harness.layerDigests(image)
         try harness.lazyPull(image)
         let log = harness.starling.log()
-        for layer in layers {
-            XCTAssertTrue(log.contains("layer=\(layer.digest)") && log.contains("layer unpacked"), harness.failureLogs)
+        for digest in digests {
+            XCTAssertTrue(log.contains("layer=\(digest)") && log.contains("layer unpacked"), harness.failureLogs)
         }
         XCTAssertEqual(try harness.containerd.run(image, name: "unpacked-1", ["cat", "/top.txt", "/kept.txt"]), "top\nkept\n")
         let chains = ImageDiffIDs.chainIDs(layers.map(\.diffID))
         let ours = try layerDirectories(harness, snapshotter: "starling", top: chains.last!, key: "ours-view")
-        XCTAssertEqual(ours, layers.enumerated().map { n, layer in
-            "\(harness.starling.root)/layers/\(layer.digest.replacingOccurrences(of: ":", with: "-"))/\(n == 0 ? "unpacked-first" : "unpacked")"
+        XCTAssertEqual(ours, digests.enumerated().map { n, digest in
+            "\(harness.starling.root)/layers/\(digest.replacingOccurrences(of: ":", with: "-"))/\(n == 0 ? "unpacked-first" : "unpacked")"
         })
 
         try harness.containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", image])

@@ -25,13 +25,27 @@ import Testing
             let tar = try Support.readFile(tarPath)
             try Support.run(["gzip", "-n", "-k", tarPath])
             let blob = try Support.readFile(tarPath + ".gz")
+            // zstd as docker and skopeo write it, in two frames one after the other.
+            try Support.run(["sh", "-c", "n=$(( $(stat -c %s \"$0\") / 2 )); "
+                             + "{ head -c $n \"$0\" | zstd -q -3 -c; tail -c +$((n + 1)) \"$0\" | zstd -q -3 -c; } > \"$0.zst\"",
+                             tarPath])
+            let zstdBlob = try Support.readFile(tarPath + ".zst")
+            // zstd:chunked: a frame per file, the TOC and footer in skippable frames.
+            let chunked = try LayerWriter.convert(tar: tar, options: LayerConversionOptions(format: .zstdChunked))
             let plain = try Self.unpack(tar, into: dir + "/plain", compression: .none, whiteouts: .keep, piece: 777)
             let gzip = try Self.unpack(blob, into: dir + "/gzip", compression: .gzip, whiteouts: .keep)
+            let zstd = try Self.unpack(zstdBlob, into: dir + "/zstd", compression: .zstd, whiteouts: .keep, piece: 333)
+            let zstdChunked = try Self.unpack(chunked.blob, into: dir + "/zstd-chunked", compression: .zstd, whiteouts: .keep)
             #expect(plain == SHA256Digest.of(tar))
             #expect(gzip == plain)
+            #expect(zstd == plain)
+            // The converted layer's own tar stream: the same files and its landmark.
+            #expect(zstdChunked.description == chunked.result.diffID)
+            try FileManager.default.removeItem(atPath: dir + "/zstd-chunked/" + LayerWriter.noPrefetchLandmark)
             let expected = try Support.manifest(tree)
-            #expect(try Support.manifest(dir + "/plain") == expected)
-            #expect(try Support.manifest(dir + "/gzip") == expected)
+            for unpacked in ["plain", "gzip", "zstd", "zstd-chunked"] {
+                #expect(try Support.manifest(dir + "/" + unpacked) == expected, "\(unpacked)")
+            }
         }
     }
 
@@ -86,6 +100,12 @@ import Testing
             let blob = try Support.readFile(tarPath + ".gz")
             #expect(throws: StargzError.self) {
                 _ = try Self.unpack(Array(blob.prefix(blob.count - 100)), into: dir + "/cut", compression: .gzip,
+                                    whiteouts: .keep)
+            }
+            try Support.run(["sh", "-c", "zstd -q --no-progress -c \"$0\" > \"$0.zst\"", tarPath])
+            let zstdBlob = try Support.readFile(tarPath + ".zst")
+            #expect(throws: StargzError.self) {
+                _ = try Self.unpack(Array(zstdBlob.prefix(zstdBlob.count - 100)), into: dir + "/cut-zstd", compression: .zstd,
                                     whiteouts: .keep)
             }
         }

@@ -139,6 +139,19 @@ extension TestLayer {
         return TestLayer(blob: blob, digest: sha256Digest(blob), diffID: sha256Digest(tarBytes))
     }
 
+    /// The same tar as a plain `tar+zstd` layer (zstd's CLI at level 3, as
+    /// docker and buildkit push zstd images): another blob, the same diff ID.
+    public func recompressedWithZstd() throws -> TestLayer {
+        let work = try TemporaryDirectory(prefix: "starling-zstd")
+        defer { work.remove() }
+        let gzipped = work.appending("layer.tar.gz")
+        try Data(blob).write(to: URL(fileURLWithPath: gzipped))
+        try Command.check(["sh", "-c", "gzip -dc \"$0\" | zstd -q -3 -c > \"$0.zst\"", gzipped])
+        let zstdBlob = try [UInt8](Data(contentsOf: URL(fileURLWithPath: gzipped + ".zst")))
+        return TestLayer(blob: zstdBlob, digest: sha256Digest(zstdBlob), diffID: diffID,
+                         mediaType: "application/vnd.oci.image.layer.v1.tar+zstd")
+    }
+
     /// The layer converted to eStargz by `starling layer convert` (its
     /// manifest annotations carry the TOC digest, as the converter prints them).
     public func convertedWithStarling(chunkSize: Int? = nil, zstd: Bool = false) throws -> TestLayer {

@@ -32,9 +32,10 @@ final class UnpackLayerSource: LayerSource {
     private let logger: Logger
     private let slots: DispatchSemaphore
 
-    /// Layer media types unpacked here (tar, gzip'd or not).
+    /// Layer media types unpacked here (tar, plain, gzip'd or zstd'd).
     static let mediaTypes: [String: StreamingLayerUnpacker.Compression] = [
         "application/vnd.oci.image.layer.v1.tar+gzip": .gzip,
+        "application/vnd.oci.image.layer.v1.tar+zstd": .zstd,
         "application/vnd.docker.image.rootfs.diff.tar.gzip": .gzip,
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": .gzip,
         "application/vnd.oci.image.layer.v1.tar": .none,
