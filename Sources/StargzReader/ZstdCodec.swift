@@ -1,8 +1,9 @@
 import CZstd
 import Synchronization
 
-/// The one place that talks to libzstd, the zstd:chunked twin of
-/// `GzipCodec`: one frame per compress call, bounded prefix decompression.
+/// With `ZstdStreamDecoder`, the only code that talks to libzstd; the
+/// zstd:chunked twin of `GzipCodec`: one frame per compress call, bounded
+/// prefix decompression.
 enum ZstdCodec {
     /// Compresses `input` into one zstd frame (content size recorded, checksum on).
     static func compressFrame(_ input: ArraySlice<UInt8>, level: Int32) throws -> [UInt8] {
@@ -17,7 +18,7 @@ enum ZstdCodec {
             }
         }
         if ZSTD_isError(produced) != 0 {
-            throw StargzError.compressionFailed("zstd: \(String(cString: ZSTD_getErrorName(produced)))")
+            throw StargzError.compressionFailed(errorName(produced))
         }
         output.removeSubrange(produced...)
         return output
@@ -73,7 +74,7 @@ enum ZstdCodec {
             }
         }
         if ZSTD_isError(produced) != 0 {
-            throw StargzError.decompressionFailed("zstd: \(String(cString: ZSTD_getErrorName(produced)))")
+            throw StargzError.decompressionFailed(errorName(produced))
         }
         guard produced == output.count else {
             throw StargzError.decompressionFailed("zstd frame gave \(produced) of the \(output.count) bytes it records")
@@ -113,22 +114,24 @@ enum ZstdCodec {
 
     private static func decompressInto(_ input: ArraySlice<UInt8>, output: inout [UInt8]) throws -> Int {
         if output.isEmpty { return 0 }
-        guard let context = ZSTD_createDCtx() else { throw StargzError.decompressionFailed("ZSTD_createDCtx") }
-        defer { ZSTD_freeDCtx(context) }
-        return try input.withUnsafeBytes { inBuf in
-            try output.withUnsafeMutableBytes { outBuf in
-                var inBuffer = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: 0)
-                var outBuffer = ZSTD_outBuffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
-                while outBuffer.pos < outBuffer.size && inBuffer.pos < inBuffer.size {
-                    let before = (inBuffer.pos, outBuffer.pos)
-                    let status = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
-                    if ZSTD_isError(status) != 0 {
-                        throw StargzError.decompressionFailed("zstd: \(String(cString: ZSTD_getErrorName(status)))")
-                    }
-                    if before == (inBuffer.pos, outBuffer.pos) { break }
+        let decoder = try ZstdStreamDecoder()
+        return try input.withUnsafeBytes { source in
+            try output.withUnsafeMutableBytes { destination in
+                var consumed = 0, produced = 0
+                while produced < destination.count && consumed < source.count {
+                    let step = try decoder.decompress(UnsafeRawBufferPointer(rebasing: source[consumed...]),
+                                                      into: UnsafeMutableRawBufferPointer(rebasing: destination[produced...]))
+                    if step.consumed == 0 && step.produced == 0 { break }
+                    consumed += step.consumed
+                    produced += step.produced
                 }
-                return outBuffer.pos
+                return produced
             }
         }
+    }
+
+    /// libzstd's name for the error `code` returned, for a message.
+    static func errorName(_ code: Int) -> String {
+        "zstd: \(String(cString: ZSTD_getErrorName(code)))"
     }
 }

@@ -28,7 +28,7 @@ public final class ZstdStreamDecoder: @unchecked Sendable {
         let status = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, Self.windowLogMax)
         guard ZSTD_isError(status) == 0 else {
             ZSTD_freeDCtx(context)
-            throw StargzError.decompressionFailed("zstd: \(String(cString: ZSTD_getErrorName(status)))")
+            throw StargzError.decompressionFailed(ZstdCodec.errorName(status))
         }
         self.context = context
     }
@@ -43,7 +43,7 @@ public final class ZstdStreamDecoder: @unchecked Sendable {
         var destination = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
         let hint = ZSTD_decompressStream(context, &destination, &source)
         if ZSTD_isError(hint) != 0 {
-            throw StargzError.decompressionFailed("zstd: \(String(cString: ZSTD_getErrorName(hint)))")
+            throw StargzError.decompressionFailed(ZstdCodec.errorName(hint))
         }
         return Step(consumed: source.pos, produced: destination.pos, frameEnded: hint == 0)
     }

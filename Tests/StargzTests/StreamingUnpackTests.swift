@@ -108,6 +108,12 @@ import Testing
                 _ = try Self.unpack(Array(zstdBlob.prefix(zstdBlob.count - 100)), into: dir + "/cut-zstd", compression: .zstd,
                                     whiteouts: .keep)
             }
+            // A frame that asks for a 256 MiB window (zstd --long=28 from a pipe) is refused, not buffered.
+            try Support.run(["sh", "-c", "cat \"$0\" | zstd -q --long=28 -c > \"$0.long.zst\"", tarPath])
+            #expect(throws: StargzError.self) {
+                _ = try Self.unpack(try Support.readFile(tarPath + ".long.zst"), into: dir + "/long-window", compression: .zstd,
+                                    whiteouts: .keep)
+            }
         }
     }
 
