@@ -91,6 +91,9 @@
 #   Peak resident memory (VmHWM) of each snapshotter daemon is read when the
 #       container has exited and printed per variant (medians); see
 #       bench/memory.sh, which runs the three workloads.
+#   SMAPS=1: also write where each daemon's resident pages are, per mapping
+#       (/proc/PID/smaps summed by file, anonymous apart), to
+#       bench/out/WORKLOAD-LINK-VARIANT-runN.smaps when the container has exited
 #   TIMELINE=1: write each run's marks (rpull, ctr run, python's first line)
 #       to its work directory, for bench/timeline.sh (with KEEP=1)
 #   PULL=cri: pull as Kubernetes does instead of `ctr images pull` / `rpull`:
@@ -332,6 +335,11 @@ TOML
     # pages of the binary and its libraries (file): says which one the peak grew.
     res_split=$(awk '/^(RssAnon|RssFile):/ {v[$1]=$2} /^Threads:/ {t=$2} END {printf "anon %.1f MB, file %.1f MB, %d threads", v["RssAnon:"] / 1024, v["RssFile:"] / 1024, t}' \
       "/proc/${pids[-2]}/status" 2>/dev/null || true)
+    if [ "${SMAPS:-0}" = 1 ]; then
+      awk '/^[0-9a-f]+-[0-9a-f]+ / {name = NF >= 6 ? $6 " (" $2 ")" : "[anonymous]"} /^Rss:/ {rss[name] += $2}
+           END {for (n in rss) if (rss[n] >= 64) printf "%8.1f MB  %s\n", rss[n] / 1024, n}' \
+        "/proc/${pids[-2]}/smaps" 2>/dev/null | sort -rn >"$here/out/$WORKLOAD-$link-$variant-run$i.smaps" || true
+    fi
   fi
   res_note=""
   if [ "$snapshotter" = starling ]; then # Starling's own account of the lazy layer(s)
