@@ -13,8 +13,8 @@ import StargzReader
 ///
 /// The index is immutable, so this view is a pure function of it.
 struct LayerNamespace: Sendable {
-    static let whiteoutPrefix = ".wh."
-    static let opaqueMarker = ".wh..wh..opq"
+    static let whiteoutPrefix = WhiteoutName.prefix
+    static let opaqueMarker = WhiteoutName.opaqueMarker
     static let hiddenRootNames: Set<String> = [".prefetch.landmark", ".no.prefetch.landmark"]
 
     /// What a visible name refers to.
@@ -58,9 +58,7 @@ struct LayerNamespace: Sendable {
         result.reserveCapacity(children.count)
         for child in children {
             if child.name.hasPrefix(Self.whiteoutPrefix) {
-                let target = String(child.name.dropFirst(Self.whiteoutPrefix.count))
-                guard isPresentable(target), child.name != Self.opaqueMarker,
-                      !realNames.contains(target) else { continue }
+                guard case .hides(let target) = WhiteoutName(child.name), !realNames.contains(target) else { continue }
                 result.append((target, .whiteout(child.id)))
             } else if isPresentable(child.name), !isHidden(child.name, in: directory) {
                 result.append((child.name, .entry(child.id)))
@@ -77,8 +75,8 @@ struct LayerNamespace: Sendable {
 
     /// Whether an index entry is presented as a whiteout (its name is `.wh.X`).
     func isWhiteout(_ id: EntryID) -> Bool {
-        let name = index.entry(id).name
-        return name.hasPrefix(Self.whiteoutPrefix) && name != Self.opaqueMarker
+        if case .hides = WhiteoutName(index.entry(id).name) { return true }
+        return false
     }
 
     private func isHidden(_ name: String, in parent: EntryID) -> Bool {

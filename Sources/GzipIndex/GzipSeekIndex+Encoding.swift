@@ -175,9 +175,9 @@ extension GzipSeekIndex {
         checkpoints.reserveCapacity(Int(checkpointCount))
         var compressed: Int64 = 0, uncompressed: Int64 = 0
         for i in 0..<Int(checkpointCount) {
-            compressed += try r.count("checkpoint \(i) compressed offset", max: 1 << 50)
+            compressed = try r.offset("checkpoint \(i) compressed offset", after: compressed, max: 1 << 50)
             let bits = try r.byte("checkpoint \(i) bits")
-            uncompressed += try r.count("checkpoint \(i) uncompressed offset", max: 1 << 52)
+            uncompressed = try r.offset("checkpoint \(i) uncompressed offset", after: uncompressed, max: 1 << 52)
             let windowSize = Int(try r.count("checkpoint \(i) window size", max: Int64(ZlibInflater.windowSize)))
             let window = Array(try r.data("checkpoint \(i) window", max: ZlibInflater.windowSize * 2 + 64))
             checkpoints.append(Checkpoint(compressedOffset: compressed, bits: bits, uncompressedOffset: uncompressed,
@@ -255,7 +255,7 @@ extension GzipSeekIndex {
             case .regular:
                 file.size = try r.count("\(name()) size", max: 1 << 50)
                 guard file.size > 0 else { break }
-                file.dataOffset = dataEnd + (try r.count("\(name()) data offset", max: 1 << 52))
+                file.dataOffset = try r.offset("\(name()) data offset", after: dataEnd, max: 1 << 52)
                 dataEnd = file.dataOffset + file.size
                 file.digest = SHA256Digest(bytes: try r.raw("\(name()) digest", count: 32))
                 let chunkCount = (file.size + chunkBytes - 1) / chunkBytes
@@ -265,7 +265,7 @@ extension GzipSeekIndex {
                 }
                 var ends: [Int64] = []
                 for c in 0..<Int(chunkCount) {
-                    compressedEnd += try r.count("\(name()) chunk \(c) compressed end", max: 1 << 50)
+                    compressedEnd = try r.offset("\(name()) chunk \(c) compressed end", after: compressedEnd, max: 1 << 50)
                     ends.append(compressedEnd)
                 }
                 for (c, end) in ends.enumerated() {

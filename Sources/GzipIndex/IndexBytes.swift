@@ -83,6 +83,16 @@ struct IndexByteReader {
         return Int64(value)
     }
 
+    /// `base` plus a delta varint, where the sum must stay within `0...max`:
+    /// offsets are stored as deltas, each bounded, and their running sum
+    /// needs a bound of its own (2,049 deltas of 2^52 overflowed Int64).
+    mutating func offset(_ field: @autoclosure () -> String, after base: Int64, max: Int64) throws(GzipIndexError) -> Int64 {
+        let delta = try count(field(), max: max)
+        let (sum, overflow) = base.addingReportingOverflow(delta)
+        guard !overflow, sum <= max else { throw fail(field(), "\(base) + \(delta) exceeds \(max)") }
+        return sum
+    }
+
     mutating func signed(_ field: @autoclosure () -> String) throws(GzipIndexError) -> Int64 {
         let v = try varint(field())
         return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)

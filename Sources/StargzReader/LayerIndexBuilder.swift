@@ -63,9 +63,14 @@ struct LayerIndexBuilder {
     /// Chunks came with their own locator ends (see `LayerIndex.Builder`).
     private var explicitEnds = false
 
-    /// Largest uncompressed chunk the index accepts (a chunk is verified as a
-    /// whole, so it has to fit in memory).
-    static let maxChunkSize: Int64 = Int64(UInt32.max)
+    /// Largest uncompressed chunk the index accepts: a chunk is decoded and
+    /// verified as a whole, in memory, so its size is what a read of it
+    /// allocates. eStargz and zstd:chunked writers cut chunks of a few MiB;
+    /// a TOC naming a 4 GiB chunk made every read of it allocate 4 GiB.
+    static let maxChunkSize: Int64 = 256 << 20
+    /// Largest `innerOffset` accepted: the bytes a chunk's decoding skips
+    /// (a tar header with its PAX records) are decoded too.
+    static let maxInnerOffset: Int64 = 16 << 20
     /// Largest file size accepted (1 PiB): anything bigger is a corrupt TOC.
     static let maxFileSize: Int64 = 1 << 50
     /// Longest name component Linux accepts.
@@ -280,7 +285,7 @@ struct LayerIndexBuilder {
         guard size <= Self.maxChunkSize else {
             throw StargzError.invalidEntry(name: displayName, reason: "chunk of \(size) bytes exceeds the \(Self.maxChunkSize) byte limit")
         }
-        guard record.innerOffset >= 0, record.innerOffset <= Self.maxChunkSize else {
+        guard record.innerOffset >= 0, record.innerOffset <= Self.maxInnerOffset else {
             throw StargzError.invalidEntry(name: displayName, reason: "absurd innerOffset \(record.innerOffset)")
         }
         guard record.offset >= 0, record.offset < tocOffset else {

@@ -141,6 +141,14 @@ enum TarFormat {
                 }
             }
             entry.xattrs = xattrs.sorted { $0.name < $1.name }
+            // Owners become uid_t/gid_t and times a timespec: out of range
+            // they are a damaged header, refused before anything uses them.
+            for (field, value) in [("uid", entry.uid), ("gid", entry.gid)] where !(0...Int64(UInt32.max)).contains(value) {
+                throw StargzError.invalidTar("\(field) \(value) out of range in header at offset \(pos)")
+            }
+            guard (-maxTimeSeconds...maxTimeSeconds).contains(entry.modTime) else {
+                throw StargzError.invalidTar("mtime \(entry.modTime) out of range in header at offset \(pos)")
+            }
             if entry.kind != .regular { entry.size = entry.kind == .hardlink ? 0 : entry.size }
             entry.headerRange = position..<payloadStart
             entry.payloadRange = payloadStart..<payloadEnd
@@ -148,6 +156,9 @@ enum TarFormat {
             return entry
         }
     }
+
+    /// Largest modification time, either side of 1970 (about 36 million years).
+    static let maxTimeSeconds: Int64 = 1 << 50
 
     /// Largest payload an entry may claim (1 PiB): anything bigger is a corrupt header.
     static let maxEntrySize: Int64 = 1 << 50
@@ -275,7 +286,7 @@ enum TarFormat {
             if bytes[cursor] == 0 { break }
             guard let space = bytes[cursor...].firstIndex(of: UInt8(ascii: " ")),
                   let length = Int(String(decoding: bytes[cursor..<space], as: UTF8.self)),
-                  length > space - cursor + 2, cursor + length <= bytes.endIndex,
+                  length > space - cursor + 2, length <= bytes.endIndex - cursor,
                   bytes[cursor + length - 1] == UInt8(ascii: "\n"),
                   let equals = bytes[(space + 1)..<(cursor + length)].firstIndex(of: UInt8(ascii: "="))
             else { throw StargzError.invalidTar("malformed PAX record in header at offset \(pos)") }

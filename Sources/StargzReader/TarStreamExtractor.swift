@@ -70,16 +70,17 @@ public final class TarStreamExtractor {
             return
         }
         let (parent, name) = try parentDirectory(of: path)
-        if name.hasPrefix(".wh.") {
+        let whiteout = WhiteoutName(name)
+        if case .invalid(let reason) = whiteout { throw StargzError.invalidEntry(name: entry.name, reason: reason) }
+        if whiteout != .none {
             switch whiteouts {
             case .keep:
                 break
             case .overlay(let opaque):
-                try whiteout(name: name, in: parent, entry: entry, path: path, opaqueXattr: opaque)
+                try self.whiteout(whiteout, in: parent, entry: entry, path: path, opaqueXattr: opaque)
                 return
             case .apply:
-                if name != ".wh..wh..opq" {
-                    let hidden = String(name.dropFirst(".wh.".count))
+                if case .hides(let hidden) = whiteout {
                     try removeExisting(hidden, in: parent, keepDirectory: false, path: "\(root)/\(path.dropLast(name.count))\(hidden)")
                 }
                 return
@@ -225,15 +226,19 @@ public final class TarStreamExtractor {
         }
     }
 
-    private func whiteout(name: String, in parent: Int32, entry: TarStreamEntry, path: String, opaqueXattr: String) throws {
-        if name == ".wh..wh..opq" {
+    private func whiteout(_ whiteout: WhiteoutName, in parent: Int32, entry: TarStreamEntry, path: String, opaqueXattr: String) throws {
+        let hidden: String
+        switch whiteout {
+        case .opaque:
             let status = fsetxattr(parent, opaqueXattr, "y", 1, 0)
             guard status == 0 else { throw StargzError.io(path: "\(root)/\(path)", errno: errno, operation: "setxattr \(opaqueXattr)") }
             return
+        case .hides(let name):
+            hidden = name
+        case .none, .invalid:
+            return
         }
-        let hidden = String(name.dropFirst(".wh.".count))
-        guard !hidden.isEmpty else { throw StargzError.invalidEntry(name: entry.name, reason: "a whiteout of nothing") }
-        let display = "\(root)/\(path.dropLast(name.count))\(hidden)"
+        let display = "\(root)/\(path.dropLast(WhiteoutName.prefix.count + hidden.count))\(hidden)"
         try removeExisting(hidden, in: parent, keepDirectory: false, path: display)
         guard mknodat(parent, hidden, S_IFCHR, 0) == 0 else { throw StargzError.io(path: display, errno: errno, operation: "mknod") }
         guard fchownat(parent, hidden, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW) == 0 else {

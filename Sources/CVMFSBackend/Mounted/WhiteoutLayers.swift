@@ -2,6 +2,7 @@ import Basics
 import Foundation
 import CZlib  // carries <sys/xattr.h>, which Glibc's module does not export
 import Logging
+import StargzReader
 
 /// Makes a DUCC layer look, under overlayfs, exactly as it would after a
 /// full pull, without copying it.
@@ -70,13 +71,16 @@ public struct WhiteoutLayers: Sendable {
                 try makeDirectories(parent, under: staging + "/above", copying: layerDirectory)
                 try makeDirectories(parent, under: staging + "/below", copying: layerDirectory)
                 try Self.makeWhiteout(staging + "/above/" + Self.join(parent, name))
-                if name == ".wh..wh..opq" {
+                switch WhiteoutName(name) {
+                case .none, .invalid(reason: _):
+                    throw CVMFSError.malformed("whiteout path \(path.debugDescription) of \(layerDigest) names no file")
+                case .opaque:
                     let target = staging + "/below" + (parent.isEmpty ? "" : "/" + parent)
                     guard lsetxattr(target, opaqueXattr, "y", 1, 0) == 0 else {
                         throw CVMFSError.configuration("cannot set \(opaqueXattr) on \(target): \(String(cString: strerror(errno)))")
                     }
-                } else {
-                    try Self.makeWhiteout(staging + "/below/" + Self.join(parent, String(name.dropFirst(4))))
+                case .hides(let hidden):
+                    try Self.makeWhiteout(staging + "/below/" + Self.join(parent, hidden))
                 }
             }
             fm.createFile(atPath: staging + "/complete", contents: nil)
