@@ -93,6 +93,29 @@ final class DamagedIndexTests: XCTestCase {
         }
     }
 
+    /// Offsets are stored as deltas, each within its bound: 2,049 deltas
+    /// of 2^52 add up past Int64 and trapped the daemon before the
+    /// index's checksum was even looked at.
+    func testOffsetsThatAddUpPastTheirBoundAreRefused() throws {
+        func varint(_ value: UInt64) -> [UInt8] {
+            var v = value, out: [UInt8] = []
+            while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }
+            return out + [UInt8(v)]
+        }
+        let digest = [UInt8](repeating: 7, count: 32)
+        var bytes = GzipSeekIndex.magic + [GzipSeekIndex.formatVersion] + digest + varint(1 << 20) + digest
+        bytes += varint(1 << 20) + varint(1 << 16) + varint(1 << 16) + varint(0) + digest + digest
+        let count: UInt64 = 2049
+        bytes += varint(count)
+        for _ in 0..<count {
+            // compressed delta, bits, uncompressed delta, window size, window (empty)
+            bytes += varint(0) + [0] + varint(1 << 52) + varint(0) + varint(0)
+        }
+        bytes += [UInt8](repeating: 0, count: 32)
+        let refused = try XCTUnwrap(refusal(bytes), "accepted")
+        XCTAssertTrue(refused.contains("uncompressed offset"), refused)
+    }
+
     /// Fuzz-style: thousands of random damages (flipped bytes, cuts,
     /// inserted bytes, huge varints) are each refused with a
     /// `GzipIndexError` (the checksum catches what the structure cannot);

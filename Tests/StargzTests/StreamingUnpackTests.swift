@@ -93,6 +93,54 @@ import Testing
         }
     }
 
+    /// `.wh...` would hide "..": acted on, it emptied the directory above
+    /// the layer's root (where the other layers' trees are). A whiteout
+    /// that names no file is refused in every mode, and nothing outside
+    /// is touched.
+    @Test(arguments: [".wh...", ".wh..", ".wh.", "sub/.wh..."])
+    func whiteoutsThatNameNoFileAreRefused(name: String) throws {
+        try Support.withTempDir { dir in
+            let neighbour = dir + "/neighbour"
+            try Support.writeFile(neighbour, Array("kept".utf8))
+            var tar = TarFormat.ustarHeader(name: "sub/", size: 0, mode: 0o755, typeflag: UInt8(ascii: "5"))
+            tar += TarFormat.ustarHeader(name: "sub/file", size: 1) + [UInt8(ascii: "x")] + [UInt8](repeating: 0, count: 511)
+            tar += TarFormat.ustarHeader(name: name, size: 0)
+            tar += [UInt8](repeating: 0, count: 1024)
+            let modes: [(String, TarStreamExtractor.Whiteouts)] = [
+                ("overlay", .overlay(opaqueXattr: "trusted.overlay.opaque")), ("apply", .apply), ("keep", .keep)]
+            for (label, whiteouts) in modes {
+                #expect(throws: StargzError.self, "\(label)") {
+                    _ = try Self.unpack(tar, into: dir + "/\(label)", compression: .none, whiteouts: whiteouts)
+                }
+            }
+            #expect(try Support.readFile(neighbour) == Array("kept".utf8))
+        }
+    }
+
+    /// Numbers in a header that do not fit what they become (a PAX record
+    /// length near Int.max, an owner outside uid_t, a time beyond any
+    /// timespec arithmetic) are refused as a damaged archive; they trapped
+    /// the daemon before.
+    @Test(arguments: ["9223372036854775807 path=a\n", "uid=-1", "gid=4294967296", "mtime=-9223372036854775808.5"])
+    func outOfRangeHeaderNumbersAreRefused(record: String) throws {
+        try Support.withTempDir { dir in
+            var payload = Array(record.utf8)
+            if !record.hasSuffix("\n") {
+                // "LEN key=value\n", LEN counting itself.
+                var length = payload.count + 3
+                while String(length).count + payload.count + 2 != length { length += 1 }
+                payload = Array("\(length) \(record)\n".utf8)
+            }
+            var tar = TarFormat.ustarHeader(name: "PaxHeaders/file", size: payload.count, typeflag: UInt8(ascii: "x"))
+            tar += payload + [UInt8](repeating: 0, count: (512 - payload.count % 512) % 512)
+            tar += TarFormat.ustarHeader(name: "file", size: 1) + [UInt8(ascii: "x")] + [UInt8](repeating: 0, count: 511)
+            tar += [UInt8](repeating: 0, count: 1024)
+            #expect(throws: StargzError.self) {
+                _ = try Self.unpack(tar, into: dir + "/out", compression: .none, whiteouts: .keep)
+            }
+        }
+    }
+
     @Test func truncatedBlobsAreRefused() throws {
         try Support.withTempDir { dir in
             let (_, tarPath) = try Support.makeSourceTar(in: dir)
