@@ -227,7 +227,9 @@ struct BadInputTests {
 
     @Test func absurdSizes() throws {
         for field in ["\"size\":-1", "\"size\":1152921504606846976", "\"mode\":-5", "\"uid\":99999999999",
-                      "\"size\":5,\"offset\":1,\"chunkSize\":-3", "\"size\":5,\"offset\":1,\"innerOffset\":-1"] {
+                      "\"size\":5,\"offset\":1,\"chunkSize\":-3", "\"size\":5,\"offset\":1,\"innerOffset\":-1",
+                      // A read decodes a chunk whole, skipped bytes included: a TOC naming 4 GiB made each read allocate it.
+                      "\"size\":1,\"offset\":1,\"innerOffset\":4294967295", "\"size\":4294967295,\"offset\":1"] {
             try expectInvalidEntry(",{\"name\":\"weird\",\"type\":\"reg\",\(field)}")
         }
         try expectInvalidEntry(",{\"name\":\"weird\",\"type\":\"teapot\"}")
