@@ -102,7 +102,9 @@ enum MultipartByteRanges {
                 current = (range, headerEnd + 4)
                 inHeaders = false
             }
-            guard let (range, dataStart) = current, buffer.count >= dataStart + Int(range.count) else { return nil }
+            // Compared as what is still missing, so a part announcing close
+            // to `Int64.max` bytes waits (or is refused) instead of overflowing.
+            guard let (range, dataStart) = current, Int64(buffer.count - dataStart) >= range.count else { return nil }
             let dataEnd = dataStart + Int(range.count)
             let part = Part(range: range, bytes: buffer[dataStart..<dataEnd])
             buffer.removeSubrange(0..<dataEnd)

@@ -115,6 +115,12 @@ extension RegistryClient {
 }
 
 /// A parsed `Content-Range: bytes FIRST-LAST/TOTAL` (or `bytes */TOTAL`).
+///
+/// The header comes from whatever server or proxy answered, so every value
+/// is checked here: a range that ends past the largest offset `Int64` can
+/// hold, or past the total it announces (RFC 9110 calls that invalid), is no
+/// Content-Range at all, and callers refuse the response instead of doing
+/// arithmetic that would trap.
 struct ContentRange: Equatable {
     var first: Int64?
     var last: Int64?
@@ -126,15 +132,19 @@ struct ContentRange: Equatable {
         let spec = text.dropFirst(6).trimmingCharacters(in: .whitespaces)
         let halves = spec.split(separator: "/", maxSplits: 1)
         guard halves.count == 2 else { return nil }
-        total = halves[1] == "*" ? nil : Int64(halves[1])
+        if halves[1] != "*" {
+            guard let total = Int64(halves[1]), total >= 0 else { return nil }
+            self.total = total
+        }
         if halves[0] == "*" { return }
         let bounds = halves[0].split(separator: "-", maxSplits: 1)
-        guard bounds.count == 2, let first = Int64(bounds[0]), let last = Int64(bounds[1]), first <= last else { return nil }
+        guard bounds.count == 2, let first = Int64(bounds[0]), let last = Int64(bounds[1]),
+              first >= 0, first <= last, last < Int64.max, last < total ?? Int64.max else { return nil }
         self.first = first
         self.last = last
     }
 
-    /// `first..<last+1`
+    /// `first..<last+1` (`last + 1` cannot overflow: `init` refuses `Int64.max`).
     var range: Range<Int64>? {
         guard let first, let last else { return nil }
         return first..<(last + 1)

@@ -1,0 +1,50 @@
+import Foundation
+import XCTest
+@testable import Registry
+import TestSupport
+
+/// Range responses that misstate what they carry, as a broken registry,
+/// object store or proxy can send them: each is refused with an error
+/// naming the server, never by crashing the daemon or keeping whatever
+/// the server goes on sending.
+final class UntrustedRangeResponseTests: XCTestCase {
+    private let blob = pseudoRandomBytes(count: 100_000, seed: 61)
+    private var digest: String { sha256Digest(blob) }
+
+    private func source(_ server: TinyHTTPServer, size: Int64? = nil) throws -> (RegistryClient, RegistryBlobSource) {
+        let client = loopbackClient([server.host]) { $0.maxRetries = 0 }
+        return (client, try client.blobSource(ImageReference(registry: server.host, repository: "untrusted/app"),
+                                              digest: digest, size: size))
+    }
+
+    private func assertInvalidResponse(_ body: @autoclosure () throws -> Any, from server: TinyHTTPServer,
+                                       file: StaticString = #filePath, line: UInt = #line) {
+        assertRegistryError(try body(), file: file, line: line) {
+            if case .invalidResponse(let host, "untrusted/app", _) = $0 { return host == server.host }
+            return false
+        }
+    }
+
+    /// A Content-Range whose last byte is the largest 64-bit offset (one
+    /// past it cannot be counted), whole or as a part of a multipart body.
+    func testContentRangeAtTheEndOfTheOffsetSpaceIsRefused() throws {
+        let last = Int64.max
+        let single = try TinyHTTPServer { _ in
+            .respond(status: 206, headers: ["Content-Range": "bytes 0-\(last)/*"], body: Array(repeating: 1, count: 10))
+        }
+        defer { single.stop() }
+        assertInvalidResponse(try source(single).1.read(at: 0, length: 10), from: single)
+
+        // Parts announcing `Int64.max` bytes (counted from 0) or ending at
+        // `Int64.max`, to a single range and to several.
+        for partRange in ["0-\(last - 1)", "5-\(last)"] {
+            let multipart = try TinyHTTPServer { _ in
+                let body = Array("--b\r\nContent-Range: bytes \(partRange)/*\r\n\r\n0123456789\r\n--b--\r\n".utf8)
+                return .respond(status: 206, headers: ["Content-Type": "multipart/byteranges; boundary=b"], body: body)
+            }
+            defer { multipart.stop() }
+            assertInvalidResponse(try source(multipart).1.read(at: 0, length: 10), from: multipart)
+            assertInvalidResponse(try source(multipart).1.read(ranges: [0..<10, 50..<60]), from: multipart)
+        }
+    }
+}
