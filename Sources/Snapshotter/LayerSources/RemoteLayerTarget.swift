@@ -35,21 +35,32 @@ struct RemoteLayerTarget: Sendable, Equatable {
     /// 4 KiB label limit), for resolving them all at once.
     var imageLayers: [String]
 
+    /// Why labels that describe a remote layer cannot be served remotely
+    /// (a reference Starling cannot parse, a sha512 layer): the Prepare
+    /// goes on as an ordinary one and containerd downloads the layer, as
+    /// with its overlay snapshotter. Such labels are valid OCI, so failing
+    /// the pull for them would be wrong.
+    struct Unservable: Error, CustomStringConvertible {
+        var description: String
+    }
+
     /// nil when the labels do not describe a remote layer (no chain ID, no
     /// image reference or no layer digest): an ordinary Prepare.
-    /// Throws `invalidArgument` when they do but are malformed.
-    init?(labels: [String: String]) throws(SnapshotError) {
+    /// Throws `Unservable` when they do but name something Starling cannot
+    /// serve.
+    init?(labels: [String: String]) throws(Unservable) {
         guard let chainID = labels[SnapshotLabel.targetReference], !chainID.isEmpty else { return nil }
+        let referenceLabel = labels[SnapshotLabel.stargzReference] != nil ? SnapshotLabel.stargzReference : SnapshotLabel.criImageReference
         let reference = labels[SnapshotLabel.stargzReference] ?? labels[SnapshotLabel.criImageReference]
         let digest = labels[SnapshotLabel.stargzDigest] ?? labels[SnapshotLabel.criLayerDigest]
         guard let reference, !reference.isEmpty, let digest, !digest.isEmpty else { return nil }
         do {
             image = try ImageReference(parsing: reference)
         } catch {
-            throw .invalidArgument("label \(SnapshotLabel.stargzReference): \(reference.debugDescription) is not an image reference: \(error)")
+            throw Unservable(description: "label \(referenceLabel): \(reference.debugDescription) is not an image reference Starling reads: \(error)")
         }
         guard SHA256Digest.isValid(digest) else {
-            throw .invalidArgument("layer digest label \(digest.debugDescription) is not a sha256 digest")
+            throw Unservable(description: "layer digest \(digest.debugDescription) is not a sha256 digest (only those are served remotely)")
         }
         // The manifest containerd resolved, when it says: the sources read
         // that one, not whatever the tag names by now, and the gzip index's

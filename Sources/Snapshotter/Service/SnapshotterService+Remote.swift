@@ -25,6 +25,20 @@ extension SnapshotterService {
         return served
     }
 
+    /// The layer a Prepare's labels ask to serve remotely, nil for an
+    /// ordinary Prepare, including one whose layer cannot be served
+    /// remotely (logged): containerd then downloads it.
+    func remoteTarget(_ labels: [String: String]) -> RemoteLayerTarget? {
+        do {
+            return try RemoteLayerTarget(labels: labels)
+        } catch {
+            logger.info("layer is not served remotely; containerd downloads it", metadata: [
+                "chain": "\(labels[SnapshotLabel.targetReference] ?? "")", "reason": "\(error)"])
+            events.record(.fellBack)
+            return nil
+        }
+    }
+
     private func prepareRemoteNow(_ target: RemoteLayerTarget, parent: String, labels: [String: String]) throws(SnapshotError) -> Bool {
         guard let layerSources else { return false }
         let existing = try guarded("lookup of \(target.chainID)") { try store.read { db in try db.snapshot(key: target.chainID) } }

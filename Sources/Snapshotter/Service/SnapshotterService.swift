@@ -58,7 +58,7 @@ final class SnapshotterService: SnapshotBackend {
 
     func prepare(key: String, parent: String, labels: [String: String], context: RequestContext) throws(SnapshotError) -> [MountSpec] {
         try requireKey(key)
-        if layerSources != nil, let target = try RemoteLayerTarget(labels: labels) {
+        if layerSources != nil, let target = remoteTarget(labels) {
             if try prepareRemote(target, parent: parent, labels: labels) {
                 throw .alreadyExists("target snapshot \(target.chainID.debugDescription) already exists (served remotely)")
             }
