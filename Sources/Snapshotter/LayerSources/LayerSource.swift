@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+import GRPCShim
 import LazyLayer
 import Registry
 
@@ -73,6 +74,10 @@ struct ServedLayer: Sendable {
     /// The data path to mount through FUSE; nil when the record's
     /// directories are used in place.
     var lazy: LazyLayer?
+    /// Disk space and inodes of a tree the source made on local disk (an
+    /// unpacked layer), for `Usage`; nil when it made none (a lazy layer's
+    /// usage comes from its index, a CVMFS directory is not on this disk).
+    var usage: SnapshotUsage?
     /// What the source keeps once the snapshot is committed (a TOC saved
     /// for restarts). Not run for layers opened ahead and never claimed.
     var persist: @Sendable () -> Void = {}

@@ -79,7 +79,7 @@ extension SnapshotterService {
         do {
             try createSnapshot(.committed, key: target.chainID, parent: parent, labels: labels,
                                source: .remote(served.record),
-                               usage: served.lazy.map(Self.unpackedSize) ?? SnapshotUsage(size: 0, inodes: 0))
+                               usage: served.usage ?? served.lazy.map(Self.unpackedSize) ?? SnapshotUsage(size: 0, inodes: 0))
         } catch {
             // Nothing will mount the layer: stop its prefetch and read-ahead.
             served.lazy?.close()

@@ -1,6 +1,7 @@
 import Basics
 import BlockingWork
 import Foundation
+import GRPCShim
 import Logging
 import Registry
 import StargzReader
@@ -69,7 +70,9 @@ final class UnpackLayerSource: LayerSource {
         let first = described.position == 0
         let directory = unpacked(layer.digest, first: first)
         let record = RemoteLayerRecord(source: name, layerDigest: layer.digest, directories: [directory])
-        if FileManager.default.fileExists(atPath: directory) { return .served(ServedLayer(record: record)) }
+        if FileManager.default.fileExists(atPath: directory) {
+            return .served(ServedLayer(record: record, usage: diskUsage(of: directory)))
+        }
         slots.wait()
         defer { slots.signal() }
         let started = Date()
@@ -93,7 +96,10 @@ final class UnpackLayerSource: LayerSource {
                 "layer": "\(layer.digest)", "image": "\(request.image)", "bytes": "\(unpacked.stream.bytes)",
                 "uncompressedBytes": "\(unpacked.size)", "connections": "\(unpacked.stream.connections)",
                 "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
-            return .served(ServedLayer(record: record))
+            // What containerd's overlay snapshotter reports for a layer it
+            // unpacked (measured on Commit), so `ctr snapshots usage` and
+            // kubelet's image file system stats count it.
+            return .served(ServedLayer(record: record, usage: diskUsage(of: directory)))
         } catch {
             return .notServed(reason: "unpack of layer \(layer.digest) failed, nothing of it is kept: \(error)")
         }
