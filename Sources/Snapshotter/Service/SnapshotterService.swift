@@ -199,8 +199,11 @@ final class SnapshotterService: SnapshotBackend {
 
     // MARK: creating snapshots
 
-    /// Stages the directory, writes the row and renames the directory into
-    /// place in one transaction; returns the mounts for the new snapshot.
+    /// Waits for the parent's lazy layers, then stages the directory, writes
+    /// the row and renames the directory into place in one transaction (as
+    /// containerd's overlay snapshotter does); returns the mounts for the
+    /// new snapshot. Nothing can fail after the transaction, so a failed
+    /// Prepare or View leaves neither row nor directory.
     @discardableResult
     func createSnapshot(_ kind: SnapshotKind, key: String, parent: String, labels: [String: String],
                         source: SnapshotSource = .local, usage: SnapshotUsage = SnapshotUsage(size: 0, inodes: 0))
@@ -216,12 +219,29 @@ final class SnapshotterService: SnapshotBackend {
                                 source: SnapshotSource, usage: SnapshotUsage, stagingAs stagingName: String)
     throws(SnapshotError) -> [MountSpec] {
         let step = "\(kind) snapshot \(key)"
+        // Waited for before anything is made, not after the transaction:
+        // a layer that cannot be mounted then fails the request with no
+        // row left behind (containerd would see a snapshot it never got).
+        var awaited: [Int64?] = []
+        if kind != .committed, !parent.isEmpty {
+            let below = try guarded("lookup of the parents of \(step)") { try store.read { db -> [SnapshotRecord] in
+                // A missing parent: the transaction below says so.
+                guard let parentRecord = try db.snapshot(key: parent) else { return [] }
+                return [parentRecord] + (try db.ancestors(of: parentRecord))
+            } }
+            try awaitLazyMounts(below, for: key)
+            awaited = below.map(\.id)
+        }
         let staged = try guarded("staging the directory of \(step)") { try paths.stage(stagingName, withWork: kind == .active) }
         var placedAt: String?
         do {
             let (record, ancestors) = try store.write { db -> (SnapshotRecord, [SnapshotRecord]) in
                 let (record, ancestors) = try db.create(kind, key: key, parent: parent, labels: labels,
                                                         source: source, usage: usage)
+                if kind != .committed, ancestors.map(\.id) != awaited {
+                    // Removed and made again while we waited: its layers were not awaited.
+                    throw SnapshotError.failedPrecondition("parent \(parent.debugDescription) changed while \(step) waited for it; try again")
+                }
                 if let parentRecord = ancestors.first, kind == .active {
                     // Like containerd: the new upper directory is owned like the parent's root.
                     PosixFile.copyOwner(from: planner.lowerDirectories(parentRecord)[0], to: "\(staged)/fs")
@@ -231,7 +251,6 @@ final class SnapshotterService: SnapshotBackend {
                 placedAt = final
                 return (record, ancestors)
             }
-            if kind != .committed { try awaitLazyMounts(ancestors, for: key) }
             return planner.mounts(for: record, ancestors: ancestors)
         } catch {
             // The transaction rolled back; undo the directory step too.
