@@ -187,7 +187,8 @@ extension SnapshotterService {
             logger.info("detaching a mount left by a previous run", metadata: ["mountpoint": "\(stale)"])
             _ = umount2(stale, Int32(MNT_DETACH))
         }
-        guard layerSources != nil else { return }
+        // Without sources, each still gets an entry (`remount` says why it
+        // cannot be served): its mountpoint is an empty directory.
         for (id, record) in lazy {
             remount(id, record, adopting: connections[id])
         }
@@ -220,14 +221,22 @@ extension SnapshotterService {
         }
     }
 
-    /// Mounts a lazily served layer again in the background (see `LazyMounts.mountLater`).
+    /// Mounts a lazily served layer again in the background (see
+    /// `LazyMounts.mountLater`). When its source is not configured (the
+    /// remote sources switched off since it was served) the snapshot is
+    /// marked unavailable: its mountpoint is an empty directory, and
+    /// handing that out would start containers with the layer missing.
     func remount(_ id: Int64, _ record: RemoteLayerRecord,
                  adopting connection: (descriptor: Int32, initRequest: FuseInitRequest)? = nil) {
-        let source = layerSources?.source(named: record.source)
+        guard let source = layerSources?.source(named: record.source) else {
+            let reason = "it was served by layer source \(record.source), which is not configured now "
+                + "(enable it again, or remove the image and pull it again)"
+            logger.error("a lazily served layer cannot be served", metadata: [
+                "snapshot": "\(id)", "layer": "\(record.layerDigest)", "reason": "\(reason)"])
+            mounts.unavailable(snapshot: id, reason: reason)
+            return
+        }
         mounts.mountLater(snapshot: id, at: paths.filesystem(id), adopting: connection) {
-            guard let source else {
-                throw LayerSourceError("layer source \(record.source) of layer \(record.layerDigest) is not configured")
-            }
             let lazy = try source.restore(record)
             lazy.start()
             return lazy

@@ -261,12 +261,15 @@ final class SnapshotterService: SnapshotBackend {
 
     // MARK: helpers
 
-    /// Waits until every lazy layer among `records` is mounted.
+    /// Waits until every lazy layer among `records` is mounted. One that
+    /// is not fails the request (FailedPrecondition, naming the layer and
+    /// why): its mountpoint is an empty directory.
     func awaitLazyMounts(_ records: [SnapshotRecord], for key: String) throws(SnapshotError) {
         for record in records {
-            guard record.source.isMountedLazily else { continue }
+            guard let remote = record.source.remote, remote.isMountedLazily else { continue }
             if let problem = mounts.waitMounted(record.id!, seconds: mountWaitSeconds) {
-                throw .internal("layer \(record.key.debugDescription) under snapshot \(key.debugDescription) is not mounted: \(problem)")
+                throw .failedPrecondition("layer \(remote.layerDigest) (snapshot \(record.key.debugDescription)) under "
+                                          + "snapshot \(key.debugDescription) cannot be served: \(problem)")
             }
         }
     }
