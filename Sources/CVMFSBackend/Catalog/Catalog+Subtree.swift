@@ -87,7 +87,10 @@ extension Catalog {
             guard let chunkHash = ContentHash(algorithm: result[position].entry.hashAlgorithm, bytes: bytes) else {
                 throw .malformed("catalog \(hash): a chunk of \(directory)/\(result[position].relativePath) has a \(bytes.count)-byte hash")
             }
-            result[position].chunks.append(FileChunk(offset: row[2], size: row[3], hash: chunkHash))
+            let chunk = FileChunk(offset: row[2], size: row[3], hash: chunkHash)
+            try CatalogBounds.checkChunk(offset: chunk.offset, size: chunk.size,
+                                         path: "\(directory)/\(result[position].relativePath)")
+            result[position].chunks.append(chunk)
         }
         return result
     }

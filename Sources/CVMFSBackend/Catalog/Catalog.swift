@@ -81,18 +81,33 @@ public final class Catalog: Sendable {
             guard let hash = ContentHash(algorithm: algorithm, bytes: bytes) else {
                 throw CVMFSError.malformed("a chunk of \(path) has a \(bytes.count)-byte hash")
             }
-            result.append(FileChunk(offset: row[0], size: row[1], hash: hash))
+            let chunk = FileChunk(offset: row[0], size: row[1], hash: hash)
+            try CatalogBounds.checkChunk(offset: chunk.offset, size: chunk.size, path: path)
+            result.append(chunk)
         }
         return result
     }
 
     /// The nested catalogs this catalog lists (its direct children).
+    ///
+    /// Each mountpoint must lie strictly below this catalog's own, as a
+    /// path of plain names: the client descends from catalog to catalog by
+    /// these rows and caches catalogs by mountpoint, so a row naming this
+    /// catalog's own mountpoint (or "", or a path above it) would make the
+    /// descent loop forever and replace a catalog in the cache. Such a row
+    /// is refused as malformed, naming it.
     public func nestedCatalogs() throws(CVMFSError) -> [NestedCatalogReference] {
         let rows = try query { db in try Row.fetchAll(db, sql: "SELECT path, sha1, size FROM nested_catalogs") }
         var result: [NestedCatalogReference] = []
         for row in rows {
             let path: String = row[0] ?? ""
             let text: String = row[1] ?? ""
+            guard path.hasPrefix(mountpoint + "/"),
+                  path.dropFirst(mountpoint.count + 1).split(separator: "/", omittingEmptySubsequences: false)
+                      .allSatisfy({ Self.isPlainName(String($0)) }) else {
+                throw .malformed("catalog \(hash) of \(mountpoint.isEmpty ? "/" : mountpoint) lists nested catalog "
+                    + "\(path.debugDescription), which is not below it")
+            }
             result.append(NestedCatalogReference(mountpoint: path, hash: try ContentHash(parsing: text),
                                                  size: row[2] ?? 0))
         }
@@ -198,8 +213,10 @@ public final class Catalog: Sendable {
         let xattrBlob: [UInt8] = (row[11] as Data?).map(Array.init) ?? []
         let mode: Int64 = row[3] ?? 0
         let name: String = row[7] ?? ""
+        let size: Int64 = row[2] ?? 0
+        if kind == .regular { try CatalogBounds.checkFileSize(size, path: path) }
         return CatalogEntry(
-            path: path, name: name, kind: kind, mode: UInt32(truncatingIfNeeded: mode), size: row[2] ?? 0,
+            path: path, name: name, kind: kind, mode: UInt32(truncatingIfNeeded: mode), size: size,
             mtime: row[4] ?? 0, mtimeNanoseconds: Int32(truncatingIfNeeded: (row[5] as Int64?) ?? 0),
             uid: UInt32(truncatingIfNeeded: (row[9] as Int64?) ?? 0), gid: UInt32(truncatingIfNeeded: (row[10] as Int64?) ?? 0),
             hash: hash, hashAlgorithm: algorithm, compression: compression, symlink: row[8] ?? "",

@@ -74,9 +74,14 @@ public struct CVMFSLayer: Sendable {
         }
         let sorted = order.lazy.map { entries[$0] }
         var objects = CVMFSObjectTable(expectedObjects: sorted.count)
+        // Sizes are bounded per row (`CatalogBounds`); their sum is checked.
         var dataSize: Int64 = 1
         for item in sorted where item.entry.kind == .regular && item.entry.size > 0 {
-            dataSize += item.entry.isChunked ? item.chunks.reduce(0) { $0 + max(1, $1.size) } : max(1, item.entry.size)
+            if item.entry.isChunked {
+                for chunk in item.chunks { dataSize = try CatalogBounds.add(dataSize, max(1, chunk.size), what: "the layer's size") }
+            } else {
+                dataSize = try CatalogBounds.add(dataSize, max(1, item.entry.size), what: "the layer's size")
+            }
         }
         var builder = LayerIndex.Builder(dataSize: dataSize, expectedEntries: sorted.count)
         for item in sorted {
@@ -114,13 +119,13 @@ public struct CVMFSLayer: Sendable {
                 guard !item.chunks.isEmpty else { throw CVMFSError.malformed("chunked file \(item.relativePath) of the layer has no chunks") }
                 for chunk in item.chunks {
                     guard chunk.size > 0 else { throw CVMFSError.malformed("chunked file \(item.relativePath) of the layer has an empty chunk") }
-                    let locator = objects.append(.init(hash: chunk.hash, type: .chunk, compression: entry.compression),
+                    let locator = try objects.append(.init(hash: chunk.hash, type: .chunk, compression: entry.compression),
                                                  plainSize: chunk.size)
                     chunks.append(LayerIndex.NewChunk(fileOffset: chunk.offset, size: chunk.size, locator: locator))
                 }
             } else {
                 guard let hash = entry.hash else { throw CVMFSError.malformed("\(item.relativePath) of the layer has no content hash") }
-                let locator = objects.append(.init(hash: hash, type: .file, compression: entry.compression),
+                let locator = try objects.append(.init(hash: hash, type: .file, compression: entry.compression),
                                              plainSize: entry.size)
                 chunks.append(LayerIndex.NewChunk(fileOffset: 0, size: entry.size, locator: locator))
             }

@@ -178,8 +178,9 @@ public final class CVMFSRepository: Sendable {
     /// `length` bytes at `offset` of regular file `entry` (clamped to its size).
     public func read(_ entry: CatalogEntry, offset: Int64, length: Int) throws -> [UInt8] {
         guard entry.kind == .regular else { throw CVMFSError.notFound("\(entry.path) is not a regular file") }
-        let end = min(entry.size, offset + Int64(length))
-        guard offset < end else { return [] }
+        // Written so that no offset, however large, overflows.
+        guard offset >= 0, offset < entry.size, length > 0 else { return [] }
+        let end = offset + min(Int64(length), entry.size - offset)
         if !entry.isChunked {
             guard let hash = entry.hash else {
                 if entry.size == 0 { return [] }
