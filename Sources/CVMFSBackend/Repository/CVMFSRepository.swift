@@ -211,18 +211,30 @@ public final class CVMFSRepository: Sendable {
 
 extension CVMFSRepository {
     /// The `.wh.*` paths of the DUCC layer with `digest`, relative to its
-    /// `layerfs`, from one query of the layer's own catalog (DUCC makes each
+    /// `layerfs`, from one query per catalog of the layer (DUCC makes each
     /// `layerfs` a nested catalog) instead of a walk of the layer.
+    ///
+    /// Catalogs nested below `layerfs` are queried too: a layer with a
+    /// `.cvmfscatalog` in one of its directories holds that directory's
+    /// whiteouts in a catalog of its own, and missing them would show the
+    /// files the layer deleted.
     public func layerWhiteouts(_ digest: String) throws -> [String] {
         guard let hex = SHA256Digest(parsing: digest)?.hex else {
             throw CVMFSError.configuration("layer digest \(digest) is not a sha256 digest")
         }
         let layerfs = "/.layers/\(hex.prefix(2))/\(hex)/layerfs"
         guard try entry(at: layerfs)?.kind == .directory else { throw CVMFSError.notFound(layerfs) }
-        let catalog = try catalog(for: layerfs)
-        let paths = try catalog.whiteoutPaths()
         let prefix = layerfs + "/"
+        var pending = [try catalog(for: layerfs)]
+        var paths: [String] = []
+        while let catalog = pending.popLast() {
+            paths += try catalog.whiteoutPaths()
+            // Mountpoints lie strictly below their parent's (`nestedCatalogs`), so this ends.
+            for nested in try nestedReferences(of: catalog) where nested.mountpoint.hasPrefix(prefix) {
+                pending.append(try loadCatalog(mountpoint: nested.mountpoint, hash: nested.hash))
+            }
+        }
         // A layerfs without a catalog of its own: keep what lies below it.
-        return paths.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+        return paths.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }.sorted()
     }
 }
