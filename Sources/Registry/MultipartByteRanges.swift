@@ -49,10 +49,26 @@ enum MultipartByteRanges {
         private(set) var isFinished = false
         /// Largest part accepted; a part announcing more is refused before its bytes are kept.
         private let maxPartBytes: Int64
+        /// Largest body accepted: without it, a server that never sends the
+        /// next delimiter (or sends junk after the last part) would have its
+        /// bytes kept for as long as it goes on.
+        private let maxBodyBytes: Int64
+        private var received: Int64 = 0
 
-        init(boundary: String, maxPartBytes: Int64 = .max) {
+        init(boundary: String, maxPartBytes: Int64 = .max, maxBodyBytes: Int64 = .max) {
             delimiter = Array("--\(boundary)".utf8)
             self.maxPartBytes = maxPartBytes
+            self.maxBodyBytes = maxBodyBytes
+        }
+
+        /// The body a multipart answer to `ranges` may take: their bytes,
+        /// and room for each part's delimiter and headers.
+        static func bodyLimit(for ranges: [Range<Int64>]) -> Int64 {
+            ranges.reduce(Int64(64 << 10)) { limit, range in
+                let (withBytes, overflow) = limit.addingReportingOverflow(Int64(range.count))
+                let (withHeaders, overflowAgain) = withBytes.addingReportingOverflow(1 << 10)
+                return overflow || overflowAgain ? .max : withHeaders
+            }
         }
 
         /// No part is half-received (the body may end here when the server omits the close delimiter).
@@ -61,7 +77,13 @@ enum MultipartByteRanges {
         /// Adds `bytes`; returns the parts completed by them, in order.
         mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws -> [Part] where Bytes.Element == UInt8 {
             guard !isFinished else { return [] }
+            let before = buffer.count
             buffer.append(contentsOf: bytes)
+            received += Int64(buffer.count - before)
+            guard received <= maxBodyBytes else {
+                buffer = []
+                throw Malformed(description: "a body longer than the \(maxBodyBytes) bytes the requested ranges and their part headers take")
+            }
             var parts: [Part] = []
             while let part = try next() { parts.append(part) }
             return parts

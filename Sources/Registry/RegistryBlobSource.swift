@@ -195,11 +195,14 @@ public final class RegistryBlobSource: BlobSource {
     }
 
     private func validated(offset: Int64, length: Int) throws -> Range<Int64> {
-        guard offset >= 0, length > 0 else {
+        // Offsets can come from a layer's own index: one past the largest
+        // offset is refused like any other impossible read, not trapped on.
+        let (end, overflow) = offset.addingReportingOverflow(Int64(length))
+        guard offset >= 0, length > 0, !overflow else {
             throw RegistryError.invalidRange(registry: repository.registry, repository: repository.repository,
                                              digest: digest, offset: offset, length: length)
         }
-        let range = offset..<(offset + Int64(length))
+        let range = offset..<end
         if let size = state.withLock({ $0.size }), range.upperBound > size { throw notSatisfiable(range) }
         return range
     }
@@ -252,6 +255,7 @@ public final class RegistryBlobSource: BlobSource {
             // the caller falls back to a ranged read once it knows the size.
             let neededEnd = suffix == nil ? asked.map(\.upperBound).max() ?? 0 : 0
             let expected = suffix ?? asked.reduce(0) { $0 + Int($1.count) }
+            let bodyLimit = MultipartByteRanges.Stream.bodyLimit(for: suffix.map { [0..<Int64($0)] } ?? asked)
             var parts: MultipartByteRanges.Stream?
             var started = false
             streamed = false
@@ -261,7 +265,8 @@ public final class RegistryBlobSource: BlobSource {
                     started = true
                     if onPart != nil, head.status == 206,
                        let boundary = head.header("content-type").flatMap(MultipartByteRanges.boundary(contentType:)) {
-                        parts = MultipartByteRanges.Stream(boundary: boundary, maxPartBytes: asked.map { Int64($0.count) }.max() ?? 0)
+                        parts = MultipartByteRanges.Stream(boundary: boundary, maxPartBytes: asked.map { Int64($0.count) }.max() ?? 0,
+                                                           maxBodyBytes: bodyLimit)
                         streamed = true
                     } else {
                         body.reserveCapacity(expected)
@@ -285,7 +290,7 @@ public final class RegistryBlobSource: BlobSource {
                     return !parts!.isFinished
                 }
                 if head.status == 206 {
-                    guard body.count + bytes.count <= expected + 1024 * asked.count + 65536 else {
+                    guard Int64(body.count + bytes.count) <= bodyLimit else {
                         throw RegistryError.invalidResponse(registry: self.repository.registry,
                                                             repository: self.repository.repository,
                                                             detail: "range response for \(self.digest) is longer than requested")

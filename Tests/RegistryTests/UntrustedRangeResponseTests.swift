@@ -47,4 +47,27 @@ final class UntrustedRangeResponseTests: XCTestCase {
             assertInvalidResponse(try source(multipart).1.read(ranges: [0..<10, 50..<60]), from: multipart)
         }
     }
+
+    /// A multipart answer whose next delimiter never comes, or that goes on
+    /// after its last part: the read fails once the body is longer than the
+    /// requested ranges and their part headers could make it, long before
+    /// the server is done sending.
+    func testMultipartBodyLongerThanTheRequestedRangesIsRefused() throws {
+        let junk = [UInt8](repeating: UInt8(ascii: "x"), count: 32 << 20)
+        let blob = self.blob
+        for afterLastPart in [false, true] {
+            let server = try TinyHTTPServer { request in
+                guard let range = request.headers["range"], range.contains(",") else { return serveRange(blob, request) }
+                var body = Array("--b\r\nContent-Range: bytes 0-9/\(blob.count)\r\n\r\n".utf8) + blob[0..<10]
+                if afterLastPart {
+                    body += Array("\r\n--b\r\nContent-Range: bytes 50-59/\(blob.count)\r\n\r\n".utf8) + blob[50..<60]
+                }
+                return .respond(status: 206, headers: ["Content-Type": "multipart/byteranges; boundary=b"], body: body + junk)
+            }
+            defer { server.stop() }
+            let (client, source) = try source(server)
+            assertInvalidResponse(try source.read(ranges: [0..<10, 50..<60]), from: server)
+            XCTAssertLessThan(client.statistics.bytesReceived, 8 << 20, "the read stopped early (junk after the last part: \(afterLastPart))")
+        }
+    }
 }
