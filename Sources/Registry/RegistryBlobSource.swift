@@ -375,6 +375,11 @@ public final class RegistryBlobSource: BlobSource {
             // The server ignored Range. Content-Length is the blob size.
             if let length = head.header("content-length").flatMap(Int64.init) { remember(size: length) }
             if state.withLock({ $0.requireRanges }) {
+                // Object stores (S3 among them) answer several ranges with
+                // the whole blob yet serve one range at a time: an empty
+                // answer to several sends the caller to single ranges,
+                // which decide whether the blob can be read lazily.
+                if ranges.count > 1 { return RangeResponse(parts: [], isMultipart: false) }
                 throw RegistryError.rangesNotSupported(registry: host, repository: repository.repository, digest: digest)
             }
             return RangeResponse(parts: [(0..<Int64(body.count), body[...])], isMultipart: false)

@@ -322,6 +322,42 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(size, Int64(blob.count))
         XCTAssertEqual(tail, Array(blob.suffix(1000)))
     }
+
+    /// A server that answers several ranges with the whole blob but one
+    /// range with its bytes (as S3 does) still serves a source that needs
+    /// ranges: the read goes on range by range, and later reads skip the
+    /// multi-range request. A server that ignores single ranges too is
+    /// still refused.
+    func testMultiRangeAnsweredWithTheWholeBlobFallsBackToSingleRanges() throws {
+        let blob = pseudoRandomBytes(count: 200_000, seed: 40)
+        let digest = sha256Digest(blob)
+        let multiRangeRequests = LockedBox(0)
+        let server = try TinyHTTPServer { request in
+            guard request.headers["range"]?.contains(",") == true else { return serveRange(blob, request) }
+            multiRangeRequests.withValue { $0 += 1 }
+            return .respond(status: 200, headers: [:], body: blob)
+        }
+        defer { server.stop() }
+        let client = loopbackClient([server.host])
+        let source = try client.blobSource(ImageReference(registry: server.host, repository: "s3like/app"), digest: digest,
+                                           size: Int64(blob.count))
+        source.requireRanges = true
+        let ranges: [Range<Int64>] = [5..<10, 150_000..<150_100, 0..<3]
+        let expected = ranges.map { Array(blob[Int($0.lowerBound)..<Int($0.upperBound)]) }
+        XCTAssertEqual(try source.read(ranges: ranges), expected)
+        XCTAssertEqual(try source.read(ranges: ranges), expected)
+        XCTAssertEqual(multiRangeRequests.get(), 1, "after one whole-blob answer, ranges go one by one")
+
+        let plain = try TinyHTTPServer { _ in .respond(status: 200, headers: [:], body: blob) }
+        defer { plain.stop() }
+        let strict = try loopbackClient([plain.host]).blobSource(ImageReference(registry: plain.host, repository: "plain/app"),
+                                                                 digest: digest, size: Int64(blob.count))
+        strict.requireRanges = true
+        assertRegistryError(try strict.read(ranges: ranges)) {
+            if case .rangesNotSupported(let host, "plain/app", digest) = $0 { return host == plain.host }
+            return false
+        }
+    }
 }
 
 /// Answers a GET/HEAD for `blob`, honouring a single `Range: bytes=a-b`.
