@@ -392,7 +392,12 @@ public final class RegistryBlobSource: BlobSource {
         }
     }
 
+    /// Keeps a size the server states when none is known. A size from the
+    /// manifest stays: the manifest is checked against its digest, a
+    /// Content-Range or Content-Length is whatever the server says.
     private func remember(size: Int64) {
-        state.withLock { $0.size = size }
+        state.withLock { state in
+            if state.size == nil { state.size = size }
+        }
     }
 }

@@ -70,4 +70,23 @@ final class UntrustedRangeResponseTests: XCTestCase {
             XCTAssertLessThan(client.statistics.bytesReceived, 8 << 20, "the read stopped early (junk after the last part: \(afterLastPart))")
         }
     }
+
+    /// The size from the manifest (checked against its digest) stays the
+    /// blob's size whatever total a server's Content-Range claims.
+    func testContentRangeTotalDoesNotReplaceTheManifestSize() throws {
+        let blob = self.blob
+        let server = try TinyHTTPServer { request in
+            guard case .respond(206, var headers, let body) = serveRange(blob, request) else { return serveRange(blob, request) }
+            headers["Content-Range"] = headers["Content-Range"]?.replacingOccurrences(of: "/\(blob.count)", with: "/\(blob.count * 1000)")
+            return .respond(status: 206, headers: headers, body: body)
+        }
+        defer { server.stop() }
+        let (_, source) = try source(server, size: Int64(blob.count))
+        XCTAssertEqual(try source.read(at: 100, length: 10), Array(blob[100..<110]))
+        XCTAssertEqual(try source.size(), Int64(blob.count))
+        assertRegistryError(try source.read(at: Int64(blob.count), length: 10)) {
+            if case .rangeNotSatisfiable(_, _, _, _, let size) = $0 { return size == Int64(self.blob.count) }
+            return false
+        }
+    }
 }
