@@ -62,3 +62,55 @@ final class LayerSourceChainTests: XCTestCase {
         XCTAssertEqual(hints, StartupHints(programCandidates: ["/bin/sh"], locale: nil))
     }
 }
+
+/// Two Prepares of the same blob under different chain IDs at once (two
+/// images sharing a layer at different depths, pulled together) get a
+/// layer each: one shared lazy layer was closed under the other's mount
+/// when either snapshot was removed.
+final class LayerSourceChainSharingTests: XCTestCase {
+    /// Serves every request with a layer of its own (numbered), once released.
+    private final class CountingSource: LayerSource {
+        let name = "counting"
+        let title = "a source that numbers its layers"
+        let event = SnapshotEvents.Kind.lazy
+        let calls = LockedBox(0)
+        let release = DispatchSemaphore(value: 0)
+
+        func serve(_ request: LayerRequest) -> LayerOffer {
+            let n = calls.withValue { $0 += 1; return $0 }
+            release.wait()
+            release.signal()
+            return .served(ServedLayer(record: RemoteLayerRecord(source: name, layerDigest: request.layerDigest, directories: nil,
+                                                                 details: ["n": "\(n)"])))
+        }
+    }
+
+    func testConcurrentPreparesOfOneBlobGetALayerEach() throws {
+        let source = CountingSource()
+        let chain = LayerSourceChain(sources: [source], logger: Logger(label: "test"))
+        let blob = "sha256:" + String(repeating: "b", count: 64)
+        func target(_ chain: Character) throws -> RemoteLayerTarget {
+            try XCTUnwrap(try RemoteLayerTarget(labels: [
+                SnapshotLabel.targetReference: "sha256:" + String(repeating: chain, count: 64),
+                SnapshotLabel.stargzReference: "registry.example/app:1", SnapshotLabel.stargzDigest: blob]))
+        }
+        let targets = [try target("1"), try target("2")]
+        let served = LockedBox([String]())
+        let group = DispatchGroup()
+        for (i, one) in targets.enumerated() {
+            group.enter()
+            Thread.detachNewThread {
+                if case .served(let layer) = chain.serve(one, known: []) {
+                    served.withValue { $0.append(layer.record.details["n"] ?? "") }
+                }
+                group.leave()
+            }
+            // The second comes while the first still waits for its layer.
+            if i == 0 { XCTAssertTrue(waitUntil(timeout: 5) { source.calls.get() == 1 }) }
+        }
+        XCTAssertTrue(waitUntil(timeout: 2) { source.calls.get() == 2 }, "the second Prepare must get an offer of its own")
+        source.release.signal()
+        XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(Set(served.get()), ["1", "2"], "each Prepare gets its own layer")
+    }
+}

@@ -48,17 +48,11 @@ final class LayerSourceChain: Sendable {
         _ = startupHints(target.image)
         let arrived = Date()
         let request = LayerRequest(image: target.image, layerDigest: target.layerDigest, tocDigest: target.tocDigest)
-        guard let (pending, madeAt) = offer(request, ahead: false) else {
-            preconditionFailure("an offer for a Prepare is always made")
-        }
+        let (pending, madeAt) = claim(request)
         for digest in target.imageLayers where digest != target.layerDigest && !known.contains(digest) {
-            _ = offer(LayerRequest(image: target.image, layerDigest: digest, tocDigest: nil), ahead: true)
+            _ = offer(LayerRequest(image: target.image, layerDigest: digest, tocDigest: nil))
         }
         let outcome = pending.wait()
-        table.withLock {
-            _ = $0.offers.removeValue(forKey: target.layerDigest)
-            $0.claimed[target.layerDigest] = Date()
-        }
         if madeAt < arrived {
             logger.info("the layer's offer was made before its Prepare came", metadata: [
                 "layer": "\(target.layerDigest)", "aheadSeconds": "\(String(format: "%.3f", arrived.timeIntervalSince(madeAt)))",
@@ -72,16 +66,37 @@ final class LayerSourceChain: Sendable {
     /// its layer's Prepare, or dropped after `unclaimedLifetime`. A layer
     /// a Prepare has taken already is not offered again.
     func offerAhead(_ requests: [LayerRequest]) {
-        for request in requests { _ = offer(request, ahead: true) }
+        for request in requests { _ = offer(request) }
     }
 
-    /// The pending offer for a layer and when it was made, started now if
-    /// there is none; nil for an offer `ahead` of a Prepare that came already.
-    private func offer(_ request: LayerRequest, ahead: Bool) -> (OneShot<LayerOffer>, madeAt: Date)? {
+    /// Takes the offer for a Prepare's layer out of the table (one made
+    /// ahead, or a new one): each offer goes to one Prepare only. Two
+    /// Prepares of the same blob under different chain IDs (two images
+    /// pulled at once sharing a layer at different depths) would otherwise
+    /// share one lazy layer, and removing either snapshot would close it
+    /// under the other's mount.
+    private func claim(_ request: LayerRequest) -> (OneShot<LayerOffer>, madeAt: Date) {
+        let now = Date()
+        let (pending, madeAt, isNew) = table.withLock { table -> (OneShot<LayerOffer>, Date, Bool) in
+            // Marked claimed from now: no offer ahead is made for it meanwhile.
+            table.claimed[request.layerDigest] = now
+            if let entry = table.offers.removeValue(forKey: request.layerDigest) { return (entry.pending, entry.time, false) }
+            return (OneShot<LayerOffer>(), now, true)
+        }
+        if isNew {
+            BlockingWorkPool.shared.async { [self] in pending.fulfil(tryInOrder(request)) }
+        }
+        return (pending, madeAt)
+    }
+
+    /// The pending offer for a layer made ahead of its Prepare and when it
+    /// was made, started now if there is none; nil when a Prepare took the
+    /// layer's offer already.
+    private func offer(_ request: LayerRequest) -> (OneShot<LayerOffer>, madeAt: Date)? {
         let now = Date()
         let found = table.withLock { table -> (OneShot<LayerOffer>, madeAt: Date, isNew: Bool)? in
             if let entry = table.offers[request.layerDigest] { return (entry.pending, entry.time, false) }
-            if ahead, let claimed = table.claimed[request.layerDigest], now.timeIntervalSince(claimed) < Self.unclaimedLifetime {
+            if let claimed = table.claimed[request.layerDigest], now.timeIntervalSince(claimed) < Self.unclaimedLifetime {
                 return nil
             }
             let pending = OneShot<LayerOffer>()

@@ -125,7 +125,14 @@ final class UnpackLayerSource: LayerSource {
             guard computed.description == diffID else {
                 throw LayerSourceError("the unpacked layer's diff ID is \(computed), the image config says \(diffID)")
             }
-            try PosixFile.rename(staging, directory)
+            do {
+                try PosixFile.rename(staging, directory)
+            } catch {
+                // Another Prepare of the same blob (under another chain ID,
+                // each gets its own offer) placed the same tree first.
+                guard FileManager.default.fileExists(atPath: directory) else { throw error }
+                try? FileManager.default.removeItem(atPath: staging)
+            }
             return (stream, size)
         } catch {
             try? FileManager.default.removeItem(atPath: staging)
