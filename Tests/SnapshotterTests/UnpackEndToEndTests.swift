@@ -83,6 +83,27 @@ final class UnpackEndToEndTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: ours[0]), "a layer no snapshot uses is removed")
     }
 
+    /// `ctr snapshots usage` of a layer Starling unpacked is what
+    /// containerd's overlayfs snapshotter reports for the same layer it
+    /// unpacked itself (kubelet's image file system stats add these up).
+    func testUsageOfAnUnpackedLayerIsWhatContainerdsOverlayReports() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.tearDown() }
+        let layer = try TestLayer.fromDirectory(try harness.makeBaseTree("unpack-usage", bigFileBytes: 3 << 20))
+        let image = try harness.push([layer], as: "unpack-usage")
+        try harness.lazyPull(image)
+        XCTAssertTrue(harness.starling.log().contains("layer unpacked"), harness.failureLogs)
+        try harness.containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", image])
+        // One layer: its chain ID is its diff ID. Lines "KEY SIZE INODES".
+        func usage(_ snapshotter: String) throws -> String {
+            try harness.containerd.ctr(["snapshots", "--snapshotter", snapshotter, "usage", layer.diffID])
+                .split(separator: "\n").last.map(String.init) ?? ""
+        }
+        let ours = try usage("starling")
+        XCTAssertEqual(ours, try usage("overlayfs"), harness.failureLogs)
+        XCTAssertFalse(ours.contains("0.0 B"), ours)
+    }
+
     /// A layer opened ahead of a Prepare that never came (a pull containerd
     /// abandoned) leaves its unpacked tree behind: the next start removes
     /// the files of layers no snapshot uses, and keeps the others.
