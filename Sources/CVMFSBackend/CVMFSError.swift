@@ -17,6 +17,28 @@ public enum CVMFSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A configuration the client cannot use (no keys, bad proxy list).
     case configuration(String)
 
+    /// What the error says, without the words its kind adds.
+    public var detail: String {
+        switch self {
+        case .malformed(let detail), .unsupported(let detail), .untrusted(let detail), .corrupt(let detail),
+             .unreachable(let detail), .notFound(let detail), .configuration(let detail):
+            return detail
+        }
+    }
+
+    /// The same kind of error saying `detail` instead (a summary of many).
+    public func with(detail: String) -> CVMFSError {
+        switch self {
+        case .malformed: return .malformed(detail)
+        case .unsupported: return .unsupported(detail)
+        case .untrusted: return .untrusted(detail)
+        case .corrupt: return .corrupt(detail)
+        case .unreachable: return .unreachable(detail)
+        case .notFound: return .notFound(detail)
+        case .configuration: return .configuration(detail)
+        }
+    }
+
     public var description: String {
         switch self {
         case .malformed(let detail): return "malformed CVMFS data: \(detail)"

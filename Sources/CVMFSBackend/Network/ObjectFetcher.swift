@@ -45,6 +45,10 @@ public final class ObjectFetcher: Sendable {
     private let logger: Logger
     private let routes: [(server: String, proxy: String?)]
     private let preferred = Atomic<Int>(0)
+    /// Refusals already logged as warnings (route, path, reason): a mirror
+    /// that keeps serving a stale manifest is re-read at every TTL, and is
+    /// worth one warning, not one every few minutes.
+    private let warned = Mutex<Set<String>>([])
 
     public init(settings: Settings, logger: Logger = Logger(label: "starling.cvmfs")) throws(CVMFSError) {
         guard !settings.servers.isEmpty else { throw .configuration("no CVMFS servers configured") }
@@ -60,15 +64,31 @@ public final class ObjectFetcher: Sendable {
     /// Bytes and requests so far (a second container of the same image must add none).
     public var statistics: HTTPStatistics { http.statistics }
 
-    /// GETs `path` (relative to the repository URL, e.g. `.cvmfspublished`)
+    /// GETs `path` (relative to the repository URL, e.g. `data/ab/cd…`)
     /// and returns the body that `accept` accepts (it verifies content);
     /// throws `.unreachable` when no route answers, `.corrupt` when every
     /// answer failed `accept`, `.notFound` when every server says 404.
     public func fetch(_ path: String, limit: Int, cacheable: Bool = true,
                       accept: ([UInt8]) -> Bool = { _ in true }) throws(CVMFSError) -> [UInt8] {
+        try fetch(path, limit: limit, cacheable: cacheable) { body throws in
+            guard accept(body) else { throw ContentMismatch() }
+            return body
+        }
+    }
+
+    /// GETs `path` and returns what `verify` makes of the body. A body that
+    /// `verify` refuses (throwing, naming the check that failed: a
+    /// signature, an expiry, a revision) is handled like content that does
+    /// not verify: fetched once more with no-cache, then the next route is
+    /// tried, so a proxy or mirror serving a stale or damaged manifest gives
+    /// way to one that serves a good one. When every route fails, the error
+    /// is of the kind of the last refusal and names each route's failure.
+    public func fetch<T>(_ path: String, limit: Int, cacheable: Bool = true,
+                         verify: ([UInt8]) throws -> T) throws(CVMFSError) -> T {
         var failures: [String] = []
         var notFound = 0
-        var corrupt = 0
+        var refused = 0
+        var lastRefusal: CVMFSError?
         let start = preferred.load(ordering: .relaxed)
         for step in 0..<routes.count {
             let index = (start + step) % routes.count
@@ -77,15 +97,27 @@ public final class ObjectFetcher: Sendable {
                 if noCache && !cacheable { break }
                 switch get(route: route, path: path, limit: limit, noCache: noCache || !cacheable) {
                 case .success(let body):
-                    if accept(body) {
+                    let reason: String
+                    do {
+                        let verified = try verify(body)
                         if index != start { preferred.store(index, ordering: .relaxed) }
-                        return body
+                        return verified
+                    } catch let error as CVMFSError {
+                        lastRefusal = error
+                        reason = error.detail
+                    } catch {
+                        reason = "\(error)"
                     }
-                    corrupt += 1
-                    logger.warning("CVMFS object failed verification", metadata: [
+                    refused += 1
+                    let key = "\(describe(route)) \(path) \(reason)"
+                    let first = warned.withLock { warned in
+                        if warned.count >= 1024 { warned.removeAll() }
+                        return warned.insert(key).inserted
+                    }
+                    logger.log(level: first ? .warning : .debug, "CVMFS object failed verification", metadata: [
                         "path": "\(path)", "server": "\(route.server)", "proxy": "\(route.proxy ?? "DIRECT")",
-                        "noCache": "\(noCache)"])
-                    failures.append("\(describe(route)): content does not verify")
+                        "noCache": "\(noCache)", "reason": "\(reason)"])
+                    failures.append("\(describe(route)): \(reason)")
                     continue
                 case .failure(.notFound):
                     notFound += 1
@@ -100,9 +132,14 @@ public final class ObjectFetcher: Sendable {
             }
         }
         let summary = "\(path): " + failures.joined(separator: "; ")
-        if corrupt > 0 { throw .corrupt(summary) }
+        if refused > 0 { throw (lastRefusal ?? .corrupt("")).with(detail: summary) }
         if notFound == routes.count { throw .notFound(summary) }
         throw .unreachable(summary)
+    }
+
+    /// A body `accept` refused.
+    private struct ContentMismatch: Error, CustomStringConvertible {
+        var description: String { "content does not verify" }
     }
 
     private enum RouteFailure: Error { case notFound, failed(String) }

@@ -21,18 +21,26 @@ public final class CVMFSRepository: Sendable {
     private let catalogDirectory: String
     private let logger: Logger
     private let state = Mutex<State>(State())
+    private let revisionFloor: RevisionFloor
 
     private struct State: Sendable {
         var trusted: TrustedManifest?
         var readAt = Date.distantPast
         var catalogs: [String: Catalog] = [:]
         var nested: [String: [NestedCatalogReference]] = [:]
+        /// The revision in use when a rollback was last logged: a stale
+        /// server is logged once, not at every TTL.
+        var refusedRevision: Int?
     }
 
     /// Largest compressed catalog accepted (unpacked.cern.ch's are tens of MB).
     public static let catalogLimit = 2 << 30
     /// Largest plain object (a file chunk or whole file) accepted.
     public static let objectLimit = 8 << 30
+    /// Largest certificate object, compressed and inflated: it is read
+    /// before the chain of trust holds, so it gets no more than a PEM
+    /// certificate could need.
+    public static let certificateLimit = 1 << 20
 
     public init(name: String, fetcher: ObjectFetcher, masterKeys: [TrustChain.MasterKey], cache: ObjectCache,
                 catalogDirectory: String, logger: Logger = Logger(label: "starling.cvmfs")) throws {
@@ -43,13 +51,16 @@ public final class CVMFSRepository: Sendable {
         self.logger = logger
         trust = TrustChain(repositoryName: name, masterKeys: masterKeys)
         try FileManager.default.createDirectory(atPath: catalogDirectory, withIntermediateDirectories: true)
+        revisionFloor = RevisionFloor(path: catalogDirectory + "/highest-revision")
     }
 
     /// Reads and verifies the manifest and whitelist; throws, naming the
-    /// failed check, when the chain of trust does not hold.
+    /// failed check, when the chain of trust does not hold, or when the
+    /// manifest is older than a revision already trusted (`RevisionFloor`).
     @discardableResult
     public func open() throws -> TrustedManifest {
         let trusted = try readManifest()
+        revisionFloor.raise(to: trusted.manifest.revision)
         state.withLock { state in
             if state.trusted?.manifest.rootCatalog != trusted.manifest.rootCatalog {
                 state.catalogs = [:]
@@ -57,6 +68,7 @@ public final class CVMFSRepository: Sendable {
             }
             state.trusted = trusted
             state.readAt = Date()
+            state.refusedRevision = nil
         }
         logger.info("CVMFS repository verified", metadata: [
             "repository": "\(name)", "revision": "\(trusted.manifest.revision)",
@@ -65,11 +77,18 @@ public final class CVMFSRepository: Sendable {
         return trusted
     }
 
+    /// Each document is verified as it arrives from a route: one that fails
+    /// a check (a proxy's stale or damaged copy, a mirror behind) gives way
+    /// to the next route, and only when none serves a good one does the
+    /// error, naming each route's failed check, come out.
     private func readManifest() throws -> TrustedManifest {
-        let manifest = try fetcher.fetch(".cvmfspublished", limit: 1 << 20)
-        let whitelist = try fetcher.fetch(".cvmfswhitelist", limit: 1 << 20)
-        return try trust.verify(manifest: manifest, whitelist: whitelist) { hash in
-            try self.object(hash, type: .certificate, plainSize: nil, limit: 1 << 20)
+        let whitelist = try fetcher.fetch(".cvmfswhitelist", limit: 1 << 20) { try self.trust.verifyWhitelist($0) }
+        return try fetcher.fetch(".cvmfspublished", limit: 1 << 20) { bytes in
+            let trusted = try self.trust.verifyManifest(bytes, whitelist: whitelist) { hash in
+                try self.object(hash, type: .certificate, plainSize: nil, limit: Self.certificateLimit)
+            }
+            try self.revisionFloor.check(trusted.manifest)
+            return trusted
         }
     }
 
@@ -88,9 +107,17 @@ public final class CVMFSRepository: Sendable {
             }
             return fresh
         } catch {
-            logger.warning("CVMFS manifest could not be read again; keeping the revision in use", metadata: [
-                "repository": "\(name)", "revision": "\(trusted.manifest.revision)", "error": "\(error)"])
-            state.withLock { $0.readAt = Date() }
+            // A stale server keeps serving its old revision: say so once, not every TTL.
+            let stale = (error as? CVMFSError)?.detail.contains(RevisionFloor.rollback) == true
+            let repeated = state.withLock { state -> Bool in
+                state.readAt = Date()
+                defer { state.refusedRevision = stale ? state.trusted?.manifest.revision : nil }
+                return stale && state.refusedRevision == state.trusted?.manifest.revision
+            }
+            if !repeated {
+                logger.warning("CVMFS manifest could not be read again; keeping the revision in use", metadata: [
+                    "repository": "\(name)", "revision": "\(trusted.manifest.revision)", "error": "\(error)"])
+            }
             return trusted
         }
     }

@@ -69,6 +69,14 @@ public struct TrustChain: Sendable {
     public func verify(manifest manifestBytes: [UInt8], whitelist whitelistBytes: [UInt8], now: Date = Date(),
                        certificateObject: (ContentHash) throws -> [UInt8]) throws -> TrustedManifest {
         // Whitelist first: it says which certificates count.
+        let whitelist = try verifyWhitelist(whitelistBytes, now: now)
+        return try verifyManifest(manifestBytes, whitelist: whitelist, certificateObject: certificateObject)
+    }
+
+    /// Link 1: the whitelist is signed by a master key, names this
+    /// repository and has not expired. Checked on its own so that a
+    /// whitelist that fails can be fetched again from another route.
+    public func verifyWhitelist(_ whitelistBytes: [UInt8], now: Date = Date()) throws -> VerifiedWhitelist {
         let whitelistDocument = try SignedDocument(whitelistBytes, name: ".cvmfswhitelist")
         _ = try whitelistDocument.verifyBodyHash(name: ".cvmfswhitelist")
         let signedText = Array(whitelistDocument.hashText.utf8)
@@ -85,7 +93,14 @@ public struct TrustChain: Sendable {
         guard whitelist.expires > now else {
             throw CVMFSError.untrusted(".cvmfswhitelist expired at \(Self.format(whitelist.expires))")
         }
+        return VerifiedWhitelist(whitelist: whitelist, masterKey: signer.name)
+    }
 
+    /// Links 2 and 3: the manifest's certificate is on the verified
+    /// whitelist and signed the manifest, which names this repository.
+    public func verifyManifest(_ manifestBytes: [UInt8], whitelist verified: VerifiedWhitelist,
+                               certificateObject: (ContentHash) throws -> [UInt8]) throws -> TrustedManifest {
+        let whitelist = verified.whitelist
         let manifestDocument = try SignedDocument(manifestBytes, name: ".cvmfspublished")
         _ = try manifestDocument.verifyBodyHash(name: ".cvmfspublished")
         let manifest = try Manifest.parse(manifestDocument)
@@ -105,7 +120,7 @@ public struct TrustChain: Sendable {
             throw CVMFSError.untrusted(".cvmfspublished is for repository \(manifest.repositoryName), not \(repositoryName)")
         }
         return TrustedManifest(manifest: manifest, whitelistExpires: whitelist.expires,
-                               certificateFingerprint: fingerprint, masterKey: signer.name)
+                               certificateFingerprint: fingerprint, masterKey: verified.masterKey)
     }
 
     /// The DER bytes and RSA key of the PEM certificate object.
@@ -133,6 +148,13 @@ public struct TrustChain: Sendable {
         let formatter = ISO8601DateFormatter()
         return formatter.string(from: date)
     }
+}
+
+/// A whitelist whose signature, name and expiry held when it was read.
+public struct VerifiedWhitelist: Sendable, Equatable {
+    public let whitelist: Whitelist
+    /// The master key file that verified it.
+    public let masterKey: String
 }
 
 /// A manifest whose chain of trust held when it was read.
