@@ -61,8 +61,11 @@ public final class CVMFSObjectTransport: ChunkTransport {
             let started = DispatchTime.now().uptimeNanoseconds
             let outcome: Result<[UInt8], LazyLayerError>
             do {
-                outcome = .success(try fetcher.fetch(object.hash.objectPath(object.type),
-                                                     limit: CVMFSRepository.objectLimit) { object.hash.matches($0) })
+                // A locator is as long as its object's plain size: the fetch stops past what that can take stored.
+                let limit = StoredObject.storedLimit(plainSize: Int64(locator.count), compression: object.compression)
+                outcome = .success(try fetcher.fetch(object.hash.objectPath(object.type), limit: limit) {
+                    object.hash.matches($0)
+                })
             } catch {
                 outcome = .failure(.fetchFailed(range: locator, reason: "\(error)"))
             }

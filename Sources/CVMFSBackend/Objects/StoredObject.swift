@@ -9,6 +9,21 @@ import StargzReader
 /// (`CVMFSLayer.decode`): nothing from a repository is inflated or used
 /// before its hash holds.
 public enum StoredObject {
+    /// The most bytes an object of `plainSize` plain bytes may take as
+    /// stored, so a fetch stops there instead of buffering whatever a server
+    /// sends: exactly the size when uncompressed; for zlib, deflate's
+    /// worst case (stored blocks: 5 bytes per 64 KiB, header and checksum)
+    /// is well inside plain + plain/1000 + 4 KiB.
+    public static func storedLimit(plainSize: Int64, compression: CatalogEntry.Compression) -> Int {
+        let plain = Int(clamping: max(0, plainSize))
+        switch compression {
+        case .none: return plain
+        case .zlib:
+            let (sum, overflow) = plain.addingReportingOverflow(plain / 1000 + 4096)
+            return overflow ? Int.max : sum
+        }
+    }
+
     public static func plainBytes(_ stored: ArraySlice<UInt8>, hash: ContentHash, type: ObjectType,
                                   compression: CatalogEntry.Compression, plainSize: Int64?,
                                   limit: Int = CVMFSRepository.objectLimit) throws(CVMFSError) -> [UInt8] {

@@ -126,12 +126,16 @@ public final class CVMFSRepository: Sendable {
 
     /// An object's plain bytes: from the cache, else fetched, checked against
     /// its content hash (over the compressed bytes) and then inflated.
+    /// What is fetched and inflated is bounded by `plainSize` when the
+    /// catalog gives it (`StoredObject.storedLimit`), else by `limit`, both
+    /// as stored and inflated: a server cannot make the client buffer more.
     public func object(_ hash: ContentHash, type: ObjectType, plainSize: Int64?,
                        compression: CatalogEntry.Compression = .zlib, limit: Int = objectLimit) throws -> [UInt8] {
         if type != .catalog, let cached = cache.get(hash, size: plainSize.map(Int.init)) { return cached }
-        let stored = try fetcher.fetch(hash.objectPath(type), limit: limit) { hash.matches($0) }
+        let storedLimit = plainSize.map { StoredObject.storedLimit(plainSize: $0, compression: compression) } ?? limit
+        let stored = try fetcher.fetch(hash.objectPath(type), limit: storedLimit) { hash.matches($0) }
         let plain = try StoredObject.plainBytes(stored[...], hash: hash, type: type, compression: compression,
-                                                plainSize: plainSize)
+                                                plainSize: plainSize, limit: limit)
         if type != .catalog { cache.put(hash, plain: plain) }
         return plain
     }
@@ -142,14 +146,14 @@ public final class CVMFSRepository: Sendable {
     /// mountpoint is `path` or one of its parents), loading nested catalogs
     /// on the way as needed.
     public func catalog(for path: String) throws -> Catalog {
-        let root = try current().manifest.rootCatalog
-        var catalog = try loadCatalog(mountpoint: "", hash: root)
+        let manifest = try current().manifest
+        var catalog = try loadCatalog(mountpoint: "", hash: manifest.rootCatalog, size: manifest.rootCatalogSize.map(Int64.init))
         while true {
             let nested = try nestedReferences(of: catalog)
             guard let next = nested.first(where: { path == $0.mountpoint || path.hasPrefix($0.mountpoint + "/") }) else {
                 return catalog
             }
-            catalog = try loadCatalog(mountpoint: next.mountpoint, hash: next.hash)
+            catalog = try loadCatalog(mountpoint: next.mountpoint, hash: next.hash, size: next.size)
         }
     }
 
@@ -163,7 +167,9 @@ public final class CVMFSRepository: Sendable {
         return references
     }
 
-    private func loadCatalog(mountpoint: String, hash: ContentHash) throws -> Catalog {
+    /// `size`: the compressed size the manifest or parent catalog states,
+    /// the most a fetch of it may bring (nil or 0: not stated).
+    private func loadCatalog(mountpoint: String, hash: ContentHash, size: Int64?) throws -> Catalog {
         if let loaded = state.withLock({ $0.catalogs[mountpoint] }), loaded.hash == hash { return loaded }
         let compressedPath = catalogDirectory + "/" + hash.description
         let databasePath = compressedPath + ".sqlite"
@@ -172,7 +178,8 @@ public final class CVMFSRepository: Sendable {
             compressed = Array(data)
         }
         if compressed == nil {
-            let fetched = try fetcher.fetch(hash.objectPath(.catalog), limit: Self.catalogLimit) { hash.matches($0) }
+            let stated = size.flatMap { $0 > 0 ? Int(clamping: $0) : nil } ?? Self.catalogLimit
+            let fetched = try fetcher.fetch(hash.objectPath(.catalog), limit: min(stated, Self.catalogLimit)) { hash.matches($0) }
             try? PosixFile.replace(compressedPath, with: fetched)
             compressed = fetched
         }
@@ -258,7 +265,7 @@ extension CVMFSRepository {
             paths += try catalog.whiteoutPaths()
             // Mountpoints lie strictly below their parent's (`nestedCatalogs`), so this ends.
             for nested in try nestedReferences(of: catalog) where nested.mountpoint.hasPrefix(prefix) {
-                pending.append(try loadCatalog(mountpoint: nested.mountpoint, hash: nested.hash))
+                pending.append(try loadCatalog(mountpoint: nested.mountpoint, hash: nested.hash, size: nested.size))
             }
         }
         // A layerfs without a catalog of its own: keep what lies below it.
