@@ -45,6 +45,24 @@ enum SignedRewrite {
         open(os.path.join(repo, '.cvmfspublished'), 'wb').write(body + b'--\\n' + body_hash.encode() + b'\\n' + signature)
         """
 
+    static let whitelistScript = """
+        import hashlib, os, subprocess, sys
+        repo, keys, old, new = sys.argv[1:5]
+        path = os.path.join(repo, '.cvmfswhitelist')
+        body = open(path, 'rb').read().split(b'--\\n', 1)[0].replace(old.encode(), new.encode())
+        body_hash = hashlib.sha1(body).hexdigest()
+        signature = subprocess.run(['openssl', 'pkeyutl', '-sign', '-inkey', os.path.join(keys, 'master.key'),
+                                    '-pkeyopt', 'rsa_padding_mode:pkcs1'],
+                                   input=body_hash.encode(), check=True, capture_output=True).stdout
+        open(path, 'wb').write(body + b'--\\n' + body_hash.encode() + b'\\n' + signature)
+        """
+
+    /// Replaces `old` with `new` in the whitelist's body and signs it again
+    /// with the master key.
+    static func whitelist(_ repository: CVMFSTestRepository, replacing old: String, with new: String) throws {
+        try Command.check(["python3", "-c", whitelistScript, repository.repositoryDirectory, repository.keys, old, new])
+    }
+
     /// Runs `sql` on the root catalog (none when empty), sets manifest
     /// fields (`["X": "zeros:N"]` makes an object of N zero bytes of type
     /// X and names it), and signs the manifest again.

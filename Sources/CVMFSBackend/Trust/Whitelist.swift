@@ -13,7 +13,7 @@ public struct Whitelist: Sendable, Equatable {
 
     static func parse(_ document: SignedDocument) throws(CVMFSError) -> Whitelist {
         let lines = document.lines
-        guard lines.count >= 3, lines[0].count == 14, lines[0].allSatisfy(\.isNumber) else {
+        guard lines.count >= 3, isDigits(lines[0], count: 14) else {
             throw .malformed(".cvmfswhitelist does not start with a YYYYMMDDHHMMSS timestamp")
         }
         guard lines[1].first == "E", let expires = parseTimestamp(lines[1].dropFirst()) else {
@@ -31,11 +31,19 @@ public struct Whitelist: Sendable, Equatable {
         return Whitelist(expires: expires, repositoryName: String(lines[2].dropFirst()), fingerprints: fingerprints)
     }
 
+    /// `count` ASCII digits: `Character.isNumber` also takes other
+    /// scripts' digits (`٢`, `２`), which `Int(_:)` does not read.
+    static func isDigits(_ text: Substring, count: Int) -> Bool {
+        text.utf8.count == count && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
     /// `YYYYMMDDHHMMSS`, UTC.
     static func parseTimestamp(_ text: Substring) -> Date? {
-        guard text.count == 14, text.allSatisfy(\.isNumber) else { return nil }
-        let digits = Array(text)
-        func number(_ from: Int, _ count: Int) -> Int { Int(String(digits[from..<(from + count)]))! }
+        guard isDigits(text, count: 14) else { return nil }
+        let digits = Array(text.utf8)
+        func number(_ from: Int, _ count: Int) -> Int {
+            digits[from..<(from + count)].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        }
         var components = DateComponents()
         components.calendar = Calendar(identifier: .gregorian)
         components.timeZone = TimeZone(identifier: "UTC")
