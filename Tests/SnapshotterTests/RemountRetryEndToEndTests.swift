@@ -1,4 +1,5 @@
 import Foundation
+@testable import Snapshotter
 import TestSupport
 import XCTest
 
@@ -27,8 +28,12 @@ final class RemountRetryEndToEndTests: XCTestCase {
         let refused = try harness.containerd.ctrResult(starling + ["prepare", "during-outage", chainID])
         XCTAssertFalse(refused.succeeded, "a layer that is not mounted is never handed out:\(harness.failureLogs)")
         XCTAssertTrue(refused.stderr.contains(converted.digest) && refused.stderr.contains("cannot be served"), refused.stderr)
-        // A refused Prepare leaves no snapshot (nor a row without its directory).
+        // A refused Prepare leaves no snapshot: not in containerd, and no
+        // row in Starling's own store either (a row without its directory
+        // was left, for containerd's garbage collector to find).
         XCTAssertFalse(try harness.containerd.ctr(starling + ["ls"]).contains("during-outage"), harness.failureLogs)
+        let rows = try SnapshotStore(path: harness.starling.root + "/metadata.db").read { try $0.allSnapshots().map(\.key) }
+        XCTAssertFalse(rows.contains { $0.hasSuffix("/during-outage") }, "\(rows)")
 
         try harness.registry.start()
         // The same key again, as containerd or kubelet retries: a later
