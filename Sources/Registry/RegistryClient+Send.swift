@@ -117,16 +117,22 @@ extension RegistryClient {
                 try answer(challenge, endpoint: endpoint, repository: repository, access: call.access, cancellation: cancellation)
             }
         }
+        // A Location on another host (or the same one over plain http) gets
+        // neither the registry's credentials nor its headers and TLS client
+        // certificate: whoever it names was chosen by the registry's answer.
+        let toEndpoint = endpoint.isOrigin(of: url)
+        let urlHost = toEndpoint ? endpoint.host : Endpoint.hostAndPort(of: url) ?? endpoint.host
+        let options = toEndpoint ? configuration.transportOptions(for: endpoint)
+                                 : configuration.transportOptions(forAuxiliaryHost: urlHost, sameAs: endpoint)
         while true {
             if cancellation?.isCancelled == true { throw RegistryError.cancelled }
-            let authorization = try authorization(for: endpoint, repository: repository, access: call.access,
-                                                  cancellation: cancellation)
+            let authorization = toEndpoint ? try authorization(for: endpoint, repository: repository, access: call.access,
+                                                               cancellation: cancellation) : nil
             let setup = try prepare()
-            var headers = setup.headers + endpoint.headers
+            var headers = setup.headers + (toEndpoint ? endpoint.headers : [])
             if let authorization { headers.append("Authorization: \(authorization.header)") }
-            let request = HTTPRequest(method: call.method, url: url, headers: headers, body: setup.body,
-                                      options: configuration.transportOptions(for: endpoint))
-            let (exchange, errorBody) = try perform(request, host: endpoint.host, cancellation: cancellation, sink: setup.sink)
+            let request = HTTPRequest(method: call.method, url: url, headers: headers, body: setup.body, options: options)
+            let (exchange, errorBody) = try perform(request, host: urlHost, cancellation: cancellation, sink: setup.sink)
 
             // A client-error answer whose body was cut short is still an
             // answer: docker-registry's 416 announces the blob's length as
