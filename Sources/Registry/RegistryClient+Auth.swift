@@ -113,6 +113,13 @@ extension RegistryClient {
             tokens[key] = authorization
             return authorization
         }
+        if credentials != nil, components.scheme == "http", endpoint.scheme == "https" {
+            // A registry reached over TLS whose realm is plain http: its
+            // credentials would cross the network in the clear. A registry
+            // configured for plain http sends them so anyway.
+            throw failure("the token service \(realmHost) is plain http while the registry is https; "
+                          + "its credentials are not sent there (configure the registry as insecure to allow it)")
+        }
         var request = HTTPRequest(url: realm, options: configuration.transportOptions(
             forAuxiliaryHost: components.port.map { "\(realmHost):\($0)" } ?? realmHost, sameAs: endpoint))
         if let identityToken = credentials?.identityToken {

@@ -151,6 +151,15 @@ extension RegistryClient {
             let status = exchange.head.status
             let result = CallResult(exchange: exchange, endpoint: endpoint, errorBody: errorBody)
             switch status {
+            case 401 where !endpoint.isOrigin(of: exchange.effectiveURL):
+                // Another host, reached by a redirect or a Location, asks for
+                // credentials: its challenge is not the registry's, and
+                // answering it would hand the registry's credentials to
+                // whoever the redirect named.
+                let other = Endpoint.hostAndPort(of: exchange.effectiveURL) ?? "another host"
+                throw RegistryError.unexpectedStatus(
+                    registry: registry, repository: repository, status: 401,
+                    detail: "from \(other), where the registry sent the request for \(call.what); the registry's credentials are not offered there")
             case 401:
                 let challenge = exchange.head.header("www-authenticate").flatMap(AuthChallenge.init(header:))
                 if let authorization { forget(authorization, endpoint: endpoint, repository: repository) }

@@ -30,6 +30,48 @@ final class CredentialScopeTests: XCTestCase {
         }
     }
 
+    /// Object storage the registry redirects a blob to answers 401 with a
+    /// bearer challenge of its own: the read fails naming the registry, and
+    /// neither the storage nor the realm it names ever sees alice's credentials.
+    func testChallengeFromARedirectTargetIsNotAnswered() throws {
+        let files = try TemporaryDirectory(prefix: "starling-redirect-challenge")
+        defer { files.remove() }
+        let realmSaw = LockedBox([String]())
+        let realm = try recordingServer(realmSaw) { _ in .json(200, #"{"token":"stolen"}"#) }
+        defer { realm.stop() }
+        let storageSaw = LockedBox([String]())
+        let storage = try recordingServer(storageSaw) { _ in
+            .respond(status: 401, headers: ["WWW-Authenticate": #"Bearer realm="http://\#(realm.host)/token",service="storage""#], body: [])
+        }
+        defer { storage.stop() }
+        let basic = self.basic
+        let local = pseudoRandomBytes(count: 1000, seed: 63)
+        let localDigest = sha256Digest(local)
+        let registry = try TinyHTTPServer { request in
+            guard request.headers["authorization"] == basic else {
+                return .respond(status: 401, headers: ["WWW-Authenticate": #"Basic realm="registry""#], body: [])
+            }
+            if request.path.hasSuffix(localDigest) { return serveRange(local, request) }
+            return .respond(status: 307, headers: ["Location": "http://\(storage.host)/bucket/blob?X-Signature=s"], body: [])
+        }
+        defer { registry.stop() }
+        let client = client(registry, files: files)
+        let repository = ImageReference(registry: registry.host, repository: "r/app")
+        // A blob the registry serves itself: the client is logged in from here on.
+        XCTAssertEqual(try client.blobSource(repository, digest: localDigest, size: 1000).read(at: 0, length: 10),
+                       Array(local[0..<10]))
+        let digest = "sha256:" + String(repeating: "c", count: 64)
+        let source = try client.blobSource(repository, digest: digest, size: 1000)
+        let error = assertRegistryError(try source.read(at: 0, length: 10)) {
+            if case .unexpectedStatus(let host, "r/app", 401, _) = $0 { return host == registry.host }
+            return false
+        }
+        XCTAssertTrue(error?.description.contains(storage.host) ?? false, "the error names the storage host: \(error.map { "\($0)" } ?? "")")
+        XCTAssertEqual(realmSaw.get(), [], "the storage's token realm was never asked")
+        XCTAssertFalse(storageSaw.get().isEmpty, "the redirect was followed")
+        XCTAssertTrue(storageSaw.get().allSatisfy { $0.hasSuffix(" -") }, "the storage saw credentials: \(storageSaw.get())")
+    }
+
     /// An upload session whose `Location` is on another host: the blob is
     /// uploaded there without the registry's Authorization header.
     func testUploadLocationOnAnotherHostGetsNoCredentials() throws {
@@ -58,5 +100,40 @@ final class CredentialScopeTests: XCTestCase {
         let repository = ImageReference(registry: registry.host, repository: "team/app")
         XCTAssertTrue(try client(registry, files: files).pushBlob(repository, digest: digest, bytes: blob))
         XCTAssertEqual(uploadSaw.get(), ["PUT /uploads/1 -"], "one upload, without the registry's credentials")
+    }
+
+    /// A registry over TLS whose token realm is plain http: the pull fails
+    /// with an error saying so, and the token service is never sent the
+    /// credentials. (A registry configured for plain http keeps working:
+    /// AuthenticationTests.testBearerTokenRegistry.)
+    func testPlainHTTPTokenRealmOfATLSRegistryGetsNoCredentials() throws {
+        let files = try TemporaryDirectory(prefix: "starling-http-realm")
+        defer { files.remove() }
+        let certificate = try TestCertificate.selfSignedServer(in: files)
+        let issuer = try TokenIssuer(directory: files, user: "alice", password: "wonderland")
+        defer { issuer.stop() }
+        let registry = try LocalRegistry(extraConfig: """
+              tls:
+                certificate: \(certificate.certificatePath)
+                key: \(certificate.keyPath)
+            \(issuer.registryAuthConfig)
+            """)
+        defer { registry.stop() }
+        var config = RegistryConfiguration()
+        config.maxRetries = 0
+        config.dockerConfigPath = files.appending("absent-docker-config.json")
+        var host = HostConfiguration()
+        host.caFile = certificate.certificatePath
+        host.username = "alice"
+        host.password = "wonderland"
+        config.hosts[registry.host] = host
+        let client = RegistryClient(configuration: config)
+        assertRegistryError(try client.resolve(ImageReference(registry: registry.host, repository: "secure/app", tag: "1"))) {
+            if case .authenticationFailed(let host, "secure/app", let reason) = $0 {
+                return host == registry.host && reason.contains("plain http")
+            }
+            return false
+        }
+        XCTAssertEqual(issuer.requestCount, 0, "the plain-http token service was never asked")
     }
 }
