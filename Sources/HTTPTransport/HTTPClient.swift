@@ -38,6 +38,13 @@ public final class HTTPClient: Sendable {
     /// Transport failures are in the exchange, never thrown.
     public func perform(_ request: HTTPRequest, host: String, cancellation: TransferCancellation?,
                         sink: BodySink) throws -> (HTTPExchange, [UInt8]) {
+        try performFollowingRedirects(request, host: host, cancellation: cancellation, sink: sink)
+    }
+
+    /// One exchange as libcurl performs it (following redirects itself
+    /// when the request says so).
+    func performOnce(_ request: HTTPRequest, host: String, cancellation: TransferCancellation?,
+                     sink: BodySink) throws -> (HTTPExchange, [UInt8]) {
         var errorBody: [UInt8] = []
         var body: (first: UInt64, last: UInt64, bytes: Int)?
         let exchange = try pool.withHandle(host: host) { handle in

@@ -12,14 +12,35 @@ public struct HTTPRequest: Sendable {
     public var body: UploadBody?
     public var followRedirects: Bool
     public var options: TransportOptions
+    /// What a redirect to another origin takes along; nil: libcurl follows
+    /// every redirect with these headers and options (it drops only an
+    /// Authorization header when the host changes).
+    public var crossOriginRedirects: CrossOriginRedirects?
 
     public init(method: Method = .get, url: String, headers: [String] = [], body: UploadBody? = nil,
-                followRedirects: Bool = true, options: TransportOptions) {
+                followRedirects: Bool = true, options: TransportOptions,
+                crossOriginRedirects: CrossOriginRedirects? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.followRedirects = followRedirects
+        self.options = options
+        self.crossOriginRedirects = crossOriginRedirects
+    }
+}
+
+/// How a request is followed to another scheme, host or port (a registry
+/// sending a blob to object storage): the headers meant for every host
+/// (a Range) and the transport options for the new host. The origin's own
+/// headers, client certificate and TLS exceptions stay with the origin.
+public struct CrossOriginRedirects: Sendable {
+    public var headers: [String]
+    /// Options for the `HOST[:PORT]` redirected to.
+    public var options: @Sendable (String) -> TransportOptions
+
+    public init(headers: [String], options: @escaping @Sendable (String) -> TransportOptions) {
+        self.headers = headers
         self.options = options
     }
 }

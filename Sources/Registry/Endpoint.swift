@@ -1,4 +1,3 @@
-import Foundation
 import HTTPTransport
 /// One place a registry's API can be reached: a mirror or the registry itself.
 struct Endpoint: Sendable, Hashable {
@@ -26,20 +25,8 @@ struct Endpoint: Sendable, Hashable {
     /// TLS settings belong; a URL it hands out (an upload `Location`, a
     /// redirect to object storage) may be anywhere, over plain http too.
     func isOrigin(of url: String) -> Bool {
-        guard let mine = URLComponents(string: apiBase), let theirs = URLComponents(string: url) else { return false }
-        func origin(_ components: URLComponents) -> (String, String, Int?) {
-            let scheme = components.scheme?.lowercased() ?? ""
-            let defaultPort = scheme == "https" ? 443 : scheme == "http" ? 80 : nil
-            return (scheme, components.host?.lowercased() ?? "", components.port ?? defaultPort)
-        }
-        return origin(mine) == origin(theirs) && theirs.host != nil
-    }
-
-    /// `HOST[:PORT]` of `url`, as endpoints and connection pools name hosts.
-    static func hostAndPort(of url: String) -> String? {
-        guard let components = URLComponents(string: url), let host = components.host else { return nil }
-        let name = host.contains(":") ? "[\(host)]" : host
-        return components.port.map { "\(name):\($0)" } ?? name
+        guard let origin = HTTPClient.origin(of: url) else { return false }
+        return origin == HTTPClient.origin(of: apiBase)
     }
 
     static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {

@@ -121,7 +121,7 @@ extension RegistryClient {
         // neither the registry's credentials nor its headers and TLS client
         // certificate: whoever it names was chosen by the registry's answer.
         let toEndpoint = endpoint.isOrigin(of: url)
-        let urlHost = toEndpoint ? endpoint.host : Endpoint.hostAndPort(of: url) ?? endpoint.host
+        let urlHost = toEndpoint ? endpoint.host : HTTPClient.hostAndPort(of: url) ?? endpoint.host
         let options = toEndpoint ? configuration.transportOptions(for: endpoint)
                                  : configuration.transportOptions(forAuxiliaryHost: urlHost, sameAs: endpoint)
         while true {
@@ -131,7 +131,13 @@ extension RegistryClient {
             let setup = try prepare()
             var headers = setup.headers + (toEndpoint ? endpoint.headers : [])
             if let authorization { headers.append("Authorization: \(authorization.header)") }
-            let request = HTTPRequest(method: call.method, url: url, headers: headers, body: setup.body, options: options)
+            // A redirect to object storage keeps the Range, not what is
+            // the registry's alone.
+            let configuration = configuration
+            let request = HTTPRequest(method: call.method, url: url, headers: headers, body: setup.body, options: options,
+                                      crossOriginRedirects: CrossOriginRedirects(headers: setup.headers) { host in
+                                          configuration.transportOptions(forAuxiliaryHost: host, sameAs: endpoint)
+                                      })
             let (exchange, errorBody) = try perform(request, host: urlHost, cancellation: cancellation, sink: setup.sink)
 
             // A client-error answer whose body was cut short is still an
@@ -156,7 +162,7 @@ extension RegistryClient {
                 // credentials: its challenge is not the registry's, and
                 // answering it would hand the registry's credentials to
                 // whoever the redirect named.
-                let other = Endpoint.hostAndPort(of: exchange.effectiveURL) ?? "another host"
+                let other = HTTPClient.hostAndPort(of: exchange.effectiveURL) ?? "another host"
                 throw RegistryError.unexpectedStatus(
                     registry: registry, repository: repository, status: 401,
                     detail: "from \(other), where the registry sent the request for \(call.what); the registry's credentials are not offered there")

@@ -136,4 +136,36 @@ final class CredentialScopeTests: XCTestCase {
         }
         XCTAssertEqual(issuer.requestCount, 0, "the plain-http token service was never asked")
     }
+
+    /// The registry's own hosts.toml header (a key some registries want)
+    /// goes to the registry, not along a redirect to object storage; the
+    /// Range does, and the read gets its bytes.
+    func testRegistryHeadersStayWithTheRegistryAcrossARedirect() throws {
+        struct RegistryOnly: RegistryHostsDirectory {
+            var host: String
+            func hosts(for registry: String) -> [RegistryHost]? {
+                [RegistryHost(scheme: "http", host: host, headers: ["X-Registry-Key: registry-secret"])]
+            }
+        }
+        let blob = pseudoRandomBytes(count: 100_000, seed: 64)
+        let digest = sha256Digest(blob)
+        let storageSaw = LockedBox([String]())
+        let storage = try TinyHTTPServer { request in
+            storageSaw.withValue { $0.append("\(request.headers["x-registry-key"] ?? "-") \(request.headers["range"] ?? "-")") }
+            return serveRange(blob, request)
+        }
+        defer { storage.stop() }
+        let registrySaw = LockedBox([String]())
+        let registry = try TinyHTTPServer { request in
+            registrySaw.withValue { $0.append(request.headers["x-registry-key"] ?? "-") }
+            return .respond(status: 307, headers: ["Location": "http://\(storage.host)/bucket/blob?X-Signature=s"], body: [])
+        }
+        defer { registry.stop() }
+        let client = loopbackClient([]) { $0.hostsDirectory = RegistryOnly(host: registry.host) }
+        let source = try client.blobSource(ImageReference(registry: "images.example", repository: "r/app"), digest: digest,
+                                           size: Int64(blob.count))
+        XCTAssertEqual(try source.read(at: 500, length: 10), Array(blob[500..<510]))
+        XCTAssertEqual(registrySaw.get(), ["registry-secret"])
+        XCTAssertEqual(storageSaw.get(), ["- bytes=500-509"], "the storage got the Range and not the registry's header")
+    }
 }
