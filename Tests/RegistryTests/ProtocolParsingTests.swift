@@ -23,6 +23,12 @@ final class ProtocolParsingTests: XCTestCase {
         XCTAssertNil(ContentRange("bytes */100")?.range)
         XCTAssertNil(ContentRange("bytes 20-10/100"))
         XCTAssertNil(ContentRange("items 1-2/3"))
+        // A server's numbers are checked, not trusted: one past the last
+        // byte must be countable and within the total.
+        XCTAssertNil(ContentRange("bytes 0-9223372036854775807/*"))
+        XCTAssertEqual(ContentRange("bytes 0-9223372036854775806/*")?.range?.count, Int(Int64.max))
+        XCTAssertNil(ContentRange("bytes 0-100/100"))
+        XCTAssertNil(ContentRange("bytes 0-9/-5"))
     }
 
     func testMultipartByteRangesWithBoundaryBytesInsideData() throws {
