@@ -77,7 +77,7 @@ final class GRPCRequestTests: XCTestCase {
                              "containerd.io/snapshot/remote/stargz.digest": "sha256:" + String(repeating: "b", count: 64)]
             }, metadata: Self.metadata) }
             XCTAssertEqual(codes["missing parent"], .notFound)
-            XCTAssertEqual(codes["active parent"], .failedPrecondition)
+            XCTAssertEqual(codes["active parent"], .invalidArgument, "as containerd's metastore answers")
             XCTAssertEqual(codes["empty key"], .invalidArgument)
             XCTAssertEqual(codes["existing key"], .alreadyExists)
             XCTAssertEqual(codes["stat unknown"], .notFound)
@@ -133,6 +133,12 @@ final class GRPCRequestTests: XCTestCase {
             XCTAssertEqual(updated.info.labels, ["containerd.io/snapshot.ref": "chain-a", "x": "1"])
             let replaced = try await snapshots.update(.with { $0.info.name = "a"; $0.info.labels = ["y": "2"] }, metadata: Self.metadata)
             XCTAssertEqual(replaced.info.labels, ["y": "2"])
+            // An empty value removes the label, as in containerd's metastore.
+            let removed = try await snapshots.update(.with {
+                $0.info.name = "a"; $0.info.labels = ["y": ""]; $0.updateMask.paths = ["labels.y"] }, metadata: Self.metadata)
+            XCTAssertEqual(removed.info.labels, [:])
+            let stat = try await snapshots.stat(.with { $0.key = "a" }, metadata: Self.metadata)
+            XCTAssertEqual(stat.info.labels, [:])
             let usage = try await snapshots.usage(.with { $0.key = "b" }, metadata: Self.metadata)
             XCTAssertGreaterThanOrEqual(usage.inodes, 1)
         }

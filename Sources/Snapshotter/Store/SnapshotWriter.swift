@@ -22,14 +22,15 @@ struct SnapshotWriter: SnapshotQueries {
             guard let found = try snapshot(key: parent) else {
                 throw SnapshotError.notFound("parent snapshot \(parent.debugDescription) does not exist")
             }
+            // InvalidArgument, as containerd's own metastore answers.
             guard found.kind == .committed else {
-                throw SnapshotError.failedPrecondition("parent snapshot \(parent.debugDescription) is \(found.kind), not committed")
+                throw SnapshotError.invalidArgument("parent snapshot \(parent.debugDescription) is \(found.kind), not committed")
             }
             parentRecord = found
         }
         let now = Date()
         var record = SnapshotRecord(id: nil, key: key, parentID: parentRecord?.id, kind: kind, created: now,
-                                    updated: now, labels: labels, size: usage.size, inodes: usage.inodes, source: source)
+                                    updated: now, labels: Self.kept(labels), size: usage.size, inodes: usage.inodes, source: source)
         try record.insert(database)
         return (record, try ancestors(of: record))
     }
@@ -48,7 +49,7 @@ struct SnapshotWriter: SnapshotQueries {
         let measured = usage(record)
         record.key = name
         record.kind = .committed
-        record.labels = labels
+        record.labels = Self.kept(labels)
         record.size = measured.size
         record.inodes = measured.inodes
         record.updated = Date()
@@ -92,8 +93,15 @@ struct SnapshotWriter: SnapshotQueries {
                 }
             }
         }
+        record.labels = Self.kept(record.labels)
         record.updated = Date()
         try record.update(database)
         return record
+    }
+
+    /// Labels as containerd's metastore stores them: one with an empty
+    /// value is not set (`ctr snapshots label KEY name=` removes `name`).
+    static func kept(_ labels: [String: String]) -> [String: String] {
+        labels.filter { !$0.value.isEmpty }
     }
 }
