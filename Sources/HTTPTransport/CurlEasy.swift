@@ -87,7 +87,7 @@ final class CurlEasy: @unchecked Sendable {
 
         let options = request.options
         setLong(CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeoutSeconds * 1000))
-        setLong(CURLOPT_LOW_SPEED_LIMIT, 1)
+        setLong(CURLOPT_LOW_SPEED_LIMIT, TransportOptions.stallBytesPerSecond)
         setLong(CURLOPT_LOW_SPEED_TIME, max(1, options.stallTimeoutSeconds))
         setLong(CURLOPT_SSL_VERIFYPEER, options.verifyTLS ? 1 : 0)
         setLong(CURLOPT_SSL_VERIFYHOST, options.verifyTLS ? 2 : 0)

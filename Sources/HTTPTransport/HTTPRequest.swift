@@ -48,9 +48,14 @@ public struct CrossOriginRedirects: Sendable {
 /// Connection settings handed to libcurl for one request.
 public struct TransportOptions: Sendable, Equatable {
     public var connectTimeoutSeconds: Double
-    /// A transfer that receives less than one byte per second for this long is
-    /// aborted (curl's low-speed limit), so a stalled server cannot hang a reader.
+    /// A transfer that averages less than `stallBytesPerSecond` for this
+    /// long is aborted (curl's low-speed limit), so a stalled server, or
+    /// one that drips a few bytes a second, cannot hang a reader.
     public var stallTimeoutSeconds: Int
+    /// The slowest transfer that is not stalled: far below what any real
+    /// link carries, far above a server dripping bytes to hold a reader
+    /// (at one byte a second, a 16 MiB head took half a year).
+    public static let stallBytesPerSecond = 1024
     public var verifyTLS: Bool
     /// PEM files of CAs trusted besides the system's (libcurl keeps its CA
     /// directory, /etc/ssl/certs, when a file is given), as containerd's

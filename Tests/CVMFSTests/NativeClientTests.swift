@@ -155,6 +155,30 @@ final class NativeClientTests: XCTestCase {
         stalled.stop()
     }
 
+    /// A server that answers, but a few bytes a second, is as stalled as
+    /// one that sends nothing: it gives way to the next within the stall
+    /// timeout. (At curl's one byte a second floor it held the open for
+    /// as long as its body lasted.)
+    func testDrippingServerGivesWayToTheNext() throws {
+        let served = try CVMFSFixture.serve()
+        let dripping = try TinyHTTPServer { _ in
+            .drip(status: 200, headers: [:], body: [UInt8](repeating: 0x41, count: 1 << 20), bytesPerSecond: 200)
+        }
+        defer { dripping.stop() }
+        let repository = try CVMFSFixture.client(served, servers: ["http://127.0.0.1:\(dripping.port)/cvmfs/x", served.url], stall: 2)
+        let opened = DispatchSemaphore(value: 0)
+        let failure = LockedBox<String?>(nil)
+        Thread.detachNewThread {
+            do { try repository.open() } catch { failure.set("\(error)") }
+            opened.signal()
+        }
+        guard opened.wait(timeout: .now() + 60) == .success else {
+            return XCTFail("the dripping server held the open for a minute")
+        }
+        XCTAssertNil(failure.get())
+        XCTAssertEqual(try CVMFSFixture.text(repository, "/etc/hello.txt"), "hello from cvmfs\n")
+    }
+
     func testObjectsComeFromTheCacheTheSecondTime() throws {
         let served = try CVMFSFixture.serve()
         let cache = served.work.appending("shared-cache")

@@ -28,6 +28,9 @@ public enum TinyHTTPReply: Sendable {
     /// Send this (a Content-Length header longer than the body makes a
     /// response cut short), then close the connection.
     case respondThenClose(status: Int, headers: [String: String], body: [UInt8])
+    /// Send the head, then the body at `bytesPerSecond` (a tenth every
+    /// 100 ms) until it is sent or the server stops.
+    case drip(status: Int, headers: [String: String], body: [UInt8], bytesPerSecond: Int)
 
     public static func json(_ status: Int, _ text: String, headers: [String: String] = [:]) -> TinyHTTPReply {
         .respond(status: status, headers: headers.merging(["Content-Type": "application/json"]) { $1 }, body: Array(text.utf8))
@@ -128,6 +131,19 @@ public final class TinyHTTPServer: @unchecked Sendable {
                 return
             case .respond(let status, let headers, let body):
                 if !writeAll(fd, Self.response(request, status: status, headers: headers, body: body)) { return }
+            case .drip(let status, let headers, let body, let bytesPerSecond):
+                let response = Self.response(request, status: status, headers: headers, body: body)
+                let headLength = response.count - (request.method == "HEAD" ? 0 : body.count)
+                if !writeAll(fd, Array(response[..<headLength])) { return }
+                var sent = headLength
+                let step = max(1, bytesPerSecond / 10)
+                while sent < response.count {
+                    if state.get().stopped { return }
+                    usleep(100_000)
+                    let end = min(response.count, sent + step)
+                    if !writeAll(fd, Array(response[sent..<end])) { return }
+                    sent = end
+                }
             }
         }
     }
