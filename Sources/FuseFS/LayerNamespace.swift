@@ -13,8 +13,6 @@ import StargzReader
 ///
 /// The index is immutable, so this view is a pure function of it.
 struct LayerNamespace: Sendable {
-    static let whiteoutPrefix = WhiteoutName.prefix
-    static let opaqueMarker = WhiteoutName.opaqueMarker
     static let hiddenRootNames: Set<String> = [".prefetch.landmark", ".no.prefetch.landmark"]
 
     /// What a visible name refers to.
@@ -37,7 +35,7 @@ struct LayerNamespace: Sendable {
     func lookup(_ name: String, in parent: EntryID) -> Node? {
         guard isPresentable(name), !isHidden(name, in: parent) else { return nil }
         if let id = index.lookup(name, in: parent) { return .entry(id) }
-        if let id = index.lookup(Self.whiteoutPrefix + name, in: parent) { return .whiteout(id) }
+        if let id = index.lookup(WhiteoutName.prefix + name, in: parent) { return .whiteout(id) }
         return nil
     }
 
@@ -51,13 +49,13 @@ struct LayerNamespace: Sendable {
     func listing(of directory: EntryID) -> [(name: String, node: Node)] {
         let children = index.children(of: directory)
         var realNames: Set<String> = []
-        for child in children where !child.name.hasPrefix(Self.whiteoutPrefix) {
+        for child in children where !child.name.hasPrefix(WhiteoutName.prefix) {
             realNames.insert(child.name)
         }
         var result: [(name: String, node: Node)] = []
         result.reserveCapacity(children.count)
         for child in children {
-            if child.name.hasPrefix(Self.whiteoutPrefix) {
+            if child.name.hasPrefix(WhiteoutName.prefix) {
                 guard case .hides(let target) = WhiteoutName(child.name), !realNames.contains(target) else { continue }
                 result.append((target, .whiteout(child.id)))
             } else if isPresentable(child.name), !isHidden(child.name, in: directory) {
@@ -70,7 +68,7 @@ struct LayerNamespace: Sendable {
 
     /// Whether a directory carries `.wh..wh..opq` (hides lower layers' content).
     func isOpaque(_ directory: EntryID) -> Bool {
-        index.lookup(Self.opaqueMarker, in: directory) != nil
+        index.lookup(WhiteoutName.opaqueMarker, in: directory) != nil
     }
 
     /// Whether an index entry is presented as a whiteout (its name is `.wh.X`).
@@ -80,12 +78,12 @@ struct LayerNamespace: Sendable {
     }
 
     private func isHidden(_ name: String, in parent: EntryID) -> Bool {
-        if name.hasPrefix(Self.whiteoutPrefix) { return true }
+        if name.hasPrefix(WhiteoutName.prefix) { return true }
         return parent == index.root && Self.hiddenRootNames.contains(name)
     }
 
-    /// Names a directory entry can carry: never empty, ".", ".." or containing "/".
+    /// Names a directory entry can carry (see `LayerPath.isPlainName`).
     private func isPresentable(_ name: String) -> Bool {
-        !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(UInt8(ascii: "/"))
+        LayerPath.isPlainName(name)
     }
 }

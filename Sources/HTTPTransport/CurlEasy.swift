@@ -55,7 +55,7 @@ final class CurlEasy: @unchecked Sendable {
         setLong(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         setLong(CURLOPT_TCP_KEEPALIVE, 1)
         setLong(CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
-        setLong(CURLOPT_MAXREDIRS, 10)
+        setLong(CURLOPT_MAXREDIRS, HTTPClient.maxRedirects)
         setPointer(CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
         switch request.method {
         case .get: break

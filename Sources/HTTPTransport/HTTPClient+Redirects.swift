@@ -41,7 +41,7 @@ extension HTTPClient {
         }
     }
 
-    /// libcurl's own default bound on a redirect chain.
+    /// The longest redirect chain followed, here and by libcurl (`CurlEasy`).
     static let maxRedirects = 10
 
     /// Scheme, host and port (the scheme's default when absent).

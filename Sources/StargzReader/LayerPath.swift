@@ -8,4 +8,12 @@ public enum LayerPath {
     public static func normalize(_ name: String) throws -> String {
         try LayerIndexBuilder.normalize(name)
     }
+
+    /// Whether `name` is one path component a kernel would accept as a
+    /// file name: not empty, not "." or "..", no "/" or NUL, at most
+    /// NAME_MAX bytes.
+    public static func isPlainName(_ name: some StringProtocol) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(UInt8(ascii: "/"))
+            && !name.utf8.contains(0) && name.utf8.count <= 255
+    }
 }

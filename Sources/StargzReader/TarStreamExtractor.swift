@@ -70,21 +70,23 @@ public final class TarStreamExtractor {
             return
         }
         let (parent, name) = try parentDirectory(of: path)
-        let whiteout = WhiteoutName(name)
-        if case .invalid(let reason) = whiteout { throw StargzError.invalidEntry(name: entry.name, reason: reason) }
-        if whiteout != .none {
-            switch whiteouts {
-            case .keep:
-                break
-            case .overlay(let opaque):
-                try self.whiteout(whiteout, in: parent, entry: entry, path: path, opaqueXattr: opaque)
-                return
-            case .apply:
-                if case .hides(let hidden) = whiteout {
-                    try removeExisting(hidden, in: parent, keepDirectory: false, path: "\(root)/\(path.dropLast(name.count))\(hidden)")
-                }
-                return
+        switch (WhiteoutName(name), whiteouts) {
+        case (.invalid(let reason), _):
+            throw StargzError.invalidEntry(name: entry.name, reason: reason)
+        case (.none, _), (_, .keep):
+            break
+        case (.opaque, .overlay(let opaqueXattr)):
+            guard fsetxattr(parent, opaqueXattr, "y", 1, 0) == 0 else {
+                throw StargzError.io(path: "\(root)/\(path)", errno: errno, operation: "setxattr \(opaqueXattr)")
             }
+            return
+        case (.opaque, .apply):
+            return
+        case (.hides(let hidden), let mode):
+            let display = "\(root)/\(path.dropLast(name.count))\(hidden)"
+            try removeExisting(hidden, in: parent, keepDirectory: false, path: display)
+            if case .overlay = mode { try overlayWhiteout(hidden, in: parent, entry: entry, display: display) }
+            return
         }
         let display = "\(root)/\(path)"
         try removeExisting(name, in: parent, keepDirectory: entry.kind == .directory, path: display)
@@ -226,20 +228,8 @@ public final class TarStreamExtractor {
         }
     }
 
-    private func whiteout(_ whiteout: WhiteoutName, in parent: Int32, entry: TarStreamEntry, path: String, opaqueXattr: String) throws {
-        let hidden: String
-        switch whiteout {
-        case .opaque:
-            let status = fsetxattr(parent, opaqueXattr, "y", 1, 0)
-            guard status == 0 else { throw StargzError.io(path: "\(root)/\(path)", errno: errno, operation: "setxattr \(opaqueXattr)") }
-            return
-        case .hides(let name):
-            hidden = name
-        case .none, .invalid:
-            return
-        }
-        let display = "\(root)/\(path.dropLast(WhiteoutName.prefix.count + hidden.count))\(hidden)"
-        try removeExisting(hidden, in: parent, keepDirectory: false, path: display)
+    /// overlayfs' whiteout: a 0/0 character device named as what it hides.
+    private func overlayWhiteout(_ hidden: String, in parent: Int32, entry: TarStreamEntry, display: String) throws {
         guard mknodat(parent, hidden, S_IFCHR, 0) == 0 else { throw StargzError.io(path: display, errno: errno, operation: "mknod") }
         guard fchownat(parent, hidden, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW) == 0 else {
             throw StargzError.io(path: display, errno: errno, operation: "chown")

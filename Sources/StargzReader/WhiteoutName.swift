@@ -30,10 +30,7 @@ public enum WhiteoutName: Equatable, Sendable {
             return
         }
         let hidden = String(name.dropFirst(Self.prefix.count))
-        if hidden.isEmpty || hidden == "." || hidden == ".." || hidden.utf8.contains(UInt8(ascii: "/")) || hidden.utf8.contains(0) {
-            self = .invalid(reason: "the whiteout \(String(name).debugDescription) names no file")
-        } else {
-            self = .hides(hidden)
-        }
+        self = LayerPath.isPlainName(hidden) ? .hides(hidden)
+            : .invalid(reason: "the whiteout \(String(name).debugDescription) names no file")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import StargzReader
 
 extension Catalog {
     /// Every entry of this catalog at or below `directory` (a repository
@@ -59,7 +60,7 @@ extension Catalog {
             for key in chain.reversed() {
                 if let prefix = base {
                     let name = names[key]!.name
-                    guard Self.isPlainName(name) else {
+                    guard LayerPath.isPlainName(name) else {
                         throw .malformed("catalog \(hash): entry name \(name.debugDescription) under \(directory)/\(prefix) is not a file name")
                     }
                     base = prefix.isEmpty ? name : prefix + "/" + name
@@ -95,11 +96,6 @@ extension Catalog {
         return result
     }
 
-    /// A single path component a kernel would accept as a file name.
-    static func isPlainName(_ name: String) -> Bool {
-        !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(UInt8(ascii: "/"))
-            && !name.utf8.contains(0) && name.utf8.count <= 255
-    }
 }
 
 /// One entry of `Catalog.subtree(of:)`: the catalog row, its path below

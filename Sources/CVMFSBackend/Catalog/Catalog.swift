@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import StargzReader
 
 /// One catalog (an SQLite file, already inflated and verified) read with GRDB.
 ///
@@ -104,7 +105,7 @@ public final class Catalog: Sendable {
             let text: String = row[1] ?? ""
             guard path.hasPrefix(mountpoint + "/"),
                   path.dropFirst(mountpoint.count + 1).split(separator: "/", omittingEmptySubsequences: false)
-                      .allSatisfy({ Self.isPlainName(String($0)) }) else {
+                      .allSatisfy({ LayerPath.isPlainName($0) }) else {
                 throw .malformed("catalog \(hash) of \(mountpoint.isEmpty ? "/" : mountpoint) lists nested catalog "
                     + "\(path.debugDescription), which is not below it")
             }

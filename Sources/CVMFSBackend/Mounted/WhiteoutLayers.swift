@@ -131,7 +131,7 @@ public struct WhiteoutLayers: Sendable {
     /// (`etc/sub`, `.wh.x`) of `etc/sub/.wh.x`; nil for paths that leave the layer.
     static func split(_ path: String) -> (String, String)? {
         let components = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard let last = components.last, last.hasPrefix(".wh."),
+        guard let last = components.last, last.hasPrefix(WhiteoutName.prefix),
               !components.contains(where: { $0 == ".." || $0 == "." }) else { return nil }
         return (components.dropLast().joined(separator: "/"), String(last))
     }

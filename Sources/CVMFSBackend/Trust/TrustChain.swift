@@ -63,16 +63,6 @@ public struct TrustChain: Sendable {
         self.masterKeys = masterKeys
     }
 
-    /// Checks the whole chain. `certificateObject` fetches an object by its
-    /// hash (already verified against it) so the certificate named by the
-    /// manifest can be read between the steps.
-    public func verify(manifest manifestBytes: [UInt8], whitelist whitelistBytes: [UInt8], now: Date = Date(),
-                       certificateObject: (ContentHash) throws -> [UInt8]) throws -> TrustedManifest {
-        // Whitelist first: it says which certificates count.
-        let whitelist = try verifyWhitelist(whitelistBytes, now: now)
-        return try verifyManifest(manifestBytes, whitelist: whitelist, certificateObject: certificateObject)
-    }
-
     /// Link 1: the whitelist is signed by a master key, names this
     /// repository and has not expired. Checked on its own so that a
     /// whitelist that fails can be fetched again from another route.
@@ -98,6 +88,8 @@ public struct TrustChain: Sendable {
 
     /// Links 2 and 3: the manifest's certificate is on the verified
     /// whitelist and signed the manifest, which names this repository.
+    /// `certificateObject` fetches an object by its hash (already verified
+    /// against it), so the certificate the manifest names can be read.
     public func verifyManifest(_ manifestBytes: [UInt8], whitelist verified: VerifiedWhitelist,
                                certificateObject: (ContentHash) throws -> [UInt8]) throws -> TrustedManifest {
         let whitelist = verified.whitelist
