@@ -32,11 +32,18 @@ extension SnapshotterService {
         do {
             return try RemoteLayerTarget(labels: labels)
         } catch {
-            logger.info("layer is not served remotely; containerd downloads it", metadata: [
-                "chain": "\(labels[SnapshotLabel.targetReference] ?? "")", "reason": "\(error)"])
-            events.record(.fellBack)
+            fellBack(chain: labels[SnapshotLabel.targetReference] ?? "", layer: nil, reason: "\(error)")
             return nil
         }
+    }
+
+    /// A Prepare that goes on as an ordinary one: logged with the reason
+    /// and counted, the same way wherever it is decided.
+    private func fellBack(chain: String, layer: String?, reason: String) {
+        var metadata: Logger.Metadata = ["chain": "\(chain)", "reason": "\(reason)"]
+        if let layer { metadata["layer"] = "\(layer)" }
+        logger.info("layer is not served remotely; containerd downloads it", metadata: metadata)
+        events.record(.fellBack)
     }
 
     private func prepareRemoteNow(_ target: RemoteLayerTarget, parent: String, labels: [String: String]) throws(SnapshotError) -> Bool {
@@ -54,9 +61,7 @@ extension SnapshotterService {
         let started = Date()
         switch layerSources.serve(target, known: known) {
         case .notServed(let reason):
-            logger.info("layer is not served remotely; containerd downloads it", metadata: [
-                "layer": "\(target.layerDigest)", "chain": "\(target.chainID)", "reason": "\(reason)"])
-            events.record(.fellBack)
+            fellBack(chain: target.chainID, layer: target.layerDigest, reason: "\(reason)")
             return false
         case .served(let layer):
             return try commitServed(layer, target: target, parent: parent, labels: labels, started: started)
