@@ -52,10 +52,13 @@ extension HTTPClient {
         return "\(scheme)://\(host):\(port)"
     }
 
-    /// `HOST[:PORT]`, as connection pools name hosts.
+    /// `HOST[:PORT]`, as connection pools name hosts, and as Go's
+    /// `url.Host` (containerd's) names them: an IPv6 literal in brackets.
     public static func hostAndPort(of url: String) -> String? {
         guard let components = URLComponents(string: url), let host = components.host else { return nil }
-        let name = host.contains(":") ? "[\(host)]" : host
+        // Foundation on Linux hands an IPv6 literal back in its brackets
+        // already: bracketing it again named `[[::1]]:5000`.
+        let name = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         return components.port.map { "\(name):\($0)" } ?? name
     }
 }

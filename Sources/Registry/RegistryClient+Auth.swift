@@ -121,7 +121,7 @@ extension RegistryClient {
                           + "its credentials are not sent there (configure the registry as insecure to allow it)")
         }
         var request = HTTPRequest(url: realm, options: configuration.transportOptions(
-            forAuxiliaryHost: components.port.map { "\(realmHost):\($0)" } ?? realmHost, sameAs: endpoint))
+            forAuxiliaryHost: HTTPClient.hostAndPort(of: realm) ?? realmHost, sameAs: endpoint))
         if let identityToken = credentials?.identityToken {
             var form = URLComponents()
             form.queryItems = [

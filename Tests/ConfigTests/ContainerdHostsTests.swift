@@ -103,6 +103,25 @@ final class ContainerdHostsTests: XCTestCase {
         XCTAssertNil(hosts.directory(for: "../etc"), "a name that is not HOST[:PORT] finds nothing")
     }
 
+    /// An IPv6 registry is named as containerd names it: `[::1]:5000` in
+    /// the reference, `[::1]_5000_` or `[::1]:5000` as its directory, and
+    /// a hosts.toml URL's host keeps its brackets (Go's `url.Host`), so the
+    /// endpoint is a URL and its credentials and sections are found under
+    /// the name the reference gives.
+    func testAnIPv6RegistryKeepsItsBrackets() throws {
+        try write("""
+            server = "https://[::1]:5000"
+            [host."http://[fd00::2]:6000"]
+            """, registryDirectory: "[::1]_5000_")
+        let directory = ContainerdHostsDirectory(roots: [root])
+        XCTAssertEqual(directory.directory(for: "[::1]:5000"), root + "/[::1]_5000_")
+        XCTAssertEqual(directory.hosts(for: "[::1]:5000")?.map(\.host), ["[fd00::2]:6000", "[::1]:5000"])
+        var configuration = RegistryConfiguration()
+        configuration.hostsDirectory = directory
+        XCTAssertEqual(configuration.endpoints(for: "[::1]:5000").map(\.apiBase),
+                       ["http://[fd00::2]:6000/v2/", "https://[::1]:5000/v2/"])
+    }
+
     func testDockersCertificateFilesApplyWithoutHostsToml() throws {
         try write("x", registryDirectory: "harbor.example", file: "ca.crt")
         try write("x", registryDirectory: "harbor.example", file: "node.cert")

@@ -44,11 +44,14 @@ enum ContainerdHostsFile {
         if !url.isEmpty {
             let full = url.contains("://") ? url : "https://" + url
             guard let components = URLComponents(string: full), let scheme = components.scheme,
-                  scheme == "http" || scheme == "https", let name = components.host, !name.isEmpty else {
+                  scheme == "http" || scheme == "https", components.host?.isEmpty == false,
+                  let host = HTTPClient.hostAndPort(of: full) else {
                 throw ConfigError("\(section.path.isEmpty ? "server" : section.path): \(url.debugDescription) is not a registry URL")
             }
             result.scheme = scheme
-            result.host = components.port.map { "\(name):\($0)" } ?? name
+            // As containerd's `url.Host`: an IPv6 literal keeps its brackets
+            // (`[::1]:5000`), as in the image reference and the directory name.
+            result.host = host
             let overridePath = try section.bool("override_path") ?? false
             var path = (components.path as NSString).standardizingPath
             if path == "/" { path = "" }
