@@ -29,7 +29,7 @@ extension HTTPClient {
             if Self.origin(of: next.absoluteString) == Self.origin(of: request.url) {
                 (hop.headers, hop.options, hopHost) = (request.headers, request.options, host)
             } else {
-                (hop.headers, hop.options, hopHost) = (crossOrigin.headers, crossOrigin.options(nextHost), nextHost)
+                (hop.headers, hop.options, hopHost) = (crossOrigin.headers, crossOrigin.options(next.absoluteString), nextHost)
             }
             // As browsers and libcurl do: a 303, and a POST answered 301 or
             // 302, go on as a GET without the body.

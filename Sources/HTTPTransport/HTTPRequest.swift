@@ -36,7 +36,7 @@ public struct HTTPRequest: Sendable {
 /// headers, client certificate and TLS exceptions stay with the origin.
 public struct CrossOriginRedirects: Sendable {
     public var headers: [String]
-    /// Options for the `HOST[:PORT]` redirected to.
+    /// Options for the URL redirected to.
     public var options: @Sendable (String) -> TransportOptions
 
     public init(headers: [String], options: @escaping @Sendable (String) -> TransportOptions) {

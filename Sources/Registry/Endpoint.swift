@@ -103,10 +103,16 @@ extension RegistryConfiguration {
                          proxy: endpoint.proxy, noProxy: noProxy)
     }
 
-    /// Transport options for an auxiliary URL (token realm) on `host`.
-    func transportOptions(forAuxiliaryHost host: String, sameAs endpoint: Endpoint) -> TransportOptions {
-        if host == endpoint.host { return transportOptions(for: endpoint) }
-        let config = self.host(host)
+    /// Transport options for a URL the endpoint's answers lead to (a token
+    /// realm, an upload `Location`, a redirect to object storage): the
+    /// endpoint's own (its hosts.toml CA files and client certificate) on
+    /// its origin only (`Endpoint.isOrigin`), as its credentials are: the
+    /// same host over another scheme or port is another server. Anywhere
+    /// else, Starling's section for the URL's `HOST[:PORT]` applies (its
+    /// keys have no scheme, as containerd's host directories have none).
+    func transportOptions(forAuxiliaryURL url: String, sameAs endpoint: Endpoint) -> TransportOptions {
+        if endpoint.isOrigin(of: url) { return transportOptions(for: endpoint) }
+        let config = HTTPClient.hostAndPort(of: url).map { host($0) } ?? HostConfiguration()
         return TransportOptions(connectTimeoutSeconds: connectTimeoutSeconds,
                                 stallTimeoutSeconds: Int(transferTimeoutSeconds.rounded(.up)),
                                 verifyTLS: !config.skipVerify, caFiles: config.caFile.map { [$0] } ?? [],

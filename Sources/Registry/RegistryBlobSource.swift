@@ -335,13 +335,13 @@ public final class RegistryBlobSource: BlobSource {
     /// when there is none or it no longer works.
     private func fetchFromRedirect(rangeHeader: String, makeSink: () -> BodySink) throws -> HTTPExchange? {
         guard let redirect = state.withLock({ $0.redirect }) else { return nil }
-        guard redirect.expires.timeIntervalSinceNow > 0, let host = URLComponents(string: redirect.url)?.host,
+        guard redirect.expires.timeIntervalSinceNow > 0, let host = HTTPClient.hostAndPort(of: redirect.url),
               let endpoint = state.withLock({ $0.endpoint }) else {
             state.withLock { $0.redirect = nil }
             return nil
         }
         let request = HTTPRequest(url: redirect.url, headers: [rangeHeader],
-                                  options: client.configuration.transportOptions(forAuxiliaryHost: host, sameAs: endpoint))
+                                  options: client.configuration.transportOptions(forAuxiliaryURL: redirect.url, sameAs: endpoint))
         let (exchange, _) = try client.perform(request, host: host, cancellation: cancellation, sink: makeSink())
         if exchange.cancelled { throw RegistryError.cancelled }
         if exchange.succeeded && (exchange.head.status == 206 || exchange.head.status == 200) { return exchange }

@@ -120,8 +120,7 @@ extension RegistryClient {
             throw failure("the token service \(realmHost) is plain http while the registry is https; "
                           + "its credentials are not sent there (configure the registry as insecure to allow it)")
         }
-        var request = HTTPRequest(url: realm, options: configuration.transportOptions(
-            forAuxiliaryHost: HTTPClient.hostAndPort(of: realm) ?? realmHost, sameAs: endpoint))
+        var request = HTTPRequest(url: realm, options: configuration.transportOptions(forAuxiliaryURL: realm, sameAs: endpoint))
         if let identityToken = credentials?.identityToken {
             var form = URLComponents()
             form.queryItems = [

@@ -122,8 +122,7 @@ extension RegistryClient {
         // certificate: whoever it names was chosen by the registry's answer.
         let toEndpoint = endpoint.isOrigin(of: url)
         let urlHost = toEndpoint ? endpoint.host : HTTPClient.hostAndPort(of: url) ?? endpoint.host
-        let options = toEndpoint ? configuration.transportOptions(for: endpoint)
-                                 : configuration.transportOptions(forAuxiliaryHost: urlHost, sameAs: endpoint)
+        let options = configuration.transportOptions(forAuxiliaryURL: url, sameAs: endpoint)
         while true {
             if cancellation?.isCancelled == true { throw RegistryError.cancelled }
             let authorization = toEndpoint ? try authorization(for: endpoint, repository: repository, access: call.access,
@@ -135,8 +134,8 @@ extension RegistryClient {
             // the registry's alone.
             let configuration = configuration
             let request = HTTPRequest(method: call.method, url: url, headers: headers, body: setup.body, options: options,
-                                      crossOriginRedirects: CrossOriginRedirects(headers: setup.headers) { host in
-                                          configuration.transportOptions(forAuxiliaryHost: host, sameAs: endpoint)
+                                      crossOriginRedirects: CrossOriginRedirects(headers: setup.headers) { url in
+                                          configuration.transportOptions(forAuxiliaryURL: url, sameAs: endpoint)
                                       })
             let (exchange, errorBody) = try perform(request, host: urlHost, cancellation: cancellation, sink: setup.sink)
 

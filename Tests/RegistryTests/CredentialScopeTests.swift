@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTransport
 import XCTest
 @testable import Registry
 import TestSupport
@@ -135,6 +136,32 @@ final class CredentialScopeTests: XCTestCase {
             return false
         }
         XCTAssertEqual(issuer.requestCount, 0, "the plain-http token service was never asked")
+    }
+
+    /// The endpoint's TLS settings (its hosts.toml CA and client
+    /// certificate) go with its origin, as its credentials do: a token
+    /// realm on that origin gets them however its URL spells it; the same
+    /// host over plain http or on another port gets Starling's section for
+    /// its `HOST[:PORT]` instead, an IPv6 literal named in brackets.
+    func testTLSSettingsGoWithTheEndpointsOriginOnly() {
+        var config = RegistryConfiguration()
+        var otherPort = HostConfiguration()
+        otherPort.skipVerify = true
+        config.hosts["registry.example:5001"] = otherPort
+        var ipv6 = HostConfiguration()
+        ipv6.caFile = "/etc/pki/v6.pem"
+        config.hosts["[fd00::1]:5001"] = ipv6
+        let endpoint = Endpoint(host: "registry.example", scheme: "https", isMirror: false, verifyTLS: true,
+                                caFiles: ["/etc/containerd/certs.d/registry.example/ca.pem"],
+                                clientCertificate: ClientCertificate(certificateFile: "/etc/containerd/certs.d/registry.example/client.pem"))
+        func options(_ url: String) -> TransportOptions { config.transportOptions(forAuxiliaryURL: url, sameAs: endpoint) }
+        XCTAssertEqual(options("https://Registry.example:443/token"), config.transportOptions(for: endpoint))
+        for url in ["http://registry.example/upload", "https://registry.example:5001/token"] {
+            XCTAssertNil(options(url).clientCertificate, url)
+            XCTAssertEqual(options(url).caFiles, [], url)
+        }
+        XCTAssertFalse(options("https://registry.example:5001/token").verifyTLS)
+        XCTAssertEqual(options("https://[fd00::1]:5001/token").caFiles, ["/etc/pki/v6.pem"])
     }
 
     /// The registry's own hosts.toml header (a key some registries want)
