@@ -74,7 +74,8 @@ public struct CVMFSLayer: Sendable {
         }
         let sorted = order.lazy.map { entries[$0] }
         var objects = CVMFSObjectTable(expectedObjects: sorted.count)
-        // Sizes are bounded per row (`CatalogBounds`); their sum is checked.
+        // Sizes are bounded per row (`CatalogBounds`); their sum is checked
+        // here, once, for the index and for the object table's locators.
         var dataSize: Int64 = 1
         for item in sorted where item.entry.kind == .regular && item.entry.size > 0 {
             if item.entry.isChunked {
@@ -119,14 +120,14 @@ public struct CVMFSLayer: Sendable {
                 guard !item.chunks.isEmpty else { throw CVMFSError.malformed("chunked file \(item.relativePath) of the layer has no chunks") }
                 for chunk in item.chunks {
                     guard chunk.size > 0 else { throw CVMFSError.malformed("chunked file \(item.relativePath) of the layer has an empty chunk") }
-                    let locator = try objects.append(.init(hash: chunk.hash, type: .chunk, compression: entry.compression),
-                                                 plainSize: chunk.size)
+                    let locator = objects.append(.init(hash: chunk.hash, type: .chunk, compression: entry.compression),
+                                             plainSize: chunk.size)
                     chunks.append(LayerIndex.NewChunk(fileOffset: chunk.offset, size: chunk.size, locator: locator))
                 }
             } else {
                 guard let hash = entry.hash else { throw CVMFSError.malformed("\(item.relativePath) of the layer has no content hash") }
-                let locator = try objects.append(.init(hash: hash, type: .file, compression: entry.compression),
-                                             plainSize: entry.size)
+                let locator = objects.append(.init(hash: hash, type: .file, compression: entry.compression),
+                                         plainSize: entry.size)
                 chunks.append(LayerIndex.NewChunk(fileOffset: 0, size: entry.size, locator: locator))
             }
         }

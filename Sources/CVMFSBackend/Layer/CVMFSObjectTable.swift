@@ -36,13 +36,12 @@ public struct CVMFSObjectTable: Sendable {
 
     public var count: Int { starts.count }
 
-    /// Adds an object of `plainSize` bytes; returns its locator. A size
-    /// that would take the locators past Int64 (a malformed catalog) is
-    /// refused, not trapped on.
-    public mutating func append(_ object: Object, plainSize: Int64) throws(CVMFSError) -> Range<Int64> {
+    /// Adds an object of `plainSize` bytes; returns its locator. The
+    /// caller has bounded the sum of the sizes (`CVMFSLayer.build` refuses
+    /// a layer whose sizes overflow Int64 before it appends any).
+    public mutating func append(_ object: Object, plainSize: Int64) -> Range<Int64> {
         let start = dataSize
-        let end = try CatalogBounds.add(dataSize, max(1, plainSize), what: "the layer's objects")
-        dataSize = end
+        dataSize += max(1, plainSize)
         starts.append(start)
         hashBytes.append(contentsOf: object.hash.bytes)
         let algorithm: UInt8
