@@ -30,7 +30,7 @@ final class ManifestRollbackTests: XCTestCase {
         // A restarted client over the same cache refuses it, naming both revisions.
         let restarted = try CVMFSFixture.client(served, cacheDirectory: cache)
         XCTAssertThrowsError(try restarted.open()) { error in
-            guard case CVMFSError.untrusted(let detail) = error else { return XCTFail("\(error)") }
+            guard case CVMFSError.rolledBack(let detail) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(detail.contains(".cvmfspublished revision 1 is older than revision 2 already trusted"), detail)
         }
         // What refuses it is the revision seen before, not its signature.

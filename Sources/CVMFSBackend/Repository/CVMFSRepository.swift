@@ -28,9 +28,9 @@ public final class CVMFSRepository: Sendable {
         var readAt = Date.distantPast
         var catalogs: [String: Catalog] = [:]
         var nested: [String: [NestedCatalogReference]] = [:]
-        /// The revision in use when a rollback was last logged: a stale
-        /// server is logged once, not at every TTL.
-        var refusedRevision: Int?
+        /// Whether a rollback was logged since the revision in use was
+        /// read: a stale server is logged once, not at every TTL.
+        var loggedRollback = false
     }
 
     /// Largest compressed catalog accepted (unpacked.cern.ch's are tens of MB).
@@ -68,7 +68,7 @@ public final class CVMFSRepository: Sendable {
             }
             state.trusted = trusted
             state.readAt = Date()
-            state.refusedRevision = nil
+            state.loggedRollback = false
         }
         logger.info("CVMFS repository verified", metadata: [
             "repository": "\(name)", "revision": "\(trusted.manifest.revision)",
@@ -108,11 +108,11 @@ public final class CVMFSRepository: Sendable {
             return fresh
         } catch {
             // A stale server keeps serving its old revision: say so once, not every TTL.
-            let stale = (error as? CVMFSError)?.detail.contains(RevisionFloor.rollback) == true
+            let stale = if case CVMFSError.rolledBack = error { true } else { false }
             let repeated = state.withLock { state -> Bool in
                 state.readAt = Date()
-                defer { state.refusedRevision = stale ? state.trusted?.manifest.revision : nil }
-                return stale && state.refusedRevision == state.trusted?.manifest.revision
+                defer { state.loggedRollback = stale }
+                return stale && state.loggedRollback
             }
             if !repeated {
                 logger.warning("CVMFS manifest could not be read again; keeping the revision in use", metadata: [

@@ -24,9 +24,6 @@ final class RevisionFloor: Sendable {
         highest = Mutex(max(0, stored ?? 0))
     }
 
-    /// Words every refusal carries (so a caller can tell a rollback from other failures).
-    static let rollback = "(a rollback)"
-
     /// The highest revision trusted so far (0: none).
     var revision: Int { highest.withLock { $0 } }
 
@@ -34,8 +31,7 @@ final class RevisionFloor: Sendable {
     func check(_ manifest: Manifest) throws(CVMFSError) {
         let floor = revision
         guard manifest.revision >= floor else {
-            throw .untrusted(".cvmfspublished revision \(manifest.revision) is older than revision \(floor) "
-                + "already trusted \(Self.rollback)")
+            throw .rolledBack(".cvmfspublished revision \(manifest.revision) is older than revision \(floor) already trusted")
         }
     }
 
