@@ -52,7 +52,8 @@ enum CVMFSFixture {
     }
 
     static func client(_ served: Served, servers: [String]? = nil, proxies: String = "DIRECT", keys: [String]? = nil,
-                name: String? = nil, cacheDirectory: String? = nil, stall: Double = 10) throws -> CVMFSRepository {
+                name: String? = nil, cacheDirectory: String? = nil, stall: Double = 10,
+                now: @escaping @Sendable () -> Date = { Date() }) throws -> CVMFSRepository {
         let configuration = CVMFSConfiguration(
             repository: name ?? served.repository.name, servers: servers ?? [served.url], proxies: proxies,
             keys: keys ?? [served.repository.masterPublicKey], connectTimeoutSeconds: 2, stallTimeoutSeconds: stall)
@@ -60,7 +61,7 @@ enum CVMFSFixture {
         // No disk reserve: the cache sits on the host's /tmp, however full that is.
         let chunks = try ChunkCache(options: ChunkCache.Options(memoryBytes: 16 << 20, directory: directory + "/chunks",
                                                                 diskReserve: .none))
-        return try CVMFSRepository.make(configuration: configuration, chunks: chunks, directory: directory)
+        return try CVMFSRepository.make(configuration: configuration, chunks: chunks, directory: directory, now: now)
     }
 
     static func text(_ repository: CVMFSRepository, _ path: String) throws -> String {

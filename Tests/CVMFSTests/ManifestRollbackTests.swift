@@ -16,14 +16,15 @@ final class ManifestRollbackTests: XCTestCase {
         try repository.write(trees: [(source, "")], extra: ["--ttl", "1", "--revision", "2"])
         let served = CVMFSFixture.Served(repository: repository, server: try StratumOneServer(root: repository.serverRoot), work: work)
         let cache = work.appending("cache")
-        let client = try CVMFSFixture.client(served, cacheDirectory: cache)
+        let clock = LockedBox(Date())
+        let client = try CVMFSFixture.client(served, cacheDirectory: cache, now: { clock.get() })
         XCTAssertEqual(try client.open().manifest.revision, 2)
         XCTAssertEqual(try CVMFSFixture.text(client, "/version"), "two\n")
 
         // The server goes back to revision 1, signed with the same keys.
         try "one\n".write(toFile: source + "/version", atomically: false, encoding: .utf8)
         try repository.write(trees: [(source, "")], extra: ["--ttl", "1", "--revision", "1"])
-        Thread.sleep(forTimeInterval: 1.2)
+        clock.withValue { $0.addTimeInterval(2) }  // past the 1 s TTL
         XCTAssertEqual(try client.current().manifest.revision, 2, "the newer revision stays in use")
         XCTAssertEqual(try CVMFSFixture.text(client, "/version"), "two\n")
 

@@ -6,7 +6,8 @@ extension CVMFSRepository {
     /// The HTTP client for `configuration`: its servers, proxies, keys and
     /// timeouts, objects in `chunks`, catalogs and aliases under `directory`.
     public static func make(configuration: CVMFSConfiguration, chunks: ChunkCache, directory: String,
-                            logger: Logger = Logger(label: "starling.cvmfs")) throws -> CVMFSRepository {
+                            logger: Logger = Logger(label: "starling.cvmfs"),
+                            now: @escaping @Sendable () -> Date = { Date() }) throws -> CVMFSRepository {
         let fetcher = try ObjectFetcher(settings: ObjectFetcher.Settings(
             servers: configuration.serverURLs, proxies: try ProxyList(parsing: configuration.proxies),
             connectTimeoutSeconds: configuration.connectTimeoutSeconds,
@@ -15,6 +16,6 @@ extension CVMFSRepository {
         let repositoryDirectory = directory + "/" + configuration.repository
         return try CVMFSRepository(name: configuration.repository, fetcher: fetcher, masterKeys: keys,
                                    cache: ObjectCache(chunks: chunks, directory: repositoryDirectory),
-                                   catalogDirectory: repositoryDirectory + "/catalogs", logger: logger)
+                                   catalogDirectory: repositoryDirectory + "/catalogs", logger: logger, now: now)
     }
 }

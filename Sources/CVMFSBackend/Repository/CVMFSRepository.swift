@@ -22,6 +22,9 @@ public final class CVMFSRepository: Sendable {
     private let logger: Logger
     private let state = Mutex<State>(State())
     private let revisionFloor: RevisionFloor
+    /// The clock the manifest's TTL is measured by (a test's moves on
+    /// without waiting).
+    private let now: @Sendable () -> Date
 
     private struct State: Sendable {
         var trusted: TrustedManifest?
@@ -43,12 +46,14 @@ public final class CVMFSRepository: Sendable {
     public static let certificateLimit = 1 << 20
 
     public init(name: String, fetcher: ObjectFetcher, masterKeys: [TrustChain.MasterKey], cache: ObjectCache,
-                catalogDirectory: String, logger: Logger = Logger(label: "starling.cvmfs")) throws {
+                catalogDirectory: String, logger: Logger = Logger(label: "starling.cvmfs"),
+                now: @escaping @Sendable () -> Date = { Date() }) throws {
         self.name = name
         self.fetcher = fetcher
         self.cache = cache
         self.catalogDirectory = catalogDirectory
         self.logger = logger
+        self.now = now
         trust = TrustChain(repositoryName: name, masterKeys: masterKeys)
         try FileManager.default.createDirectory(atPath: catalogDirectory, withIntermediateDirectories: true)
         revisionFloor = RevisionFloor(path: catalogDirectory + "/highest-revision")
@@ -67,7 +72,7 @@ public final class CVMFSRepository: Sendable {
                 state.nested = [:]
             }
             state.trusted = trusted
-            state.readAt = Date()
+            state.readAt = now()
             state.loggedRollback = false
         }
         logger.info("CVMFS repository verified", metadata: [
@@ -98,7 +103,7 @@ public final class CVMFSRepository: Sendable {
     public func current() throws -> TrustedManifest {
         let (trusted, readAt) = state.withLock { ($0.trusted, $0.readAt) }
         guard let trusted else { return try open() }
-        if Date().timeIntervalSince(readAt) < Double(trusted.manifest.ttlSeconds) { return trusted }
+        if now().timeIntervalSince(readAt) < Double(trusted.manifest.ttlSeconds) { return trusted }
         do {
             let fresh = try open()
             if fresh.manifest.revision != trusted.manifest.revision {
@@ -110,7 +115,7 @@ public final class CVMFSRepository: Sendable {
             // A stale server keeps serving its old revision: say so once, not every TTL.
             let stale = if case CVMFSError.rolledBack = error { true } else { false }
             let repeated = state.withLock { state -> Bool in
-                state.readAt = Date()
+                state.readAt = now()
                 defer { state.loggedRollback = stale }
                 return stale && state.loggedRollback
             }
