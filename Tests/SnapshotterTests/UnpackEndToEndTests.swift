@@ -132,6 +132,27 @@ final class UnpackEndToEndTests: XCTestCase {
         XCTAssertEqual(try harness.containerd.run(image, name: "kept-1", ["cat", "/etc/hello.txt"]), "hello from unpack-kept\n")
     }
 
+    /// Each layer of a plain image asks whether an index refers to the
+    /// image before it is unpacked; the registry's "none" is asked for once
+    /// per pull, not once per layer (a round trip each on a slow link).
+    func testAPlainImageAsksForItsIndexOnce() throws {
+        let registry = try LocalRegistry(logsRequests: true)
+        let harness = try EndToEndHarness(registry: registry)
+        defer { harness.tearDown() }
+        let layers = try harness.makeWhiteoutLayers("unpack-once", bigFileBytes: 1 << 20)
+        let image = try harness.push(layers, as: "unpack-once")
+        try harness.lazyPull(image)
+        let log = harness.starling.log()
+        for layer in layers {
+            XCTAssertTrue(log.contains("layer=\(layer.digest)") && log.contains("layer unpacked"), harness.failureLogs)
+        }
+        // The referrers API (docker-registry has none) and the referrers tag schema's tag.
+        let asked = registry.getRequests { $0.contains("/referrers/") || $0.contains("/manifests/sha256-") }
+        XCTAssertEqual(asked.filter { $0.path.contains("/manifests/sha256-") }.count, 1, "\(asked)")
+        XCTAssertEqual(asked.filter { $0.path.contains("/referrers/") }.count, 1, "\(asked)")
+        XCTAssertEqual(try harness.containerd.run(image, name: "once-1", ["cat", "/top.txt", "/kept.txt"]), "top\nkept\n")
+    }
+
     func testAWrongDiffIDLeavesNothingAndContainerdTakesOver() throws {
         let harness = try EndToEndHarness()
         defer { harness.tearDown() }

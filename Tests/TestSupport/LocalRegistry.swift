@@ -88,14 +88,23 @@ public final class LocalRegistry: @unchecked Sendable {
 
     /// The GET requests of blob `digest` in the access log: status and bytes sent.
     public func blobRequests(_ digest: String) -> [(status: Int, bytes: Int64)] {
+        getRequests { $0.hasSuffix("/blobs/\(digest)") }.map { ($0.status, $0.bytes) }
+    }
+
+    /// The GET requests in the access log whose path (`/v2/...`, without
+    /// the query) `matches`: path, status and bytes sent, in order.
+    public func getRequests(_ matches: (String) -> Bool) -> [(path: String, status: Int, bytes: Int64)] {
         let text = (try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? ""
         // `... "GET /v2/REPO/blobs/DIGEST HTTP/1.1" STATUS BYTES "referer" "agent"`
         return text.split(separator: "\n").compactMap { line in
-            guard let request = line.range(of: "\"GET /v2/"), line[request.upperBound...].contains("/blobs/\(digest) "),
+            guard let request = line.range(of: "\"GET /v2/"),
                   let close = line[request.upperBound...].firstIndex(of: "\"") else { return nil }
+            let target = line[request.lowerBound..<close].dropFirst("\"GET ".count).split(separator: " ").first ?? ""
+            let path = String(target.split(separator: "?", maxSplits: 1).first ?? "")
+            guard matches(path) else { return nil }
             let fields = line[line.index(after: close)...].split(separator: " ")
             guard fields.count >= 2, let status = Int(fields[0]) else { return nil }
-            return (status, Int64(fields[1]) ?? 0)
+            return (path, status, Int64(fields[1]) ?? 0)
         }
     }
 

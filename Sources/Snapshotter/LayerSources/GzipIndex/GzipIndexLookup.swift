@@ -33,10 +33,17 @@ final class GzipIndexLookup: Sendable {
     private let client: RegistryClient
     private let settings: GzipIndexSettings
     private let logger: Logger
-    private let artifacts = Mutex<[String: (pending: OneShot<Result<[Artifact], LookupFailure>>, time: Date)]>([:])
+    private let artifacts = Mutex<[String: (pending: OneShot<Result<[Artifact], LookupFailure>>, expires: Date)]>([:])
     /// Artifacts of one image tried at most (newest first).
     static let maxArtifacts = 4
+    /// How long a listing is kept.
     static let lifetime: Double = 300
+    /// How long "no index refers to the image" is kept: long enough that
+    /// each layer of one pull does not ask again (a round trip each, before
+    /// the layer can be unpacked), short enough that an index pushed after
+    /// the image is found by the next pull. A listing that failed is not
+    /// kept at all.
+    static let noneLifetime: Double = 30
 
     struct LookupFailure: Error, CustomStringConvertible {
         var description: String
@@ -110,15 +117,23 @@ final class GzipIndexLookup: Sendable {
     private func artifacts(_ repository: ImageReference, subject: String) -> Result<[Artifact], LookupFailure> {
         let key = "\(repository.name)@\(subject)"
         let (pending, isNew) = artifacts.withLock { table -> (OneShot<Result<[Artifact], LookupFailure>>, Bool) in
-            if let entry = table[key], Date().timeIntervalSince(entry.time) < Self.lifetime { return (entry.pending, false) }
+            if let entry = table[key], Date() < entry.expires { return (entry.pending, false) }
             let pending = OneShot<Result<[Artifact], LookupFailure>>()
-            table[key] = (pending, Date())
+            table[key] = (pending, Date().addingTimeInterval(Self.lifetime))
             return (pending, true)
         }
         if isNew {
             let result = listArtifacts(repository, subject: subject)
             pending.fulfil(result)
-            if case .failure = result { artifacts.withLock { _ = $0.removeValue(forKey: key) } }
+            if case .failure(let failure) = result {
+                artifacts.withLock { table in
+                    if failure.indexFound {
+                        table.removeValue(forKey: key)
+                    } else {
+                        table[key]?.expires = Date().addingTimeInterval(Self.noneLifetime)
+                    }
+                }
+            }
         }
         return pending.wait()
     }
@@ -160,6 +175,6 @@ final class GzipIndexLookup: Sendable {
     }
 
     func expire(now: Date) {
-        artifacts.withLock { table in table = table.filter { now.timeIntervalSince($0.value.time) <= Self.lifetime } }
+        artifacts.withLock { table in table = table.filter { now < $0.value.expires } }
     }
 }
