@@ -151,6 +151,13 @@ public final class TarStreamExtractor {
         try applyOwnerXattrsMode(fd: file.fd, entry: file.entry, path: file.path)
         var times = [Self.time(file.entry), Self.time(file.entry)]
         guard futimens(file.fd, &times) == 0 else { throw StargzError.io(path: file.path, errno: errno, operation: "futimens") }
+        // Start writing the file back now, without waiting for it. An
+        // overlay mount syncs its whole upper filesystem when it is
+        // unmounted, so a container on this layer would otherwise wait at
+        // its exit for every byte unpacked here (0.26 s for python's 175 MB
+        // on ext4); while a download feeds the unpack, the disk is idle.
+        // Only a hint: a failure changes nothing but when the bytes reach the disk.
+        if file.entry.size > 0 { _ = sync_file_range(file.fd, 0, 0, UInt32(STARLING_SYNC_FILE_RANGE_WRITE)) }
     }
 
     /// Sets the directories' times, deepest first, and closes everything.
