@@ -156,12 +156,12 @@ extension GzipSeekIndex {
             throw .malformed(check: "header: version", detail: "version \(version), this reader knows \(Self.formatVersion)")
         }
         let layerDigest = SHA256Digest(bytes: try r.raw("layer digest", count: 32))
-        let blobSize = try r.count("blob size", max: 1 << 50)
+        let blobSize = try r.count("blob size", max: StatedSize.largest)
         let diffID = SHA256Digest(bytes: try r.raw("diff ID", count: 32))
         let uncompressedSize = try r.count("uncompressed size", max: 1 << 52)
-        let spanBytes = try r.count("span bytes", max: 1 << 50)
+        let spanBytes = try r.count("span bytes", max: StatedSize.largest)
         let chunkBytes = try r.count("chunk bytes", max: Int64(UInt32.max))
-        let sampleBytes = try r.count("sample bytes", max: 1 << 50)
+        let sampleBytes = try r.count("sample bytes", max: StatedSize.largest)
         let head = SHA256Digest(bytes: try r.raw("head digest", count: 32))
         let tail = SHA256Digest(bytes: try r.raw("tail digest", count: 32))
 
@@ -175,7 +175,7 @@ extension GzipSeekIndex {
         checkpoints.reserveCapacity(Int(checkpointCount))
         var compressed: Int64 = 0, uncompressed: Int64 = 0
         for i in 0..<Int(checkpointCount) {
-            compressed = try r.offset("checkpoint \(i) compressed offset", after: compressed, max: 1 << 50)
+            compressed = try r.offset("checkpoint \(i) compressed offset", after: compressed, max: StatedSize.largest)
             let bits = try r.byte("checkpoint \(i) bits")
             uncompressed = try r.offset("checkpoint \(i) uncompressed offset", after: uncompressed, max: 1 << 52)
             let windowSize = Int(try r.count("checkpoint \(i) window size", max: Int64(ZlibInflater.windowSize)))
@@ -253,7 +253,7 @@ extension GzipSeekIndex {
             }
             switch kind {
             case .regular:
-                file.size = try r.count("\(name()) size", max: 1 << 50)
+                file.size = try r.count("\(name()) size", max: StatedSize.largest)
                 guard file.size > 0 else { break }
                 file.dataOffset = try r.offset("\(name()) data offset", after: dataEnd, max: 1 << 52)
                 dataEnd = file.dataOffset + file.size
@@ -265,7 +265,7 @@ extension GzipSeekIndex {
                 }
                 var ends: [Int64] = []
                 for c in 0..<Int(chunkCount) {
-                    compressedEnd = try r.offset("\(name()) chunk \(c) compressed end", after: compressedEnd, max: 1 << 50)
+                    compressedEnd = try r.offset("\(name()) chunk \(c) compressed end", after: compressedEnd, max: StatedSize.largest)
                     ends.append(compressedEnd)
                 }
                 for (c, end) in ends.enumerated() {

@@ -71,8 +71,6 @@ struct LayerIndexBuilder {
     /// Largest `innerOffset` accepted: the bytes a chunk's decoding skips
     /// (a tar header with its PAX records) are decoded too.
     static let maxInnerOffset: Int64 = 16 << 20
-    /// Largest file size accepted (1 PiB): anything bigger is a corrupt TOC.
-    static let maxFileSize: Int64 = 1 << 50
     /// Longest name component Linux accepts.
     static let maxNameLength = 255
 
@@ -139,7 +137,7 @@ struct LayerIndexBuilder {
         let mode = try Self.checkedUInt32(record.mode, "mode", record.name)
         let uid = try Self.checkedUInt32(record.uid, "uid", record.name)
         let gid = try Self.checkedUInt32(record.gid, "gid", record.name)
-        guard record.size >= 0, record.size <= Self.maxFileSize else {
+        guard record.size >= 0, record.size <= StatedSize.largest else {
             throw StargzError.invalidEntry(name: record.name, reason: "absurd size \(record.size)")
         }
         var extra: LayerIndex.Extra?

@@ -59,7 +59,7 @@ enum TarFormat {
             let typeflag = block[block.startIndex + 156]
             let size = try parseNumber(block, 124, 12, field: "size", at: pos)
             let payloadPresent = payloadInData || isExtension(typeflag)
-            guard size >= 0, !payloadPresent || size <= Int64(data.count), size <= maxEntrySize else {
+            guard size >= 0, !payloadPresent || size <= Int64(data.count), size <= StatedSize.largest else {
                 throw StargzError.invalidTar("entry at offset \(pos) claims \(size) bytes, more than the archive holds")
             }
             let payloadStart = pos + blockSize
@@ -160,9 +160,6 @@ enum TarFormat {
     /// Largest modification time, either side of 1970 (about 36 million years).
     static let maxTimeSeconds: Int64 = 1 << 50
 
-    /// Largest payload an entry may claim (1 PiB): anything bigger is a corrupt header.
-    static let maxEntrySize: Int64 = 1 << 50
-
     /// PAX and GNU extension headers: their payload describes the next entry.
     static func isExtension(_ typeflag: UInt8) -> Bool {
         typeflag == UInt8(ascii: "x") || typeflag == UInt8(ascii: "g")
@@ -177,7 +174,7 @@ enum TarFormat {
         if block.allSatisfy({ $0 == 0 }) { return nil }
         try verifyChecksum(block, at: pos)
         let size = try parseNumber(block, 124, 12, field: "size", at: pos)
-        guard size >= 0, size <= maxEntrySize else {
+        guard size >= 0, size <= StatedSize.largest else {
             throw StargzError.invalidTar("entry at offset \(pos) claims an absurd size of \(size) bytes")
         }
         return (block[block.startIndex + 156], size)

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 @testable import CVMFSBackend
 import LazyLayer
+import StargzReader
 import TestSupport
 
 /// Signed catalogs with rows no publisher writes: the client refuses them
@@ -42,7 +43,7 @@ final class MalformedCatalogTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("has size 9223372036854775807, beyond"), "\(error)")
         }
         XCTAssertThrowsError(try client.entry(at: layerfs + "/a")) { error in
-            XCTAssertEqual(error as? CVMFSError, .malformed("\(layerfs)/a has size 9223372036854775807, beyond the \(CatalogBounds.largest) bytes a file may have"))
+            XCTAssertEqual(error as? CVMFSError, .malformed("\(layerfs)/a has size 9223372036854775807, beyond the \(StatedSize.largest) bytes a file may have"))
         }
     }
 

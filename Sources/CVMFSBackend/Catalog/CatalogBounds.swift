@@ -1,25 +1,24 @@
+import StargzReader
+
 /// The sizes and offsets a catalog may state, checked where rows are read.
 ///
 /// A catalog is signed data, yet its numbers are used in arithmetic on
 /// Int64 (a layer's locator space, a read's end, a chunk's end): a row
 /// saying 9223372036854775807 would trap the daemon on overflow. A file
-/// or chunk over 2^50 bytes (a pebibyte) is not a real file of a
+/// or chunk over `StatedSize.largest` bytes is not a real file of a
 /// repository, so such rows are refused as malformed, with their path,
 /// and every sum of bounded values that can still grow (one per object of
 /// a layer) is made with an overflow check.
 enum CatalogBounds {
-    /// The largest file size, chunk offset or chunk size accepted.
-    static let largest: Int64 = 1 << 50
-
     static func checkFileSize(_ size: Int64, path: String) throws(CVMFSError) {
-        guard (0...largest).contains(size) else {
-            throw .malformed("\(path) has size \(size), beyond the \(largest) bytes a file may have")
+        guard (0...StatedSize.largest).contains(size) else {
+            throw .malformed("\(path) has size \(size), beyond the \(StatedSize.largest) bytes a file may have")
         }
     }
 
     static func checkChunk(offset: Int64, size: Int64, path: String) throws(CVMFSError) {
-        guard (0...largest).contains(offset), (0...largest).contains(size) else {
-            throw .malformed("a chunk of \(path) at offset \(offset) of size \(size) lies beyond the \(largest) bytes a file may have")
+        guard (0...StatedSize.largest).contains(offset), (0...StatedSize.largest).contains(size) else {
+            throw .malformed("a chunk of \(path) at offset \(offset) of size \(size) lies beyond the \(StatedSize.largest) bytes a file may have")
         }
     }
 
