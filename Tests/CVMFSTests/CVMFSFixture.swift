@@ -51,6 +51,16 @@ enum CVMFSFixture {
         return Served(repository: repository, server: try StratumOneServer(root: repository.serverRoot), work: work)
     }
 
+    /// A repository holding one DUCC layer, `digest`, ingested from a tar
+    /// of `tree` (written into `work`), served.
+    static func serveLayer(tree: String, digest: String, work: TemporaryDirectory) throws -> Served {
+        let tar = work.appending("layer.tar")
+        try Command.check(["tar", "-C", tree, "-cf", tar, "."])
+        let repository = try CVMFSTestRepository()
+        try repository.write(layers: [(digest, tar)])
+        return Served(repository: repository, server: try StratumOneServer(root: repository.serverRoot), work: work)
+    }
+
     static func client(_ served: Served, servers: [String]? = nil, proxies: String = "DIRECT", keys: [String]? = nil,
                 name: String? = nil, cacheDirectory: String? = nil, stall: Double = 10,
                 now: @escaping @Sendable () -> Date = { Date() }) throws -> CVMFSRepository {

@@ -118,13 +118,8 @@ final class LayerWhiteoutTests: XCTestCase {
             FileManager.default.createFile(atPath: tree + "/" + path, contents: nil)
         }
         try "kept\n".write(toFile: tree + "/plain/file", atomically: false, encoding: .utf8)
-        let tar = work.appending("layer.tar")
-        try Command.check(["tar", "-C", tree, "-cf", tar, "."])
         let digest = "sha256:" + String(repeating: "c", count: 64)
-        let repository = try CVMFSTestRepository()
-        try repository.write(layers: [(digest, tar)])
-        let server = try StratumOneServer(root: repository.serverRoot)
-        let served = CVMFSFixture.Served(repository: repository, server: server, work: work)
+        let served = try CVMFSFixture.serveLayer(tree: tree, digest: digest, work: work)
         let client = try CVMFSFixture.client(served)
         let trusted = try client.open()
         let expected = [".wh.rootgone", "etc/.wh.gone", "etc/deep/.wh.x", "opaque/dir/.wh..wh..opq"]
@@ -161,7 +156,7 @@ final class LayerWhiteoutTests: XCTestCase {
         // still served with its whiteouts, not sent to the registry.
         for (name, query) in [("queried", { @Sendable (_: String) throws -> [String] in expected }),
                               ("walked", { @Sendable (_: String) throws -> [String] in throw CVMFSError.unreachable("down") })] {
-            let locator = CVMFSLayerLocator(configuration: .init(repository: repository.name, mountpoint: mountpoint),
+            let locator = CVMFSLayerLocator(configuration: .init(repository: served.repository.name, mountpoint: mountpoint),
                                             whiteouts: WhiteoutLayers(directory: work.appending("pairs-" + name)),
                                             catalogWhiteouts: query)
             XCTAssertEqual(locator.locate(layerDigest: digest), .found(directory: layerfs), name)
