@@ -107,12 +107,32 @@ final class GzipIndexDataPathTests: XCTestCase {
         let layer = try lazy(fixture, source: source, early: EarlyRanges(source: early, ranges: ranges))
         defer { layer.close() }
         XCTAssertTrue(layer.prefetch(timeout: 30))
+        let total = ranges.reduce(0) { $0 + Int64($1.count) }
+        XCTAssertLessThan(total, EarlyRanges.twoRequestsBytes)
         XCTAssertEqual(early.requestCount, 1, "the early ranges in one call")
         XCTAssertEqual(source.requestCount, 0, "the prefetch took only what was read early")
         for path in wanted {
             XCTAssertEqual(try layer.readAll(path: path), fixture.files[path], path)
         }
         XCTAssertEqual(source.requestCount, 0, "the prioritized files were all local")
+
+        // Large enough in all, they go as two requests (two connections),
+        // each for about half the bytes, together asking for each range
+        // once; the prefetch still takes only them.
+        let halves = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
+        let again = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
+        let split = try lazy(fixture, source: again, early: EarlyRanges(source: halves, ranges: ranges, twoRequestsFrom: total / 2))
+        defer { split.close() }
+        XCTAssertTrue(split.prefetch(timeout: 30))
+        XCTAssertEqual(halves.requestCount, 2, "the early ranges in two calls")
+        XCTAssertEqual(halves.requests.joined().sorted { $0.lowerBound < $1.lowerBound }, ranges)
+        let first = halves.requests.first { $0.first == ranges.first }?.reduce(0) { $0 + Int64($1.count) } ?? 0
+        XCTAssertLessThanOrEqual(first, total / 2, "the first request asks for no more than half")
+        XCTAssertGreaterThan(first + ranges.map { Int64($0.count) }.max()!, total / 2, "nor less than half by a range")
+        XCTAssertEqual(again.requestCount, 0, "the prefetch took only what was read early")
+        for path in wanted {
+            XCTAssertEqual(try split.readAll(path: path), fixture.files[path], path)
+        }
 
         var blob = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture.blobPath)))
         let lib = try XCTUnwrap(fixture.index.file(at: "usr/lib/lib4.so"))
