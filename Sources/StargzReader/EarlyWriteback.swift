@@ -10,20 +10,17 @@ import Foundation
 ///
 /// Why early: an overlay mount syncs its whole upper filesystem when it is
 /// unmounted, so a container on a freshly unpacked layer waits at its exit
-/// for every byte of the layer to reach the disk (0.26 s for python's
-/// 175 MB on ext4). Started while a download feeds the unpack, the
-/// writeback happens while the disk has nothing else to do.
-///
-/// Why on another thread: ext4 allocates a file's blocks in the caller of
-/// `sync_file_range`, which on the unpacking thread made a pull over a
-/// 20 ms link ~60 ms slower. Here the unpack only hands the descriptor over.
+/// for every byte of the layer to reach the disk. Started while a download
+/// feeds the unpack, the writeback happens while the disk has nothing else
+/// to do (README, "2026-12-07 evening").
 ///
 /// Why a journal commit every `commitBytes`: once written back, the files'
-/// blocks are allocated, and ext4 journals those allocations (bitmaps,
-/// extents) at its next commit. Left to one commit, the next fsync after
-/// the unpack (Starling's own metadata commit, on the Prepare's path) took
-/// 93-124 ms instead of 13 ms for python's layer; committed as the unpack
-/// goes, it took 19 ms.
+/// blocks are allocated, and ext4 journals those allocations at its next
+/// commit. Left to one commit, the next fsync after the unpack (Starling's
+/// own metadata commit, on the Prepare's path) waited for all of them.
+///
+/// Why on another thread: those commits wait for the disk; the unpack does
+/// not wait for them, it only hands the descriptor over.
 ///
 /// Only a hint: `SYNC_FILE_RANGE_WRITE` does not wait for the disk, and a
 /// failure changes nothing but when the bytes get there.

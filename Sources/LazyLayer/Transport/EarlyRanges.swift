@@ -28,8 +28,8 @@ public final class EarlyRanges: @unchecked Sendable {
     /// Starts reading `ranges` (sorted, apart) of `source` on pool threads:
     /// multi-range requests, each range kept as its part arrives. Ranges
     /// of `twoRequestsFrom` bytes or more in all go as two requests of about
-    /// half the bytes each, on two connections: one connection carries less
-    /// than the link (158 of 200 Mbit/s through `slowlink`), and the
+    /// half the bytes each, on two connections: one connection often
+    /// carries less than the link (a window, a proxy's pace), and the
     /// prefetch of an eStargz layer comes over two as well.
     public init(source: any BlobSource, ranges: [Range<Int64>], twoRequestsFrom: Int64 = EarlyRanges.twoRequestsBytes) {
         self.ranges = ranges
