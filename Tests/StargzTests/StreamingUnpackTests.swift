@@ -66,6 +66,40 @@ import Testing
         }
     }
 
+    /// Every file of the layer is closed once the unpack has ended, well or
+    /// not (their writeback is started, and they are closed, on a thread of
+    /// its own): a daemon unpacking layer after layer must not run out of
+    /// descriptors, and the tree is complete when the unpack says so.
+    @Test func noFileOfTheLayerStaysOpen() throws {
+        try Support.withTempDir { dir in
+            var tar: [UInt8] = []
+            for i in 0..<1_000 {
+                let body = Array("file \(i)\n".utf8)
+                tar += TarFormat.ustarHeader(name: "f\(i)", size: body.count)
+                tar += body + [UInt8](repeating: 0, count: TarFormat.blockSize - body.count)
+            }
+            _ = try Self.unpack(tar + [UInt8](repeating: 0, count: 2 * TarFormat.blockSize), into: dir + "/whole",
+                                compression: .none, whiteouts: .keep, piece: 4096)
+            #expect(Self.descriptorsOpen(under: dir).isEmpty)
+            for i in [0, 499, 999] {
+                #expect(try String(contentsOfFile: dir + "/whole/f\(i)", encoding: .utf8) == "file \(i)\n")
+            }
+            // The archive ends inside its last file: refused, and closed all the same.
+            #expect(throws: (any Error).self) {
+                _ = try Self.unpack(Array(tar.dropLast(100)), into: dir + "/cut", compression: .none, whiteouts: .keep, piece: 4096)
+            }
+            #expect(Self.descriptorsOpen(under: dir).isEmpty)
+        }
+    }
+
+    /// This process's open descriptors on files below `directory`.
+    static func descriptorsOpen(under directory: String) -> [String] {
+        let root = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return descriptors.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
+            .filter { $0.hasPrefix(root + "/") }
+    }
+
     /// Names with "..", and paths through a symlink of the layer, never
     /// write outside the directory: the unpack fails instead.
     @Test func escapingArchivesAreRefused() throws {
