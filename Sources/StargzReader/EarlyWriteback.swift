@@ -46,7 +46,7 @@ final class EarlyWriteback: @unchecked Sendable {
         guard !finishing, pending.count < Self.maxPending else {
             condition.unlock()
             // Not counted towards a commit: `uncommittedBytes` is the thread's.
-            _ = sync_file_range(fd, 0, 0, UInt32(STARLING_SYNC_FILE_RANGE_WRITE))
+            Self.startWriteback(fd)
             close(fd)
             return
         }
@@ -85,12 +85,17 @@ final class EarlyWriteback: @unchecked Sendable {
     }
 
     private func writeBack(_ file: (fd: Int32, bytes: Int64)) {
-        _ = sync_file_range(file.fd, 0, 0, UInt32(STARLING_SYNC_FILE_RANGE_WRITE))
+        Self.startWriteback(file.fd)
         uncommittedBytes += file.bytes
         if uncommittedBytes >= Self.commitBytes {
             uncommittedBytes = 0
             _ = fsync(file.fd)  // commits the journal, with every allocation so far
         }
         close(file.fd)
+    }
+
+    /// Starts writing `fd`'s dirty pages to disk, without waiting.
+    private static func startWriteback(_ fd: Int32) {
+        _ = sync_file_range(fd, 0, 0, UInt32(STARLING_SYNC_FILE_RANGE_WRITE))
     }
 }

@@ -21,7 +21,8 @@ import Basics
 /// naming the call and the path, or `invalidTar`/`invalidEntry`; the caller
 /// removes the directory (nothing half-written is kept).
 ///
-/// One thread at a time. The syscalls of unpacking are confined to this file.
+/// One thread at a time. The syscalls of unpacking are confined to this
+/// file and `EarlyWriteback` (which closes the files written).
 public final class TarStreamExtractor {
     public enum Whiteouts: Sendable, Equatable {
         /// Write `.wh.*` entries as the plain files they are in the tar.
