@@ -195,7 +195,8 @@ final class NativeClientTests: XCTestCase {
         XCTAssertEqual(try CVMFSFixture.text(second, "/etc/hello.txt"), "hello from cvmfs\n")
         XCTAssertEqual(try second.read(XCTUnwrap(second.entry(at: "/big.bin")), offset: 0, length: Int(big.size)),
                        CVMFSFixture.bigContent)
-        XCTAssertEqual(served.server.requestCount, afterOpen, "catalogs and objects came from the disk cache")
+        XCTAssertEqual(served.server.requestCount, afterOpen,
+                       "catalogs and objects came from the disk cache: \(served.server.requestedPaths.dropFirst(afterOpen))")
     }
 
     func testThroughSiteSquid() throws {

@@ -86,8 +86,8 @@ public final class StratumOneServer: @unchecked Sendable {
 
     public func start() throws { try nginx.start() }
 
-    /// Requests served so far (lines of the access log).
-    public var requestCount: Int { nginx.accessLog.count }
+    /// Requests served so far (lines of the access log, once it has settled).
+    public var requestCount: Int { nginx.settledAccessLog.count }
 
     /// The paths requested so far, in order (from the access log).
     public var requestedPaths: [String] { nginx.requestedPaths() }

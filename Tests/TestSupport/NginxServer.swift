@@ -58,6 +58,22 @@ public final class NginxServer: @unchecked Sendable {
         ((try? String(contentsOfFile: directory.appending("access.log"), encoding: .utf8)) ?? "").split(separator: "\n")
     }
 
+    /// The access log once it has stopped changing for 50 ms, for counts
+    /// taken before and after a step. nginx writes a request's line only
+    /// after its response has gone out, so a client that has just been
+    /// answered can read the log before its own request is in it (a count
+    /// taken then was one short, and "nothing more was requested" failed).
+    public var settledAccessLog: [Substring] {
+        var lines = accessLog
+        for _ in 0..<40 {
+            usleep(50_000)
+            let again = accessLog
+            if again == lines { break }
+            lines = again
+        }
+        return lines
+    }
+
     /// The paths requested so far with `method`, in order (from the access log).
     public func requestedPaths(method: String = "GET") -> [String] {
         accessLog.compactMap { line -> String? in
