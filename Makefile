@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 SCRATCH ?= .build
 # Release builds go through scripts/build-release (the Swift runtime and
 # Foundation linked in, so a node needs only Debian's libraries: fuse3,
-# curl, sqlite3, libcrypto, zlib, zstd, libdeflate).
+# curl, sqlite3, libcrypto, zlib, zstd, libdeflate, isa-l).
 BUILD = SWIFT=$(SWIFT) ./scripts/build-release --scratch-path $(SCRATCH)
 
 .PHONY: deps build run test bench install clean

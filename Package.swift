@@ -50,6 +50,8 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CDeflate", path: "Sources/CDeflate", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CIsal", path: "Sources/CIsal", pkgConfig: "libisal",
+                       providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CFuse3", path: "Sources/CFuse3", pkgConfig: "fuse3",
                        providers: [.apt(["libfuse3-dev"])]),
         // OpenSSL's libcrypto, for what swift-crypto lacks (CVMFS: RIPEMD-160, SHAKE-128, raw RSA).
@@ -67,7 +69,7 @@ let package = Package(
 
         // MARK: format
         .target(name: "StargzReader", dependencies: [
-            "Basics", "BlockingWork", "CZlib", "CZstd", "CDeflate",
+            "Basics", "BlockingWork", "CZlib", "CZstd", "CDeflate", "CIsal",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   # build: C libraries Starling links
-  pkg-config libfuse3-dev zlib1g-dev libzstd-dev libdeflate-dev libcurl4-openssl-dev
+  pkg-config libfuse3-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev libcurl4-openssl-dev
   # build: libcrypto for CVMFS (RIPEMD-160, SHAKE-128, raw RSA of the whitelist)
   libssl-dev
   # run: FUSE mounts and CA store

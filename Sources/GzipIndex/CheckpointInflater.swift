@@ -1,13 +1,13 @@
 import StargzReader
 import Synchronization
 
-/// Inflating part of a gzip blob from a checkpoint: zlib is started in raw
+/// Inflating part of a gzip blob from a checkpoint: ISA-L is started in raw
 /// mode, primed with the bits of the boundary byte that belong to the next
 /// block, given the checkpoint's window as its dictionary, and run over the
 /// compressed bytes fetched from the checkpoint's first byte on. Where a
 /// member ends inside the range, its trailer and the next member's header
 /// are skipped and inflating goes on (a reader resumed mid-member never sees
-/// the header zlib would otherwise parse).
+/// the header a gzip-framed inflater would otherwise parse).
 ///
 /// A stream remembers how far it got, so the next chunk after the one it
 /// produced (the next small file in the same span, read ahead with it)
@@ -15,7 +15,7 @@ import Synchronization
 /// checkpoint. One thread at a time.
 final class CheckpointStream: @unchecked Sendable {
     let checkpoint: Int
-    private let inflater: ZlibInflater
+    private let inflater: IsalInflater
     /// Bytes of the raw input (from the checkpoint's first byte) consumed.
     private(set) var consumed: Int
     /// Bytes of output produced since the checkpoint.
@@ -26,7 +26,7 @@ final class CheckpointStream: @unchecked Sendable {
     /// Starts at checkpoint number `index`; `raw` begins at its first byte.
     init(checkpoint index: Int, of point: GzipSeekIndex.Checkpoint, raw: ArraySlice<UInt8>) throws {
         checkpoint = index
-        inflater = try ZlibInflater(framing: .raw)
+        inflater = IsalInflater(framing: .raw)
         consumed = 0
         if point.bits > 0 {
             guard let first = raw.first else { throw GzipIndexError.invalidLayer("the compressed range is empty") }
@@ -51,21 +51,19 @@ final class CheckpointStream: @unchecked Sendable {
         while filled < count || toSkip > 0 {
             guard consumed <= raw.count else { throw truncated(filled, of: count) }
             let input = raw.dropFirst(consumed)
-            let step: ZlibInflater.Step
+            let step: IsalInflater.Step
             if toSkip > 0 {
                 let room = Int(min(toSkip, Int64(scratch.count)))
                 step = try input.withUnsafeBytes { inBuf in
                     try scratch.withUnsafeMutableBytes { out in
-                        try inflater.inflate(inBuf, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<room]),
-                                             stopAtBlocks: false)
+                        try inflater.inflate(inBuf, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<room]))
                     }
                 }
                 toSkip -= Int64(step.produced)
             } else {
                 step = try input.withUnsafeBytes { inBuf in
                     try output.withUnsafeMutableBytes { out in
-                        try inflater.inflate(inBuf, into: UnsafeMutableRawBufferPointer(rebasing: out[filled...]),
-                                             stopAtBlocks: false)
+                        try inflater.inflate(inBuf, into: UnsafeMutableRawBufferPointer(rebasing: out[filled...]))
                     }
                 }
                 filled += step.produced
@@ -80,7 +78,7 @@ final class CheckpointStream: @unchecked Sendable {
                     throw GzipIndexError.invalidLayer("no gzip member header where one member ends and the next should begin")
                 }
                 consumed += 8 + header
-                try inflater.reset(framing: .raw)
+                inflater.reset(framing: .raw)
                 idle = 0
                 continue
             }

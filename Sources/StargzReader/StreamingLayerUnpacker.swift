@@ -12,7 +12,7 @@ public final class StreamingLayerUnpacker {
     public enum Compression: Sendable { case gzip, zstd, none }
 
     private let stage: ExtractionStage
-    private let inflater: ZlibInflater?
+    private let inflater: IsalInflater?
     private let zstd: ZstdStreamDecoder?
     /// The last bytes ended a gzip member or a zstd frame.
     private var memberEnded = false
@@ -23,7 +23,7 @@ public final class StreamingLayerUnpacker {
     /// Creates `directory` (which must not exist) and unpacks into it.
     public init(into directory: String, compression: Compression,
                 whiteouts: TarStreamExtractor.Whiteouts = .overlay(opaqueXattr: "trusted.overlay.opaque")) throws {
-        inflater = compression == .gzip ? try ZlibInflater(framing: .gzip) : nil
+        inflater = compression == .gzip ? IsalInflater(framing: .gzip) : nil
         zstd = compression == .zstd ? try ZstdStreamDecoder() : nil
         stage = ExtractionStage(extractor: try TarStreamExtractor(root: directory, whiteouts: whiteouts))
     }
@@ -47,11 +47,11 @@ public final class StreamingLayerUnpacker {
         var cursor = 0
         while cursor < bytes.count {
             if memberEnded {
-                try inflater.reset(framing: .gzip)
+                inflater.reset(framing: .gzip)
                 memberEnded = false
             }
             let step = try buffer.withUnsafeMutableBytes { out in
-                try inflater.inflate(UnsafeRawBufferPointer(rebasing: bytes[cursor...]), into: out, stopAtBlocks: false)
+                try inflater.inflate(UnsafeRawBufferPointer(rebasing: bytes[cursor...]), into: out)
             }
             cursor += step.consumed
             if step.produced > 0 { try stage.push(Array(buffer[0..<step.produced])) }

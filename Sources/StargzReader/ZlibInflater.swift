@@ -1,11 +1,12 @@
 import CZlib
 
-/// zlib's inflate one step at a time, for formats that stop a deflate
-/// stream at block boundaries and later resume it there: a seekable index
-/// of a plain gzip layer records, at a block boundary, the bit position and
-/// the 32 KiB of output before it, and a reader resumes from that point
-/// with `prime` and `setDictionary`. `GzipCodec` covers whole members;
-/// this is the other, stateful half of the module's zlib use.
+/// zlib's inflate one step at a time, for the builder of a seekable index
+/// of a plain gzip layer: it stops the stream at block boundaries
+/// (`stopAtBlocks`) to record, at a boundary, the bit position and the
+/// 32 KiB of output before it. Readers resume from those points with
+/// ISA-L (`IsalInflater`), which decodes several times faster but has no
+/// such stops. `GzipCodec` covers whole members; this is the other,
+/// stateful half of the module's zlib use.
 ///
 /// The `z_stream` lives on the heap: zlib keeps a pointer back to it and
 /// refuses a stream that moved. Not for concurrent use: one thread at a

@@ -175,6 +175,37 @@ import Testing
         }
     }
 
+    /// A gzip blob of two members (as `cat a.gz b.gz` makes), whatever the
+    /// download's pieces, down to a few bytes: the members are followed
+    /// across every cut, each member's trailer is checked (a wrong CRC-32
+    /// is refused before the diff ID would be), and nothing of the next
+    /// member is lost where one ends.
+    @Test(arguments: [7, 10_000, 1 << 20])
+    func gzipMembersAreFollowedAcrossPieces(piece: Int) throws {
+        try Support.withTempDir { dir in
+            let (tree, tarPath) = try Support.makeSourceTar(in: dir)
+            let tar = try Support.readFile(tarPath)
+            try Support.run(["sh", "-c", "n=$(( $(stat -c %s \"$0\") / 3 )); "
+                             + "{ head -c $n \"$0\" | gzip -n -c; tail -c +$((n + 1)) \"$0\" | gzip -n -9 -c; } > \"$0.gz\"",
+                             tarPath])
+            let blob = try Support.readFile(tarPath + ".gz")
+            let diffID = try Self.unpack(blob, into: dir + "/members", compression: .gzip, whiteouts: .keep, piece: piece)
+            #expect(diffID == SHA256Digest.of(tar))
+            #expect(try Support.manifest(dir + "/members") == Support.manifest(tree))
+
+            // The first member's CRC-32 (its trailer's first byte) changed.
+            let header = 10
+            var firstEnd = header
+            // The first member ends where the second's header (1f 8b 08) begins.
+            while !(blob[firstEnd] == 0x1f && blob[firstEnd + 1] == 0x8b && blob[firstEnd + 2] == 8) { firstEnd += 1 }
+            var damaged = blob
+            damaged[firstEnd - 8] ^= 0x01
+            #expect(throws: StargzError.self) {
+                _ = try Self.unpack(damaged, into: dir + "/damaged", compression: .gzip, whiteouts: .keep, piece: piece)
+            }
+        }
+    }
+
     @Test func truncatedBlobsAreRefused() throws {
         try Support.withTempDir { dir in
             let (_, tarPath) = try Support.makeSourceTar(in: dir)
