@@ -172,4 +172,14 @@ public enum ZlibStream {
     public static func inflate(_ input: ArraySlice<UInt8>, limit: Int) throws -> [UInt8] {
         try GzipCodec.decompressAll(input, limit: limit, zlibFormat: true)
     }
+
+    /// The inflated bytes of one zlib stream that must give exactly `size`
+    /// bytes (a CVMFS object whose size its catalog states): libdeflate
+    /// inflates it in one call, about twice as fast as zlib; anything else
+    /// goes through `inflate`, which names what is wrong. The caller still
+    /// checks the size.
+    public static func inflate(_ input: ArraySlice<UInt8>, size: Int) throws -> [UInt8] {
+        if let whole = LibdeflateCodec.decompressZlibStream(input, size: size) { return whole }
+        return try inflate(input, limit: size)
+    }
 }

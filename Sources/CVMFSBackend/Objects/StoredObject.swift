@@ -36,7 +36,11 @@ public enum StoredObject {
             plain = Array(stored)
         case .zlib:
             do {
-                plain = try ZlibStream.inflate(stored, limit: plainSize.map { Int($0) } ?? limit)
+                if let plainSize {
+                    plain = try ZlibStream.inflate(stored, size: Int(clamping: plainSize))
+                } else {
+                    plain = try ZlibStream.inflate(stored, limit: limit)
+                }
             } catch {
                 throw .corrupt("object \(hash.objectPath(type)) verifies but does not inflate: \(error)")
             }
