@@ -19,15 +19,24 @@ public final class IsalInflater: @unchecked Sendable {
         case gzip
         /// A bare deflate stream (resumed in the middle of a member).
         case raw
+        /// One zlib stream (RFC 1950, as CVMFS stores its objects and
+        /// catalogs), its Adler-32 checked.
+        case zlib
 
-        var flag: UInt32 { self == .gzip ? UInt32(ISAL_GZIP) : UInt32(ISAL_DEFLATE) }
+        var flag: UInt32 {
+            switch self {
+            case .gzip: return UInt32(ISAL_GZIP)
+            case .raw: return UInt32(ISAL_DEFLATE)
+            case .zlib: return UInt32(ISAL_ZLIB)
+            }
+        }
     }
 
     /// What one call of `inflate` did.
     public struct Step: Sendable, Equatable {
         /// Input bytes consumed. When the stream ends, exactly the bytes up
-        /// to its end (raw: the byte holding its last bit; gzip: the
-        /// trailer's last byte), though ISA-L reads ahead of the end.
+        /// to its end (raw: the byte holding its last bit; gzip and zlib:
+        /// the trailer's last byte), though ISA-L reads ahead of the end.
         public var consumed: Int
         /// Output bytes written.
         public var produced: Int
@@ -37,11 +46,9 @@ public final class IsalInflater: @unchecked Sendable {
     }
 
     private let state: UnsafeMutablePointer<inflate_state>
-    private var framing: Framing
 
     public init(framing: Framing) {
         state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
-        self.framing = framing
         isal_inflate_init(state)
         state.pointee.crc_flag = framing.flag
     }
@@ -50,7 +57,6 @@ public final class IsalInflater: @unchecked Sendable {
 
     /// Starts over (a new member, or a new stream), keeping the allocation.
     public func reset(framing: Framing) {
-        self.framing = framing
         isal_inflate_reset(state)
         state.pointee.crc_flag = framing.flag
     }
@@ -96,10 +102,11 @@ public final class IsalInflater: @unchecked Sendable {
             throw StargzError.decompressionFailed("the deflate stream asks for a preset dictionary")
         }
         let ended = state.pointee.block_state == ISAL_BLOCK_FINISH
-        if ended && framing == .raw {
-            // A raw stream's end is not rewound: whole bytes ISA-L read
-            // ahead into its bit buffer belong to what follows (a gzip
-            // trailer); the partial byte is the stream's own.
+        if ended {
+            // ISA-L rewinds its read-ahead at a gzip member's end, not at a
+            // raw or zlib stream's: whole bytes still in its bit buffer
+            // belong to what follows (a gzip trailer, the next member); a
+            // partial byte is the stream's own.
             consumed -= Int(state.pointee.read_in_length / 8)
             state.pointee.read_in = 0
             state.pointee.read_in_length = 0

@@ -75,26 +75,6 @@ enum LibdeflateCodec {
         }
         return complete ? output : nil
     }
-
-    /// Inflates `input` when it is exactly one zlib stream (RFC 1950, as
-    /// CVMFS stores its objects) of exactly `size` bytes, its Adler-32
-    /// checked; nil otherwise, for the streaming path to give the exact
-    /// error, as with `decompressGzipMember`.
-    static func decompressZlibStream(_ input: ArraySlice<UInt8>, size: Int) -> [UInt8]? {
-        guard size >= 0, !input.isEmpty, let decompressor = libdeflate_alloc_decompressor() else { return nil }
-        defer { libdeflate_free_decompressor(decompressor) }
-        var complete = false
-        let output = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            var consumed = 0, produced = 0
-            let status = input.withUnsafeBytes { inBuf in
-                libdeflate_zlib_decompress_ex(decompressor, inBuf.baseAddress, inBuf.count,
-                                              buffer.baseAddress, size, &consumed, &produced)
-            }
-            complete = status == LIBDEFLATE_SUCCESS && consumed == input.count && produced == size
-            initialized = complete ? size : 0
-        }
-        return complete ? output : nil
-    }
 }
 
 extension LibdeflateCodec {
