@@ -49,11 +49,13 @@ final class GzipIndexDataPathTests: XCTestCase {
         return Fixture(directory: directory, blobPath: blobPath, index: index, files: files)
     }
 
-    func lazy(_ fixture: Fixture, source: any BlobSource, early: EarlyRanges? = nil) throws -> LazyLayer {
+    func lazy(_ fixture: Fixture, source: any BlobSource, early: EarlyRanges? = nil,
+              secondStreamBytes: Int = LazyLayerOptions().prefetchSecondStreamBytes) throws -> LazyLayer {
         let cache = try ChunkCache(options: .init(memoryBytes: 64 << 20))
         return LazyLayer(digest: fixture.index.layerDigest.description, format: try GzipSeekLayer(fixture.index),
                          transport: BlobRangeTransport(source: source, early: early), cache: cache,
-                         options: LazyLayerOptions(background: BackgroundFetchOptions(enabled: false)))
+                         options: LazyLayerOptions(prefetchSecondStreamBytes: secondStreamBytes,
+                                                   background: BackgroundFetchOptions(enabled: false)))
     }
 
     func testEveryFileReadsThroughTheDataPathAndASmallReadFetchesLittle() throws {
@@ -90,6 +92,36 @@ final class GzipIndexDataPathTests: XCTestCase {
             XCTAssertEqual(try layer.readAll(path: path), fixture.files[path], path)
         }
         XCTAssertEqual(source.requestCount, afterPrefetch, "the prioritized files were all local")
+    }
+
+    /// Listed files whose chunks hold at least twice
+    /// `prefetch_second_stream_bytes` come in two calls at once (two
+    /// connections), each for about half the bytes, as an eStargz layer's
+    /// prioritized range does; below that, in one.
+    func testListedFilesLargeEnoughInAllComeInTwoCallsAtOnce() throws {
+        let wanted = ["usr/lib/lib1.so", "usr/lib/lib4.so", "usr/share/big.txt", "usr/lib/lib5.so"]
+        let fixture = try makeFixture(prioritized: wanted)
+        defer { fixture.directory.remove() }
+        let whole = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
+        let one = try lazy(fixture, source: whole)
+        defer { one.close() }
+        XCTAssertTrue(one.prefetch(timeout: 30))
+        XCTAssertEqual(whole.requestCount, 1)
+        let total = whole.bytes
+
+        let halves = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath), delay: 0.2)
+        let two = try lazy(fixture, source: halves, secondStreamBytes: Int(total / 4))
+        defer { two.close() }
+        XCTAssertTrue(two.prefetch(timeout: 30))
+        XCTAssertEqual(halves.requestCount, 2, "\(halves.requests)")
+        XCTAssertEqual(halves.mostAtOnce, 2, "the two calls were under way at once (each is held 0.2 s)")
+        let sizes = halves.requests.map { $0.reduce(Int64(0)) { $0 + Int64($1.count) } }
+        XCTAssertGreaterThanOrEqual(sizes.min()!, total / 4, "each call asks for a fair share: \(sizes) of \(total)")
+        let before = halves.requestCount
+        for path in wanted {
+            XCTAssertEqual(try two.readAll(path: path), fixture.files[path], path)
+        }
+        XCTAssertEqual(halves.requestCount, before, "the listed files were all local")
     }
 
     /// The prioritized files' ranges, read before the index arrived (as

@@ -84,6 +84,8 @@ final class CountingBlobSource: BlobSource, @unchecked Sendable {
     let delay: Double
     private let lock = NSLock()
     private var recorded: [[Range<Int64>]] = []
+    private var inFlight = 0
+    private var inFlightPeak = 0
 
     init(_ base: any BlobSource, delay: Double = 0) {
         self.base = base
@@ -92,6 +94,8 @@ final class CountingBlobSource: BlobSource, @unchecked Sendable {
 
     var requests: [[Range<Int64>]] { lock.lock(); defer { lock.unlock() }; return recorded }
     var requestCount: Int { requests.count }
+    /// The most requests that were under way at once.
+    var mostAtOnce: Int { lock.lock(); defer { lock.unlock() }; return inFlightPeak }
     var bytes: Int64 { requests.joined().reduce(0) { $0 + Int64($1.count) } }
     func reset() { lock.lock(); recorded.removeAll(); lock.unlock() }
 
@@ -102,7 +106,8 @@ final class CountingBlobSource: BlobSource, @unchecked Sendable {
     }
 
     func read(ranges: [Range<Int64>]) throws -> [[UInt8]] {
-        lock.lock(); recorded.append(ranges); lock.unlock()
+        lock.lock(); recorded.append(ranges); inFlight += 1; inFlightPeak = max(inFlightPeak, inFlight); lock.unlock()
+        defer { lock.lock(); inFlight -= 1; lock.unlock() }
         if delay > 0 { usleep(UInt32(delay * 1_000_000)) }
         return try base.read(ranges: ranges)
     }

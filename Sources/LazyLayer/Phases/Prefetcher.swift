@@ -45,17 +45,7 @@ final class Prefetcher: @unchecked Sendable {
             }
             count += mine.count
             let limits = FetchLimits(maxGap: Int64.max / 4, maxBytes: Int64(options.prefetchMaxRequestBytes), streaming: true)
-            let (front, back) = split(mine)
-            if back.isEmpty {
-                ok = fetcher.fetch(front, purpose: .prefetch, limits: limits)
-            } else {
-                let backOK = OneShot<Bool>()
-                DedicatedThread.start("starling-prefetch-2") { [fetcher] in
-                    backOK.fulfil(fetcher.fetch(back, purpose: .prefetch, limits: limits))
-                }
-                ok = fetcher.fetch(front, purpose: .prefetch, limits: limits)
-                ok = backOK.wait() && ok
-            }
+            ok = fetch(split(mine), limits: limits)
         }
         let files = format.prioritizedFiles
         if !files.isEmpty {
@@ -69,9 +59,10 @@ final class Prefetcher: @unchecked Sendable {
             // Not streamed: the listed files lie apart in the blob, and a
             // streamed fetch sends its requests one after another (python's
             // start through its gzip index was slower so: README,
-            // 2026-12-03). One multi-range call instead, whose parts are
-            // decoded and served as each arrives.
-            ok = fetcher.fetch(mine, purpose: .prefetch, limits: FetchLimits(
+            // 2026-12-03). A multi-range call instead, whose parts are
+            // decoded and served as each arrives; two, on two connections,
+            // when there is enough for each, as for the prioritized range.
+            ok = fetch(halves(mine), limits: FetchLimits(
                 maxGap: Int64(options.maxGapBytes), maxBytes: Int64(options.prefetchMaxRequestBytes))) && ok
         }
         // What the transport held for the prefetch (a blob's head, ranges
@@ -84,6 +75,49 @@ final class Prefetcher: @unchecked Sendable {
             // Reads and background fetch will fetch what is missing.
             setStatus(.failed("some prioritized chunks could not be fetched"))
         }
+    }
+
+    /// Fetches `front`, and `back` at the same time on a thread (and so a
+    /// connection) of its own; whether both came.
+    private func fetch(_ parts: (front: [Int], back: [Int]), limits: FetchLimits) -> Bool {
+        guard !parts.back.isEmpty else { return fetcher.fetch(parts.front, purpose: .prefetch, limits: limits) }
+        let backOK = OneShot<Bool>()
+        DedicatedThread.start("starling-prefetch-2") { [fetcher] in
+            backOK.fulfil(fetcher.fetch(parts.back, purpose: .prefetch, limits: limits))
+        }
+        let frontOK = fetcher.fetch(parts.front, purpose: .prefetch, limits: limits)
+        return backOK.wait() && frontOK
+    }
+
+    /// Listed files' chunks (in blob order) as two halves of about the same
+    /// compressed bytes, when each half holds at least
+    /// `prefetchSecondStreamBytes`: gcc's 24 MB through its gzip index
+    /// went over one connection while its eStargz prefetch used two.
+    private func halves(_ positions: [Int]) -> (front: [Int], back: [Int]) {
+        let minimum = Int64(options.prefetchSecondStreamBytes)
+        guard minimum > 0, positions.count > 1 else { return (positions, []) }
+        let ranges = positions.map { fetcher.table.chunks[$0].compressedRange }
+        let total = ranges.reduce(Int64(0)) { $0 + Int64($1.count) }
+        guard total >= 2 * minimum else { return (positions, []) }
+        // The cut, between 35 % and 65 % of the bytes, where the halves
+        // share the fewest bytes: a gzip index's chunks of one span start
+        // at its checkpoint, so a cut between them makes both halves fetch
+        // the part they share.
+        var best: (cut: Int, shared: Int64, offCentre: Int64)?
+        var before: Int64 = 0, reach: Int64 = 0
+        for cut in 1..<ranges.count {
+            before += Int64(ranges[cut - 1].count)
+            reach = max(reach, ranges[cut - 1].upperBound)
+            guard before * 20 >= total * 7 else { continue }
+            guard before * 20 <= total * 13 else { break }
+            let shared = max(0, reach - ranges[cut].lowerBound)
+            let offCentre = abs(before - total / 2)
+            if best == nil || (shared, offCentre) < (best!.shared, best!.offCentre) {
+                best = (cut, shared, offCentre)
+            }
+        }
+        guard let cut = best?.cut else { return (positions, []) }
+        return (Array(positions[..<cut]), Array(positions[cut...]))
     }
 
     /// The prioritized chunks as two streams, the back half on a connection
