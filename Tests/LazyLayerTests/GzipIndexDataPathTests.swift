@@ -182,38 +182,6 @@ final class GzipIndexDataPathTests: XCTestCase {
         XCTAssertGreaterThan(honest.requestCount, 0)
     }
 
-    /// Listed ranges beyond the early budget are not read early: the first
-    /// ones that fit are, and the prefetch fetches the rest itself once
-    /// the index is in; every listed file is then local and whole.
-    func testRangesBeyondTheEarlyBudgetWaitForThePrefetch() throws {
-        let wanted = ["usr/lib/lib1.so", "usr/lib/lib4.so", "usr/share/big.txt", "etc/small-7.conf"]
-        let fixture = try makeFixture(prioritized: wanted)
-        defer { fixture.directory.remove() }
-        let ranges = fixture.index.prefetchRanges(maxGap: 0)
-        XCTAssertGreaterThan(ranges.count, 2)
-        let budget = Int64(ranges[0].count + ranges[1].count)
-        let leading = EarlyRanges.leading(ranges, upTo: budget)
-        XCTAssertEqual(leading, Array(ranges.prefix(2)))
-        XCTAssertEqual(EarlyRanges.leading(ranges, upTo: Int64(ranges[0].count) - 1), [], "not even the first fits")
-        XCTAssertEqual(EarlyRanges.leading(ranges, upTo: .max), ranges)
-
-        let early = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
-        let source = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
-        let layer = try lazy(fixture, source: source, early: EarlyRanges(source: early, ranges: leading))
-        defer { layer.close() }
-        XCTAssertTrue(layer.prefetch(timeout: 30))
-        XCTAssertEqual(early.requests.joined().map { $0 }, leading)
-        let fetched = source.requests.joined()
-        XCTAssertGreaterThan(fetched.count, 0, "the rest came from the registry")
-        XCTAssertFalse(fetched.contains { range in leading.contains { $0.overlaps(range) } },
-                       "nothing read early was asked for again: \(fetched)")
-        let afterPrefetch = source.requestCount
-        for path in wanted {
-            XCTAssertEqual(try layer.readAll(path: path), fixture.files[path], path)
-        }
-        XCTAssertEqual(source.requestCount, afterPrefetch, "the prioritized files were all local")
-    }
-
     /// A streamed fetch longer than 1 MiB whose later chunks start at a
     /// checkpoint inside earlier ones' bytes (chunks of one span share its
     /// checkpoint): the stream keeps what they need, and every chunk

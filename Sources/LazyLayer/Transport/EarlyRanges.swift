@@ -52,19 +52,6 @@ public final class EarlyRanges: @unchecked Sendable {
         }
     }
 
-    /// The first of `ranges` (sorted, apart) that hold at most `bytes` in
-    /// all: what is read early when a layer lists more than the budget
-    /// (gcc's 24 MB against 16 MiB), rather than nothing.
-    public static func leading(_ ranges: [Range<Int64>], upTo bytes: Int64) -> [Range<Int64>] {
-        var total: Int64 = 0
-        var count = 0
-        while count < ranges.count && total + Int64(ranges[count].count) <= bytes {
-            total += Int64(ranges[count].count)
-            count += 1
-        }
-        return Array(ranges[..<count])
-    }
-
     /// Ranges at least this large in all go as two requests (below, a
     /// second connection's round trip costs more than it saves).
     public static let twoRequestsBytes: Int64 = 1 << 20

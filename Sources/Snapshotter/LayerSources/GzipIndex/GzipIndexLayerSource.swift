@@ -93,8 +93,7 @@ final class GzipIndexLayerSource: LayerSource {
         var sampling = false
         // And the prioritized files' ranges, when the artifact lists them:
         // they flow while the index comes, as an eStargz head flows while
-        // its TOC comes; as many as the head's budget holds (the prefetch
-        // fetches the rest once the index is in).
+        // its TOC comes.
         var early: EarlyRanges?
         let found: GzipIndexLookup.Found
         let listed = lookup.index(for: layer, diffID: described.diffID, repository: repository,
@@ -102,9 +101,9 @@ final class GzipIndexLayerSource: LayerSource {
             sampling = true
             BlockingWorkPool.shared.async { sampled.fulfil(sample()) }
             let ranges = entry.prefetchRanges
-            if !ranges.isEmpty, ranges.last!.upperBound <= layer.size {
-                let leading = EarlyRanges.leading(ranges, upTo: Int64(options.headStreamBytes))
-                if !leading.isEmpty { early = EarlyRanges(source: blob, ranges: leading) }
+            if !ranges.isEmpty, ranges.last!.upperBound <= layer.size,
+               ranges.reduce(0, { $0 + $1.count }) <= Int64(options.headStreamBytes) {
+                early = EarlyRanges(source: blob, ranges: ranges)
             }
         }
         switch listed {
