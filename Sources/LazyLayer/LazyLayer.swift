@@ -335,12 +335,28 @@ public final class LazyLayer: Sendable {
         let index = self.index
         // A locale directory is ~130 KB compressed.
         let localeBudget = Int64(max(options.siblingReadaheadBytes, 256 << 10))
-        let groups = startupFiles.groups(hints, localeBudget: localeBudget) { file in
+        let cost = { (file: EntryID) -> Int64 in
             table.compressedBytes(of: index.chunks(of: file).compactMap { table.position(of: $0) })
+        }
+        var groups = startupFiles.groups(hints, localeBudget: localeBudget, bytes: cost)
+        if isProfiled {
+            // The prefetch brings what the profiled start reads, and these
+            // files are a guess beside it: one whose fetch costs far more
+            // than the file would take the link from the prefetch (a gzip
+            // index reaches a small file from the checkpoint before it, up
+            // to a span away: gcc's index fetched most of a span each for
+            // `gconv-modules.cache` and the zone file). Read, it is fetched then.
+            groups = groups.map { group in
+                group.filter { cost($0) <= max(Self.startupOverheadBytes, 4 * index.size(of: $0)) }
+            }.filter { !$0.isEmpty }
         }
         var budget = Int64(options.dependencyReadaheadBytes)
         readAhead(groups: groups, budget: &budget)
     }
+
+    /// What a start-up file of a profiled layer may cost to fetch beyond
+    /// four times its size.
+    static let startupOverheadBytes: Int64 = 64 << 10
 
     /// Start-up read-ahead from the image's config, at mount, before the
     /// container exists. Its program is a guess (a pod may run another

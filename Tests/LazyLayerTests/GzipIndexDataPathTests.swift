@@ -21,13 +21,15 @@ final class GzipIndexDataPathTests: XCTestCase {
     /// in blob order by small text files (`var/small-N.conf`) that share
     /// checkpoints, so one streamed request runs past 1 MiB into chunks
     /// whose ranges overlap.
-    func makeFixture(prioritized: [String] = [], tail: Bool = false) throws -> Fixture {
+    func makeFixture(prioritized: [String] = [], tail: Bool = false, spanBytes: Int64 = 32 << 10,
+                     extra: [String: [UInt8]] = [:]) throws -> Fixture {
         let directory = try TemporaryDirectory(prefix: "starling-gzindex-path")
         let root = directory.appending("rootfs")
         var files: [String: [UInt8]] = [:]
         for i in 0..<200 { files["etc/small-\(i).conf"] = textBytes(300 + i, seed: i) }
         for i in 0..<6 { files["usr/lib/lib\(i).so"] = randomBytes(150_000 + i * 1000, seed: UInt64(i + 1)) }
         files["usr/share/big.txt"] = textBytes(3 << 20, seed: 99)
+        files.merge(extra) { $1 }
         if tail {
             for i in 0..<4 { files["uzz/blob-\(i)"] = randomBytes(400_000, seed: UInt64(50 + i)) }
             for i in 0..<40 { files["var/small-\(i).conf"] = textBytes(2000 + i, seed: 500 + i) }
@@ -43,7 +45,7 @@ final class GzipIndexDataPathTests: XCTestCase {
         try Command.check(["gzip", "-n", "-6", tar])
         let blobPath = tar + ".gz"
         let blob = try [UInt8](Data(contentsOf: URL(fileURLWithPath: blobPath)))
-        let builder = try GzipSeekIndexBuilder(options: .init(spanBytes: 32 << 10, chunkBytes: 256 << 10))
+        let builder = try GzipSeekIndexBuilder(options: .init(spanBytes: spanBytes, chunkBytes: 256 << 10))
         try builder.consume(blob)
         let index = try builder.finish().prioritizing(prioritized)
         return Fixture(directory: directory, blobPath: blobPath, index: index, files: files)
@@ -122,6 +124,38 @@ final class GzipIndexDataPathTests: XCTestCase {
             XCTAssertEqual(try two.readAll(path: path), fixture.files[path], path)
         }
         XCTAssertEqual(halves.requestCount, before, "the listed files were all local")
+    }
+
+    /// A start-up file (glibc's gconv cache) that the index reaches only
+    /// from a checkpoint most of a megabyte before it is not read ahead
+    /// for a profiled layer, whose prefetch it would slow; without a
+    /// profile, the start-up read-ahead is all there is, and it is read.
+    func testAProfiledLayerSkipsStartUpGuessesThatCostFarMoreThanTheirFile() throws {
+        let gconv = "usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache"
+        let fixture = try makeFixture(prioritized: ["etc/small-7.conf"], spanBytes: 4 << 20,
+                                      extra: [gconv: textBytes(2_000, seed: 3)])
+        defer { fixture.directory.remove() }
+        let file = try XCTUnwrap(fixture.index.file(at: gconv))
+        let chunk = fixture.index.files[file].chunks[0]
+        let start = fixture.index.checkpoints[fixture.index.checkpoint(before: fixture.index.files[file].dataOffset)].firstByte
+        XCTAssertGreaterThan(chunk.compressedEnd - start, 512 << 10, "the fixture puts the file far from its checkpoint")
+
+        for (profiled, index) in [(true, fixture.index), (false, fixture.index.prioritizing([]))] {
+            let run = Fixture(directory: fixture.directory, blobPath: fixture.blobPath, index: index, files: fixture.files)
+            let source = CountingBlobSource(try LocalFileBlobSource(path: fixture.blobPath))
+            let layer = try lazy(run, source: source)
+            defer { layer.close() }
+            XCTAssertEqual(layer.isProfiled, profiled)
+            layer.readAheadStartup()
+            source.waitQuiet()
+            if profiled {
+                XCTAssertEqual(source.requestCount, 0, "nothing read ahead: \(source.requests)")
+            } else {
+                XCTAssertEqual(source.requestCount, 1, "the gconv cache read ahead")
+                XCTAssertEqual(try layer.readAll(path: gconv), fixture.files[gconv])
+                XCTAssertEqual(source.requestCount, 1, "and then read from the cache")
+            }
+        }
     }
 
     /// The prioritized files' ranges, read before the index arrived (as
