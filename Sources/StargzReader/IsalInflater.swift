@@ -1,16 +1,17 @@
 import CIsal
 
-/// ISA-L's streaming inflate, for the two places that decode DEFLATE while
-/// a container waits and cannot use libdeflate's whole-buffer call: a gzip
+/// ISA-L's streaming inflate, where Starling decodes DEFLATE while a
+/// container waits and libdeflate's whole-buffer call does not fit: a gzip
 /// index's reads, resumed at a checkpoint (a bit position and the 32 KiB
-/// window before it: `prime`, `setDictionary`), and Starling's own unpack
-/// of a plain layer as it downloads, member after member. It inflates the
-/// same bytes three to four times as fast as zlib here. zlib stays where a
-/// caller needs its stops at block boundaries (`ZlibInflater`, the index
-/// builder).
+/// window before it: `prime`, `setDictionary`); Starling's own unpack of a
+/// plain layer as it downloads, member after member; CVMFS objects and
+/// catalogs (`ZlibStream`), whose plain size a catalog may not state. It
+/// inflates the same bytes three to four times as fast as zlib here. zlib
+/// stays where a caller needs its stops at block boundaries
+/// (`ZlibInflater`, the index builder).
 ///
-/// The state lives on the heap (about 90 KB: its Huffman tables and
-/// output overflow buffer). Not for concurrent use: one thread at a time
+/// The state lives on the heap (87 KB: its Huffman tables and output
+/// overflow buffer). Not for concurrent use: one thread at a time
 /// (it may be handed from thread to thread between calls).
 public final class IsalInflater: @unchecked Sendable {
     public enum Framing: Sendable {
@@ -40,8 +41,8 @@ public final class IsalInflater: @unchecked Sendable {
         public var consumed: Int
         /// Output bytes written.
         public var produced: Int
-        /// The deflate stream (raw) or gzip member (gzip, trailer checked)
-        /// ended and all its output has been handed out.
+        /// The deflate stream (raw), gzip member or zlib stream (trailer
+        /// checked) ended and all its output has been handed out.
         public var streamEnded: Bool
     }
 
