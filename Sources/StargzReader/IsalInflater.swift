@@ -37,7 +37,9 @@ public final class IsalInflater: @unchecked Sendable {
     public struct Step: Sendable, Equatable {
         /// Input bytes consumed. When the stream ends, exactly the bytes up
         /// to its end (raw: the byte holding its last bit; gzip and zlib:
-        /// the trailer's last byte), though ISA-L reads ahead of the end.
+        /// the trailer's last byte), though ISA-L reads ahead of the end:
+        /// a caller adding the steps up finds the end. (Negative when the
+        /// end lies in bytes an earlier call took into ISA-L's bit buffer.)
         public var consumed: Int
         /// Output bytes written.
         public var produced: Int
