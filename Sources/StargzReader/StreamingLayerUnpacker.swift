@@ -53,6 +53,12 @@ public final class StreamingLayerUnpacker {
             let step = try buffer.withUnsafeMutableBytes { out in
                 try inflater.inflate(UnsafeRawBufferPointer(rebasing: bytes[cursor...]), into: out)
             }
+            // A member's end in bytes of an earlier piece cannot be stepped
+            // back to (ISA-L rewinds a gzip member's end itself; this
+            // guards the cursor).
+            guard step.consumed >= 0 else {
+                throw StargzError.decompressionFailed("a gzip member ended in bytes already passed")
+            }
             cursor += step.consumed
             if step.produced > 0 { try stage.push(Array(buffer[0..<step.produced])) }
             if step.streamEnded { memberEnded = true }
