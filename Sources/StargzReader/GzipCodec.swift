@@ -77,13 +77,7 @@ enum GzipCodec {
             stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
             stream.avail_in = uInt(inBuf.count)
             while true {
-                if produced == output.count {
-                    guard output.count < hardCap else {
-                        throw StargzError.decompressionFailed("gzip data expands past the limit of \(limit) bytes")
-                    }
-                    let grown = output.count > hardCap / 2 ? hardCap : output.count * 2
-                    output.append(contentsOf: repeatElement(0, count: grown - output.count))
-                }
+                if produced == output.count { try grow(&output, hardCap: hardCap, limit: limit, format: "gzip") }
                 let status: Int32 = output.withUnsafeMutableBufferPointer { outBuf in
                     let room = min(outBuf.count - produced, Int(UInt32.max))
                     stream.next_out = outBuf.baseAddress! + produced
@@ -116,6 +110,17 @@ enum GzipCodec {
         }
         output.removeSubrange(produced...)
         return output
+    }
+
+    /// A full output buffer doubled, up to `hardCap` (one byte past
+    /// `limit`, which tells "exactly at the limit" from "past it"); a
+    /// buffer already at the cap means the data expands past the limit.
+    static func grow(_ output: inout [UInt8], hardCap: Int, limit: Int, format: String) throws {
+        guard output.count < hardCap else {
+            throw StargzError.decompressionFailed("\(format) data expands past the limit of \(limit) bytes")
+        }
+        let grown = output.count > hardCap / 2 ? hardCap : output.count * 2
+        output.append(contentsOf: repeatElement(0, count: grown - output.count))
     }
 
     /// Inflates members until the input is consumed or `output` is full.
@@ -177,13 +182,7 @@ public enum ZlibStream {
         var output = [UInt8](repeating: 0, count: min(expected.map { $0 + 1 } ?? max(input.count * 4, 4096), hardCap))
         var consumed = 0, produced = 0
         while true {
-            if produced == output.count {
-                guard output.count < hardCap else {
-                    throw StargzError.decompressionFailed("zlib data expands past the limit of \(limit) bytes")
-                }
-                let grown = output.count > hardCap / 2 ? hardCap : output.count * 2
-                output.append(contentsOf: repeatElement(0, count: grown - output.count))
-            }
+            if produced == output.count { try GzipCodec.grow(&output, hardCap: hardCap, limit: limit, format: "zlib") }
             let step = try input.withUnsafeBytes { inBuf in
                 try output.withUnsafeMutableBytes { outBuf in
                     try inflater.inflate(UnsafeRawBufferPointer(rebasing: inBuf[consumed...]),

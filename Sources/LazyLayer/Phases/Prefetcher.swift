@@ -89,16 +89,22 @@ final class Prefetcher: @unchecked Sendable {
         return backOK.wait() && frontOK
     }
 
+    /// The chunks' compressed ranges and their total, when they are enough
+    /// for two streams (twice `prefetchSecondStreamBytes`); nil otherwise.
+    private func twoStreamCandidates(_ positions: [Int]) -> (ranges: [Range<Int64>], total: Int64)? {
+        let minimum = Int64(options.prefetchSecondStreamBytes)
+        guard minimum > 0, positions.count > 1 else { return nil }
+        let ranges = positions.map { fetcher.table.chunks[$0].compressedRange }
+        let total = ranges.reduce(Int64(0)) { $0 + Int64($1.count) }
+        return total >= 2 * minimum ? (ranges, total) : nil
+    }
+
     /// Listed files' chunks (in blob order) as two halves of about the same
     /// compressed bytes, when each half holds at least
     /// `prefetchSecondStreamBytes`: gcc's 24 MB through its gzip index
     /// went over one connection while its eStargz prefetch used two.
     private func halves(_ positions: [Int]) -> (front: [Int], back: [Int]) {
-        let minimum = Int64(options.prefetchSecondStreamBytes)
-        guard minimum > 0, positions.count > 1 else { return (positions, []) }
-        let ranges = positions.map { fetcher.table.chunks[$0].compressedRange }
-        let total = ranges.reduce(Int64(0)) { $0 + Int64($1.count) }
-        guard total >= 2 * minimum else { return (positions, []) }
+        guard let (ranges, total) = twoStreamCandidates(positions) else { return (positions, []) }
         // The cut, between 35 % and 65 % of the bytes, where the halves
         // share the fewest bytes: a gzip index's chunks of one span start
         // at its checkpoint, so a cut between them makes both halves fetch
@@ -130,11 +136,7 @@ final class Prefetcher: @unchecked Sendable {
     /// where the 16 MiB head would end left the front alone on its
     /// connection for 0.6 s.
     private func split(_ positions: [Int]) -> (front: [Int], back: [Int]) {
-        let minimum = Int64(options.prefetchSecondStreamBytes)
-        guard minimum > 0, positions.count > 1 else { return (positions, []) }
-        let ranges = positions.map { fetcher.table.chunks[$0].compressedRange }
-        let total = ranges.reduce(Int64(0)) { $0 + Int64($1.count) }
-        guard total >= 2 * minimum else { return (positions, []) }
+        guard let (ranges, total) = twoStreamCandidates(positions) else { return (positions, []) }
         let arrived = fetcher.transport.headBytesReceived
         var cut = 0
         var before: Int64 = 0
@@ -142,7 +144,7 @@ final class Prefetcher: @unchecked Sendable {
             before += Int64(ranges[cut].count)
             cut += 1
         }
-        guard cut < ranges.count, total - before >= minimum else { return (positions, []) }
+        guard cut < ranges.count, total - before >= Int64(options.prefetchSecondStreamBytes) else { return (positions, []) }
         fetcher.transport.endHead(at: ranges[cut].lowerBound)
         return (Array(positions[..<cut]), Array(positions[cut...]))
     }
