@@ -31,29 +31,55 @@ final class KubernetesDeployTests: XCTestCase {
         XCTAssertEqual(names.count, 1, k3s)
     }
 
+    /// Gives `root` the shared libraries the binary loads (as `ldd` finds
+    /// them here, at the same paths), so the script's check that the
+    /// binary runs on the node, chrooted into `root`, sees a node that has
+    /// them all, or all but `missing`.
+    func provideLibraries(to root: TemporaryDirectory, except missing: String? = nil) throws {
+        libraries = []
+        let listing = try Command.check(["ldd", StarlingBinary.path])
+        for line in listing.split(separator: "\n") {
+            guard let path = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first(where: { $0.hasPrefix("/") }).map(String.init) else { continue }
+            if let missing, (path as NSString).lastPathComponent == missing { continue }
+            try Command.check(["install", "-D", path, root.appending(String(path.dropFirst()))])
+            libraries.insert(String(path.dropFirst()))
+        }
+    }
+    private var libraries: Set<String> = []
+
     /// Runs the script against `root` with systemctl recorded, not run.
     func install(_ root: TemporaryDirectory, flavor: String, config: String? = nil) throws -> (output: String, calls: [String]) {
+        let result = try runInstall(root, flavor: flavor, config: config)
+        struct InstallFailed: Error { var status: Int32; var errors: String }
+        guard result.status == 0 else { throw InstallFailed(status: result.status, errors: result.errors) }
+        return (result.output, result.calls)
+    }
+
+    func runInstall(_ root: TemporaryDirectory, flavor: String,
+                    config: String? = nil) throws -> (status: Int32, output: String, errors: String, calls: [String]) {
         let calls = root.appending("../\((root.path as NSString).lastPathComponent).systemctl")
         try Data().write(to: URL(fileURLWithPath: calls))
         let recorder = root.appending("../\((root.path as NSString).lastPathComponent).record")
         try "#!/bin/sh\necho \"$*\" >> \(calls)\n".write(toFile: recorder, atomically: true, encoding: .utf8)
         chmod(recorder, 0o755)
-        let output = try Command.check(["env", "HOST_ROOT=\(root.path)", "CONTAINERD_FLAVOR=\(flavor)",
-                                        "STARLING_BINARY=\(StarlingBinary.path)",
-                                        "STARLING_UNIT=\(Self.repository)/systemd/starling.service",
-                                        "STARLING_CONFIG=\(config ?? Self.repository + "/deploy/kubernetes/base/config.toml")",
-                                        "SYSTEMCTL=\(recorder)", "sh", Self.script, "--once"])
+        let result = try Command.run(["env", "HOST_ROOT=\(root.path)", "CONTAINERD_FLAVOR=\(flavor)",
+                                      "STARLING_BINARY=\(StarlingBinary.path)",
+                                      "STARLING_UNIT=\(Self.repository)/systemd/starling.service",
+                                      "STARLING_CONFIG=\(config ?? Self.repository + "/deploy/kubernetes/base/config.toml")",
+                                      "SYSTEMCTL=\(recorder)", "sh", Self.script, "--once"])
         let recorded = try String(contentsOfFile: calls, encoding: .utf8).split(separator: "\n").map(String.init)
-        return (output, recorded)
+        return (result.status, result.stdout, result.stderr, recorded)
     }
 
-    /// Every file under `root` with its content digest and mode.
+    /// Every file under `root` with its content digest and mode, but the
+    /// libraries `provideLibraries` put there.
     func snapshot(_ root: String) throws -> [String: String] {
         let listing = try Command.check(["find", root, "-type", "f", "-printf", "%P %m %i\\n"])
         var files: [String: String] = [:]
         for line in listing.split(separator: "\n") {
             let parts = line.split(separator: " ")
             let path = String(parts[0])
+            if libraries.contains(path) { continue }
             let digest = try Command.check(["sha256sum", "\(root)/\(path)"]).prefix(64)
             files[path] = "\(parts[1]) \(parts[2]) \(digest)"
         }
@@ -63,6 +89,7 @@ final class KubernetesDeployTests: XCTestCase {
     func testNodeInstallForContainerdWritesOnceAndThenChangesNothing() throws {
         let root = try TemporaryDirectory(prefix: "starling-node")
         defer { root.remove() }
+        try provideLibraries(to: root)
         let original = """
             version = 2
             root = "/var/lib/containerd"
@@ -118,9 +145,35 @@ final class KubernetesDeployTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: root.appending("etc/starling/config.toml"), encoding: .utf8), "log_level = \"debug\"\n")
     }
 
+    /// A node without one of the binary's libraries (here libisal2, which
+    /// Starling gained late) keeps what it had: neither the binary nor
+    /// containerd's configuration is touched, and systemd is not asked to
+    /// run anything.
+    func testNodeInstallOnANodeMissingALibraryChangesNothing() throws {
+        let root = try TemporaryDirectory(prefix: "starling-node-nolib")
+        defer { root.remove() }
+        try provideLibraries(to: root, except: "libisal.so.2")
+        try FileManager.default.createDirectory(atPath: root.appending("etc/containerd"), withIntermediateDirectories: true)
+        try "version = 2\n".write(toFile: root.appending("etc/containerd/config.toml"), atomically: true, encoding: .utf8)
+        let before = try snapshot(root.path)
+
+        let refused = try runInstall(root, flavor: "containerd")
+        XCTAssertNotEqual(refused.status, 0, refused.output)
+        XCTAssertTrue(refused.errors.contains("does not run on this node, nothing changed"), refused.errors)
+        XCTAssertTrue(refused.errors.contains("libisal.so.2"), "the loader's message names the library: \(refused.errors)")
+        XCTAssertEqual(refused.calls, [])
+        XCTAssertEqual(try snapshot(root.path), before)
+
+        // With the library in place, the same command installs.
+        try provideLibraries(to: root)
+        let installed = try install(root, flavor: "containerd")
+        XCTAssertTrue(installed.output.contains("starling files changed, containerd configuration changed"), installed.output)
+    }
+
     func testNodeInstallForK3sWritesItsTemplateOnce() throws {
         let root = try TemporaryDirectory(prefix: "starling-node-k3s")
         defer { root.remove() }
+        try provideLibraries(to: root)
         let directory = root.appending("var/lib/rancher/k3s/agent/etc/containerd")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // The shape of what k3s renders for its containerd.

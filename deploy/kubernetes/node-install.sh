@@ -62,7 +62,34 @@ place() {
 
 [ -f "$STARLING_BINARY" ] || { echo "node-install: no binary at $STARLING_BINARY" >&2; exit 1; }
 [ -f "$STARLING_UNIT" ] || { echo "node-install: no unit at $STARLING_UNIT" >&2; exit 1; }
-place "$STARLING_BINARY" /usr/local/bin/starling 755 && changed_starling=1
+# The binary runs with the node's shared libraries (README, "Runtime
+# needs"). It is run there (`--version`, chrooted into HOST_ROOT) before it
+# replaces anything, so a node that lacks one (libisal2, say) keeps its
+# Starling, its unit and its containerd configuration as they were, instead
+# of a containerd pointed at a daemon that cannot start.
+binary=/usr/local/bin/starling
+if [ -f "$HOST_ROOT$binary" ] && cmp -s "$STARLING_BINARY" "$HOST_ROOT$binary"; then
+  candidate=$binary
+else
+  candidate=$binary.starling-check
+  mkdir -p "$HOST_ROOT/usr/local/bin"
+  cp "$STARLING_BINARY" "$HOST_ROOT$candidate"
+  chmod 755 "$HOST_ROOT$candidate"
+fi
+if ! chroot "${HOST_ROOT:-/}" "$candidate" --version > "$scratch/version" 2>&1; then
+  [ "$candidate" = "$binary" ] || rm -f "$HOST_ROOT$candidate"
+  echo "node-install: the starling binary does not run on this node, nothing changed:" >&2
+  sed 's/^/  /' "$scratch/version" >&2
+  echo "node-install: install the runtime packages the README lists (Debian 12: fuse3 libcurl4 libsqlite3-0 libssl3 zlib1g libzstd1 libdeflate0 libisal2 libstdc++6)" >&2
+  exit 1
+fi
+if [ "$candidate" = "$binary" ]; then
+  place "$STARLING_BINARY" $binary 755 && changed_starling=1   # the mode, if it differs
+else
+  mv -f "$HOST_ROOT$candidate" "$HOST_ROOT$binary"
+  echo "node-install: wrote $binary"
+  changed_starling=1
+fi
 place "$STARLING_UNIT" /etc/systemd/system/starling.service 644 && changed_starling=1
 if [ -f "$STARLING_CONFIG" ]; then
   # 0600: a [registry.host] section may hold a password.
