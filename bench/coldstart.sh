@@ -382,6 +382,12 @@ stop_load() {
 }
 trap 'stop_load; cleanup_work' EXIT
 
+# The daemons' binaries start with none of their pages in the page cache:
+# a binary just built or copied is there whole, and the kernel's
+# fault-around (it maps the cached pages around each one touched) then
+# makes more of it resident, so a fresh build of the same code peaked
+# higher than the copy that had been run before.
+evict_from_page_cache "$STARLING" "${BASE_STARLING:-}" "${STARGZ_GRPC:-}"
 declare -A total pull run rss warm
 for link in $LINKS; do
   for i in $(seq "$RUNS"); do

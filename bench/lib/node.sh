@@ -110,6 +110,19 @@ stop_last() { # SIGNAL: stops the newest process in pids
   wait "$pid" 2>/dev/null || true
   unset 'pids[-1]'
 }
+evict_from_page_cache() { # FILE...: written back, then their pages dropped from the page cache
+  sync
+  python3 - "$@" <<'PY'
+import os, sys
+for path in sys.argv[1:]:
+    if path and os.path.isfile(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+PY
+}
 unmount_under() { { grep -o " $1[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done; }
 
 # Removes what a benchmark started: its processes, the overlay and FUSE
